@@ -227,47 +227,89 @@ pub struct ReportBlock {
 }
 
 /// Client → relay: how the client receives each remote sender, plus its UDP round-trip time. The relay turns these
-/// into bitrate / FEC hints for the senders. Carries up to [`MAX_REPORT_BLOCKS`] blocks without allocating.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ReceiverReport {
+/// into bitrate / FEC hints for the senders. Zero-copy: decoded blocks stay in the datagram's bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceiverReport<'a> {
     /// The reporter's session token.
     pub token: SessionToken,
     /// Round-trip time to the relay in milliseconds, if measured (wire value 0xFFFF = unknown).
     pub rtt_ms: Option<u16>,
-    blocks: [ReportBlock; MAX_REPORT_BLOCKS],
-    len: u8,
+    blocks: Blocks<'a>,
 }
 
-impl ReceiverReport {
-    /// A report with no blocks.
+#[derive(Clone, Copy, Debug)]
+enum Blocks<'a> {
+    /// `count × 16` bytes straight from a received datagram.
+    Wire(&'a [u8]),
+    /// Blocks given by the sender.
+    Slice(&'a [ReportBlock]),
+}
+
+impl<'a> ReceiverReport<'a> {
+    /// A report to send; `None` if there are more than [`MAX_REPORT_BLOCKS`] blocks (send several reports).
     #[must_use]
-    pub const fn new(token: SessionToken, rtt_ms: Option<u16>) -> Self {
-        Self {
-            token,
-            rtt_ms,
-            blocks: [ReportBlock { source: PublicId(0), cumulative_lost: 0, jitter_samples: 0, fraction_lost: 0 };
-                MAX_REPORT_BLOCKS],
-            len: 0,
+    pub fn new(token: SessionToken, rtt_ms: Option<u16>, blocks: &'a [ReportBlock]) -> Option<Self> {
+        (blocks.len() <= MAX_REPORT_BLOCKS).then_some(Self { token, rtt_ms, blocks: Blocks::Slice(blocks) })
+    }
+
+    /// Number of blocks.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match self.blocks {
+            Blocks::Wire(b) => b.len() / REPORT_BLOCK_LEN,
+            Blocks::Slice(s) => s.len(),
         }
     }
 
-    /// Adds a block; returns `false` (and adds nothing) when the report is already full.
-    pub fn push(&mut self, block: ReportBlock) -> bool {
-        let i = usize::from(self.len);
-        if i >= MAX_REPORT_BLOCKS {
-            return false;
-        }
-        self.blocks[i] = block;
-        self.len += 1;
-        true
+    /// `true` when the report carries no block.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The blocks, in order.
-    #[must_use]
-    pub fn blocks(&self) -> &[ReportBlock] {
-        &self.blocks[..usize::from(self.len)]
+    pub fn blocks(&self) -> impl ExactSizeIterator<Item = ReportBlock> + 'a {
+        let (wire, slice): (&'a [u8], &'a [ReportBlock]) = match self.blocks {
+            Blocks::Wire(b) => (b, &[]),
+            Blocks::Slice(s) => (&[], s),
+        };
+        let from_wire = wire.chunks_exact(REPORT_BLOCK_LEN).map(|c| ReportBlock {
+            source: PublicId(be32(c, 0)),
+            cumulative_lost: be32(c, 4),
+            jitter_samples: be32(c, 8),
+            fraction_lost: c[12],
+        });
+        // Exactly one of the two is non-empty.
+        BlockIter { inner: from_wire.chain(slice.iter().copied()), left: self.len() }
     }
 }
+
+struct BlockIter<I> {
+    inner: I,
+    left: usize,
+}
+
+impl<I: Iterator<Item = ReportBlock>> Iterator for BlockIter<I> {
+    type Item = ReportBlock;
+    fn next(&mut self) -> Option<ReportBlock> {
+        let b = self.inner.next()?;
+        self.left = self.left.saturating_sub(1);
+        Some(b)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<I: Iterator<Item = ReportBlock>> ExactSizeIterator for BlockIter<I> {}
+
+impl PartialEq for ReceiverReport<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.token == other.token && self.rtt_ms == other.rtt_ms && self.blocks().eq(other.blocks())
+    }
+}
+
+impl Eq for ReceiverReport<'_> {}
 
 /// Any datagram, decoded zero-copy. Audio payloads borrow from the input; with a [`bytes::Bytes`] input, turn a
 /// payload back into `Bytes` without copying with [`bytes::Bytes::slice_ref`].
@@ -288,7 +330,7 @@ pub enum Datagram<'a> {
     /// Relay → client pong.
     Pong(Pong),
     /// Client → relay receiver report.
-    ReceiverReport(ReceiverReport),
+    ReceiverReport(ReceiverReport<'a>),
 }
 
 fn be16(b: &[u8], at: usize) -> u16 {
@@ -370,16 +412,11 @@ impl<'a> Datagram<'a> {
                 }
                 fixed_len(kind_byte, buf, REPORT_HEADER_LEN + count * REPORT_BLOCK_LEN)?;
                 let rtt = be16(buf, 8);
-                let mut report = ReceiverReport::new(SessionToken(be32(buf, 4)), (rtt != u16::MAX).then_some(rtt));
-                for chunk in buf[REPORT_HEADER_LEN..].chunks_exact(REPORT_BLOCK_LEN) {
-                    report.push(ReportBlock {
-                        source: PublicId(be32(chunk, 0)),
-                        cumulative_lost: be32(chunk, 4),
-                        jitter_samples: be32(chunk, 8),
-                        fraction_lost: chunk[12],
-                    });
-                }
-                Ok(Self::ReceiverReport(report))
+                Ok(Self::ReceiverReport(ReceiverReport {
+                    token: SessionToken(be32(buf, 4)),
+                    rtt_ms: (rtt != u16::MAX).then_some(rtt),
+                    blocks: Blocks::Wire(&buf[REPORT_HEADER_LEN..]),
+                }))
             }
         }
     }
@@ -426,7 +463,7 @@ impl<'a> Datagram<'a> {
             Self::AudioDown(a) => AUDIO_HEADER_LEN + a.payload.len(),
             Self::Hello(_) | Self::HelloAck(_) => HELLO_LEN,
             Self::Ping(_) | Self::Pong(_) => PING_LEN,
-            Self::ReceiverReport(r) => REPORT_HEADER_LEN + r.blocks().len() * REPORT_BLOCK_LEN,
+            Self::ReceiverReport(r) => REPORT_HEADER_LEN + r.len() * REPORT_BLOCK_LEN,
         }
     }
 
@@ -462,8 +499,8 @@ impl<'a> Datagram<'a> {
                 out.put_u64(p.echo);
             }
             Self::ReceiverReport(r) => {
-                // `len` never exceeds MAX_REPORT_BLOCKS (16), so it fits the count byte.
-                out.put_slice(&[VERSION, PacketKind::ReceiverReport as u8, 0, r.len]);
+                // `len` never exceeds MAX_REPORT_BLOCKS (16): `new` and `decode` both refuse more.
+                out.put_slice(&[VERSION, PacketKind::ReceiverReport as u8, 0, r.len() as u8]);
                 out.put_u32(r.token.0);
                 out.put_u16(r.rtt_ms.unwrap_or(u16::MAX));
                 out.put_u16(0);

@@ -56,7 +56,11 @@ fn member() -> impl Strategy<Value = Member> {
 
 fn client_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
-        (name(), prop_oneof![name().prop_map(Credential::Password), "[A-Za-z0-9._-]{0,300}".prop_map(Credential::Token)], name())
+        (
+            name(),
+            prop_oneof![name().prop_map(Credential::Password), "[A-Za-z0-9._-]{0,300}".prop_map(Credential::Token)],
+            name()
+        )
             .prop_map(|(user, credential, client)| ClientMessage::Login { user, credential, client }),
         (any::<u32>(), any::<[u8; 32]>())
             .prop_map(|(t, s)| ClientMessage::Resume { token: SessionToken(t), secret: SecretBytes(s) }),
@@ -119,10 +123,8 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
             ServerMessage::BitrateHint { bitrate_bps, fec, expected_loss_pct }
         }),
         Just(ServerMessage::RoomLeft),
-        (any::<u16>(), "\\PC{0,100}")
-            .prop_map(|(c, message)| ServerMessage::Error { code: ErrorCode(c), message }),
-        (any::<u16>(), "\\PC{0,100}")
-            .prop_map(|(c, message)| ServerMessage::Goodbye { code: ErrorCode(c), message }),
+        (any::<u16>(), "\\PC{0,100}").prop_map(|(c, message)| ServerMessage::Error { code: ErrorCode(c), message }),
+        (any::<u16>(), "\\PC{0,100}").prop_map(|(c, message)| ServerMessage::Goodbye { code: ErrorCode(c), message }),
         any::<u64>().prop_map(|nonce| ServerMessage::Ping { nonce }),
         any::<u64>().prop_map(|nonce| ServerMessage::Pong { nonce }),
     ]
@@ -155,11 +157,17 @@ proptest! {
         roundtrip_datagram(Datagram::HelloAck(ack));
         roundtrip_datagram(Datagram::Ping(Ping { token: SessionToken(token), echo: counter }));
         roundtrip_datagram(Datagram::Pong(Pong { echo: counter }));
-        let mut r = ReceiverReport::new(SessionToken(token), rtt);
-        for (source, lost, jitter, frac) in blocks {
-            let block = ReportBlock { source: PublicId(source), cumulative_lost: lost, jitter_samples: jitter, fraction_lost: frac };
-            prop_assert!(r.push(block));
-        }
+        let blocks: Vec<_> = blocks
+            .into_iter()
+            .map(|(source, lost, jitter, frac)| ReportBlock {
+                source: PublicId(source),
+                cumulative_lost: lost,
+                jitter_samples: jitter,
+                fraction_lost: frac,
+            })
+            .collect();
+        let r = ReceiverReport::new(SessionToken(token), rtt, &blocks).unwrap();
+        prop_assert_eq!(r.blocks().collect::<Vec<_>>(), blocks.clone());
         roundtrip_datagram(Datagram::ReceiverReport(r));
     }
 

@@ -65,9 +65,11 @@ fn vectors() -> Vec<(&'static str, Expect)> {
         AudioHeader { flags: AudioFlags::END_OF_TALKSPURT, target: WhisperTarget(3), seq: Seq(1001), ..h },
         &[0xF8, 0xFF, 0xFE],
     );
-    let mut report = ReceiverReport::new(TOKEN, Some(48));
-    report.push(ReportBlock { source: PublicId(7), cumulative_lost: 12, jitter_samples: 1440, fraction_lost: 5 });
-    report.push(ReportBlock { source: PublicId(9), cumulative_lost: 0, jitter_samples: 240, fraction_lost: 0 });
+    let blocks = [
+        ReportBlock { source: PublicId(7), cumulative_lost: 12, jitter_samples: 1440, fraction_lost: 5 },
+        ReportBlock { source: PublicId(9), cumulative_lost: 0, jitter_samples: 240, fraction_lost: 0 },
+    ];
+    let report = ReceiverReport::new(TOKEN, Some(48), &blocks).expect("2 blocks fit");
     let config = ChannelConfig {
         bitrate_bps: 32_000,
         frame_ms: 20,
@@ -148,7 +150,13 @@ fn vectors() -> Vec<(&'static str, Expect)> {
             "s_room_list",
             Expect::Server(ServerMessage::RoomList {
                 rooms: vec![
-                    RoomInfo { name: "lobby".into(), members: 3, max_users: 25, has_password: false, allow_voice: true },
+                    RoomInfo {
+                        name: "lobby".into(),
+                        members: 3,
+                        max_users: 25,
+                        has_password: false,
+                        allow_voice: true,
+                    },
                     RoomInfo { name: "staff".into(), members: 0, max_users: 0, has_password: true, allow_voice: true },
                 ],
             }),

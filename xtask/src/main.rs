@@ -1,1 +1,171 @@
-fn main() {}
+//! `cargo xtask` — the project's task runner. It makes the README's two commands work on a fresh machine that has
+//! only a Rust toolchain, a C compiler and Python 3.
+//!
+//! The one system dependency is libopus (through `audiopus_sys`), which is found or built as follows, first match
+//! wins, and nothing needs root:
+//!
+//! 1. `LIBOPUS_LIB_DIR` / `OPUS_LIB_DIR` set by the user: used as is.
+//! 2. A system libopus that `pkg-config` finds (e.g. Debian's `libopus-dev`): linked directly (~3 s).
+//! 3. A `cmake` on `PATH`: `audiopus_sys` builds its bundled libopus with it (~25–50 s, once).
+//! 4. Otherwise CMake 3.x is installed from PyPI with `python3 -m pip install --target target/tools/cmake "cmake<4"`
+//!    (about 30 MB, inside the build directory, once), put first on `PATH`, and step 3 applies.
+//!
+//! `CMAKE_POLICY_VERSION_MINIMUM=3.5` is always set (also in `.cargo/config.toml`) because the bundled libopus's
+//! CMakeLists predates CMake 3.5, which CMake 4 refuses without it.
+//!
+//! Commands: `demo`, `test`, `ci`, `env` (print the `export` lines for a shell: `eval "$(cargo xtask env)"`).
+
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => ("help", &[][..]),
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default();
+    let result = match cmd {
+        "demo" => provision(&root, true).and_then(|envs| demo(&root, &envs, rest)),
+        "test" => provision(&root, true).and_then(|envs| test(&root, &envs, rest)),
+        "ci" => provision(&root, true).and_then(|envs| ci(&root, &envs)),
+        "env" => provision(&root, false).map(|envs| print_env(&envs)),
+        _ => {
+            eprintln!("usage: cargo xtask <demo|test|ci|env> [args for cargo]");
+            eprintln!("  demo  provision libopus, then run the end-to-end demo (release build)");
+            eprintln!("  test  provision libopus, then run the whole test suite");
+            eprintln!("  ci    everything .ci/run checks: fmt, clippy, docs, tests, benches and fuzz targets built");
+            eprintln!("  env   provision, then print `export` lines for your shell: eval \"$(cargo xtask env)\"");
+            return if cmd == "help" || cmd == "--help" { ExitCode::SUCCESS } else { ExitCode::from(2) };
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Envs = Vec<(String, OsString)>;
+
+fn say(loud: bool, msg: &str) {
+    if loud {
+        eprintln!("xtask: {msg}");
+    }
+}
+
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Finds or installs what the libopus build needs; returns the environment to run cargo with.
+fn provision(root: &Path, loud: bool) -> Result<Envs, String> {
+    let mut envs: Envs = vec![("CMAKE_POLICY_VERSION_MINIMUM".into(), "3.5".into())];
+    if env::var_os("LIBOPUS_LIB_DIR").is_some() || env::var_os("OPUS_LIB_DIR").is_some() {
+        say(loud, "libopus: using LIBOPUS_LIB_DIR/OPUS_LIB_DIR from the environment");
+        return Ok(envs);
+    }
+    if succeeds(Command::new("pkg-config").args(["--exists", "opus"])) {
+        say(loud, "libopus: system library found by pkg-config; linking it");
+        return Ok(envs);
+    }
+    if succeeds(Command::new("cmake").arg("--version")) {
+        say(loud, "libopus: no system library; building the bundled one with the cmake on PATH (once)");
+        return Ok(envs);
+    }
+    let tools = root.join("target/tools/cmake");
+    let bin = match find_cmake_bin(&tools) {
+        Some(bin) => bin,
+        None => {
+            say(
+                loud,
+                "libopus: no system library and no cmake; installing CMake 3.x from PyPI into target/tools/cmake",
+            );
+            say(
+                loud,
+                "         (python3 -m pip install --target target/tools/cmake \"cmake<4\"; no root needed, done once)",
+            );
+            let python = if succeeds(Command::new("python3").arg("--version")) { "python3" } else { "python" };
+            let status = Command::new(python)
+                .env("PIP_ROOT_USER_ACTION", "ignore")
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-script-location"])
+                .arg("--target")
+                .arg(&tools)
+                .arg("cmake>=3.20,<4")
+                .status()
+                .map_err(|e| format!("could not run {python} -m pip: {e}"))?;
+            if !status.success() {
+                return Err(format!(
+                    "installing cmake from PyPI failed ({status}). Install one of: cmake, or libopus-dev + pkg-config, \
+                     or set LIBOPUS_LIB_DIR to a directory holding libopus; then run the command again."
+                ));
+            }
+            find_cmake_bin(&tools).ok_or("pip installed cmake but its binary was not found under target/tools/cmake")?
+        }
+    };
+    say(loud, &format!("libopus: building the bundled one with {} (once)", bin.join("cmake").display()));
+    let path = env::var_os("PATH").unwrap_or_default();
+    let joined = env::join_paths(std::iter::once(bin).chain(env::split_paths(&path)))
+        .map_err(|e| format!("cannot extend PATH: {e}"))?;
+    envs.push(("PATH".into(), joined));
+    Ok(envs)
+}
+
+/// The directory holding the `cmake` binary of the PyPI wheel (`cmake/data/bin/cmake`), if installed.
+fn find_cmake_bin(tools: &Path) -> Option<PathBuf> {
+    let bin = tools.join("cmake/data/bin");
+    let ok = bin.join("cmake").is_file() && succeeds(Command::new(bin.join("cmake")).arg("--version"));
+    ok.then_some(bin)
+}
+
+fn print_env(envs: &Envs) {
+    for (k, v) in envs {
+        let v = v.to_string_lossy().replace('\'', r"'\''");
+        println!("export {k}='{v}'");
+    }
+}
+
+fn cargo(root: &Path, envs: &Envs, args: &[&str], extra: &[String]) -> Result<(), String> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!(
+        "xtask: cargo {}",
+        args.iter().map(|s| s.to_string()).chain(extra.iter().cloned()).collect::<Vec<_>>().join(" ")
+    );
+    let status = Command::new(cargo)
+        .args(args)
+        .args(extra)
+        .current_dir(root)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .status()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`cargo {}` failed ({status})", args.join(" "))) }
+}
+
+fn demo(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {
+    let mut args = vec!["run", "--release", "--quiet", "-p", "voice-examples", "--bin", "demo"];
+    if !extra.is_empty() {
+        args.push("--");
+    }
+    cargo(root, envs, &args, extra)
+}
+
+fn test(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {
+    cargo(root, envs, &["test", "--workspace"], extra)
+}
+
+fn ci(root: &Path, envs: &Envs) -> Result<(), String> {
+    cargo(root, envs, &["fmt", "--all", "--check"], &[])?;
+    cargo(root, envs, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    let mut doc_envs = envs.clone();
+    doc_envs.push(("RUSTDOCFLAGS".into(), "-D warnings".into()));
+    cargo(root, &doc_envs, &["doc", "--workspace", "--no-deps"], &[])?;
+    test(root, envs, &[])?;
+    cargo(root, envs, &["bench", "--workspace", "--no-run"], &[])?;
+    cargo(root, envs, &["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"], &[])?;
+    eprintln!("xtask: ci passed");
+    Ok(())
+}

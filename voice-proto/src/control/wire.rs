@@ -34,7 +34,7 @@ pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, ControlError> {
     if len < FRAME_HEADER_LEN {
         return Err(ControlError::FrameTooShort { len });
     }
-    if buf.len() >= LEN_PREFIX + 1 && buf[LEN_PREFIX] != VERSION {
+    if buf.len() > LEN_PREFIX && buf[LEN_PREFIX] != VERSION {
         return Err(ControlError::UnsupportedVersion(buf[LEN_PREFIX]));
     }
     if buf.len() < LEN_PREFIX + len {

@@ -1,0 +1,31 @@
+//! Replays the checked-in fuzz corpus (`fuzz/corpus/<target>/`) through the same bodies the fuzz targets run, on
+//! stable Rust, as an ordinary test.
+
+use std::path::Path;
+
+fn replay(target: &str, body: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("directory entry").path();
+        let data = std::fs::read(&path).expect("corpus file");
+        body(&data);
+        n += 1;
+    }
+    assert!(n > 0, "corpus {target} is empty");
+}
+
+#[test]
+fn datagram_corpus() {
+    replay("datagram", voice_proto::fuzzing::datagram);
+}
+
+#[test]
+fn audio_open_corpus() {
+    replay("audio_open", voice_proto::fuzzing::audio_open);
+}
+
+#[test]
+fn control_stream_corpus() {
+    replay("control_stream", voice_proto::fuzzing::control_stream);
+}
