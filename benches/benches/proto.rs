@@ -111,6 +111,28 @@ fn aead_choice(c: &mut Criterion) {
             })
         });
     }
+    // RustCrypto's implementations, same payload, AAD and nonce scheme.
+    {
+        use aes_gcm::aead::{AeadInPlace, KeyInit};
+        let aes = aes_gcm::Aes256Gcm::new_from_slice(&[3; 32]).unwrap();
+        let chacha = chacha20poly1305::ChaCha20Poly1305::new_from_slice(&[3; 32]).unwrap();
+        fn run<A: AeadInPlace<NonceSize = aes_gcm::aead::consts::U12>>(b: &mut criterion::Bencher<'_>, a: &A) {
+            let aad = [1u8; 22];
+            let mut buf = [0u8; PAYLOAD];
+            let mut seq = 0u64;
+            b.iter(|| {
+                seq += 1;
+                let mut n = [0u8; 12];
+                n[4..].copy_from_slice(&seq.to_be_bytes());
+                let nonce = aes_gcm::aead::generic_array::GenericArray::from_slice(&n);
+                let tag = a.encrypt_in_place_detached(nonce, &aad, &mut buf).unwrap();
+                a.decrypt_in_place_detached(nonce, &aad, &mut buf, &tag).unwrap();
+                black_box(buf[0])
+            })
+        }
+        g.bench_function("rustcrypto_aes256gcm_seal_open_120", |b| run(b, &aes));
+        g.bench_function("rustcrypto_chacha20poly1305_seal_open_120", |b| run(b, &chacha));
+    }
     g.finish();
 }
 

@@ -22,6 +22,7 @@ use crate::types::{KeyId, PublicId, SessionToken};
 /// Length of a media key and of a session secret.
 pub const KEY_LEN: usize = 32;
 
+#[inline]
 fn nonce(sender: PublicId, header: &AudioHeader) -> Nonce {
     let mut n = [0u8; aead::NONCE_LEN];
     n[..4].copy_from_slice(&sender.0.to_be_bytes());

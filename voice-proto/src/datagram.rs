@@ -54,6 +54,7 @@ pub enum PacketKind {
 impl PacketKind {
     /// The kind for a wire byte, if any.
     #[must_use]
+    #[inline]
     pub const fn from_u8(b: u8) -> Option<Self> {
         Some(match b {
             0x01 => Self::AudioUp,
@@ -69,6 +70,7 @@ impl PacketKind {
 
     /// `true` for kinds a client sends to the relay.
     #[must_use]
+    #[inline]
     pub const fn is_from_client(self) -> bool {
         matches!(self, Self::AudioUp | Self::Hello | Self::Ping | Self::ReceiverReport)
     }
@@ -115,6 +117,7 @@ pub struct AudioHeader {
 
 impl AudioHeader {
     /// Writes the 22-byte header with `kind` and `id` (token or public id) into `out`.
+    #[inline]
     pub(crate) fn write(&self, kind: PacketKind, id: u32, out: &mut [u8; AUDIO_HEADER_LEN]) {
         out[0] = VERSION;
         out[1] = kind as u8;
@@ -126,6 +129,7 @@ impl AudioHeader {
         out[20..22].copy_from_slice(&self.target.0.to_be_bytes());
     }
 
+    #[inline]
     fn read(b: &[u8; AUDIO_HEADER_LEN]) -> (u32, Self) {
         let id = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
         let seq = u64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
@@ -145,6 +149,7 @@ impl AudioHeader {
     ///
     /// The sender computes it with its own public id, so the relay's rewrite (token → public id) leaves it intact.
     #[must_use]
+    #[inline]
     pub fn aad(&self, sender: PublicId) -> [u8; AUDIO_HEADER_LEN] {
         let mut out = [0u8; AUDIO_HEADER_LEN];
         self.write(PacketKind::AudioDown, sender.0, &mut out);
@@ -333,25 +338,48 @@ pub enum Datagram<'a> {
     ReceiverReport(ReceiverReport<'a>),
 }
 
+#[inline]
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
+#[inline]
 fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
+#[inline]
 fn be64(b: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&b[at..at + 8]);
     u64::from_be_bytes(w)
 }
 
+#[inline]
 fn fixed_len(kind: u8, buf: &[u8], expected: usize) -> Result<(), DecodeError> {
     if buf.len() == expected { Ok(()) } else { Err(DecodeError::BadLength { kind, expected, len: buf.len() }) }
 }
 
 impl<'a> Datagram<'a> {
     /// Decodes and validates any datagram. Never panics, never reads past `buf`.
+    #[inline]
     pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        Self::decode_dir(buf, None)
+    }
+
+    /// Decodes a datagram received by the relay: kinds only a relay sends are refused.
+    #[inline]
+    pub fn decode_from_client(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        Self::decode_dir(buf, Some(true))
+    }
+
+    /// Decodes a datagram received by a client: kinds only a client sends are refused.
+    #[inline]
+    pub fn decode_from_relay(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        Self::decode_dir(buf, Some(false))
+    }
+
+    /// `from_client`: `Some(true)` at the relay, `Some(false)` at a client, `None` to accept both directions.
+    #[inline]
+    fn decode_dir(buf: &'a [u8], from_client: Option<bool>) -> Result<Self, DecodeError> {
         let len = buf.len();
         if len == 0 {
             return Ok(Self::Keepalive);
@@ -367,6 +395,9 @@ impl<'a> Datagram<'a> {
         }
         let kind_byte = buf[1];
         let kind = PacketKind::from_u8(kind_byte).ok_or(DecodeError::UnknownKind(kind_byte))?;
+        if from_client.is_some_and(|c| c != kind.is_from_client()) {
+            return Err(DecodeError::WrongDirection(kind_byte));
+        }
         match kind {
             PacketKind::AudioUp | PacketKind::AudioDown => {
                 let Some((head, payload)) = buf.split_first_chunk::<AUDIO_HEADER_LEN>() else {
@@ -421,26 +452,9 @@ impl<'a> Datagram<'a> {
         }
     }
 
-    /// Decodes a datagram received by the relay: kinds only a relay sends are refused.
-    pub fn decode_from_client(buf: &'a [u8]) -> Result<Self, DecodeError> {
-        let d = Self::decode(buf)?;
-        match d.kind() {
-            Some(k) if !k.is_from_client() => Err(DecodeError::WrongDirection(k as u8)),
-            _ => Ok(d),
-        }
-    }
-
-    /// Decodes a datagram received by a client: kinds only a client sends are refused.
-    pub fn decode_from_relay(buf: &'a [u8]) -> Result<Self, DecodeError> {
-        let d = Self::decode(buf)?;
-        match d.kind() {
-            Some(k) if k.is_from_client() => Err(DecodeError::WrongDirection(k as u8)),
-            _ => Ok(d),
-        }
-    }
-
     /// The datagram's kind (`None` for the keepalive, which has no kind byte).
     #[must_use]
+    #[inline]
     pub const fn kind(&self) -> Option<PacketKind> {
         Some(match self {
             Self::Keepalive => return None,
@@ -456,6 +470,7 @@ impl<'a> Datagram<'a> {
 
     /// Bytes [`Datagram::encode`] writes.
     #[must_use]
+    #[inline]
     pub fn encoded_len(&self) -> usize {
         match self {
             Self::Keepalive => 0,
@@ -469,6 +484,7 @@ impl<'a> Datagram<'a> {
 
     /// Appends the wire form to `out`. Encoding cannot fail; an audio payload longer than the protocol allows gives
     /// a datagram receivers drop (the sealing functions refuse such payloads earlier).
+    #[inline]
     pub fn encode<B: BufMut + ?Sized>(&self, out: &mut B) {
         match self {
             Self::Keepalive => {}
@@ -539,6 +555,7 @@ pub(crate) fn hello_mac_input(kind: PacketKind, id: u32, counter: u64) -> [u8; 1
 /// The relay calls this once per packet on its receive buffer, then shares the same bytes (e.g. a frozen
 /// [`bytes::BytesMut`]) with every recipient. Fails, leaving `buf` untouched, if `buf` is not a valid
 /// client → relay audio datagram.
+#[inline]
 pub fn rewrite_up_to_down(buf: &mut [u8], sender: PublicId) -> Result<(), DecodeError> {
     match Datagram::decode(buf)? {
         Datagram::AudioUp(_) => {

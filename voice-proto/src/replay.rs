@@ -36,6 +36,7 @@ impl ReplayWindow {
     }
 
     /// Would `seq` be accepted? Changes nothing.
+    #[inline]
     pub fn check(&self, seq: Seq) -> Result<(), ReplayError> {
         let Some(top) = self.top else { return Ok(()) };
         if seq.0 > top {
@@ -48,6 +49,7 @@ impl ReplayWindow {
         if self.bit(back) { Err(ReplayError::Duplicate) } else { Ok(()) }
     }
 
+    #[inline]
     fn bit(&self, back: u64) -> bool {
         let (w, b) = ((back / 64) as usize, back % 64);
         self.bits[w] >> b & 1 == 1
@@ -68,6 +70,7 @@ impl ReplayWindow {
     }
 
     /// Records `seq` as accepted. Call only for a packet that authenticated; prefer [`ReplayWindow::open`].
+    #[inline]
     pub fn commit(&mut self, seq: Seq) {
         match self.top {
             None => {
