@@ -69,6 +69,7 @@ fn main() {
                     "max_shrink" => tuning.max_shrink = v,
                     "max_expand" => tuning.max_expand = v,
                     "deadband_ms" => tuning.deadband_ms = v,
+                    "fec_after_wait" => tuning.fec_after_wait = v,
                     _ => usage(),
                 }
             }

@@ -135,22 +135,26 @@ pub struct Tuning {
     pub max_expand: f64,
     /// No stretch while the depth is within this many ms of the target.
     pub deadband_ms: f64,
+    /// When giving up a frame whose successor is buffered after waiting for it, recover it with FEC (1) rather
+    /// than skip it (0) even though playout is behind.
+    pub fec_after_wait: f64,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
         Self {
-            quantile: 0.95,
+            quantile: 0.975,
             forget: 0.9993,
             peak_decay: 0.97,
             peak_weight: 0.0,
             margin_ms: 0.0,
-            wait_fec_ms: 20.0,
-            wait_gap_ms: 120.0,
+            wait_fec_ms: 40.0,
+            wait_gap_ms: 40.0,
             wait_empty_ms: 500.0,
-            max_shrink: 0.25,
+            max_shrink: 0.5,
             max_expand: 0.25,
             deadband_ms: 4.0,
+            fec_after_wait: 1.0,
         }
     }
 }

@@ -184,9 +184,13 @@ pub fn generate(spec: &TraceSpec) -> Vec<TracePacket> {
             Model::Gamma30Ge5 => {
                 // Gilbert–Elliott: 5% average loss in bursts of ~3 packets.
                 ge_bad = if ge_bad { rng.uniform() > 1.0 / 3.0 } else { rng.uniform() < 0.0175 };
-                (rng.gamma(4.0, 15.0), ge_bad)
+                (rng.gamma(1.5, 24.0), ge_bad)
             }
-            Model::Pareto30L2 => ((rng.pareto(4.0, 1.4) - 4.0).min(1_000.0), rng.uniform() < 0.02),
+            Model::Pareto30L2 => {
+                // A gamma body with a Pareto tail on one packet in five, capped at 1 s.
+                let jitter = if rng.uniform() < 0.2 { rng.pareto(20.0, 1.7) } else { rng.gamma(2.0, 4.0) };
+                (jitter.min(1_000.0), rng.uniform() < 0.02)
+            }
             Model::Spike5L2 => {
                 if spike.is_none() && rng.uniform() < 20.0 / 25_000.0 {
                     spike = Some((send_ms, 100.0 + 300.0 * rng.uniform()));

@@ -27,13 +27,11 @@ impl<P: Clone> JitterBuffer<P> {
         let Some(first) = self.heap.peek() else {
             return false;
         };
+        let delay_us = now_us - first.media_us - self.estimator.min_offset_us();
         let ready = match self.config.policy {
-            // The seed's watermark: at least `delay` of audio buffered.
-            Policy::Fixed { delay } => self.heap.len() as i64 * self.frame_us >= micros(delay),
-            Policy::Adaptive => {
-                let delay_us = now_us - first.media_us - self.estimator.min_offset_us();
-                delay_us >= target_us - self.frame_us / 2
-            }
+            // The watermark: the first frame waits until it is `delay` older than the fastest packet would be.
+            Policy::Fixed { .. } => delay_us >= target_us,
+            Policy::Adaptive => delay_us >= target_us - self.frame_us / 2,
         };
         if !ready {
             return false;
@@ -78,8 +76,10 @@ impl<P: Clone> JitterBuffer<P> {
             };
             let gap = first.key.wrapping_sub(self.next_key);
             if gap == 0 {
-                if adaptive && delay_us > max_us + self.frame_us && self.heap.len() > 1 {
-                    // Beyond the app's bound with more audio behind: drop this frame rather than play it late.
+                let bound_us = if adaptive { max_us } else { target_us };
+                if delay_us > bound_us + self.frame_us && self.heap.len() > 1 {
+                    // Beyond the bound (the app's maximum; the fixed policy's watermark) with more audio behind:
+                    // drop this frame rather than play it later still.
                     self.heap.pop();
                     self.stats.discarded += 1;
                     self.advance(1, false);
@@ -87,20 +87,22 @@ impl<P: Clone> JitterBuffer<P> {
                 }
                 return self.play(delay_us, target_us);
             }
-            if adaptive {
-                // Playout is behind its target and the frame is missing anyway: skip it without a slot.
-                let spare = delay_us - target_us - (t.deadband_ms * 1_000.0) as i64;
-                let skip = u64::try_from(spare / self.frame_us).unwrap_or(0).min(gap);
-                if skip > 0 {
-                    self.stats.skipped_frames += skip;
-                    self.advance(skip, false);
-                    continue;
-                }
-            }
             let wait_ms = if gap == 1 { t.wait_fec_ms } else { t.wait_gap_ms };
             if delay_us < limit_after(wait_ms) {
                 // Worth waiting one more slot for the missing frame: conceal without moving on.
                 return self.conceal();
+            }
+            // Giving the frame up. If playout is a whole frame or more behind its target, the slots already
+            // concealed while waiting stand for it: skip it without a slot.
+            let spare = delay_us - target_us - (t.deadband_ms * 1_000.0) as i64;
+            let mut skip = u64::try_from(spare / self.frame_us).unwrap_or(0).min(gap);
+            if gap == 1 && t.fec_after_wait >= 0.5 {
+                skip = 0;
+            }
+            if skip > 0 {
+                self.stats.skipped_frames += skip;
+                self.advance(skip, false);
+                continue;
             }
             self.stalled_slots = 0;
             if gap == 1 {
