@@ -60,6 +60,7 @@ fn main() {
                 match k {
                     "quantile" => tuning.quantile = v,
                     "forget" => tuning.forget = v,
+                    "wait_quantile" => tuning.wait_quantile = v,
                     "peak_decay" => tuning.peak_decay = v,
                     "peak_weight" => tuning.peak_weight = v,
                     "margin_ms" => tuning.margin_ms = v,

@@ -115,6 +115,8 @@ impl Config {
 pub struct Tuning {
     /// Quantile of the long-term delay histogram used as the target.
     pub quantile: f64,
+    /// A higher quantile: a missing frame is waited for at least until playout reaches it.
+    pub wait_quantile: f64,
     /// Per-packet forgetting factor of the histogram.
     pub forget: f64,
     /// Per-packet decay factor of the short-term peak estimate.
@@ -144,6 +146,7 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             quantile: 0.975,
+            wait_quantile: 0.99,
             forget: 0.9993,
             peak_decay: 0.97,
             peak_weight: 0.0,

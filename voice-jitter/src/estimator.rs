@@ -29,13 +29,12 @@ pub(crate) struct DelayEstimator {
     weight: f64,
     /// Sum of `hist`.
     total: f64,
-    /// Bin of the tracked quantile.
-    q_bin: usize,
-    /// Mass strictly above `q_bin`.
-    above: f64,
+    /// The target quantile.
+    target: QuantileTracker,
+    /// A higher quantile: how long a missing frame is worth waiting for.
+    wait: QuantileTracker,
     /// Short-term peak of relative delay, µs.
     peak_us: f64,
-    quantile: f64,
     forget: f64,
     peak_decay: f64,
 }
@@ -48,10 +47,9 @@ impl DelayEstimator {
             hist: [0.0; BINS],
             weight: 1.0,
             total: 0.0,
-            q_bin: 0,
-            above: 0.0,
+            target: QuantileTracker::new(tuning.quantile),
+            wait: QuantileTracker::new(tuning.wait_quantile),
             peak_us: 0.0,
-            quantile: tuning.quantile.clamp(0.5, 0.9999),
             forget: tuning.forget.clamp(0.9, 1.0),
             peak_decay: tuning.peak_decay.clamp(0.0, 1.0),
         }
@@ -98,22 +96,8 @@ impl DelayEstimator {
         let w = self.weight;
         self.hist[bin] += w;
         self.total += w;
-        if self.total == w {
-            // First sample: the quantile is its bin.
-            self.q_bin = bin;
-            self.above = 0.0;
-        } else if bin > self.q_bin {
-            self.above += w;
-        }
-        let tail = (1.0 - self.quantile) * self.total;
-        while self.above > tail && self.q_bin + 1 < BINS {
-            self.q_bin += 1;
-            self.above -= self.hist[self.q_bin];
-        }
-        while self.q_bin > 0 && self.above + self.hist[self.q_bin] <= tail {
-            self.above += self.hist[self.q_bin];
-            self.q_bin -= 1;
-        }
+        self.target.add(&self.hist, self.total, bin, w);
+        self.wait.add(&self.hist, self.total, bin, w);
         self.weight /= self.forget;
         if self.weight > RESCALE_AT {
             self.rescale();
@@ -125,27 +109,71 @@ impl DelayEstimator {
     fn rescale(&mut self) {
         let s = self.weight;
         let mut total = 0.0;
-        let mut above = 0.0;
-        for (i, h) in self.hist.iter_mut().enumerate() {
+        for h in &mut self.hist {
             *h /= s;
             total += *h;
-            if i > self.q_bin {
-                above += *h;
-            }
         }
         self.total = total;
-        self.above = above;
+        self.target.recompute(&self.hist);
+        self.wait.recompute(&self.hist);
         self.weight = 1.0;
     }
 
-    /// Upper edge of the quantile bin, µs.
+    /// The target quantile of relative delay (upper edge of its bin), µs.
     pub(crate) fn quantile_us(&self) -> i64 {
-        if self.total <= 0.0 { 0 } else { (self.q_bin as i64 + 1) * BIN_US }
+        self.target.upper_us(self.total)
+    }
+
+    /// The wait quantile of relative delay (upper edge of its bin), µs.
+    pub(crate) fn wait_quantile_us(&self) -> i64 {
+        self.wait.upper_us(self.total)
     }
 
     /// The short-term peak, µs.
     pub(crate) fn peak_us(&self) -> i64 {
         self.peak_us as i64
+    }
+}
+
+/// Tracks one quantile of the histogram incrementally: the bin holding it and the mass strictly above that bin.
+#[derive(Clone, Copy, Debug)]
+struct QuantileTracker {
+    quantile: f64,
+    bin: usize,
+    above: f64,
+}
+
+impl QuantileTracker {
+    fn new(quantile: f64) -> Self {
+        Self { quantile: quantile.clamp(0.5, 0.9999), bin: 0, above: 0.0 }
+    }
+
+    /// After `w` was added to `hist[bin]` (and `total`), moves the tracked bin to the quantile again.
+    fn add(&mut self, hist: &[f64; BINS], total: f64, bin: usize, w: f64) {
+        if total == w {
+            // First sample: the quantile is its bin.
+            self.bin = bin;
+            self.above = 0.0;
+        } else if bin > self.bin {
+            self.above += w;
+        }
+        let tail = (1.0 - self.quantile) * total;
+        while self.above > tail && self.bin + 1 < BINS {
+            self.bin += 1;
+            self.above -= hist[self.bin];
+        }
+        while self.bin > 0 && self.above + hist[self.bin] <= tail {
+            self.above += hist[self.bin];
+            self.bin -= 1;
+        }
+    }
+
+    fn recompute(&mut self, hist: &[f64; BINS]) {
+        self.above = hist[self.bin + 1..].iter().sum();
+    }
+
+    fn upper_us(&self, total: f64) -> i64 {
+        if total <= 0.0 { 0 } else { (self.bin as i64 + 1) * BIN_US }
     }
 }
 

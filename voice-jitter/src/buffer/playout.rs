@@ -54,8 +54,9 @@ impl<P: Clone> JitterBuffer<P> {
         let adaptive = matches!(self.config.policy, Policy::Adaptive);
         let max_us = micros(self.config.max_delay);
         let t = self.tuning;
+        let wait_floor_us = self.estimator.wait_quantile_us();
         let limit_after = |wait_ms: f64| {
-            if adaptive { (target_us + (wait_ms * 1_000.0) as i64).min(max_us) } else { i64::MIN }
+            if adaptive { (target_us + (wait_ms * 1_000.0) as i64).max(wait_floor_us).min(max_us) } else { i64::MIN }
         };
         // Each pass either returns or moves the playout position forward past a frame that is dropped (beyond
         // `max_delay`) or skipped (missing, and playout is behind): bounded by the buffer's content.
