@@ -9,7 +9,8 @@ use voice_proto::{Seq, Timestamp};
 use crate::{Action, Config, JitterBuffer, Packet, Policy};
 
 /// Drives arbitrary pushes and playout slots from `data` and checks the invariants: one decision per slot, no
-/// frame played twice or out of order, depth never above capacity.
+/// frame played twice or out of order (within one stream: a sequence jump counted in `Stats::restarts` starts a
+/// new one), depth never above capacity.
 ///
 /// Byte 0 picks the configuration; then each op is one byte (`op & 3`: 0–1 push, 2 slot, 3 jump of time) followed
 /// by its operands.
@@ -40,7 +41,12 @@ pub fn ops(data: &[u8]) {
                     end_of_talkspurt: op & 0x80 != 0 && op & 1 == 1,
                     payload: rel,
                 };
+                let restarts = jb.stats().restarts;
                 let _ = jb.push(Duration::from_micros(now_us), packet);
+                if jb.stats().restarts != restarts {
+                    // A sender restart: a new stream, ordering starts over.
+                    last_played = None;
+                }
                 assert!(jb.depth() <= capacity, "depth {} above capacity {capacity}", jb.depth());
             }
             2 => {

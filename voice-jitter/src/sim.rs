@@ -211,7 +211,7 @@ pub fn generate(spec: &TraceSpec) -> Vec<TracePacket> {
                 ((80.0 + ar).max(0.0), rng.uniform() < 0.01)
             }
         };
-        let arrival = (!lost).then(|| (send_ms + base_ms + jitter_ms) * (1.0 + spec.drift_ppm * 1e-6));
+        let arrival = (!lost).then_some((send_ms + base_ms + jitter_ms) * (1.0 + spec.drift_ppm * 1e-6));
         out.push(TracePacket { seq: i as u64, send_ms, arrival_ms: arrival });
     }
     out

@@ -37,8 +37,10 @@ pub struct Stats {
     pub shrink_samples: u64,
     /// Total samples (48 kHz) asked to be added by expand requests.
     pub expand_samples: u64,
-    /// Times playout was re-anchored (start, talkspurt start, sender restart).
+    /// Times playout was (re)started on a packet: the first one, each talkspurt, after a stall, after a restart.
     pub reanchors: u64,
+    /// Sequence jumps too large to be a gap (sender restart): the buffer was flushed and the stream restarted.
+    pub restarts: u64,
     /// Delay of the audio at the last decision, relative to the fastest packet of the last ~2 s.
     pub current_delay: Duration,
     /// The target delay at the last decision.

@@ -218,6 +218,7 @@ impl<P> JitterBuffer<P> {
         }
         let mut distance = packet.seq.distance(self.next_seq);
         if distance.unsigned_abs() > self.jump_limit() as u64 {
+            self.stats.restarts += 1;
             self.reanchor(packet.seq);
             distance = 0;
         }
@@ -267,7 +268,7 @@ impl<P> JitterBuffer<P> {
         self.next_key = self.next_key.wrapping_add(frames);
         self.next_media_us = self.next_media_us.saturating_add(self.frame_us.saturating_mul(frames as i64));
         self.played_mask = if frames >= 128 { 0 } else { self.played_mask << frames };
-        if played && frames >= 1 && frames <= 128 {
+        if played && (1..=128).contains(&frames) {
             self.played_mask |= 1u128 << (frames - 1);
         }
     }

@@ -54,9 +54,17 @@ impl<P: Clone> JitterBuffer<P> {
         let adaptive = matches!(self.config.policy, Policy::Adaptive);
         let max_us = micros(self.config.max_delay);
         let t = self.tuning;
+        // How long past its slot a missing frame is waited for: until playout reaches the high "wait" quantile of
+        // the delay, and at least `wait_ms` past the target — but never longer than that quantile itself, so a
+        // link without jitter waits for nothing.
         let wait_floor_us = self.estimator.wait_quantile_us();
         let limit_after = |wait_ms: f64| {
-            if adaptive { (target_us + (wait_ms * 1_000.0) as i64).max(wait_floor_us).min(max_us) } else { i64::MIN }
+            if adaptive {
+                let extra_us = ((wait_ms * 1_000.0) as i64).min(wait_floor_us);
+                (target_us + extra_us).max(wait_floor_us).min(max_us)
+            } else {
+                i64::MIN
+            }
         };
         // Each pass either returns or moves the playout position forward past a frame that is dropped (beyond
         // `max_delay`) or skipped (missing, and playout is behind): bounded by the buffer's content.
