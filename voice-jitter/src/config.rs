@@ -150,7 +150,7 @@ impl Default for Tuning {
             forget: 0.9993,
             peak_decay: 0.97,
             peak_weight: 0.0,
-            margin_ms: 0.0,
+            margin_ms: 2.0,
             wait_fec_ms: 40.0,
             wait_gap_ms: 40.0,
             wait_empty_ms: 500.0,

@@ -124,9 +124,9 @@ impl DelayEstimator {
         self.target.upper_us(self.total)
     }
 
-    /// The wait quantile of relative delay (upper edge of its bin), µs.
+    /// The wait quantile of relative delay (lower edge of its bin: a link without jitter waits for nothing), µs.
     pub(crate) fn wait_quantile_us(&self) -> i64 {
-        self.wait.upper_us(self.total)
+        (self.wait.upper_us(self.total) - BIN_US).max(0)
     }
 
     /// The short-term peak, µs.

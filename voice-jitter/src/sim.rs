@@ -261,6 +261,8 @@ pub struct Report {
     pub violations: u64,
     /// Every played frame in slot order.
     pub frames: Vec<PlayedFrame>,
+    /// The buffer's own statistics at the end.
+    pub stats: crate::Stats,
 }
 
 impl Report {
@@ -395,6 +397,7 @@ pub fn replay(trace: &[TracePacket], config: Config, seq_offset: u64) -> Result<
         };
         slot += (frame_us + stretch_us).max(1_000);
     }
+    report.stats = jb.stats();
     report.played = report.frames.len() as u64;
     report.late_lost = trace.len() as u64 - report.network_lost - report.played;
     let mut delays: Vec<f64> = report.frames.iter().map(|f| f.delay_ms).collect();

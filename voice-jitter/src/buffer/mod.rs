@@ -308,7 +308,8 @@ impl<P> JitterBuffer<P> {
                 self.stats.shrink_samples += u64::from(samples);
                 return Stretch::Shrink { samples };
             }
-        } else if error < -band {
+        } else if error < 0 {
+            // Below the target there is no dead band: the target already is the least safe depth.
             let us = (-error).min((frame * self.tuning.max_expand) as i64);
             let samples = self.to_samples(us);
             if samples > 0 {

@@ -55,12 +55,14 @@ impl<P: Clone> JitterBuffer<P> {
         let max_us = micros(self.config.max_delay);
         let t = self.tuning;
         // How long past its slot a missing frame is waited for: until playout reaches the high "wait" quantile of
-        // the delay, and at least `wait_ms` past the target — but never longer than that quantile itself, so a
-        // link without jitter waits for nothing.
+        // the delay, and at least `wait_ms` past the target. While later frames are buffered (`capped`), never more
+        // than that quantile past the target, so a link without jitter does not wait for a frame that is lost; with
+        // nothing buffered (a delay spike) the full `wait_ms`.
         let wait_floor_us = self.estimator.wait_quantile_us();
-        let limit_after = |wait_ms: f64| {
+        let limit_after = |wait_ms: f64, capped: bool| {
             if adaptive {
-                let extra_us = ((wait_ms * 1_000.0) as i64).min(wait_floor_us);
+                let wait_us = (wait_ms * 1_000.0) as i64;
+                let extra_us = if capped { wait_us.min(wait_floor_us) } else { wait_us };
                 (target_us + extra_us).max(wait_floor_us).min(max_us)
             } else {
                 i64::MIN
@@ -73,7 +75,7 @@ impl<P: Clone> JitterBuffer<P> {
             self.stats.current_delay = super::duration_us(delay_us);
             let Some(first) = self.heap.peek() else {
                 // Nothing buffered: a delay spike, a burst loss, or the sender stopped without saying so.
-                if delay_us >= limit_after(t.wait_empty_ms) {
+                if delay_us >= limit_after(t.wait_empty_ms, false) {
                     self.stalled_slots += 1;
                     if self.stalled_slots > STALL_SLOTS {
                         self.state = State::Idle;
@@ -97,7 +99,7 @@ impl<P: Clone> JitterBuffer<P> {
                 return self.play(delay_us, target_us);
             }
             let wait_ms = if gap == 1 { t.wait_fec_ms } else { t.wait_gap_ms };
-            if delay_us < limit_after(wait_ms) {
+            if delay_us < limit_after(wait_ms, true) {
                 // Worth waiting one more slot for the missing frame: conceal without moving on.
                 return self.conceal();
             }
