@@ -10,8 +10,8 @@ use crate::config::Tuning;
 const BIN_US: i64 = 2_000;
 /// Number of histogram bins; the last one also holds every larger delay (> 1 s).
 const BINS: usize = 512;
-/// Width of one bucket of the sliding minimum, µs (8 buckets span 2 s).
-const MIN_BUCKET_US: i64 = 250_000;
+/// Width of one bucket of the sliding minimum: 2^18 µs ≈ 262 ms (8 buckets span ~2.1 s; a shift, not a division).
+const MIN_BUCKET_SHIFT: u32 = 18;
 /// Number of buckets of the sliding minimum.
 const MIN_BUCKETS: usize = 8;
 /// The histogram weights grow by `1 / forget` per packet; they are rescaled past this value.
@@ -35,7 +35,8 @@ pub(crate) struct DelayEstimator {
     wait: QuantileTracker,
     /// Short-term peak of relative delay, µs.
     peak_us: f64,
-    forget: f64,
+    /// `1 / forget`: the factor by which each new sample outweighs the previous one.
+    growth: f64,
     peak_decay: f64,
 }
 
@@ -50,7 +51,7 @@ impl DelayEstimator {
             target: QuantileTracker::new(tuning.quantile),
             wait: QuantileTracker::new(tuning.wait_quantile),
             peak_us: 0.0,
-            forget: tuning.forget.clamp(0.9, 1.0),
+            growth: 1.0 / tuning.forget.clamp(0.9, 1.0),
             peak_decay: tuning.peak_decay.clamp(0.0, 1.0),
         }
     }
@@ -69,22 +70,25 @@ impl DelayEstimator {
     /// Records one packet that arrived at `arrival_us` carrying media time `media_us`.
     pub(crate) fn update(&mut self, arrival_us: i64, media_us: i64) {
         let offset = arrival_us.saturating_sub(media_us);
-        let bucket = arrival_us.div_euclid(MIN_BUCKET_US);
-        let slot = bucket.rem_euclid(MIN_BUCKETS as i64) as usize;
+        let bucket = arrival_us >> MIN_BUCKET_SHIFT;
+        let slot = (bucket & (MIN_BUCKETS as i64 - 1)) as usize;
         let entry = &mut self.min_buckets[slot];
         if entry.0 == bucket {
+            // Same bucket as the last packets: the window did not slide, only this offset is new.
             entry.1 = entry.1.min(offset);
+            self.min_offset_us = self.min_offset_us.min(offset);
         } else {
             *entry = (bucket, offset);
-        }
-        let oldest = bucket.saturating_sub(MIN_BUCKETS as i64 - 1);
-        let mut min = offset;
-        for &(b, m) in &self.min_buckets {
-            if b >= oldest && b <= bucket {
-                min = min.min(m);
+            let oldest = bucket.saturating_sub(MIN_BUCKETS as i64 - 1);
+            let mut min = offset;
+            for &(b, m) in &self.min_buckets {
+                if b >= oldest && b <= bucket {
+                    min = min.min(m);
+                }
             }
+            self.min_offset_us = min;
         }
-        self.min_offset_us = min;
+        let min = self.min_offset_us;
 
         let rel_us = offset.saturating_sub(min).max(0);
         self.peak_us = (self.peak_us * self.peak_decay).max(rel_us as f64);
@@ -98,7 +102,7 @@ impl DelayEstimator {
         self.total += w;
         self.target.add(&self.hist, self.total, bin, w);
         self.wait.add(&self.hist, self.total, bin, w);
-        self.weight /= self.forget;
+        self.weight *= self.growth;
         if self.weight > RESCALE_AT {
             self.rescale();
         }
