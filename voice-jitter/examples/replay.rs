@@ -10,7 +10,9 @@
 //! (arrival -1 = lost). Models for `--generate`: clean, clean-spike, gamma30-ge5, pareto30-l2, spike5-l2,
 //! ar1-30-l1. The replay model and its assumptions (FEC in every packet, stretch applied in full) are described in
 //! `voice_jitter::sim` and repeated in each JSON object. `--seq-offset N` shifts sequence numbers (e.g. to cross the
-//! 64-bit wrap). `--tune key=value` overrides an adaptive tuning knob (experiments only).
+//! 64-bit wrap). `--write-trace PATH` saves the (generated) trace as CSV; `--dump-frames PATH` writes every played
+//! frame (`seq,slot_ms,delay_ms`) to `PATH.<policy>.csv`. `--tune key=value` overrides an adaptive tuning knob
+//! (experiments only).
 
 use std::time::Duration;
 
@@ -21,7 +23,8 @@ use voice_jitter::sim::{self, Model, TraceSpec};
 fn usage() -> ! {
     eprintln!(
         "usage: replay (TRACE.csv | --generate MODEL --seed N [--packets N] [--drift-ppm X]) \
-         [--policy adaptive|fixed:MS]... [--seq-offset N] [--tune key=value]..."
+         [--policy adaptive|fixed:MS]... [--seq-offset N] [--write-trace PATH] [--dump-frames PATH] \
+         [--tune key=value]..."
     );
     std::process::exit(2);
 }
@@ -44,6 +47,8 @@ fn main() {
     let mut policies: Vec<String> = Vec::new();
     let mut seq_offset = 0u64;
     let mut tuning = voice_jitter::Tuning::default();
+    let mut dump_frames: Option<String> = None;
+    let mut write_trace: Option<String> = None;
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -53,6 +58,8 @@ fn main() {
             "--packets" => packets = value().parse().unwrap_or_else(|_| usage()),
             "--drift-ppm" => drift_ppm = value().parse().unwrap_or_else(|_| usage()),
             "--seq-offset" => seq_offset = value().parse().unwrap_or_else(|_| usage()),
+            "--dump-frames" => dump_frames = Some(value()),
+            "--write-trace" => write_trace = Some(value()),
             "--tune" => {
                 let kv = value();
                 let (k, v) = kv.split_once('=').unwrap_or_else(|| usage());
@@ -98,6 +105,16 @@ fn main() {
         }
         _ => usage(),
     };
+    if let Some(path) = &write_trace {
+        let mut csv = String::from("seq,send_ms,arrival_ms\n");
+        for p in &trace {
+            csv.push_str(&format!("{},{:.3},{:.3}\n", p.seq, p.send_ms, p.arrival_ms.unwrap_or(-1.0)));
+        }
+        if let Err(e) = std::fs::write(path, csv) {
+            eprintln!("{path}: {e}");
+            std::process::exit(1);
+        }
+    }
     if policies.is_empty() {
         policies = vec!["adaptive".into(), "fixed:40".into()];
     }
@@ -106,7 +123,21 @@ fn main() {
         let mut config = Config::default().with_policy(policy);
         config.tuning = tuning;
         match sim::replay(&trace, config, seq_offset) {
-            Ok(report) => println!("{}", report.to_json(p, &name)),
+            Ok(report) => {
+                println!("{}", report.to_json(p, &name));
+                if let Some(path) = &dump_frames {
+                    // One file per policy: PATH.<policy>.csv with every played frame.
+                    let mut csv = String::from("seq,slot_ms,delay_ms\n");
+                    for f in &report.frames {
+                        csv.push_str(&format!("{},{:.3},{:.3}\n", f.seq, f.slot_ms, f.delay_ms));
+                    }
+                    let file = format!("{path}.{}.csv", p.replace(':', "-"));
+                    if let Err(e) = std::fs::write(&file, csv) {
+                        eprintln!("{file}: {e}");
+                        std::process::exit(1);
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!("{p}: {e}");
                 std::process::exit(1)

@@ -15,10 +15,37 @@
 //!                                  └──────────────┘
 //! ```
 //!
-//! Policies ([`Policy`]): the seed plan's fixed watermark, and the adaptive default (NetEQ-like delay statistics
-//! with a short-term peak, app-set [`Config::min_delay`] / [`Config::max_delay`], waiting for a late frame when that
-//! is cheaper than losing it, giving up sooner when FEC can recover it). Robust to reordering, duplicates, late
-//! packets, sequence wraparound, sender restarts, talkspurts after DTX and clock drift.
+//! ## Run loop
+//! - [`JitterBuffer::push`] each received packet with its arrival time (duplicates, late packets and overflow are
+//!   refused with a [`PushError`] and counted; none is fatal);
+//! - once per playout slot, [`JitterBuffer::poll_playout`] → exactly one [`Playout`]. A slot lasts one frame
+//!   plus the stretch the audio side applied, so call it when the audio side needs the next frame;
+//! - read [`JitterBuffer::stats`] whenever (NetEQ / W3C-style counters and gauges).
+//!
+//! ## How it decides
+//! Every packet's delay is measured relative to the fastest packet of the last ~2 s (`arrival − media time`,
+//! minus its sliding minimum). The adaptive target is a high quantile (97.5%) of a decaying histogram of those
+//! delays (forgetting factor 0.9993 per packet), plus a small margin, bounded by [`Config::min_delay`] and
+//! [`Config::max_delay`]; a short-term peak estimate is tracked too (weight 0 by default: waiting, below, reacts to
+//! spikes faster). The playout delay follows the target through [`Stretch`] requests (shrink up to half a frame
+//! per slot when above, expand up to a quarter when below), never by dropping frames that are there.
+//!
+//! When the frame due is missing, the buffer weighs waiting (conceal this slot, keep the frame's place: costs
+//! delay, saves the frame if it is only late) against giving up (costs the frame):
+//! - nothing buffered (a delay spike, a burst loss): wait up to 500 ms past the target — a spike's packets then
+//!   play late instead of being lost, and the delay shrinks back within about a second;
+//! - later frames buffered: wait until playout reaches the 99% delay quantile (at least 40 ms past the target on
+//!   a jittery link, nothing on a clean one);
+//! - giving up with the successor buffered decodes its in-band FEC ([`Action::DecodeFec`]); otherwise PLC. If
+//!   playout is already a frame or more behind its target, a missing frame is skipped without a slot (the slots
+//!   concealed while waiting stood for it).
+//!
+//! Robust to reordering, duplicates (played once), late packets (counted, never played out of order), sequence
+//! wraparound (extended keys from [`voice_proto::Seq::distance`]), sender restarts and large jumps (flush and
+//! re-anchor), talkspurts after DTX (`end_of_talkspurt` → silence, then a fresh start on the next packet without
+//! concealment) and clock drift (±0.1% is absorbed by stretching).
+//!
+//! [`Policy::Fixed`] is the seed plan's watermark buffer, kept as the baseline.
 //!
 //! ```
 //! use std::time::Duration;
