@@ -134,3 +134,26 @@ fn wraparound_is_seamless() {
     assert_eq!(played, (0..200).collect::<Vec<_>>());
     assert_eq!(jb.stats().concealed_frames, 0);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Hostile inputs (any sequence number, timestamp and time, even going backwards) never panic and never
+    /// overfill the buffer.
+    #[test]
+    fn extreme_inputs_never_panic(
+        pushes in prop::collection::vec((any::<u64>(), any::<u32>(), any::<u64>(), any::<bool>(), any::<bool>()), 0..200),
+        cap in 2usize..20,
+    ) {
+        let mut jb: JitterBuffer<u8> =
+            JitterBuffer::new(Config::default().with_capacity(cap)).expect("valid config");
+        for (seq, ts, now_us, eot, slot) in pushes {
+            let now = Duration::from_micros(now_us);
+            let _ = jb.push(now, Packet { seq: Seq(seq), timestamp: Timestamp(ts), end_of_talkspurt: eot, payload: 0 });
+            prop_assert!(jb.depth() <= cap);
+            if slot {
+                let _ = jb.poll_playout(now);
+            }
+        }
+    }
+}

@@ -177,8 +177,8 @@ impl<P> JitterBuffer<P> {
 
     fn media_us(&mut self, timestamp: Timestamp) -> i64 {
         let ext = self.unwrapper.unwrap(timestamp);
-        // Extended timestamps start at 2^32 and move by at most 2^31 per packet: far from overflowing ×125.
-        i64::try_from(ext).unwrap_or(i64::MAX / 256) * 125 / 6
+        // Extended timestamps start at 2^32 and move by at most 2^31 per packet; saturate rather than overflow.
+        i64::try_from(ext).unwrap_or(i64::MAX).saturating_mul(125) / 6
     }
 
     /// Throws away everything buffered and takes `seq` as the new start of the stream (first packet, sender
@@ -297,7 +297,7 @@ impl<P> JitterBuffer<P> {
         if !matches!(self.config.policy, Policy::Adaptive) {
             return Stretch::None;
         }
-        let error = delay_us - target_us;
+        let error = delay_us.saturating_sub(target_us);
         let band = (self.tuning.deadband_ms * 1_000.0) as i64;
         let frame = self.frame_us as f64;
         if error > band {

@@ -27,7 +27,7 @@ impl<P: Clone> JitterBuffer<P> {
         let Some(first) = self.heap.peek() else {
             return false;
         };
-        let delay_us = now_us - first.media_us - self.estimator.min_offset_us();
+        let delay_us = now_us.saturating_sub(first.media_us).saturating_sub(self.estimator.min_offset_us());
         let ready = match self.config.policy {
             // The watermark: the first frame waits until it is `delay` older than the fastest packet would be.
             Policy::Fixed { .. } => delay_us >= target_us,
@@ -63,7 +63,7 @@ impl<P: Clone> JitterBuffer<P> {
             if adaptive {
                 let wait_us = (wait_ms * 1_000.0) as i64;
                 let extra_us = if capped { wait_us.min(wait_floor_us) } else { wait_us };
-                (target_us + extra_us).max(wait_floor_us).min(max_us)
+                target_us.saturating_add(extra_us).max(wait_floor_us).min(max_us)
             } else {
                 i64::MIN
             }
@@ -71,7 +71,7 @@ impl<P: Clone> JitterBuffer<P> {
         // Each pass either returns or moves the playout position forward past a frame that is dropped (beyond
         // `max_delay`) or skipped (missing, and playout is behind): bounded by the buffer's content.
         for _ in 0..=self.config.capacity + 1 {
-            let delay_us = now_us - self.next_media_us - self.estimator.min_offset_us();
+            let delay_us = now_us.saturating_sub(self.next_media_us).saturating_sub(self.estimator.min_offset_us());
             self.stats.current_delay = super::duration_us(delay_us);
             let Some(first) = self.heap.peek() else {
                 // Nothing buffered: a delay spike, a burst loss, or the sender stopped without saying so.
@@ -105,7 +105,7 @@ impl<P: Clone> JitterBuffer<P> {
             }
             // Giving the frame up. If playout is a whole frame or more behind its target, the slots already
             // concealed while waiting stand for it: skip it without a slot.
-            let spare = delay_us - target_us - (t.deadband_ms * 1_000.0) as i64;
+            let spare = delay_us.saturating_sub(target_us).saturating_sub((t.deadband_ms * 1_000.0) as i64);
             let mut skip = u64::try_from(spare / self.frame_us).unwrap_or(0).min(gap);
             if gap == 1 && t.fec_after_wait >= 0.5 {
                 skip = 0;
