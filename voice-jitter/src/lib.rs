@@ -25,10 +25,11 @@
 //! ## How it decides
 //! Every packet's delay is measured relative to the fastest packet of the last ~2 s (`arrival − media time`,
 //! minus its sliding minimum). The adaptive target is a high quantile (97.5%) of a decaying histogram of those
-//! delays (forgetting factor 0.9993 per packet), plus a small margin, bounded by [`Config::min_delay`] and
-//! [`Config::max_delay`]; a short-term peak estimate is tracked too (weight 0 by default: waiting, below, reacts to
-//! spikes faster). The playout delay follows the target through [`Stretch`] requests (shrink up to half a frame
-//! per slot when above, expand up to a quarter when below), never by dropping frames that are there.
+//! delays (forgetting factor 0.9993 per packet, a memory of ~30 s), combined with a short-term estimate — a peak
+//! of the recent delays that jumps up with the first late packet of a spike and decays by 5% per packet — as
+//! `max(quantile, 0.6 × peak)`, plus a 2 ms margin, bounded by [`Config::min_delay`] and [`Config::max_delay`].
+//! The playout delay follows the target through [`Stretch`] requests (shrink up to half a frame per slot when
+//! above, expand up to a quarter when below), never by dropping frames that are there.
 //!
 //! When the frame due is missing, the buffer weighs waiting (conceal this slot, keep the frame's place: costs
 //! delay, saves the frame if it is only late) against giving up (costs the frame):
