@@ -253,7 +253,7 @@ pub struct Report {
     pub p95_delay_ms: f64,
     /// 99th percentile delay, ms.
     pub p99_delay_ms: f64,
-    /// Slots with a shrink / expand request.
+    /// Slots with a shrink request.
     pub shrink_ops: u64,
     /// Slots with an expand request.
     pub expand_ops: u64,

@@ -12,6 +12,7 @@ impl<P: Clone> JitterBuffer<P> {
     /// shortened or lengthened by the stretch the audio side actually applied to the previous slot.
     ///
     /// Never fails and never allocates; clones a payload only for [`Action::DecodeFec`].
+    #[must_use = "every slot's decision must be carried out"]
     pub fn poll_playout(&mut self, now: Duration) -> Playout<P> {
         let now_us = micros(now);
         let target_us = self.target_us();
