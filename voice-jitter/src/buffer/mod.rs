@@ -289,7 +289,7 @@ impl<P> JitterBuffer<P> {
     }
 
     fn to_samples(&self, us: i64) -> u32 {
-        u32::try_from(us.max(0) * i64::from(Timestamp::RATE_HZ) / 1_000_000).unwrap_or(u32::MAX)
+        u32::try_from(us.max(0).saturating_mul(i64::from(Timestamp::RATE_HZ)) / 1_000_000).unwrap_or(u32::MAX)
     }
 
     /// Stretch request for a slot played at delay `delay_us` against target `target_us`.
