@@ -1,0 +1,147 @@
+//! Trace replay: plays a packet-arrival trace through the jitter buffer and prints one JSON object per policy.
+//!
+//! ```text
+//! cargo run --release -p voice-jitter --example replay -- TRACE.csv [--policy adaptive|fixed:40]...
+//! cargo run --release -p voice-jitter --example replay -- --generate spike5-l2 --seed 7 [--packets 15000]
+//!     [--drift-ppm 1000] [--policy ...]
+//! ```
+//!
+//! Without `--policy`, both `adaptive` and `fixed:40` are run. TRACE.csv has the header `seq,send_ms,arrival_ms`
+//! (arrival -1 = lost). Models for `--generate`: clean, clean-spike, gamma30-ge5, pareto30-l2, spike5-l2,
+//! ar1-30-l1. The replay model and its assumptions (FEC in every packet, stretch applied in full) are described in
+//! `voice_jitter::sim` and repeated in each JSON object. `--seq-offset N` shifts sequence numbers (e.g. to cross the
+//! 64-bit wrap). `--write-trace PATH` saves the (generated) trace as CSV; `--dump-frames PATH` writes every played
+//! frame (`seq,slot_ms,delay_ms`) to `PATH.<policy>.csv`. `--tune key=value` overrides an adaptive tuning knob
+//! (experiments only).
+
+use std::time::Duration;
+
+use voice_jitter::Config;
+use voice_jitter::Policy;
+use voice_jitter::sim::{self, Model, TraceSpec};
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: replay (TRACE.csv | --generate MODEL --seed N [--packets N] [--drift-ppm X]) \
+         [--policy adaptive|fixed:MS]... [--seq-offset N] [--write-trace PATH] [--dump-frames PATH] \
+         [--tune key=value]..."
+    );
+    std::process::exit(2);
+}
+
+fn parse_policy(s: &str) -> Option<Policy> {
+    if s == "adaptive" {
+        return Some(Policy::Adaptive);
+    }
+    let ms = s.strip_prefix("fixed:")?.parse::<u64>().ok()?;
+    Some(Policy::Fixed { delay: Duration::from_millis(ms) })
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut path = None;
+    let mut model = None;
+    let mut seed = 1u64;
+    let mut packets = 15_000usize;
+    let mut drift_ppm = 0.0;
+    let mut policies: Vec<String> = Vec::new();
+    let mut seq_offset = 0u64;
+    let mut tuning = voice_jitter::Tuning::default();
+    let mut dump_frames: Option<String> = None;
+    let mut write_trace: Option<String> = None;
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--policy" => policies.push(value()),
+            "--generate" => model = Some(Model::from_name(&value()).unwrap_or_else(|| usage())),
+            "--seed" => seed = value().parse().unwrap_or_else(|_| usage()),
+            "--packets" => packets = value().parse().unwrap_or_else(|_| usage()),
+            "--drift-ppm" => drift_ppm = value().parse().unwrap_or_else(|_| usage()),
+            "--seq-offset" => seq_offset = value().parse().unwrap_or_else(|_| usage()),
+            "--dump-frames" => dump_frames = Some(value()),
+            "--write-trace" => write_trace = Some(value()),
+            "--tune" => {
+                let kv = value();
+                let (k, v) = kv.split_once('=').unwrap_or_else(|| usage());
+                let v: f64 = v.parse().unwrap_or_else(|_| usage());
+                match k {
+                    "quantile" => tuning.quantile = v,
+                    "forget" => tuning.forget = v,
+                    "wait_quantile" => tuning.wait_quantile = v,
+                    "peak_decay" => tuning.peak_decay = v,
+                    "peak_weight" => tuning.peak_weight = v,
+                    "margin_ms" => tuning.margin_ms = v,
+                    "wait_fec_ms" => tuning.wait_fec_ms = v,
+                    "wait_gap_ms" => tuning.wait_gap_ms = v,
+                    "wait_empty_ms" => tuning.wait_empty_ms = v,
+                    "max_shrink" => tuning.max_shrink = v,
+                    "max_expand" => tuning.max_expand = v,
+                    "deadband_ms" => tuning.deadband_ms = v,
+                    "fec_after_wait" => tuning.fec_after_wait = v,
+                    _ => usage(),
+                }
+            }
+            "-h" | "--help" => usage(),
+            _ if !a.starts_with("--") && path.is_none() => path = Some(a),
+            _ => usage(),
+        }
+    }
+    let (trace, name) = match (path, model) {
+        (Some(p), None) => {
+            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| {
+                eprintln!("{p}: {e}");
+                std::process::exit(1)
+            });
+            let trace = sim::parse_csv(&text).unwrap_or_else(|e| {
+                eprintln!("{p}: {e}");
+                std::process::exit(1)
+            });
+            let name = std::path::Path::new(&p).file_stem().map_or(p.clone(), |s| s.to_string_lossy().into_owned());
+            (trace, name)
+        }
+        (None, Some(m)) => {
+            let spec = TraceSpec { model: m, seed, packets, drift_ppm };
+            (sim::generate(&spec), format!("{}#seed={seed}#drift_ppm={drift_ppm}", m.name()))
+        }
+        _ => usage(),
+    };
+    if let Some(path) = &write_trace {
+        let mut csv = String::from("seq,send_ms,arrival_ms\n");
+        for p in &trace {
+            csv.push_str(&format!("{},{:.3},{:.3}\n", p.seq, p.send_ms, p.arrival_ms.unwrap_or(-1.0)));
+        }
+        if let Err(e) = std::fs::write(path, csv) {
+            eprintln!("{path}: {e}");
+            std::process::exit(1);
+        }
+    }
+    if policies.is_empty() {
+        policies = vec!["adaptive".into(), "fixed:40".into()];
+    }
+    for p in &policies {
+        let policy = parse_policy(p).unwrap_or_else(|| usage());
+        let mut config = Config::default().with_policy(policy);
+        config.tuning = tuning;
+        match sim::replay(&trace, config, seq_offset) {
+            Ok(report) => {
+                println!("{}", report.to_json(p, &name));
+                if let Some(path) = &dump_frames {
+                    // One file per policy: PATH.<policy>.csv with every played frame.
+                    let mut csv = String::from("seq,slot_ms,delay_ms\n");
+                    for f in &report.frames {
+                        csv.push_str(&format!("{},{:.3},{:.3}\n", f.seq, f.slot_ms, f.delay_ms));
+                    }
+                    let file = format!("{path}.{}.csv", p.replace(':', "-"));
+                    if let Err(e) = std::fs::write(&file, csv) {
+                        eprintln!("{file}: {e}");
+                        std::process::exit(1);
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("{p}: {e}");
+                std::process::exit(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Property tests: arbitrary arrival orders with loss, duplication and reordering, across the 64-bit sequence wrap.
+//! Invariants: each slot yields exactly one decision; no frame is played twice or out of order; FEC only ever
+//! stands for the frame just before a buffered one; depth never exceeds capacity.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use voice_jitter::{Action, Config, JitterBuffer, Packet, Policy};
+use voice_proto::{Seq, Timestamp};
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Push frame `rel` (relative to the stream start).
+    Push { rel: u16, eot: bool },
+    /// One playout slot.
+    Slot,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u16..300, prop::bool::weighted(0.02)).prop_map(|(rel, eot)| Op::Push { rel, eot }),
+        2 => Just(Op::Slot),
+    ]
+}
+
+/// Applies `ops` with sequence numbers starting at `base`; panics on a broken invariant.
+fn run(ops: &[Op], base: u64, capacity: usize, policy: Policy) {
+    let config = Config::default().with_capacity(capacity).with_policy(policy);
+    let mut jb: JitterBuffer<u16> = JitterBuffer::new(config).expect("valid config");
+    let mut now = Duration::from_secs(1);
+    let mut last_played: Option<u16> = None;
+    let mut slots = 0u64;
+    let mut decisions = 0u64;
+    for op in ops {
+        match *op {
+            Op::Push { rel, eot } => {
+                let packet = Packet {
+                    seq: Seq(base.wrapping_add(u64::from(rel))),
+                    timestamp: Timestamp(u32::from(rel).wrapping_mul(960).wrapping_add(u32::MAX - 5_000)),
+                    end_of_talkspurt: eot,
+                    payload: rel,
+                };
+                let restarts = jb.stats().restarts;
+                let _ = jb.push(now, packet);
+                if jb.stats().restarts != restarts {
+                    // A jump too large to be a gap is a sender restart: ordering starts over.
+                    last_played = None;
+                }
+                assert!(jb.depth() <= capacity, "depth {} > capacity {capacity}", jb.depth());
+            }
+            Op::Slot => {
+                slots += 1;
+                let decision = jb.poll_playout(now);
+                decisions += 1;
+                match decision.action {
+                    Action::Play { seq, payload, .. } => {
+                        assert_eq!(seq, Seq(base.wrapping_add(u64::from(payload))));
+                        if let Some(last) = last_played {
+                            assert!(payload > last, "frame {payload} played after {last}");
+                        }
+                        last_played = Some(payload);
+                    }
+                    Action::DecodeFec { missing, next_payload } => {
+                        assert_eq!(missing.distance(Seq(base)), i64::from(next_payload) - 1);
+                        if let Some(last) = last_played {
+                            assert!(next_payload > last + 1, "FEC for frame {} after {last}", next_payload - 1);
+                        }
+                    }
+                    Action::Conceal { samples } | Action::Silence { samples } => assert_eq!(samples, 960),
+                }
+                now += Duration::from_millis(20);
+            }
+        }
+    }
+    assert_eq!(slots, decisions);
+    let stats = jb.stats();
+    assert!(stats.played <= stats.packets_received);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_orders_keep_invariants(ops in prop::collection::vec(op(), 0..400), cap in 2usize..40, wrap in 0u64..400) {
+        // `base` sits just below the 64-bit wrap, so most runs cross it.
+        run(&ops, u64::MAX - wrap, cap, Policy::Adaptive);
+        run(&ops, u64::MAX - wrap, cap, Policy::Fixed { delay: Duration::from_millis(40) });
+    }
+
+    #[test]
+    fn jittered_stream_with_loss_and_duplicates(seed in any::<u64>(), loss in 0u32..30, dup in 0u32..20) {
+        // A stream in order of arrival: jitter up to 100 ms reorders it; some packets lost, some duplicated.
+        let mut rng = voice_jitter::sim::Rng::new(seed);
+        let mut arrivals: Vec<(u64, u16)> = Vec::new();
+        for rel in 0u16..300 {
+            if rng.uniform() * 100.0 < f64::from(loss) { continue; }
+            let at = u64::from(rel) * 20 + (rng.uniform() * 100.0) as u64;
+            arrivals.push((at, rel));
+            if rng.uniform() * 100.0 < f64::from(dup) { arrivals.push((at + 7, rel)); }
+        }
+        arrivals.sort_unstable();
+        let mut ops = Vec::new();
+        let mut next = 0;
+        for slot in 0..400u64 {
+            while next < arrivals.len() && arrivals[next].0 <= slot * 20 {
+                ops.push(Op::Push { rel: arrivals[next].1, eot: false });
+                next += 1;
+            }
+            ops.push(Op::Slot);
+        }
+        run(&ops, u64::MAX - 150, 64, Policy::Adaptive);
+    }
+}
+
+#[test]
+fn wraparound_is_seamless() {
+    // A clean stream across the wrap: every frame is played, in order, nothing concealed.
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default()).expect("valid config");
+    let base = u64::MAX - 50;
+    let mut played = Vec::new();
+    for i in 0..200u64 {
+        let now = Duration::from_millis(1_000 + 20 * i);
+        let packet = Packet {
+            seq: Seq(base.wrapping_add(i)),
+            timestamp: Timestamp((i as u32).wrapping_mul(960).wrapping_sub(960 * 100)),
+            end_of_talkspurt: false,
+            payload: i,
+        };
+        jb.push(now, packet).expect("fresh packet");
+        if let Action::Play { payload, .. } = jb.poll_playout(now).action {
+            played.push(payload);
+        }
+    }
+    assert_eq!(played, (0..200).collect::<Vec<_>>());
+    assert_eq!(jb.stats().concealed_frames, 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Hostile inputs (any sequence number, timestamp and time, even going backwards) never panic and never
+    /// overfill the buffer.
+    #[test]
+    fn extreme_inputs_never_panic(
+        pushes in prop::collection::vec((any::<u64>(), any::<u32>(), any::<u64>(), any::<bool>(), any::<bool>()), 0..200),
+        cap in 2usize..20,
+    ) {
+        let mut jb: JitterBuffer<u8> =
+            JitterBuffer::new(Config::default().with_capacity(cap)).expect("valid config");
+        for (seq, ts, now_us, eot, slot) in pushes {
+            let now = Duration::from_micros(now_us);
+            let _ = jb.push(now, Packet { seq: Seq(seq), timestamp: Timestamp(ts), end_of_talkspurt: eot, payload: 0 });
+            prop_assert!(jb.depth() <= cap);
+            if slot {
+                let _ = jb.poll_playout(now);
+            }
+        }
+    }
+}
