@@ -110,6 +110,9 @@ pub enum RequestError {
     /// A field is over its protocol cap (`TOO_LARGE`).
     #[error("a field exceeds its cap")]
     TooLarge,
+    /// The connection sends control messages faster than its limit (`RATE_LIMITED`).
+    #[error("too many requests")]
+    RateLimited,
     /// The relay cannot create more sessions or rooms (`RATE_LIMITED`).
     #[error("server capacity reached")]
     Capacity,
@@ -137,7 +140,7 @@ impl RequestError {
             Self::NotInRoom => ErrorCode::NOT_IN_ROOM,
             Self::InvalidWhisper => ErrorCode::INVALID_WHISPER,
             Self::TooLarge => ErrorCode::TOO_LARGE,
-            Self::Capacity => ErrorCode::RATE_LIMITED,
+            Self::RateLimited | Self::Capacity => ErrorCode::RATE_LIMITED,
             Self::ShuttingDown => ErrorCode::SHUTTING_DOWN,
             Self::Internal => ErrorCode::INTERNAL,
         }

@@ -60,6 +60,8 @@ pub(crate) struct Room {
     pub(crate) key_id: KeyId,
     pub(crate) key: [u8; KEY_LEN],
     pub(crate) history: VecDeque<ChatEntry>,
+    /// Sum of the text lengths in `history`.
+    pub(crate) history_bytes: usize,
     /// When the last member left (ad-hoc rooms are removed after the linger time).
     pub(crate) empty_since: Option<Instant>,
 }
@@ -78,6 +80,7 @@ impl Room {
             key_id: KeyId(1),
             key,
             history: VecDeque::new(),
+            history_bytes: 0,
             empty_since: Some(now),
         }
     }

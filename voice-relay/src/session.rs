@@ -87,6 +87,7 @@ pub(crate) fn truncate_name(name: &str, max: usize) -> &str {
     if name.len() <= max {
         return name;
     }
+    // Index 0 is always a char boundary, so the loop stops and the slice below is in bounds.
     let mut end = max;
     while !name.is_char_boundary(end) {
         end -= 1;

@@ -27,6 +27,7 @@ impl<T> Slab<T> {
                 i
             }
         };
+        // `idx` is either a freed slot or the one just pushed: always in bounds.
         self.slots[idx as usize] = Some(value);
         self.len += 1;
         Some(idx)
@@ -49,10 +50,11 @@ impl<T> Slab<T> {
         self.slots.get_mut(idx as usize)?.as_mut()
     }
 
-    /// Indices of the occupied slots, in index order (deterministic).
-    pub(crate) fn indices(&self) -> impl Iterator<Item = u32> + '_ {
-        // A slab never holds more than u32::MAX + 1 slots (`insert` refuses), so the cast is lossless.
-        self.slots.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i as u32)
+    /// One past the highest index ever used: iterate `0..slot_count()` with `get` to visit every entry without
+    /// borrowing the slab.
+    pub(crate) fn slot_count(&self) -> u32 {
+        // `insert` refuses to create a slot whose index does not fit a u32, so this never saturates.
+        u32::try_from(self.slots.len()).unwrap_or(u32::MAX)
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> + '_ {

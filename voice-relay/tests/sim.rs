@@ -354,6 +354,7 @@ fn chat_is_broadcast_and_the_last_50_are_replayed_on_join() {
     let mut sim = Sim::room_of(2, "lobby");
     for n in 0..60 {
         sim.control(0, ClientMessage::Chat { text: format!("msg {n}") });
+        sim.advance(Duration::from_millis(100));
     }
     let live = |c: &harness::Client| {
         c.inbox.iter().filter(|m| matches!(m, ServerMessage::Chat { history: false, .. })).count()
@@ -378,7 +379,8 @@ fn chat_is_broadcast_and_the_last_50_are_replayed_on_join() {
     assert_eq!(history.len(), 50);
     assert_eq!(history[0].0, "msg 10");
     assert_eq!(history[49].0, "msg 59");
-    assert_eq!(history[0].1, harness::UNIX_START_MS);
+    // Stamped from the Unix time given at construction plus virtual time: msg 10 was sent 1 s after the start.
+    assert_eq!(history[0].1, harness::UNIX_START_MS + 1_000);
 }
 
 #[test]
@@ -562,6 +564,48 @@ fn receiver_reports_become_bitrate_hints_for_the_sender() {
         sim.clients[0].inbox.last(),
         Some(&ServerMessage::BitrateHint { bitrate_bps: 26_400, fec: true, expected_loss_pct: 5 })
     );
+}
+
+#[test]
+fn control_flood_is_rate_limited_per_connection() {
+    let mut sim = Sim::room_of(2, "lobby");
+    for _ in 0..100 {
+        sim.control(0, ClientMessage::Chat { text: "spam".into() });
+    }
+    let limited = sim.clients[0].errors().iter().filter(|&&c| c == ErrorCode::RATE_LIMITED).count();
+    let delivered =
+        sim.clients[1].inbox.iter().filter(|m| matches!(m, ServerMessage::Chat { history: false, .. })).count();
+    // Burst 40, of which login and join used 2.
+    assert_eq!(delivered, 38);
+    assert_eq!(limited, 62);
+    sim.clients[1].inbox.clear();
+    sim.advance(Duration::from_secs(1));
+    sim.control(0, ClientMessage::Chat { text: "later".into() });
+    assert!(sim.clients[1].inbox.iter().any(|m| matches!(m, ServerMessage::Chat { text, .. } if text == "later")));
+}
+
+#[test]
+fn chat_history_is_bounded_in_bytes_too() {
+    let mut sim = Sim::with_config(RelayConfig { chat_history_bytes: 10_000, ..default_config() });
+    for _ in 0..2 {
+        let i = sim.add_client();
+        sim.ready(i, "lobby");
+    }
+    for n in 0..5u8 {
+        sim.control(0, ClientMessage::Chat { text: char::from(b'a' + n).to_string().repeat(4000) });
+    }
+    let d = sim.add_client();
+    sim.login(d);
+    sim.join(d, "lobby");
+    let texts: Vec<char> = sim.clients[d]
+        .inbox
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::Chat { history: true, text, .. } => text.chars().next(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, vec!['d', 'e'], "only the newest 8000 bytes fit in 10 000");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use voice_proto::control::{
 };
 use voice_proto::{ControlError, KEY_LEN, PublicId, SessionSecret, SessionToken, WhisperTarget};
 
-use super::{Conn, ConnId, Event, Relay};
+use super::{ConnId, Event, Relay};
 use crate::error::RequestError;
 use crate::ratelimit::TokenBucket;
 use crate::room::{ChatEntry, Room, RoomConfig, ct_eq};
@@ -20,7 +20,7 @@ type Reply = Result<(), RequestError>;
 impl Relay {
     /// A control connection was accepted. (Optional: the first message on an unknown connection opens it too.)
     pub fn connection_opened(&mut self, now: Instant, conn: ConnId) {
-        self.conns.entry(conn).or_insert(Conn { session: None, last_rx: now });
+        self.conn_entry(conn, now);
     }
 
     /// A control connection is gone. Its session, if any, stays alive for the resume grace period: it keeps its
@@ -56,7 +56,7 @@ impl Relay {
         if buf.is_empty() {
             return;
         }
-        self.conns.entry(conn).or_insert(Conn { session: None, last_rx: now }).last_rx = now;
+        self.conn_entry(conn, now).last_rx = now;
         loop {
             let failure = match decode_frame(buf) {
                 Ok(None) => return,
@@ -95,9 +95,15 @@ impl Relay {
     /// Handles one decoded control message from connection `conn`. Refusals are answered with an `Error` message
     /// (see [`RequestError`]) and leave the connection open.
     pub fn handle_control(&mut self, now: Instant, conn: ConnId, msg: ClientMessage) {
-        let c = self.conns.entry(conn).or_insert(Conn { session: None, last_rx: now });
+        let control = self.s.control;
+        let c = self.conn_entry(conn, now);
         c.last_rx = now;
         let session = c.session;
+        if !c.bucket.take(control, now, 1) {
+            let e = RequestError::RateLimited;
+            self.send(conn, ServerMessage::Error { code: e.code(), message: e.to_string() });
+            return;
+        }
         if self.shutting_down && matches!(msg, ClientMessage::Login { .. } | ClientMessage::Resume { .. }) {
             let message = RequestError::ShuttingDown.to_string();
             self.send(conn, ServerMessage::Goodbye { code: ErrorCode::SHUTTING_DOWN, message });
@@ -401,13 +407,16 @@ impl Relay {
             history: false,
             text: text.clone(),
         };
-        let keep = self.s.cfg.chat_history;
+        let (keep, keep_bytes) = (self.s.cfg.chat_history, self.s.cfg.chat_history_bytes);
         if let Some(room) = self.rooms.get_mut(ridx)
             && keep > 0
+            && text.len() <= keep_bytes
         {
-            while room.history.len() >= keep {
-                room.history.pop_front();
+            while room.history.len() >= keep || room.history_bytes + text.len() > keep_bytes {
+                let Some(old) = room.history.pop_front() else { break };
+                room.history_bytes -= old.text.len();
             }
+            room.history_bytes += text.len();
             room.history.push_back(ChatEntry { from, from_name, sent_at_ms, text: text.into() });
         }
         self.send_room(ridx, &msg, None);

@@ -16,6 +16,7 @@ use voice_proto::{
 
 use super::Relay;
 use crate::counters::{Counters, DropReason};
+use crate::ratelimit::take_both;
 use crate::session::Session;
 use crate::slab::Slab;
 
@@ -116,6 +117,14 @@ impl Relay {
         Ok(())
     }
 
+    /// Takes one token from the session's packet bucket (pings and reports share the audio budget, so a member
+    /// cannot make the relay work harder than its audio limits allow).
+    fn charge(&mut self, idx: u32, now: Instant) -> Result<(), DropReason> {
+        let params = self.s.packets;
+        let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
+        if s.packet_bucket.take(params, now, 1) { Ok(()) } else { Err(DropReason::RateLimited) }
+    }
+
     fn ping(
         &mut self,
         now: Instant,
@@ -123,7 +132,8 @@ impl Relay {
         token: SessionToken,
         mut buf: BytesMut,
     ) -> Result<(), DropReason> {
-        self.bound_session(now, from, token)?;
+        let idx = self.bound_session(now, from, token)?;
+        self.charge(idx, now)?;
         // PONG has the PING's layout with kind 0x06 and bytes 4..8 zero (`PROTOCOL.md` §2.6); `decode` checked the
         // length is exactly 16.
         buf[1] = PacketKind::Pong as u8;
@@ -140,6 +150,7 @@ impl Relay {
 
     fn report(&mut self, now: Instant, from: SocketAddr, r: &ReceiverReport<'_>) -> Result<(), DropReason> {
         let idx = self.bound_session(now, from, r.token)?;
+        self.charge(idx, now)?;
         let Some(room) = self.sessions.get(idx).and_then(|s| s.room) else { return Err(DropReason::NotInRoom) };
         for b in r.blocks() {
             let Some(&src) = self.by_public.get(&b.source.0) else { continue };
@@ -180,7 +191,7 @@ impl Relay {
         if !target.is_room() && s.whisper(target).is_none() {
             return Err(DropReason::UnknownWhisperTarget);
         }
-        if !s.packet_bucket.take(packets, now, 1) || !s.byte_bucket.take(bytes, now, len) {
+        if !take_both((&mut s.packet_bucket, packets, 1), (&mut s.byte_bucket, bytes, len), now) {
             return Err(DropReason::RateLimited);
         }
         let public_id = s.public_id;

@@ -17,7 +17,7 @@ use voice_proto::{KEY_LEN, Transmit};
 use crate::auth::Authenticator;
 use crate::counters::Counters;
 use crate::error::{Error, RngError};
-use crate::ratelimit::BucketParams;
+use crate::ratelimit::{BucketParams, TokenBucket};
 use crate::rng::RandomSource;
 use crate::room::{Room, RoomConfig};
 use crate::session::Session;
@@ -61,9 +61,17 @@ pub struct RelayConfig {
     pub adhoc_linger: Duration,
     /// Chat messages kept per room and replayed on join (default 50).
     pub chat_history: usize,
+    /// Bytes of chat text kept per room, whatever the message count (default 64 KiB): bounds memory when many
+    /// rooms fill their history with 4000-byte messages.
+    pub chat_history_bytes: usize,
+    /// Control messages per second one connection may send (token bucket rate; default 20). Beyond, requests are
+    /// refused with `RATE_LIMITED`.
+    pub control_per_s: u32,
+    /// Control message burst (default 40).
+    pub control_burst: u32,
     /// Most live sessions; logins beyond get `RATE_LIMITED` (default 100 000).
     pub max_sessions: usize,
-    /// Most rooms (configured + ad-hoc); ad-hoc creation beyond gets `RATE_LIMITED` (default 10 000).
+    /// Most rooms (configured + ad-hoc); ad-hoc creation beyond gets `RATE_LIMITED` (default 2 000).
     pub max_rooms: usize,
     /// Most whisper lists one session keeps (default 8).
     pub max_whisper_lists: usize,
@@ -92,8 +100,11 @@ impl Default for RelayConfig {
             adhoc_config: ChannelConfig::default(),
             adhoc_linger: Duration::from_secs(300),
             chat_history: 50,
+            chat_history_bytes: 64 * 1024,
+            control_per_s: 20,
+            control_burst: 40,
             max_sessions: 100_000,
-            max_rooms: 10_000,
+            max_rooms: 2_000,
             max_whisper_lists: 8,
             hint_interval: Duration::from_secs(2),
             housekeeping_interval: Duration::from_secs(1),
@@ -126,6 +137,8 @@ pub enum Event {
 pub(crate) struct Conn {
     pub(crate) session: Option<u32>,
     pub(crate) last_rx: Instant,
+    /// Control message rate limit.
+    pub(crate) bucket: TokenBucket,
 }
 
 /// Settings derived once from [`RelayConfig`].
@@ -134,6 +147,7 @@ pub(crate) struct Settings {
     pub(crate) cfg: RelayConfig,
     pub(crate) packets: BucketParams,
     pub(crate) bytes: BucketParams,
+    pub(crate) control: BucketParams,
     pub(crate) resume_grace_s: u16,
 }
 
@@ -228,6 +242,8 @@ impl Relay {
             ("packets_per_s", config.packets_per_s == 0),
             ("packet_burst", config.packet_burst == 0),
             ("bytes_per_s", config.bytes_per_s == 0),
+            ("control_per_s", config.control_per_s == 0),
+            ("control_burst", config.control_burst == 0),
             ("byte_burst", config.byte_burst < voice_proto::MAX_DATAGRAM_LEN as u32),
             ("housekeeping_interval", config.housekeeping_interval.is_zero()),
             ("hint_interval", config.hint_interval.is_zero()),
@@ -267,6 +283,7 @@ impl Relay {
         let s = Settings {
             packets: BucketParams { rate: config.packets_per_s, burst: config.packet_burst },
             bytes: BucketParams { rate: config.bytes_per_s, burst: config.byte_burst },
+            control: BucketParams { rate: config.control_per_s, burst: config.control_burst },
             resume_grace_s,
             cfg: config,
         };
@@ -317,7 +334,9 @@ impl Relay {
             .filter_map(|&i| self.sessions.get(i))
             .map(|s| s.last_audio + self.s.cfg.speaking_timeout)
             .min();
-        let idle = self.sessions.len() == 0 && self.conns.is_empty() && !self.rooms.iter().any(|r| r.adhoc);
+        // Configured rooms are never removed, so more rooms than configured means ad-hoc rooms exist.
+        let adhoc_rooms = self.rooms.len() > self.s.cfg.rooms.len();
+        let idle = self.sessions.len() == 0 && self.conns.is_empty() && !adhoc_rooms;
         let housekeeping = (!idle).then_some(self.next_housekeeping.min(self.next_hints));
         match (speaking, housekeeping) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -386,6 +405,16 @@ impl Relay {
     pub(crate) fn unix_ms(&self, now: Instant) -> u64 {
         let since = now.saturating_duration_since(self.epoch.0).as_millis();
         self.epoch.1.saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
+    }
+
+    /// The state of connection `conn`, created if the driver did not announce it.
+    pub(crate) fn conn_entry(&mut self, conn: ConnId, now: Instant) -> &mut Conn {
+        let control = self.s.control;
+        self.conns.entry(conn).or_insert_with(|| Conn {
+            session: None,
+            last_rx: now,
+            bucket: TokenBucket::full(control, now),
+        })
     }
 
     pub(crate) fn random_key(&mut self) -> Result<[u8; KEY_LEN], RngError> {

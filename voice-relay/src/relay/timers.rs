@@ -62,8 +62,7 @@ impl Relay {
 
     fn housekeeping(&mut self, now: Instant) {
         let (idle, grace) = (self.s.cfg.binding_idle_timeout, self.s.cfg.resume_grace);
-        let sessions: Vec<u32> = self.sessions.indices().collect();
-        for idx in sessions {
+        for idx in 0..self.sessions.slot_count() {
             let Some(s) = self.sessions.get_mut(idx) else { continue };
             if let Some(addr) = s.bound
                 && s.last_rx + idle <= now
@@ -86,8 +85,7 @@ impl Relay {
             self.close_conn(now, conn);
         }
         let linger = self.s.cfg.adhoc_linger;
-        let rooms: Vec<u32> = self.rooms.indices().collect();
-        for ridx in rooms {
+        for ridx in 0..self.rooms.slot_count() {
             let Some(r) = self.rooms.get(ridx) else { continue };
             if r.adhoc && r.members.is_empty() && r.empty_since.is_some_and(|t| t + linger <= now) {
                 if let Some(r) = self.rooms.remove(ridx) {
@@ -121,8 +119,7 @@ impl Relay {
     }
 
     fn bitrate_hints(&mut self) {
-        let sessions: Vec<u32> = self.sessions.indices().collect();
-        for idx in sessions {
+        for idx in 0..self.sessions.slot_count() {
             let Some(s) = self.sessions.get_mut(idx) else { continue };
             if !s.loss.seen {
                 continue;
