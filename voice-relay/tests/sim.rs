@@ -461,6 +461,52 @@ fn join_checks_and_errors_in_the_wrong_state() {
 }
 
 #[test]
+fn switching_rooms_leaves_the_old_one_with_rotation() {
+    let mut sim = Sim::room_of(3, "lobby");
+    let carol = sim.clients[2].id();
+    let d = sim.add_client();
+    sim.ready(d, "other");
+    sim.clients[d].inbox.clear();
+    let old_key = *sim.clients[0].keys.last().unwrap();
+    sim.join(2, "other");
+    assert!(sim.clients[0].inbox.contains(&ServerMessage::MemberLeft { id: carol }));
+    assert_ne!(*sim.clients[0].keys.last().unwrap(), old_key, "lobby rotated its key");
+    assert!(!sim.clients[2].inbox.contains(&ServerMessage::MemberLeft { id: carol }));
+    assert!(
+        sim.clients[d].inbox.iter().any(|m| matches!(m, ServerMessage::MemberJoined { member } if member.id == carol))
+    );
+    // Carol now talks to dave only.
+    sim.audio(2, 0, b"hi dave", false);
+    assert_eq!(sim.clients[d].heard_from(carol), 1);
+    assert_eq!(sim.clients[0].heard_from(carol), 0);
+    // Joining the room one is in resends the state and changes nothing.
+    let rotations = sim.relay.counters().key_rotations;
+    sim.join(2, "other");
+    assert_eq!(sim.relay.counters().key_rotations, rotations);
+    assert!(matches!(sim.clients[2].inbox.last(), Some(ServerMessage::MediaKey { .. })));
+}
+
+#[test]
+fn session_capacity_is_enforced() {
+    let mut sim = Sim::with_config(RelayConfig { max_sessions: 2, ..default_config() });
+    for _ in 0..2 {
+        let i = sim.add_client();
+        sim.login(i);
+    }
+    let i = sim.add_client();
+    let user = NAMES[i].to_string();
+    sim.control(
+        i,
+        ClientMessage::Login {
+            user: user.clone(),
+            credential: voice_proto::control::Credential::Password(format!("pw-{user}")),
+            client: "t".into(),
+        },
+    );
+    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::RATE_LIMITED));
+}
+
+#[test]
 fn adhoc_rooms_can_be_disallowed() {
     let mut sim = Sim::with_config(RelayConfig { allow_adhoc_rooms: false, ..default_config() });
     let a = sim.add_client();

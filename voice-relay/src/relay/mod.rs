@@ -174,6 +174,28 @@ pub(crate) struct Settings {
 /// which its items were produced, and for one connection an [`Event::Close`] always follows the last message for it.
 /// Undrained output is never lost, only delayed.
 ///
+/// # Policies (where `PROTOCOL.md` leaves a choice)
+///
+/// * **Lifetime.** A session ends when its control connection has been gone for `resume_grace` (§6.3), whether or
+///   not it still has a UDP binding; a binding is dropped after `binding_idle_timeout` without any datagram from the
+///   bound address (§6.4). Both are checked by the housekeeping timer, so they are precise to
+///   `housekeeping_interval`. A control connection silent for `control_idle_timeout` is closed (no Goodbye).
+/// * **Addresses.** An address is bound to at most one session: a HELLO that proves another session's secret from
+///   an already-bound address takes the address over.
+/// * **Speaking** starts with the first accepted audio packet, ends with END_OF_TALKSPURT or `speaking_timeout`
+///   without audio, and is announced to the whole room (the talker included). Muting ends it.
+/// * **Keys.** A room's media key rotates (next key id) whenever a member leaves it — Leave, Join elsewhere, or end
+///   of session — and the new key goes to the remaining members only.
+/// * **Rate limits.** Audio is charged to two token buckets (packets, bytes; all or nothing); PING and
+///   RECEIVER_REPORT are charged to the packet bucket. Control messages are limited per connection; over the limit
+///   they get Error `RATE_LIMITED`. Chat history is bounded by count and by bytes per room.
+/// * **Bitrate hints.** Every `hint_interval`, each sender that received reports (RECEIVER_REPORT blocks from
+///   members of its room, or their QualityReport) gets [`bitrate_policy`] applied to the worst loss reported, and a
+///   BitrateHint if the result changed.
+/// * **Same user twice.** Several sessions may log in with the same user name; none is replaced. A Resume on a new
+///   connection while the old one is still open replaces the old connection (Goodbye `REPLACED`, then close).
+/// * **Chat-only rooms** can be joined; their audio is dropped (`VoiceNotAllowed`) and SetWhisper is refused.
+///
 /// # Randomness and authentication
 ///
 /// Tokens, secrets and media keys come from the [`RandomSource`] given to [`Relay::new`]; logins are checked by the
