@@ -125,6 +125,7 @@ impl Fuzz {
         while let Some(e) = self.relay.poll_event() {
             if let Event::Send { msg, .. } = e {
                 let mut out = BytesMut::new();
+                // An invariant, not an input check: the relay must never build a message over the protocol's caps.
                 msg.encode(&mut out).expect("every relay message encodes within the caps");
                 if let ServerMessage::LoginOk { token, public_id, secret, .. } = msg
                     && self.known.len() < 16

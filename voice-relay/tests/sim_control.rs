@@ -74,6 +74,12 @@ fn resume_takes_over_a_half_dead_connection() {
         conn: ConnId(50),
         msg: ServerMessage::ResumeOk { public_id: sim.clients[0].id() }
     }));
+    // The driver later reports the old connection closed: the session, now on connection 50, is not detached.
+    sim.relay.connection_closed(sim.now, old);
+    sim.clients[0].conn = ConnId(50);
+    sim.clients[0].closed = false;
+    sim.advance(Duration::from_secs(120));
+    assert_eq!(sim.relay.session_count(), 1);
 }
 
 #[test]

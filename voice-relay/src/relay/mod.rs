@@ -125,7 +125,8 @@ pub enum Event {
     },
     /// Close control connection `conn` after sending everything queued for it before this event. The relay has
     /// already forgotten the connection (its session, if any, is detached and may be resumed); calling
-    /// [`Relay::connection_closed`] for it afterwards is harmless.
+    /// [`Relay::connection_closed`] for it afterwards is harmless. Bytes that still arrive on it must not be fed
+    /// to the relay (they would be taken for a new connection with the same id).
     Close {
         /// The connection.
         conn: ConnId,
@@ -237,6 +238,12 @@ impl std::fmt::Debug for Relay {
 }
 
 /// Longest duration setting accepted: keeps every `Instant + setting` far from overflow.
+// The relay moves between threads with its driver.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Relay>();
+};
+
 const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Initial capacity of the transmit queue: one packet to a full room without growing.
