@@ -1,7 +1,80 @@
-//! # voice-relay — the relay core and its servers (work in progress)
+//! # voice-relay — the sans-IO relay core of the voice stack
 //!
-//! A sans-IO `Relay` (sessions, rooms, whisper lists, zero-copy fan-out) and thin tokio drivers for UDP and the TCP
-//! control channel. The relay forwards Opus ciphertext it never decrypts.
+//! What it is: [`Relay`], a deterministic state machine holding sessions, rooms, whisper lists and timers. It is
+//! fed UDP datagrams (with their source address), control-channel messages and timeouts, always with the current
+//! time as an argument, and it is polled for datagrams to send ([`voice_proto::Transmit`]), control-plane output
+//! ([`Event`]) and its next timeout. It implements `PROTOCOL.md` (the normative wire spec at the repository root):
+//! address binding by authenticated HELLO (and roaming), PING/PONG, zero-copy fan-out of AUDIO_UP rewritten in
+//! place into AUDIO_DOWN (one `Bytes` shared by every recipient), whisper lists, mute/deafen, speaking state,
+//! per-session token-bucket rate limits, receiver reports turned into bitrate hints, login through a pluggable
+//! [`Authenticator`], resume within a grace period, rooms (configured and ad-hoc), chat with bounded history,
+//! media-key rotation when a member leaves, and graceful shutdown. It never decrypts audio.
 //!
-//! Status: this crate is being built under its own issue; nothing but this notice exists yet.
+//! What it does **not** do — and what is **not here yet**:
+//! * no sockets, no threads, no async runtime, no clock reads: the tokio UDP/TCP drivers are not written yet;
+//! * no configuration file: [`RelayConfig`] is a plain struct (the TOML loader is not written yet);
+//! * no production authenticators: only [`MemoryAuthenticator`] (plaintext passwords, for tests). The argon2id
+//!   password file and JWT authenticators are not written yet;
+//! * no metrics endpoint: [`Counters`] are plain integers for a driver to export.
+//!
+//! ```text
+//!  driver (sockets, clock)                       Relay (this crate)
+//!  recv UDP ──handle_datagram(now, from, buf)──►  validate → bind / rewrite → fan-out
+//!  TCP bytes ─handle_control_bytes(now, conn)──►  login, rooms, chat, ...
+//!  timer ─────handle_timeout(now)─────────────►   expiry, speaking, hints
+//!  send UDP ◄─poll_transmit() ── TCP write ◄─poll_event() ── arm timer ◄─poll_timeout()
+//! ```
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::BytesMut;
+//! use voice_proto::control::{ClientMessage, Credential, ServerMessage};
+//! use voice_proto::{Datagram, SessionSecret};
+//! use voice_relay::{ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, SeededRng};
+//!
+//! let now = Instant::now();
+//! let auth = MemoryAuthenticator::new().with_user("alice", "hunter2");
+//! let mut relay =
+//!     Relay::new(RelayConfig::default(), Box::new(auth), Box::new(SeededRng::new(1)), now, 1_763_800_000_000)?;
+//!
+//! // Control plane: log in on connection 1.
+//! let conn = ConnId(1);
+//! relay.connection_opened(now, conn);
+//! let credential = Credential::Password("hunter2".into());
+//! relay.handle_control(now, conn, ClientMessage::Login { user: "alice".into(), credential, client: "doc".into() });
+//! let Some(Event::Send { msg: ServerMessage::LoginOk { token, public_id, secret, .. }, .. }) = relay.poll_event()
+//! else { panic!("expected LoginOk") };
+//!
+//! // Data plane: an authenticated HELLO binds the address and is answered by a HELLO_ACK of the same size.
+//! let secret = SessionSecret::new(secret.0);
+//! let mut hello = BytesMut::new();
+//! Datagram::Hello(secret.hello(token, 1)).encode(&mut hello);
+//! let from = "192.0.2.7:5000".parse()?;
+//! relay.handle_datagram(now, from, hello);
+//! let ack = relay.poll_transmit().expect("hello-ack");
+//! assert_eq!((ack.destination, ack.payload.len()), (from, 32));
+//! let Ok(Datagram::HelloAck(ack)) = Datagram::decode_from_relay(&ack.payload) else { panic!() };
+//! assert_eq!(ack.public_id, public_id);
+//! secret.verify_hello_ack(&ack)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
+
+mod auth;
+mod counters;
+mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+mod ratelimit;
+mod relay;
+mod rng;
+mod room;
+mod session;
+mod slab;
+
+pub use auth::{Authenticator, MemoryAuthenticator, UserInfo};
+pub use counters::{Counters, DropReason};
+pub use error::{AuthError, Error, RequestError, RngError};
+pub use relay::{ConnId, Event, Relay, RelayConfig, bitrate_policy};
+pub use rng::{RandomSource, SeededRng, SystemRng};
+pub use room::RoomConfig;

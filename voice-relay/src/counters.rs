@@ -1,0 +1,137 @@
+//! Operational counters: plain integers updated on the relay's thread, read by the driver (e.g. for Prometheus).
+
+/// Why a datagram was dropped (`PROTOCOL.md` §7). "Drop" means: discarded, counted here, nothing sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// Longer than 1200 bytes.
+    Oversize,
+    /// Bad version, unknown kind, length that does not match its kind, or a 1-byte datagram.
+    Malformed,
+    /// A kind only the relay sends (AUDIO_DOWN, HELLO_ACK, PONG).
+    WrongDirection,
+    /// The token names no live session.
+    UnknownToken,
+    /// The token is live but the source address is not the one bound to it (spoofed, or roamed without a HELLO).
+    Unbound,
+    /// A HELLO whose MAC does not verify.
+    BadMac,
+    /// A HELLO whose counter is not above the last accepted one (replayed or reordered).
+    StaleHello,
+    /// A 0-byte keepalive from an address bound to no session.
+    StrayKeepalive,
+    /// AUDIO_UP from a session that is in no room.
+    NotInRoom,
+    /// AUDIO_UP from a session that muted itself.
+    Muted,
+    /// AUDIO_UP in a chat-only room.
+    VoiceNotAllowed,
+    /// AUDIO_UP over the session's packets/s or bytes/s limit.
+    RateLimited,
+    /// AUDIO_UP to a whisper target the sender never set up.
+    UnknownWhisperTarget,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`Counters::drops`].
+    pub const ALL: [Self; 13] = [
+        Self::Oversize,
+        Self::Malformed,
+        Self::WrongDirection,
+        Self::UnknownToken,
+        Self::Unbound,
+        Self::BadMac,
+        Self::StaleHello,
+        Self::StrayKeepalive,
+        Self::NotInRoom,
+        Self::Muted,
+        Self::VoiceNotAllowed,
+        Self::RateLimited,
+        Self::UnknownWhisperTarget,
+    ];
+
+    /// A stable snake_case name, e.g. for a metrics label.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Oversize => "oversize",
+            Self::Malformed => "malformed",
+            Self::WrongDirection => "wrong_direction",
+            Self::UnknownToken => "unknown_token",
+            Self::Unbound => "unbound",
+            Self::BadMac => "bad_mac",
+            Self::StaleHello => "stale_hello",
+            Self::StrayKeepalive => "stray_keepalive",
+            Self::NotInRoom => "not_in_room",
+            Self::Muted => "muted",
+            Self::VoiceNotAllowed => "voice_not_allowed",
+            Self::RateLimited => "rate_limited",
+            Self::UnknownWhisperTarget => "unknown_whisper_target",
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counters of one relay. Monotone except the gauges `sessions`, `rooms` and `bound_sessions`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Live sessions (gauge).
+    pub sessions: u64,
+    /// Sessions with a bound UDP address (gauge).
+    pub bound_sessions: u64,
+    /// Rooms, configured and ad-hoc (gauge).
+    pub rooms: u64,
+    /// Sessions created by login since start.
+    pub logins: u64,
+    /// Refused logins since start.
+    pub login_failures: u64,
+    /// Sessions that ended since start.
+    pub sessions_ended: u64,
+    /// Datagrams received.
+    pub packets_in: u64,
+    /// Bytes of datagrams received.
+    pub bytes_in: u64,
+    /// Datagrams queued for sending (audio fan-out, HELLO_ACK, PONG).
+    pub packets_out: u64,
+    /// Bytes of datagrams queued for sending.
+    pub bytes_out: u64,
+    /// Audio datagrams accepted for forwarding (each counted once, however many recipients).
+    pub audio_accepted: u64,
+    /// Audio copies queued (one per recipient; they share one buffer).
+    pub audio_forwarded: u64,
+    /// HELLOs accepted (binds and rebinds).
+    pub hellos_accepted: u64,
+    /// Bindings lost to the idle timeout.
+    pub bindings_expired: u64,
+    /// Media key rotations.
+    pub key_rotations: u64,
+    drops: [u64; DropReason::ALL.len()],
+}
+
+impl Counters {
+    /// Datagrams dropped for `reason`.
+    #[must_use]
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    /// All datagrams dropped, whatever the reason.
+    #[must_use]
+    pub fn dropped_total(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// `(reason, count)` for every reason.
+    pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.iter().map(|&r| (r, self.dropped(r)))
+    }
+
+    #[inline]
+    pub(crate) fn drop(&mut self, reason: DropReason) {
+        self.drops[reason.index()] += 1;
+    }
+}

@@ -1,0 +1,154 @@
+//! Errors of voice-relay.
+//!
+//! Bad network input is never an error the caller sees: datagrams are dropped and counted
+//! ([`crate::DropReason`]), control requests are answered with a protocol `Error` message. The types here are for the
+//! caller's side: building a relay ([`Error`]), plugging in an authenticator ([`AuthError`]) or a random source
+//! ([`RngError`]), and the typed reasons a control request is refused ([`RequestError`]), each with its stable wire
+//! code.
+
+use voice_proto::control::ErrorCode;
+
+/// Why a [`crate::Relay`] could not be built from its configuration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configured room name is empty or longer than the protocol's 64-byte cap.
+    #[error("room name {name:?} is empty or longer than 64 bytes")]
+    InvalidRoomName {
+        /// The offending name.
+        name: String,
+    },
+    /// Two configured rooms have the same name.
+    #[error("room {name:?} is configured twice")]
+    DuplicateRoom {
+        /// The duplicated name.
+        name: String,
+    },
+    /// A configured room password is longer than the protocol's 128-byte cap (no client could send it).
+    #[error("password of room {name:?} is longer than 128 bytes")]
+    PasswordTooLong {
+        /// The room.
+        name: String,
+    },
+    /// The server name is longer than the protocol's 64-byte cap.
+    #[error("server name is longer than 64 bytes")]
+    ServerNameTooLong,
+    /// A numeric setting is out of its valid range (named in `setting`).
+    #[error("configuration setting `{setting}` is out of range")]
+    InvalidSetting {
+        /// The setting's name as in [`crate::RelayConfig`].
+        setting: &'static str,
+    },
+    /// The random source failed while drawing the rooms' first media keys.
+    #[error(transparent)]
+    Rng(#[from] RngError),
+}
+
+/// The random source could not produce bytes. The relay answers the request that needed them with `INTERNAL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RngError {
+    /// The operating system's generator failed.
+    #[error("the system random number generator failed")]
+    Unavailable,
+}
+
+/// Why an [`crate::Authenticator`] refused a login. The client always sees `AUTH_FAILED`, whatever the reason, so
+/// it learns nothing about which user names exist.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No such user.
+    #[error("unknown user")]
+    UnknownUser,
+    /// The user exists, the credential is wrong (bad password, bad signature, expired token).
+    #[error("wrong credential")]
+    WrongCredential,
+    /// This authenticator does not accept this kind of credential (e.g. a token where passwords are expected).
+    #[error("credential kind not supported by this authenticator")]
+    UnsupportedCredential,
+    /// The authenticator could not decide (a backend failed); the login is refused.
+    #[error("authenticator unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Why a control request was refused. Each variant maps to one stable [`ErrorCode`] ([`RequestError::code`]) and
+/// its `Display` text is the `message` of the protocol `Error` the client receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The request needs a logged-in session (`NOT_LOGGED_IN`).
+    #[error("log in first")]
+    NotLoggedIn,
+    /// Login or resume on a connection that already has a session (`ALREADY_LOGGED_IN`).
+    #[error("this connection already has a session")]
+    AlreadyLoggedIn,
+    /// The authenticator refused the credential (`AUTH_FAILED`).
+    #[error("authentication failed")]
+    AuthFailed,
+    /// Unknown or expired token, or wrong secret (`RESUME_FAILED`).
+    #[error("cannot resume this session")]
+    ResumeFailed,
+    /// No such room and ad-hoc rooms are not allowed, or the name is invalid (`ROOM_NOT_FOUND`).
+    #[error("no such room")]
+    RoomNotFound,
+    /// The room has `max_users` members (`ROOM_FULL`).
+    #[error("room is full")]
+    RoomFull,
+    /// The room password is wrong or missing (`WRONG_ROOM_PASSWORD`).
+    #[error("wrong room password")]
+    WrongRoomPassword,
+    /// Voice is not allowed in the session's room (`VOICE_NOT_ALLOWED`).
+    #[error("voice is not allowed in this room")]
+    VoiceNotAllowed,
+    /// The request needs the session to be in a room (`NOT_IN_ROOM`).
+    #[error("not in a room")]
+    NotInRoom,
+    /// Whisper target 0, or more whisper lists than the relay keeps per session (`INVALID_WHISPER`).
+    #[error("invalid whisper list")]
+    InvalidWhisper,
+    /// A field is over its protocol cap (`TOO_LARGE`).
+    #[error("a field exceeds its cap")]
+    TooLarge,
+    /// The connection sends control messages faster than its limit (`RATE_LIMITED`).
+    #[error("too many requests")]
+    RateLimited,
+    /// The relay cannot create more sessions or rooms (`RATE_LIMITED`).
+    #[error("server capacity reached")]
+    Capacity,
+    /// The relay is shutting down (`SHUTTING_DOWN`).
+    #[error("server is shutting down")]
+    ShuttingDown,
+    /// The relay failed, e.g. its random source (`INTERNAL`).
+    #[error("internal server error")]
+    Internal,
+}
+
+impl RequestError {
+    /// The stable wire code of this refusal (`PROTOCOL.md` §5.5).
+    #[must_use]
+    pub const fn code(self) -> ErrorCode {
+        match self {
+            Self::NotLoggedIn => ErrorCode::NOT_LOGGED_IN,
+            Self::AlreadyLoggedIn => ErrorCode::ALREADY_LOGGED_IN,
+            Self::AuthFailed => ErrorCode::AUTH_FAILED,
+            Self::ResumeFailed => ErrorCode::RESUME_FAILED,
+            Self::RoomNotFound => ErrorCode::ROOM_NOT_FOUND,
+            Self::RoomFull => ErrorCode::ROOM_FULL,
+            Self::WrongRoomPassword => ErrorCode::WRONG_ROOM_PASSWORD,
+            Self::VoiceNotAllowed => ErrorCode::VOICE_NOT_ALLOWED,
+            Self::NotInRoom => ErrorCode::NOT_IN_ROOM,
+            Self::InvalidWhisper => ErrorCode::INVALID_WHISPER,
+            Self::TooLarge => ErrorCode::TOO_LARGE,
+            Self::RateLimited | Self::Capacity => ErrorCode::RATE_LIMITED,
+            Self::ShuttingDown => ErrorCode::SHUTTING_DOWN,
+            Self::Internal => ErrorCode::INTERNAL,
+        }
+    }
+}
+
+impl From<RngError> for RequestError {
+    fn from(_: RngError) -> Self {
+        Self::Internal
+    }
+}

@@ -1,0 +1,297 @@
+//! The data plane (`PROTOCOL.md` §2): validation, address binding, and zero-copy fan-out.
+//!
+//! Steady-state audio costs one token lookup, two token buckets, one in-place rewrite, one `freeze`, and one
+//! refcount bump plus one queue push per recipient: no allocation.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use voice_proto::control::ServerMessage;
+use voice_proto::{
+    AudioFlags, Datagram, DecodeError, Hello, PacketKind, PublicId, ReceiverReport, SessionToken, Transmit,
+    WhisperTarget, rewrite_up_to_down,
+};
+
+use super::Relay;
+use crate::counters::{Counters, DropReason};
+use crate::ratelimit::take_both;
+use crate::session::Session;
+use crate::slab::Slab;
+
+fn reason_of(e: DecodeError) -> DropReason {
+    match e {
+        DecodeError::Oversize { .. } => DropReason::Oversize,
+        DecodeError::WrongDirection(_) => DropReason::WrongDirection,
+        _ => DropReason::Malformed,
+    }
+}
+
+impl Relay {
+    /// Handles one UDP datagram received from `from`.
+    ///
+    /// Takes ownership of the receive buffer: an accepted AUDIO_UP is rewritten in place into AUDIO_DOWN and frozen
+    /// into one [`Bytes`] that every recipient's [`Transmit`] shares; a HELLO or PING buffer is overwritten with its
+    /// answer (same size). For the fan-out to be allocation-free, give buffers that are already shared-kind (e.g.
+    /// `split_to` / `split` of a larger [`BytesMut`] the driver reuses); a `BytesMut` built from a `Vec` costs one
+    /// allocation when frozen and cloned.
+    ///
+    /// Invalid input is dropped and counted ([`DropReason`]); nothing is ever sent to an address that has not proven
+    /// a session secret with a HELLO, and no answer is larger than what triggered it.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: BytesMut) {
+        self.counters.packets_in += 1;
+        self.counters.bytes_in += datagram.len() as u64;
+        let parsed = match Datagram::decode_from_client(&datagram) {
+            Ok(d) => d,
+            Err(e) => return self.counters.drop(reason_of(e)),
+        };
+        let result = match parsed {
+            Datagram::Keepalive => self.keepalive(now, from),
+            Datagram::Hello(h) => self.hello(now, from, h, datagram),
+            Datagram::Ping(p) => self.ping(now, from, p.token, datagram),
+            Datagram::ReceiverReport(r) => self.report(now, from, &r),
+            Datagram::AudioUp(a) => {
+                let (token, target) = (a.token, a.header.target);
+                let end = a.header.flags.contains(AudioFlags::END_OF_TALKSPURT);
+                self.audio(now, from, token, target, end, datagram)
+            }
+            // `decode_from_client` refuses relay → client kinds.
+            Datagram::AudioDown(_) | Datagram::HelloAck(_) | Datagram::Pong(_) => Err(DropReason::WrongDirection),
+        };
+        if let Err(reason) = result {
+            self.counters.drop(reason);
+        }
+    }
+
+    /// The session named by `token` if `from` is its bound address; refreshes the binding.
+    #[inline]
+    fn bound_session(&mut self, now: Instant, from: SocketAddr, token: SessionToken) -> Result<u32, DropReason> {
+        let &idx = self.by_token.get(&token.0).ok_or(DropReason::UnknownToken)?;
+        let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
+        if s.bound != Some(from) {
+            return Err(DropReason::Unbound);
+        }
+        s.last_rx = now;
+        Ok(idx)
+    }
+
+    fn keepalive(&mut self, now: Instant, from: SocketAddr) -> Result<(), DropReason> {
+        let &idx = self.by_addr.get(&from).ok_or(DropReason::StrayKeepalive)?;
+        let s = self.sessions.get_mut(idx).ok_or(DropReason::StrayKeepalive)?;
+        s.last_rx = now;
+        Ok(())
+    }
+
+    fn hello(&mut self, now: Instant, from: SocketAddr, h: Hello, mut buf: BytesMut) -> Result<(), DropReason> {
+        let &idx = self.by_token.get(&h.token.0).ok_or(DropReason::UnknownToken)?;
+        let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
+        s.secret.verify_hello(&h).map_err(|_| DropReason::BadMac)?;
+        if s.hello_counter.is_some_and(|c| h.counter <= c) {
+            return Err(DropReason::StaleHello);
+        }
+        s.hello_counter = Some(h.counter);
+        s.last_rx = now;
+        let ack = s.secret.hello_ack(s.public_id, h.counter);
+        let old = s.bound.replace(from);
+        if old != Some(from) {
+            if let Some(old) = old {
+                self.by_addr.remove(&old);
+            } else {
+                self.counters.bound_sessions += 1;
+            }
+            // An address belongs to one session: the latest to prove a secret from it.
+            if let Some(other) = self.by_addr.insert(from, idx)
+                && let Some(o) = self.sessions.get_mut(other)
+                && other != idx
+            {
+                o.bound = None;
+                self.counters.bound_sessions = self.counters.bound_sessions.saturating_sub(1);
+            }
+        }
+        self.counters.hellos_accepted += 1;
+        // The ack is exactly as long as the hello (32 bytes): overwrite the receive buffer, no allocation.
+        buf.clear();
+        Datagram::HelloAck(ack).encode(&mut buf);
+        self.push_reply(from, buf.freeze());
+        Ok(())
+    }
+
+    /// Takes one token from the session's packet bucket (pings and reports share the audio budget, so a member
+    /// cannot make the relay work harder than its audio limits allow).
+    fn charge(&mut self, idx: u32, now: Instant) -> Result<(), DropReason> {
+        let params = self.s.packets;
+        let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
+        if s.packet_bucket.take(params, now, 1) { Ok(()) } else { Err(DropReason::RateLimited) }
+    }
+
+    fn ping(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        token: SessionToken,
+        mut buf: BytesMut,
+    ) -> Result<(), DropReason> {
+        let idx = self.bound_session(now, from, token)?;
+        self.charge(idx, now)?;
+        // PONG has the PING's layout with kind 0x06 and bytes 4..8 zero (`PROTOCOL.md` §2.6); `decode` checked the
+        // length is exactly 16.
+        buf[1] = PacketKind::Pong as u8;
+        buf[4..8].fill(0);
+        self.push_reply(from, buf.freeze());
+        Ok(())
+    }
+
+    fn push_reply(&mut self, to: SocketAddr, payload: Bytes) {
+        self.counters.packets_out += 1;
+        self.counters.bytes_out += payload.len() as u64;
+        self.transmits.push_back(Transmit { destination: to, payload });
+    }
+
+    fn report(&mut self, now: Instant, from: SocketAddr, r: &ReceiverReport<'_>) -> Result<(), DropReason> {
+        let idx = self.bound_session(now, from, r.token)?;
+        self.charge(idx, now)?;
+        let Some(room) = self.sessions.get(idx).and_then(|s| s.room) else { return Err(DropReason::NotInRoom) };
+        for b in r.blocks() {
+            let Some(&src) = self.by_public.get(&b.source.0) else { continue };
+            if src == idx {
+                continue;
+            }
+            if let Some(s) = self.sessions.get_mut(src)
+                && s.room == Some(room)
+            {
+                s.loss.worst = s.loss.worst.max(b.fraction_lost);
+                s.loss.seen = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn audio(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        token: SessionToken,
+        target: WhisperTarget,
+        end_of_talkspurt: bool,
+        mut buf: BytesMut,
+    ) -> Result<(), DropReason> {
+        let idx = self.bound_session(now, from, token)?;
+        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let (packets, bytes) = (self.s.packets, self.s.bytes);
+        let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
+        let room_idx = s.room.ok_or(DropReason::NotInRoom)?;
+        if s.muted {
+            return Err(DropReason::Muted);
+        }
+        let room = self.rooms.get(room_idx).ok_or(DropReason::NotInRoom)?;
+        if !room.config.allow_voice {
+            return Err(DropReason::VoiceNotAllowed);
+        }
+        if !target.is_room() && s.whisper(target).is_none() {
+            return Err(DropReason::UnknownWhisperTarget);
+        }
+        if !take_both((&mut s.packet_bucket, packets, 1), (&mut s.byte_bucket, bytes, len), now) {
+            return Err(DropReason::RateLimited);
+        }
+        let public_id = s.public_id;
+        let was_speaking = s.speaking;
+        s.last_audio = now;
+        // The datagram decoded as AUDIO_UP above, so the rewrite cannot fail; stay panic-free anyway.
+        rewrite_up_to_down(&mut buf, public_id).map_err(|_| DropReason::Malformed)?;
+        let payload = buf.freeze();
+        self.counters.audio_accepted += 1;
+        if target.is_room() {
+            fan_out_room(&self.sessions, &room.members, idx, &payload, &mut self.transmits, &mut self.counters);
+        } else {
+            fan_out_whisper(
+                &self.sessions,
+                &self.by_public,
+                idx,
+                room_idx,
+                target,
+                &payload,
+                &mut self.transmits,
+                &mut self.counters,
+            );
+        }
+        if end_of_talkspurt {
+            if was_speaking {
+                self.set_speaking(idx, false);
+            }
+        } else if !was_speaking {
+            self.set_speaking(idx, true);
+        }
+        Ok(())
+    }
+
+    /// Changes a session's speaking state and tells its room.
+    pub(crate) fn set_speaking(&mut self, idx: u32, speaking: bool) {
+        let Some(s) = self.sessions.get_mut(idx) else { return };
+        if s.speaking == speaking {
+            return;
+        }
+        s.speaking = speaking;
+        let (id, room) = (s.public_id, s.room);
+        if speaking {
+            self.speaking.push(idx);
+        } else {
+            self.speaking.retain(|&i| i != idx);
+        }
+        if let Some(room) = room {
+            self.send_room(room, &ServerMessage::Speaking { id, speaking }, None);
+        }
+    }
+}
+
+#[inline]
+fn push_audio(to: SocketAddr, payload: &Bytes, transmits: &mut VecDeque<Transmit>, c: &mut Counters) {
+    c.packets_out += 1;
+    c.audio_forwarded += 1;
+    c.bytes_out += payload.len() as u64;
+    transmits.push_back(Transmit { destination: to, payload: payload.clone() });
+}
+
+fn fan_out_room(
+    sessions: &Slab<Session>,
+    members: &[u32],
+    sender: u32,
+    payload: &Bytes,
+    transmits: &mut VecDeque<Transmit>,
+    c: &mut Counters,
+) {
+    for &m in members {
+        if m == sender {
+            continue;
+        }
+        if let Some(to) = sessions.get(m).and_then(Session::audio_destination) {
+            push_audio(to, payload, transmits, c);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // split borrows of the relay's fields
+fn fan_out_whisper(
+    sessions: &Slab<Session>,
+    by_public: &std::collections::HashMap<u32, u32>,
+    sender: u32,
+    room: u32,
+    target: WhisperTarget,
+    payload: &Bytes,
+    transmits: &mut VecDeque<Transmit>,
+    c: &mut Counters,
+) {
+    let Some(list) = sessions.get(sender).and_then(|s| s.whisper(target)) else { return };
+    for &PublicId(id) in list.members.iter() {
+        let Some(&m) = by_public.get(&id) else { continue };
+        if m == sender {
+            continue;
+        }
+        if let Some(s) = sessions.get(m)
+            && s.room == Some(room)
+            && let Some(to) = s.audio_destination()
+        {
+            push_audio(to, payload, transmits, c);
+        }
+    }
+}
