@@ -69,7 +69,7 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
         Just(ClientMessage::Leave),
         any::<(bool, bool)>().prop_map(|(muted, deafened)| ClientMessage::SetState { muted, deafened }),
         "\\PC{0,200}".prop_map(|text| ClientMessage::Chat { text }),
-        (1u16.., prop::collection::vec(any::<u32>(), 0..64)).prop_map(|(t, m)| ClientMessage::SetWhisper {
+        (any::<u16>(), prop::collection::vec(any::<u32>(), 0..64)).prop_map(|(t, m)| ClientMessage::SetWhisper {
             target: WhisperTarget(t),
             members: m.into_iter().map(PublicId).collect(),
         }),
@@ -310,8 +310,9 @@ fn oversize_messages_are_refused_without_writing() {
     let m = ClientMessage::Join { room: long, password: None };
     assert!(m.encode(&mut out).is_err());
     assert!(out.is_empty());
-    let m = ClientMessage::SetWhisper { target: WhisperTarget::ROOM, members: vec![] };
+    let m = ClientMessage::SetWhisper { target: WhisperTarget(1), members: vec![PublicId(1); 65] };
     assert!(m.encode(&mut out).is_err());
+    assert!(out.is_empty());
     // A declared frame length over the cap is refused before any payload arrives.
     let mut b = BytesMut::from(&[0u8, 1, 0, 1, 1, 0][..]);
     assert!(decode_frame(&mut b).is_err());

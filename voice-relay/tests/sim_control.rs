@@ -451,16 +451,15 @@ fn invalid_configurations_are_refused() {
     }
 }
 
-/// PROTOCOL.md §5.3 says SetWhisper with target 0 gets Error `INVALID_WHISPER`, but voice-proto's decoder refuses
-/// target 0 as an invalid value, which §5.1 makes a fatal `BAD_REQUEST`. This pins what the relay does today with
-/// such a frame (the `INVALID_WHISPER` path is reachable only through `handle_control`); see the session report.
+/// PROTOCOL.md §5.3: SetWhisper with target 0 is well-formed on the wire and refused with `INVALID_WHISPER`; the
+/// connection stays open.
 #[test]
-fn set_whisper_target_zero_on_the_wire_is_a_decode_error_today() {
+fn set_whisper_target_zero_on_the_wire_is_refused_and_keeps_the_connection() {
     let mut sim = Sim::room_of(1, "lobby");
     let mut frame = bytes::BytesMut::from(&[0u8, 0, 0, 8, 1, 0, 0, 8, 0, 0, 0, 0][..]);
     let conn = sim.clients[0].conn;
     sim.relay.handle_control_bytes(sim.now, conn, &mut frame);
     sim.pump();
-    assert_eq!(sim.clients[0].last_error(), Some(ErrorCode::BAD_REQUEST));
-    assert!(sim.clients[0].closed);
+    assert_eq!(sim.clients[0].last_error(), Some(ErrorCode::INVALID_WHISPER));
+    assert!(!sim.clients[0].closed);
 }

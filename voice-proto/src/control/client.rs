@@ -72,7 +72,8 @@ pub enum ClientMessage {
     },
     /// 0x0008: set (or, with no members, clear) whisper list `target`.
     SetWhisper {
-        /// 1..=65535; audio packets with this target go only to `members`.
+        /// 1..=65535; audio packets with this target go only to `members`. Target 0 is refused by the server with
+        /// `INVALID_WHISPER`.
         target: WhisperTarget,
         /// Public ids of the recipients.
         members: Vec<PublicId>,
@@ -151,9 +152,6 @@ impl Fields for ClientMessage {
             }
             Self::Chat { text } => w.str("text", text, MAX_CHAT_LEN)?,
             Self::SetWhisper { target, members } => {
-                if target.is_room() {
-                    return Err(ControlError::InvalidValue { field: "target" });
-                }
                 w.u16(target.0);
                 w.count("members", members.len(), MAX_WHISPER_MEMBERS)?;
                 for m in members {
@@ -210,10 +208,9 @@ impl ClientMessage {
             0x0006 => Self::SetState { muted: r.bool("muted")?, deafened: r.bool("deafened")? },
             0x0007 => Self::Chat { text: r.str("text", MAX_CHAT_LEN)? },
             0x0008 => {
+                // Target 0 decodes: it is a request error the server answers with INVALID_WHISPER, not a framing
+                // error (PROTOCOL.md §5.3).
                 let target = WhisperTarget(r.u16("target")?);
-                if target.is_room() {
-                    return Err(ControlError::InvalidValue { field: "target" });
-                }
                 let members = read_list(r, "members", MAX_WHISPER_MEMBERS, |r| Ok(PublicId(r.u32("members")?)))?;
                 Self::SetWhisper { target, members }
             }
