@@ -71,6 +71,8 @@ mod stretch;
 
 #[doc(hidden)]
 pub mod fuzzing;
+#[doc(hidden)]
+pub mod harness;
 
 pub use capture::{CAPTURE_BUFFER_SAMPLES, CaptureFrame, CapturePipeline, GateReason};
 pub use config::{

@@ -10,7 +10,7 @@ pub const MAX_MIX_SAMPLES: usize = 5_760;
 /// Below this magnitude the soft clipper is the identity.
 const KNEE: f32 = 0.75;
 
-/// Soft clipper: the identity up to ±0.75, then a tanh knee that approaches but never reaches ±1.
+/// Soft clipper: the identity up to ±0.75, then a tanh knee toward ±1 (never beyond; NaN becomes 0).
 pub fn soft_clip(x: f32) -> f32 {
     let a = x.abs();
     if a <= KNEE || a.is_nan() {
@@ -21,7 +21,7 @@ pub fn soft_clip(x: f32) -> f32 {
     y.copysign(x)
 }
 
-/// Sums speakers at 48 kHz in a channel layout, soft-clips, and converts to the device format. Nothing allocates
+/// Sums speakers at 48 kHz in a channel layout, converts to the device format, and soft-clips. Nothing allocates
 /// after construction.
 pub struct Mixer {
     channels: usize,
@@ -82,12 +82,13 @@ impl Mixer {
         for speaker in speakers {
             speaker.read_add(acc, ch, samples);
         }
-        for s in acc.iter_mut() {
-            *s = soft_clip(*s);
-        }
         self.out.clear();
         let (out, dev_ch) = (&mut self.out, self.device_channels);
         self.resampler.process(acc, |block| remix_into(block, ch, dev_ch, out))?;
+        // Clip last, at the device rate: the resampler's filter can overshoot a signal that was already near ±1.
+        for s in self.out.iter_mut() {
+            *s = soft_clip(*s);
+        }
         Ok(&self.out)
     }
 }
