@@ -182,7 +182,7 @@ impl CapturePipeline {
     /// ([`CAPTURE_BUFFER_SAMPLES`]).
     pub fn push(&mut self, chunk: &[f32]) -> Result<(), CodecError> {
         let dev_ch = usize::from(self.config.device_channels);
-        if chunk.len() % dev_ch != 0 {
+        if !chunk.len().is_multiple_of(dev_ch) {
             return Err(CodecError::PartialFrame { len: chunk.len(), channels: dev_ch });
         }
         let ch = self.config.layout.count();

@@ -93,7 +93,7 @@ pub fn resample_clip(
 ) -> Result<Vec<f32>, CodecError> {
     config::validate_device(in_rate_hz, u16::try_from(channels).unwrap_or(0))?;
     config::validate_device(out_rate_hz, u16::try_from(channels).unwrap_or(0))?;
-    if input.len() % channels != 0 {
+    if channels == 0 || !input.len().is_multiple_of(channels) {
         return Err(CodecError::PartialFrame { len: input.len(), channels });
     }
     let mut r = resample::StreamResampler::new(in_rate_hz, out_rate_hz, channels)?;

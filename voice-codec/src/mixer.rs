@@ -10,15 +10,18 @@ pub const MAX_MIX_SAMPLES: usize = 5_760;
 /// Below this magnitude the soft clipper is the identity.
 const KNEE: f32 = 0.75;
 
-/// Soft clipper: the identity up to ±0.75, then a tanh knee toward ±1 (never beyond; NaN becomes 0).
+/// Soft clipper: the identity up to ±0.75, then a smooth knee toward ±1 (never beyond; NaN becomes 0).
 pub fn soft_clip(x: f32) -> f32 {
     let a = x.abs();
     if a <= KNEE || a.is_nan() {
         return if x.is_nan() { 0.0 } else { x };
     }
+    // Rational knee u / (1 + u): slope 1 at the knee (no kink), strictly increasing, so even a 10× overload keeps
+    // its waveform shape instead of flattening (tanh saturates to exactly 1.0 in f32 at about 4× overload).
     let range = 1.0 - KNEE;
-    let y = KNEE + range * ((a - KNEE) / range).tanh();
-    y.copysign(x)
+    let u = (a - KNEE) / range;
+    let y = KNEE + range * (u / (1.0 + u));
+    y.min(1.0).copysign(x)
 }
 
 /// Sums speakers at 48 kHz in a channel layout, converts to the device format, and soft-clips. Nothing allocates

@@ -23,11 +23,12 @@ const STEP: usize = 48;
 pub(crate) struct Stretcher {
     mono: Vec<f32>,
     insert: Vec<f32>,
+    corr: Vec<f32>,
 }
 
 impl Stretcher {
     pub(crate) fn new(max_frames: usize, channels: usize) -> Self {
-        Self { mono: vec![0.0; max_frames], insert: vec![0.0; MAX_LAG * channels] }
+        Self { mono: vec![0.0; max_frames], insert: vec![0.0; MAX_LAG * channels], corr: vec![0.0; MAX_LAG + 1] }
     }
 
     /// Finds where (`s`) and by how much (`p`) to edit `frames` frames for a request of `want` samples.
@@ -61,26 +62,26 @@ impl Stretcher {
             return None;
         }
         let s = best_s;
-        let mut best_corr = f32::NEG_INFINITY;
-        let mut corrs_lag = 0;
-        // First pass: the best correlation.
+        let corr = &mut self.corr[..=max_lag];
+        let mut best = (f32::NEG_INFINITY, 0);
         for lag in MIN_LAG..=max_lag {
-            let c = correlation(&mono[s..s + lag], &mono[s + lag..s + 2 * lag]);
-            if c > best_corr {
-                best_corr = c;
-                corrs_lag = lag;
+            corr[lag] = correlation(&mono[s..s + lag], &mono[s + lag..s + 2 * lag]);
+            if corr[lag] > best.0 {
+                best = (corr[lag], lag);
             }
         }
-        if best_corr < MIN_CORRELATION {
+        if best.0 < MIN_CORRELATION {
             return None;
         }
-        // Prefer the longest lag (a pitch multiple) that is nearly as good, to apply as much as asked.
-        for lag in (corrs_lag..=max_lag).rev() {
-            if correlation(&mono[s..s + lag], &mono[s + lag..s + 2 * lag]) >= 0.95 * best_corr {
+        // Prefer the longest lag that is a correlation peak (a pitch multiple) nearly as good as the best, to apply
+        // as much as asked.
+        for lag in (best.1 + 1..max_lag).rev() {
+            let peak = corr[lag] >= corr[lag - 1] && corr[lag] >= corr[lag + 1];
+            if peak && corr[lag] >= 0.9 * best.0 {
                 return Some((s, lag));
             }
         }
-        Some((s, corrs_lag))
+        Some((s, best.1))
     }
 
     /// Removes up to `want` frames from the first `frames` frames of `buf` (interleaved, `ch` channels). Returns the
@@ -157,7 +158,7 @@ mod tests {
         let mut buf = tone(960, 160, 0.5);
         let before = max_step(&buf);
         let removed = st.shrink(&mut buf, 1, 960, 400);
-        assert!(removed >= 160 && removed <= 400, "removed {removed}");
+        assert!((160..=400).contains(&removed), "removed {removed}");
         assert_eq!(removed % 160, 0);
         assert!(max_step(&buf[..960 - removed]) <= before * 1.05);
     }
@@ -169,7 +170,7 @@ mod tests {
         buf.resize(2000, 0.0);
         let before = max_step(&buf[..960]);
         let added = st.expand(&mut buf, 1, 960, 320);
-        assert!(added >= 160 && added <= 320, "added {added}");
+        assert!((160..=320).contains(&added), "added {added}");
         assert!(max_step(&buf[..960 + added]) <= before * 1.05);
     }
 

@@ -87,8 +87,7 @@ fn fec_recovers_a_dropped_frame_better_than_plc() {
 
 #[test]
 fn fec_recovers_at_least_90_percent_of_single_losses() {
-    let mut settings = OpusSettings::default();
-    settings.expected_loss_pct = 10;
+    let settings = OpusSettings { expected_loss_pct: 10, ..OpusSettings::default() };
     let mut total = (0, 0);
     for seed in 1..=3 {
         let r = fec_recovery(20, 10, seed, settings).unwrap();
