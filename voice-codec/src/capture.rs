@@ -50,7 +50,7 @@ pub enum CaptureFrame<'a> {
 /// Encoder pipeline: `push` device chunks of any size, then drain frames with [`poll_frame`](Self::poll_frame).
 ///
 /// Stages, in order, each optional: conversion to 48 kHz and the configured layout → frame assembly → gain → noise
-/// suppression → voice activity gate (with hangover) → push-to-talk gate → Opus. After construction, pushing and
+/// suppression → echo cancellation (feature `aec`) → voice activity gate (with hangover) → push-to-talk gate → Opus. After construction, pushing and
 /// polling allocate nothing (unless a [`Dumper`] is attached).
 pub struct CapturePipeline {
     config: CaptureConfig,
@@ -62,6 +62,8 @@ pub struct CapturePipeline {
     mono: Vec<f32>,
     packet: Vec<u8>,
     denoise: Option<NoiseSuppressor>,
+    #[cfg(feature = "aec")]
+    echo: Option<crate::dsp::EchoCanceller>,
     vad: Option<VoiceGate>,
     ptt_pressed: bool,
     dumper: Option<Dumper>,
@@ -95,6 +97,9 @@ impl CapturePipeline {
                 return Err(CodecError::InvalidConfig("vad threshold must be in 0..=1"));
             }
         }
+        if config.echo_cancellation && cfg!(not(feature = "aec")) {
+            return Err(CodecError::InvalidConfig("echo_cancellation needs voice-codec's `aec` feature"));
+        }
         let ch = config.layout.count();
         let encoder = Encoder::new(SampleRate::Hz48000, config.layout.opus(), config.application.opus())?;
         let resampler = StreamResampler::new(config.device_rate_hz, SAMPLE_RATE_HZ, ch)?;
@@ -108,6 +113,8 @@ impl CapturePipeline {
             mono: vec![0.0; max_frame],
             packet: vec![0; MAX_PACKET_BYTES],
             denoise: config.noise_suppression.then(|| NoiseSuppressor::new(ch)),
+            #[cfg(feature = "aec")]
+            echo: config.echo_cancellation.then(|| crate::dsp::EchoCanceller::new(ch)),
             vad: config.vad.map(|v| VoiceGate::new(v.threshold, v.hangover_frames)),
             ptt_pressed: false,
             dumper: None,
@@ -177,6 +184,18 @@ impl CapturePipeline {
         self.fifo.len() / self.config.layout.count()
     }
 
+    /// Feeds the far-end reference for echo cancellation: the 48 kHz audio being played (interleaved `channels`),
+    /// e.g. [`Mixer::last_mix`](crate::Mixer::last_mix) after each mix. Push it as it is played, before the capture
+    /// that contains its echo is polled. A no-op unless echo cancellation is enabled (feature `aec`).
+    pub fn push_echo_reference(&mut self, audio: &[f32], channels: usize) {
+        #[cfg(feature = "aec")]
+        if let Some(aec) = &mut self.echo {
+            aec.push_reference(audio, channels);
+        }
+        #[cfg(not(feature = "aec"))]
+        let _ = (audio, channels);
+    }
+
     /// Pushes an interleaved chunk at the device rate and channel count. Any length of whole frames is accepted;
     /// fails without consuming anything if the chunk is not whole frames or would overflow the assembly buffer
     /// ([`CAPTURE_BUFFER_SAMPLES`]).
@@ -223,6 +242,10 @@ impl CapturePipeline {
         }
         if let Some(ns) = &mut self.denoise {
             ns.process(frame);
+        }
+        #[cfg(feature = "aec")]
+        if let Some(aec) = &mut self.echo {
+            aec.process(frame);
         }
         let mut gate = None;
         if let Some(vad) = &mut self.vad {

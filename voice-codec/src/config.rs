@@ -187,6 +187,11 @@ pub struct CaptureConfig {
     pub gain: Option<f32>,
     /// Run RNNoise-style noise suppression (nnnoiseless).
     pub noise_suppression: bool,
+    /// Cancel the echo of the playback signal (fed with
+    /// [`push_echo_reference`](crate::CapturePipeline::push_echo_reference)). Needs the `aec` cargo feature;
+    /// without it, construction fails with [`CodecError::InvalidConfig`]. Note: aec3 allocates while processing, so
+    /// this stage is the one exception to the pipelines' no-allocation guarantee.
+    pub echo_cancellation: bool,
     /// Gate transmission on voice activity; `None` transmits every frame.
     pub vad: Option<VadConfig>,
     /// Start with a push-to-talk gate (closed until [`set_push_to_talk`](crate::CapturePipeline::set_push_to_talk)
@@ -204,6 +209,7 @@ impl Default for CaptureConfig {
             opus: OpusSettings::default(),
             gain: None,
             noise_suppression: false,
+            echo_cancellation: false,
             vad: None,
             push_to_talk: false,
         }

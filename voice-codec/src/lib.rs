@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! capture:  device chunks (any size, rate, channels) ─► 48 kHz + layout (rubato) ─► exact frames (10/20/40/60 ms)
-//!           ─► gain ─► noise suppression (nnnoiseless) ─► VAD gate + hangover (earshot) ─► push-to-talk ─► Opus
+//!           ─► gain ─► noise suppression (nnnoiseless) ─► echo cancellation (aec3, feature `aec`)
+//!           ─► VAD gate + hangover (earshot) ─► push-to-talk ─► Opus
 //! playback: voice_jitter::Playout ─► decode | FEC of next packet | PLC | silence ─► time-stretch ─► volume
 //!           ─► Mixer: sum of speakers ─► soft clip ─► device rate + channels
 //! ```
@@ -12,7 +13,7 @@
 //! What it does **not** do: no threads, no audio devices, no sockets, no clock reads, no jitter buffering (that is
 //! voice-jitter's job; this crate carries out its decisions). Every call is plain CPU work on buffers the pipelines
 //! allocate once at construction; steady-state processing allocates nothing (see `tests/no_alloc.rs`). Echo
-//! cancellation is not included yet.
+//! cancellation (aec3) is behind the `aec` feature.
 //!
 //! Errors are typed ([`CodecError`]) and only for caller mistakes and library failures: a corrupt packet from the
 //! network is concealed and counted ([`PlaybackStats::corrupt`]), never a panic or an error.

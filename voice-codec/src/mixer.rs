@@ -31,6 +31,7 @@ pub struct Mixer {
     device_rate_hz: u32,
     device_channels: usize,
     acc: Vec<f32>,
+    last_len: usize,
     resampler: StreamResampler,
     out: Vec<f32>,
 }
@@ -58,9 +59,21 @@ impl Mixer {
             device_rate_hz,
             device_channels: dev_ch,
             acc: vec![0.0; MAX_MIX_SAMPLES * ch],
+            last_len: 0,
             resampler,
             out: Vec::with_capacity(max_out * dev_ch),
         })
+    }
+
+    /// The last mix at 48 kHz in the mixer's layout, before soft clipping and device conversion: the far-end
+    /// reference for [`CapturePipeline::push_echo_reference`](crate::CapturePipeline::push_echo_reference).
+    pub fn last_mix(&self) -> &[f32] {
+        &self.acc[..self.last_len]
+    }
+
+    /// Channel count of the 48 kHz mix.
+    pub fn channels(&self) -> usize {
+        self.channels
     }
 
     /// Delay the device-rate conversion adds, in device frames.
@@ -80,6 +93,7 @@ impl Mixer {
             return Err(CodecError::BufferTooSmall { len: MAX_MIX_SAMPLES, needed: samples });
         }
         let ch = self.channels;
+        self.last_len = samples * ch;
         let acc = &mut self.acc[..samples * ch];
         acc.fill(0.0);
         for speaker in speakers {

@@ -220,6 +220,11 @@ fn bad_configs_are_typed_errors() {
     assert!(matches!(bad(CaptureConfig { opus, ..CaptureConfig::default() }), CodecError::InvalidConfig(_)));
     let opus = OpusSettings { complexity: 11, ..OpusSettings::default() };
     assert!(matches!(bad(CaptureConfig { opus, ..CaptureConfig::default() }), CodecError::InvalidConfig(_)));
+    #[cfg(not(feature = "aec"))]
+    assert!(matches!(
+        bad(CaptureConfig { echo_cancellation: true, ..CaptureConfig::default() }),
+        CodecError::InvalidConfig(_)
+    ));
     let mut cap = CapturePipeline::new(CaptureConfig::default()).unwrap();
     assert!(cap.set_opus_settings(OpusSettings { expected_loss_pct: 101, ..OpusSettings::default() }).is_err());
     assert!(matches!(cap.push(&vec![0.0; 60_000]), Err(CodecError::Overflow { .. })));

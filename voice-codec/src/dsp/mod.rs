@@ -1,7 +1,13 @@
-//! Capture-side signal processing stages: gain, noise suppression, voice activity gate.
+//! Capture-side signal processing stages: gain, noise suppression, echo cancellation (feature `aec`), voice
+//! activity gate.
 
+#[cfg(feature = "aec")]
+mod echo;
 mod noise;
 mod vad;
+
+#[cfg(feature = "aec")]
+pub(crate) use echo::EchoCanceller;
 
 pub(crate) use noise::NoiseSuppressor;
 pub(crate) use vad::VoiceGate;
