@@ -1,11 +1,14 @@
 //! voice-codec benches: encode and decode of a 20 ms frame through our pipelines against raw libopus (audiopus) at
 //! the same settings, the full capture pipeline from 44.1 kHz stereo with noise suppression and VAD, playback PLC and
-//! FEC, the mixer, and the FEC recovery rate at 10 % random single-frame loss (printed, not timed).
+//! FEC, the mixer, and the FEC recovery rate at 10 % random single-frame loss (printed, not timed). Because criterion
+//! runs the raw and pipeline benches minutes apart on a shared machine, a paired measurement (alternating blocks,
+//! median ratio) of the overhead is printed as well.
 //!
 //! Targets (issue 4): pipeline overhead over raw libopus ≤ 5 % for encode and decode; full capture ≤ 1 ms per 20 ms
 //! frame; ≥ 90 % of lost frames whose successor arrived recovered from FEC.
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use audiopus::coder::{Decoder, Encoder};
 use audiopus::packet::Packet;
@@ -169,6 +172,29 @@ fn capture_full(c: &mut Criterion) {
             });
         });
     }
+    // The DSP part alone: push-to-talk closed, so every frame is resampled, denoised and VAD-scored but not encoded.
+    g.bench_function("44k1_stereo_resample_ns_vad_without_opus", |b| {
+        let mut cap = CapturePipeline::new(CaptureConfig {
+            device_rate_hz: 44_100,
+            device_channels: 2,
+            noise_suppression: true,
+            vad: Some(VadConfig::default()),
+            push_to_talk: true,
+            ..CaptureConfig::default()
+        })
+        .unwrap();
+        let mut i = 0;
+        b.iter(|| {
+            let chunk = &stereo[(i % FRAMES) * 882 * 2..][..882 * 2];
+            i += 1;
+            cap.push(black_box(chunk)).unwrap();
+            let mut n = 0;
+            while cap.poll_frame().unwrap().is_some() {
+                n += 1;
+            }
+            black_box(n)
+        });
+    });
     g.finish();
 }
 
@@ -188,6 +214,90 @@ fn mixer(c: &mut Criterion) {
     g.finish();
 }
 
+/// Paired overhead measurement, printed (not a criterion bench): raw libopus and our pipeline run in alternating
+/// blocks of frames on the same input, so machine load hits both alike; the figure is the median over blocks of
+/// pipeline time / raw time − 1.
+fn overhead_paired(_: &mut Criterion) {
+    const ROUNDS: usize = 41;
+    let signal = speech_like(FRAME * FRAMES, 1);
+    let settings = OpusSettings::default();
+    let packets: Vec<Vec<u8>> = encode_all(&signal, settings).unwrap().into_iter().flatten().collect();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+
+    let enc = raw_encoder(&settings);
+    let mut cap = CapturePipeline::new(CaptureConfig { opus: settings, ..CaptureConfig::default() }).unwrap();
+    let mut out = [0u8; 4000];
+    let raw_block = |out: &mut [u8; 4000]| {
+        let t = Instant::now();
+        for f in signal.chunks_exact(FRAME) {
+            black_box(enc.encode_float(f, out).unwrap());
+        }
+        t.elapsed().as_secs_f64()
+    };
+    let mut ours_block = || {
+        let t = Instant::now();
+        for f in signal.chunks_exact(FRAME) {
+            cap.push(f).unwrap();
+            black_box(cap.poll_frame().unwrap());
+        }
+        t.elapsed().as_secs_f64()
+    };
+    let mut ratios = Vec::new();
+    for r in 0..ROUNDS {
+        let (a, b) = if r % 2 == 0 {
+            let a = raw_block(&mut out);
+            (a, ours_block())
+        } else {
+            let b = ours_block();
+            (raw_block(&mut out), b)
+        };
+        ratios.push(b / a - 1.0);
+    }
+    let enc_overhead = median(ratios);
+
+    let mut dec = Decoder::new(SampleRate::Hz48000, Channels::Mono).unwrap();
+    let mut pb = PlaybackPipeline::new(PlaybackConfig::default()).unwrap();
+    let mut pcm = vec![0.0f32; FRAME];
+    let mut raw_pcm = vec![0.0f32; FRAME];
+    let mut ratios = Vec::new();
+    for r in 0..ROUNDS {
+        let mut raw = || {
+            let t = Instant::now();
+            for _ in 0..4 {
+                for p in &packets {
+                    let p = Packet::try_from(p.as_slice()).unwrap();
+                    black_box(
+                        dec.decode_float(Some(p), MutSignals::try_from(&mut raw_pcm[..]).unwrap(), false).unwrap(),
+                    );
+                }
+            }
+            t.elapsed().as_secs_f64()
+        };
+        let a1 = if r % 2 == 0 { raw() } else { 0.0 };
+        let t = Instant::now();
+        for _ in 0..4 {
+            for (i, p) in packets.iter().enumerate() {
+                let action = Action::Play { seq: Seq(i as u64), timestamp: Timestamp(0), payload: p.as_slice() };
+                pb.play(&Playout { action, stretch: Stretch::None }).unwrap();
+                black_box(pb.read(&mut pcm));
+            }
+        }
+        let b = t.elapsed().as_secs_f64();
+        let a = if r % 2 == 0 { a1 } else { raw() };
+        ratios.push(b / a - 1.0);
+    }
+    let dec_overhead = median(ratios);
+    println!(
+        "overhead_paired: pipeline vs raw libopus, 20 ms mono frames, {settings:?}, median of {ROUNDS} alternating \
+         blocks: encode {:+.1} %, decode {:+.1} %",
+        100.0 * enc_overhead,
+        100.0 * dec_overhead
+    );
+}
+
 fn fec_rate(_: &mut Criterion) {
     // Not timed: the deterministic FEC recovery measurement, printed with the bench results.
     let settings = OpusSettings::default();
@@ -205,5 +315,5 @@ fn fec_rate(_: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, fec_rate, encode, decode, capture_full, mixer);
+criterion_group!(benches, fec_rate, overhead_paired, encode, decode, capture_full, mixer);
 criterion_main!(benches);
