@@ -61,6 +61,7 @@ pub fn decode(data: &[u8]) {
                 assert!(playback.buffered() <= before + report.samples);
             }
             Err(crate::CodecError::SlotTooLong { .. }) => assert!(len > MAX_SLOT_SAMPLES as usize),
+            // A fuzz body reports a broken invariant by panicking: that is how the fuzzer finds it.
             Err(e) => panic!("unexpected error {e}"),
         }
         let n = playback.buffered().min(crate::MAX_MIX_SAMPLES);

@@ -120,7 +120,8 @@ pub struct FecReport {
     pub lost: usize,
     /// Lost frames that carried speech (reference frame RMS above −40 dBFS); only these are scored.
     pub lost_active: usize,
-    /// Active lost frames whose FEC output matches the loss-free decode (correlation ≥ 0.7).
+    /// Active lost frames recovered from FEC: the FEC output correlates ≥ 0.7 with the loss-free decode of that
+    /// frame *and* is closer to it than PLC's output is.
     pub recovered: usize,
     /// Mean squared error against the original, FEC playout (active lost frames only).
     pub fec_mse: f64,
@@ -142,7 +143,8 @@ fn playout(action: Action<&[u8]>) -> Playout<&[u8]> {
 /// Encodes `seconds` of [`speech_like`] audio with in-band FEC, drops `loss_pct` % of frames at random (single
 /// losses only: a frame after a loss is never dropped, so every lost frame's successor arrives), and plays the stream
 /// three ways: loss-free, with FEC for each lost frame, and with PLC for each lost frame. A lost frame counts as
-/// recovered when its FEC output correlates ≥ 0.7 with the loss-free decode of that frame.
+/// recovered when its FEC output correlates ≥ 0.7 with the loss-free decode of that frame and is closer to it than
+/// the PLC output.
 pub fn fec_recovery(seconds: usize, loss_pct: u32, seed: u64, settings: OpusSettings) -> Result<FecReport, CodecError> {
     let signal = speech_like(seconds * 48_000, seed);
     let packets = encode_all(&signal, settings)?;
@@ -193,7 +195,8 @@ pub fn fec_recovery(seconds: usize, loss_pct: u32, seed: u64, settings: OpusSett
             continue;
         }
         report.lost_active += 1;
-        if correlation(&a, &b) >= 0.7 {
+        let err = |x: &[f32]| a.iter().zip(x).map(|(r, y)| f64::from(r - y).powi(2)).sum::<f64>();
+        if correlation(&a, &b) >= 0.7 && err(&b) < err(&c) {
             report.recovered += 1;
         }
         report.fec_mse += orig.iter().zip(&b).map(|(o, x)| f64::from(o - x).powi(2)).sum::<f64>() / 960.0;

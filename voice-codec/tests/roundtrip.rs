@@ -106,6 +106,7 @@ fn stretch_changes_length_by_at_most_the_request() {
     let packets = encode_all(&signal, OpusSettings::default()).unwrap();
     let mut p = PlaybackPipeline::new(PlaybackConfig::default()).unwrap();
     let (mut shrunk, mut expanded) = (0i64, 0i64);
+    let mut stretched_audio = Vec::new();
     for (i, pk) in packets.iter().enumerate() {
         let pk = pk.as_deref().unwrap();
         let stretch = if i % 2 == 0 { Stretch::Shrink { samples: 240 } } else { Stretch::Expand { samples: 240 } };
@@ -119,8 +120,15 @@ fn stretch_changes_length_by_at_most_the_request() {
         }
         let mut buf = vec![0.0; r.samples];
         p.read(&mut buf);
+        stretched_audio.extend_from_slice(&buf);
     }
     println!("shrunk {shrunk}, expanded {expanded}");
+    // No clicks: the largest sample-to-sample step is no larger than in the unstretched decode.
+    let plain = decode_all(&packets);
+    let max_step = |x: &[f32]| x.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0f32, f32::max);
+    let (a, b) = (max_step(&plain), max_step(&stretched_audio));
+    println!("max step plain {a:.4}, stretched {b:.4}");
+    assert!(b <= a * 1.2, "stretch introduced a jump: {b} vs {a}");
     assert!(shrunk > 240 * 10 && expanded > 240 * 10, "stretch applied too rarely: {shrunk} / {expanded}");
 }
 
