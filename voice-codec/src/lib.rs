@@ -1,7 +1,104 @@
-//! # voice-codec — Opus capture and playback pipelines (work in progress)
+//! # voice-codec — Opus capture and playback pipelines
 //!
-//! CPU-only: no threads, no devices, no sockets. Capture: resample, DSP, VAD, Opus encode. Playback: carry out the
-//! jitter buffer's decisions (decode, FEC, PLC, time-stretch), per-user volume, mix.
+//! The audio half of the voice stack, between the device callbacks and the network:
 //!
-//! Status: this crate is being built under its own issue; nothing but this notice exists yet.
+//! ```text
+//! capture:  device chunks (any size, rate, channels) ─► 48 kHz + layout (rubato) ─► exact frames (10/20/40/60 ms)
+//!           ─► gain ─► noise suppression (nnnoiseless) ─► echo cancellation (aec3, feature `aec`)
+//!           ─► VAD gate + hangover (earshot) ─► push-to-talk ─► Opus
+//! playback: voice_jitter::Playout ─► decode | FEC of next packet | PLC | silence ─► time-stretch ─► volume
+//!           ─► Mixer: sum of speakers ─► soft clip ─► device rate + channels
+//! ```
+//!
+//! What it does **not** do: no threads, no audio devices, no sockets, no clock reads, no jitter buffering (that is
+//! voice-jitter's job; this crate carries out its decisions). Every call is plain CPU work on buffers the pipelines
+//! allocate once at construction; steady-state processing allocates nothing (see `tests/no_alloc.rs`). Echo
+//! cancellation (aec3) is behind the `aec` feature.
+//!
+//! Errors are typed ([`CodecError`]) and only for caller mistakes and library failures: a corrupt packet from the
+//! network is concealed and counted ([`PlaybackStats::corrupt`]), never a panic or an error.
+//!
+//! ```
+//! use voice_codec::{CaptureConfig, CaptureFrame, Mixer, PlaybackConfig, PlaybackPipeline, ChannelLayout};
+//! use voice_jitter::{Action, Playout, Stretch};
+//! use voice_proto::{Seq, Timestamp};
+//!
+//! # fn main() -> Result<(), voice_codec::CodecError> {
+//! // A 44.1 kHz stereo microphone, sent as 20 ms mono Opus frames.
+//! let mut capture = voice_codec::CapturePipeline::new(CaptureConfig {
+//!     device_rate_hz: 44_100,
+//!     device_channels: 2,
+//!     ..CaptureConfig::default()
+//! })?;
+//! let mut playback = PlaybackPipeline::new(PlaybackConfig::default())?;
+//! let mut mixer = Mixer::new(ChannelLayout::Mono, 48_000, 2)?;
+//!
+//! let chunk: Vec<f32> = (0..441 * 2).map(|i| ((i / 2) as f32 * 0.05).sin() * 0.3).collect();
+//! let mut seq = 0u64;
+//! for _ in 0..10 {
+//!     capture.push(&chunk)?; // 10 ms per push
+//!     while let Some(frame) = capture.poll_frame()? {
+//!         if let CaptureFrame::Packet { payload, .. } = frame {
+//!             let playout = Playout {
+//!                 action: Action::Play {
+//!                     seq: Seq(seq),
+//!                     timestamp: Timestamp((seq * 960) as u32),
+//!                     payload: payload.to_vec(),
+//!                 },
+//!                 stretch: Stretch::None,
+//!             };
+//!             seq += 1;
+//!             let report = playback.play(&playout)?;
+//!             assert_eq!(report.samples, 960);
+//!         }
+//!     }
+//! }
+//! let device_audio = mixer.mix([&mut playback], 960)?;
+//! assert!(device_audio.len() <= 2 * 960);
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+
+mod capture;
+mod config;
+mod dsp;
+mod dump;
+mod error;
+mod mixer;
+mod playback;
+mod resample;
+mod stretch;
+
+#[doc(hidden)]
+pub mod fuzzing;
+#[doc(hidden)]
+pub mod harness;
+
+pub use capture::{CAPTURE_BUFFER_SAMPLES, CaptureFrame, CapturePipeline, GateReason};
+pub use config::{
+    Application, CaptureConfig, ChannelLayout, FrameDuration, MAX_SLOT_SAMPLES, OpusSettings, SAMPLE_RATE_HZ, VadConfig,
+};
+pub use dump::{DumpStage, Dumper};
+pub use error::CodecError;
+pub use mixer::{MAX_MIX_SAMPLES, Mixer, soft_clip};
+pub use playback::{PlaybackConfig, PlaybackPipeline, PlaybackStats, SlotReport, SlotSource, packet_samples};
+
+/// Resamples a whole interleaved clip from `in_rate_hz` to `out_rate_hz` with the pipelines' resampler (a
+/// convenience for tools and tests; it allocates). The resampler's delay is kept at the start of the output.
+pub fn resample_clip(
+    input: &[f32],
+    channels: usize,
+    in_rate_hz: u32,
+    out_rate_hz: u32,
+) -> Result<Vec<f32>, CodecError> {
+    config::validate_device(in_rate_hz, u16::try_from(channels).unwrap_or(0))?;
+    config::validate_device(out_rate_hz, u16::try_from(channels).unwrap_or(0))?;
+    if channels == 0 || !input.len().is_multiple_of(channels) {
+        return Err(CodecError::PartialFrame { len: input.len(), channels });
+    }
+    let mut r = resample::StreamResampler::new(in_rate_hz, out_rate_hz, channels)?;
+    let mut out = Vec::new();
+    r.process(input, |b| out.extend_from_slice(b))?;
+    Ok(out)
+}

@@ -160,10 +160,18 @@ fn test(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {
 fn ci(root: &Path, envs: &Envs) -> Result<(), String> {
     cargo(root, envs, &["fmt", "--all", "--check"], &[])?;
     cargo(root, envs, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    // Optional backends that need no system libraries are linted and tested too.
+    cargo(
+        root,
+        envs,
+        &["clippy", "-p", "voice-codec", "--all-targets", "--features", "aec", "--", "-D", "warnings"],
+        &[],
+    )?;
     let mut doc_envs = envs.clone();
     doc_envs.push(("RUSTDOCFLAGS".into(), "-D warnings".into()));
     cargo(root, &doc_envs, &["doc", "--workspace", "--no-deps"], &[])?;
     test(root, envs, &[])?;
+    cargo(root, envs, &["test", "-p", "voice-codec", "--features", "aec"], &[])?;
     cargo(root, envs, &["bench", "--workspace", "--no-run"], &[])?;
     cargo(root, envs, &["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"], &[])?;
     eprintln!("xtask: ci passed");

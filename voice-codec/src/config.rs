@@ -1,0 +1,227 @@
+//! Configuration of the capture and playback pipelines.
+
+use crate::CodecError;
+
+/// The internal sample rate of both pipelines (Opus full band).
+pub const SAMPLE_RATE_HZ: u32 = 48_000;
+
+/// Longest slot a playback pipeline produces in one call, samples per channel at 48 kHz (120 ms, Opus' longest
+/// packet, plus room for a stretch of up to 60 ms).
+pub const MAX_SLOT_SAMPLES: u32 = 5_760 + 2_880;
+
+/// Opus frame duration. Each is a whole number of the 10 ms noise-suppression frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FrameDuration {
+    /// 10 ms, 480 samples per channel.
+    Ms10,
+    /// 20 ms, 960 samples per channel (the default).
+    #[default]
+    Ms20,
+    /// 40 ms, 1920 samples per channel.
+    Ms40,
+    /// 60 ms, 2880 samples per channel.
+    Ms60,
+}
+
+impl FrameDuration {
+    /// Samples per channel at 48 kHz.
+    pub const fn samples(self) -> usize {
+        match self {
+            Self::Ms10 => 480,
+            Self::Ms20 => 960,
+            Self::Ms40 => 1920,
+            Self::Ms60 => 2880,
+        }
+    }
+
+    /// Duration in milliseconds.
+    pub const fn millis(self) -> u32 {
+        match self {
+            Self::Ms10 => 10,
+            Self::Ms20 => 20,
+            Self::Ms40 => 40,
+            Self::Ms60 => 60,
+        }
+    }
+
+    /// The duration of `ms` milliseconds, if it is one of 10, 20, 40, 60.
+    pub const fn from_millis(ms: u32) -> Option<Self> {
+        match ms {
+            10 => Some(Self::Ms10),
+            20 => Some(Self::Ms20),
+            40 => Some(Self::Ms40),
+            60 => Some(Self::Ms60),
+            _ => None,
+        }
+    }
+}
+
+/// Channel layout of the encoded stream (and of the pipeline's internal 48 kHz signal).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ChannelLayout {
+    /// One channel: the usual choice for voice.
+    #[default]
+    Mono,
+    /// Two interleaved channels (e.g. a music bot).
+    Stereo,
+}
+
+impl ChannelLayout {
+    /// Number of channels.
+    pub const fn count(self) -> usize {
+        match self {
+            Self::Mono => 1,
+            Self::Stereo => 2,
+        }
+    }
+
+    pub(crate) fn opus(self) -> audiopus::Channels {
+        match self {
+            Self::Mono => audiopus::Channels::Mono,
+            Self::Stereo => audiopus::Channels::Stereo,
+        }
+    }
+}
+
+/// Opus application mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Application {
+    /// Best for speech (`OPUS_APPLICATION_VOIP`).
+    #[default]
+    Voip,
+    /// Best for music and mixed content (`OPUS_APPLICATION_AUDIO`).
+    Audio,
+    /// Lowest algorithmic delay, CELT only (`OPUS_APPLICATION_RESTRICTED_LOWDELAY`).
+    LowDelay,
+}
+
+impl Application {
+    pub(crate) fn opus(self) -> audiopus::Application {
+        match self {
+            Self::Voip => audiopus::Application::Voip,
+            Self::Audio => audiopus::Application::Audio,
+            Self::LowDelay => audiopus::Application::LowDelay,
+        }
+    }
+}
+
+/// Encoder settings; every field can be changed at runtime with
+/// [`CapturePipeline::set_opus_settings`](crate::CapturePipeline::set_opus_settings) (e.g. to follow receiver
+/// reports). The application mode and channel layout are fixed at construction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OpusSettings {
+    /// Target bitrate in bits per second, 6 000 ..= 510 000. The seed's examples: 16 000 for voice, 96 000 for music.
+    pub bitrate_bps: u32,
+    /// Encoder complexity 0 ..= 10 (CPU against quality).
+    pub complexity: u8,
+    /// Variable bitrate.
+    pub vbr: bool,
+    /// In-band forward error correction: each packet carries a low-bitrate copy of the previous frame.
+    pub inband_fec: bool,
+    /// Discontinuous transmission: near-silent frames become 1–2 byte packets, reported as gated.
+    pub dtx: bool,
+    /// Expected packet loss in percent, 0 ..= 100; libopus sizes the FEC data from it (FEC needs it > 0).
+    pub expected_loss_pct: u8,
+    /// Frame duration.
+    pub frame: FrameDuration,
+}
+
+impl Default for OpusSettings {
+    fn default() -> Self {
+        Self {
+            bitrate_bps: 32_000,
+            complexity: 5,
+            vbr: true,
+            inband_fec: true,
+            dtx: false,
+            expected_loss_pct: 10,
+            frame: FrameDuration::Ms20,
+        }
+    }
+}
+
+impl OpusSettings {
+    pub(crate) fn validate(&self) -> Result<(), CodecError> {
+        if !(6_000..=510_000).contains(&self.bitrate_bps) {
+            return Err(CodecError::InvalidConfig("bitrate_bps must be in 6000..=510000"));
+        }
+        if self.complexity > 10 {
+            return Err(CodecError::InvalidConfig("complexity must be in 0..=10"));
+        }
+        if self.expected_loss_pct > 100 {
+            return Err(CodecError::InvalidConfig("expected_loss_pct must be in 0..=100"));
+        }
+        Ok(())
+    }
+}
+
+/// Voice activity detection settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VadConfig {
+    /// Score (0 ..= 1) from which a 16 ms analysis window counts as speech.
+    pub threshold: f32,
+    /// Frames transmitted after the last speech frame, so word endings are not cut.
+    pub hangover_frames: u32,
+}
+
+impl Default for VadConfig {
+    fn default() -> Self {
+        Self { threshold: 0.5, hangover_frames: 15 }
+    }
+}
+
+/// Configuration of a [`CapturePipeline`](crate::CapturePipeline).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaptureConfig {
+    /// Sample rate of the chunks pushed in (the device's rate).
+    pub device_rate_hz: u32,
+    /// Channel count of the chunks pushed in (interleaved).
+    pub device_channels: u16,
+    /// Channel layout of the encoded stream.
+    pub layout: ChannelLayout,
+    /// Opus application mode.
+    pub application: Application,
+    /// Encoder settings.
+    pub opus: OpusSettings,
+    /// Linear gain applied first; `None` skips the stage.
+    pub gain: Option<f32>,
+    /// Run RNNoise-style noise suppression (nnnoiseless).
+    pub noise_suppression: bool,
+    /// Cancel the echo of the playback signal (fed with
+    /// [`push_echo_reference`](crate::CapturePipeline::push_echo_reference)). Needs the `aec` cargo feature;
+    /// without it, construction fails with [`CodecError::InvalidConfig`]. Note: aec3 allocates while processing, so
+    /// this stage is the one exception to the pipelines' no-allocation guarantee.
+    pub echo_cancellation: bool,
+    /// Gate transmission on voice activity; `None` transmits every frame.
+    pub vad: Option<VadConfig>,
+    /// Start with a push-to-talk gate (closed until [`set_push_to_talk`](crate::CapturePipeline::set_push_to_talk)
+    /// opens it); `false` means no push-to-talk.
+    pub push_to_talk: bool,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            device_rate_hz: SAMPLE_RATE_HZ,
+            device_channels: 1,
+            layout: ChannelLayout::Mono,
+            application: Application::Voip,
+            opus: OpusSettings::default(),
+            gain: None,
+            noise_suppression: false,
+            echo_cancellation: false,
+            vad: None,
+            push_to_talk: false,
+        }
+    }
+}
+
+pub(crate) fn validate_device(rate_hz: u32, channels: u16) -> Result<(), CodecError> {
+    if !(8_000..=384_000).contains(&rate_hz) {
+        return Err(CodecError::UnsupportedSampleRate { rate_hz });
+    }
+    if !(1..=8).contains(&channels) {
+        return Err(CodecError::UnsupportedChannels { channels });
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Typed errors of the codec pipelines.
+//!
+//! Errors are for bad input from the caller (sizes, configuration) and for failures of the libraries underneath.
+//! Corrupt or hostile *packets* never surface as errors from the playback path: they are concealed and counted in
+//! [`crate::PlaybackStats`]. [`CodecError::CorruptPacket`] is only returned by the explicit inspection helper
+//! [`crate::packet_samples`].
+
+use thiserror::Error;
+
+/// Everything that can go wrong in voice-codec.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// A device sample rate outside 8 kHz ..= 384 kHz was configured.
+    #[error("unsupported sample rate {rate_hz} Hz (supported: 8000..=384000)")]
+    UnsupportedSampleRate {
+        /// The rejected rate.
+        rate_hz: u32,
+    },
+    /// A device channel count of zero or more than 8 was configured.
+    #[error("unsupported channel count {channels} (supported: 1..=8)")]
+    UnsupportedChannels {
+        /// The rejected count.
+        channels: u16,
+    },
+    /// A setting is outside its valid range (the message names the setting and the range).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
+    /// An interleaved chunk whose length is not a multiple of the channel count.
+    #[error("chunk of {len} samples is not a whole number of {channels}-channel frames")]
+    PartialFrame {
+        /// Length of the chunk in samples.
+        len: usize,
+        /// Channel count it was supposed to be interleaved with.
+        channels: usize,
+    },
+    /// More input was pushed than the pipeline can hold before it is drained (poll the frames out first).
+    #[error("input overflow: {pending} samples pending, capacity {capacity} (drain with poll_frame)")]
+    Overflow {
+        /// Samples per channel that would have been pending.
+        pending: usize,
+        /// Capacity in samples per channel.
+        capacity: usize,
+    },
+    /// A playout slot asked for more samples than one slot may hold.
+    #[error("slot of {samples} samples exceeds the maximum of {max}")]
+    SlotTooLong {
+        /// Requested samples per channel.
+        samples: u32,
+        /// Largest slot accepted, samples per channel at 48 kHz.
+        max: u32,
+    },
+    /// A buffer given by the caller is too small for the output.
+    #[error("output buffer holds {len} samples, {needed} needed")]
+    BufferTooSmall {
+        /// Length of the given buffer.
+        len: usize,
+        /// Length required.
+        needed: usize,
+    },
+    /// A packet that is not valid Opus (empty, bad TOC, impossible frame count or duration).
+    #[error("corrupt Opus packet")]
+    CorruptPacket,
+    /// libopus (through audiopus) rejected a call; for settings this means the value is out of range.
+    #[error("opus: {0}")]
+    Opus(#[from] audiopus::Error),
+    /// The resampler could not be built or rejected a buffer.
+    #[error("resampler: {0}")]
+    Resampler(String),
+    /// Writing a WAV dump failed.
+    #[error("audio dump: {0}")]
+    Dump(#[from] hound::Error),
+}
+
+impl From<rubato::ResamplerConstructionError> for CodecError {
+    fn from(e: rubato::ResamplerConstructionError) -> Self {
+        Self::Resampler(e.to_string())
+    }
+}

@@ -1,0 +1,16 @@
+//! Replays every seed of the `codec_decode` fuzz corpus through the fuzz body, so the corpus is exercised by
+//! `cargo test` even where cargo-fuzz is not installed.
+
+#[test]
+fn replay_codec_decode_corpus() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/codec_decode");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).expect("corpus directory exists") {
+        let path = entry.expect("readable entry").path();
+        let data = std::fs::read(&path).expect("readable corpus file");
+        println!("replaying {}", path.display());
+        voice_codec::fuzzing::decode(&data);
+        count += 1;
+    }
+    assert!(count >= 3, "expected a seed corpus, found {count} files");
+}
