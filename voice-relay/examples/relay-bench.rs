@@ -12,6 +12,9 @@
 //! time up in a shared table (talker, seq) and record the one-way latency. Relay and raw loop CPU are measured per
 //! thread with `getrusage(RUSAGE_THREAD)`. Prints one JSON object.
 //!
+//! With `--talkers 0` nobody talks: the relay-phase `cpu_s` is then the cost of idle sessions (housekeeping timers,
+//! bound addresses, open control connections) over `--seconds`.
+//!
 //! Everything shares the machine: the sender and receiver threads compete with the relay for CPU, which is why the
 //! per-CPU-second figures use the relay thread's own CPU time.
 
@@ -67,8 +70,8 @@ fn parse_args() -> anyhow::Result<Args> {
             _ => bail!("unknown flag {flag}"),
         }
     }
-    if a.members < 2 || a.talkers == 0 || a.talkers > a.members || a.rooms == 0 {
-        bail!("need members >= 2 and 1 <= talkers <= members");
+    if a.members < 2 || a.talkers > a.members || a.rooms == 0 {
+        bail!("need members >= 2 and talkers <= members (0 talkers: idle sessions only)");
     }
     Ok(a)
 }
@@ -164,6 +167,24 @@ struct Shared {
     received: [AtomicU64; 5],
     hist: [Vec<AtomicU64>; 2],
     t0: Instant,
+    /// Datagrams the raw loop handed to the kernel.
+    raw_sent: AtomicU64,
+}
+
+/// Kernel receive-buffer drops (last column of `/proc/net/udp`) summed over the sockets bound to `ports`.
+fn udp_drops(ports: &std::collections::HashSet<u16>) -> u64 {
+    let Ok(text) = std::fs::read_to_string("/proc/net/udp") else { return 0 };
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let port = u16::from_str_radix(cols.get(1)?.rsplit(':').next()?, 16).ok()?;
+            if !ports.contains(&port) {
+                return None;
+            }
+            cols.last()?.parse::<u64>().ok()
+        })
+        .sum()
 }
 
 impl Shared {
@@ -256,7 +277,11 @@ fn raw_loop(sock: UdpSocket, fanout: HashMap<SocketAddr, Vec<SocketAddr>>, share
                 });
                 let cm: [ControlMessage<'_>; 0] = [];
                 match sendmmsg(fd, sh, slices[..n].iter(), &addrs[..], cm, MsgFlags::empty()) {
-                    Ok(r) => start += r.count().max(1),
+                    Ok(r) => {
+                        let sent = r.count();
+                        shared.raw_sent.fetch_add(sent as u64, Ordering::Relaxed);
+                        start += sent.max(1);
+                    }
                     Err(_) => start += 1,
                 }
             }
@@ -284,7 +309,7 @@ fn sender(
     raw_addr: SocketAddr,
     payload: usize,
     shared: Arc<Shared>,
-) {
+) -> Duration {
     let period = Duration::from_millis(20);
     let t = talkers.len() as u32;
     let keys: Vec<MediaKey> = talkers
@@ -301,6 +326,9 @@ fn sender(
     while !shared.stop.load(Ordering::Relaxed) {
         seq += 1;
         let cycle = start + period * (seq as u32);
+        if talkers.is_empty() {
+            std::thread::sleep(period);
+        }
         for (ti, &(_, m)) in talkers.iter().enumerate() {
             let due = cycle + period * (ti as u32) / t;
             let now = Instant::now();
@@ -332,6 +360,7 @@ fn sender(
             }
         }
     }
+    thread_cpu()
 }
 
 /// Receives on every member socket (one current-thread runtime, one task per socket).
@@ -340,7 +369,7 @@ fn receivers(
     by_public: Arc<HashMap<u32, usize>>,
     by_token: Arc<HashMap<u32, usize>>,
     shared: Arc<Shared>,
-) {
+) -> Duration {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let local = tokio::task::LocalSet::new();
     for m in 0..members.len() {
@@ -375,6 +404,7 @@ fn receivers(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }));
+    thread_cpu()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -401,6 +431,7 @@ fn main() -> anyhow::Result<()> {
     let lo: SocketAddr = "127.0.0.1:0".parse()?;
     let server = Server::bind(relay, lo, lo)?;
     let (udp_addr, tcp_addr, shutdown) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
+    let stats = server.stats();
 
     // The relay thread: the server plus a sampler answering "what is this thread's CPU time" on the same thread.
     let (sample_tx, mut sample_rx) = tokio::sync::mpsc::unbounded_channel::<std::sync::mpsc::Sender<Duration>>();
@@ -455,9 +486,13 @@ fn main() -> anyhow::Result<()> {
         received: Default::default(),
         hist: [(0..=HIST_US).map(|_| AtomicU64::new(0)).collect(), (0..=HIST_US).map(|_| AtomicU64::new(0)).collect()],
         t0: Instant::now(),
+        raw_sent: AtomicU64::new(0),
     });
     let raw_sock = UdpSocket::bind("127.0.0.1:0")?;
     let raw_addr = raw_sock.local_addr()?;
+    let member_ports: std::collections::HashSet<u16> = (0..total).map(|m| addr(m).port()).collect();
+    let relay_port: std::collections::HashSet<u16> = [udp_addr.port()].into();
+    let raw_port: std::collections::HashSet<u16> = [raw_addr.port()].into();
     let raw = {
         let shared = Arc::clone(&shared);
         std::thread::Builder::new().name("raw-loop".into()).spawn(move || raw_loop(raw_sock, fanout, shared))?
@@ -477,34 +512,45 @@ fn main() -> anyhow::Result<()> {
     let measure = Duration::from_secs_f64(args.seconds);
     let drain = Duration::from_millis(300);
     std::thread::sleep(Duration::from_secs(1)); // warm-up
+    let drops = || (udp_drops(&relay_port), udp_drops(&raw_port), udp_drops(&member_ports));
+    let d0 = drops();
     let cpu0 = relay_cpu()?;
+    let sent0 = stats.datagrams_sent.load(Ordering::Relaxed);
     shared.phase.store(PHASE_RELAY, Ordering::Relaxed);
     std::thread::sleep(measure);
     shared.phase.store(PHASE_GAP, Ordering::Relaxed);
     let relay_cpu_s = (relay_cpu()? - cpu0).as_secs_f64();
     std::thread::sleep(drain);
+    let relay_sent = stats.datagrams_sent.load(Ordering::Relaxed) - sent0;
+    let d1 = drops();
     shared.phase.store(PHASE_RAW, Ordering::Relaxed);
     std::thread::sleep(measure);
     shared.phase.store(PHASE_GAP, Ordering::Relaxed);
     std::thread::sleep(drain);
+    let d2 = drops();
+    let raw_sent = shared.raw_sent.load(Ordering::Relaxed);
     shared.phase.store(PHASE_DONE, Ordering::Relaxed);
     let raw_cpu_s = raw.join().map_err(|_| anyhow::anyhow!("raw loop panicked"))?.as_secs_f64();
     shared.stop.store(true, Ordering::Relaxed);
-    tx_thread.join().map_err(|_| anyhow::anyhow!("sender panicked"))?;
-    rx_thread.join().map_err(|_| anyhow::anyhow!("receivers panicked"))?;
+    let sender_cpu_s = tx_thread.join().map_err(|_| anyhow::anyhow!("sender panicked"))?.as_secs_f64();
+    let receivers_cpu_s = rx_thread.join().map_err(|_| anyhow::anyhow!("receivers panicked"))?.as_secs_f64();
     shutdown.shutdown();
     let relay = relay_thread.join().map_err(|_| anyhow::anyhow!("relay thread panicked"))??;
 
     let secs = measure.as_secs_f64();
     let fan = (n - 1) as f64;
-    let phase_stats = |phase: u8, h: usize, cpu_s: f64| {
+    let phase_stats = |phase: u8, h: usize, cpu_s: f64, sent_by_loop: u64, in_drops: u64, rx_drops: u64| {
         let sent = shared.sent[phase as usize].load(Ordering::Relaxed) as f64;
         let received = shared.received[phase as usize].load(Ordering::Relaxed) as f64;
         let expected = sent * fan;
         let hist = &shared.hist[h];
         serde_json::json!({
             "offered_pps": sent / secs,
-            "forwarded_pps": received / secs,
+            "forwarded_pps": sent_by_loop as f64 / secs,
+            "received_pps": received / secs,
+            "forwards_sent_by_loop": sent_by_loop,
+            "kernel_drops_at_loop_socket": in_drops,
+            "kernel_drops_at_receiver_sockets": rx_drops,
             "expected_forwards": expected,
             "received_forwards": received,
             "loss": if expected > 0.0 { 1.0 - received / expected } else { 0.0 },
@@ -514,11 +560,11 @@ fn main() -> anyhow::Result<()> {
                 "p999": percentile(hist, 0.999),
             },
             "cpu_s": cpu_s,
-            "forwarded_per_cpu_s": if cpu_s > 0.0 { received / cpu_s } else { 0.0 },
+            "forwarded_per_cpu_s": if cpu_s > 0.0 { sent_by_loop as f64 / cpu_s } else { 0.0 },
         })
     };
-    let relay_stats = phase_stats(PHASE_RELAY, 0, relay_cpu_s);
-    let raw_stats = phase_stats(PHASE_RAW, 1, raw_cpu_s);
+    let relay_stats = phase_stats(PHASE_RELAY, 0, relay_cpu_s, relay_sent, d1.0 - d0.0, d1.2 - d0.2);
+    let raw_stats = phase_stats(PHASE_RAW, 1, raw_cpu_s, raw_sent, d2.1 - d1.1, d2.2 - d1.2);
     let ratio = relay_stats["forwarded_per_cpu_s"].as_f64().unwrap_or(0.0)
         / raw_stats["forwarded_per_cpu_s"].as_f64().unwrap_or(f64::NAN);
     let c = relay.counters();
@@ -529,6 +575,7 @@ fn main() -> anyhow::Result<()> {
         "relay": relay_stats,
         "raw_sendmmsg_loop": raw_stats,
         "ratio_relay_to_raw_per_cpu_s": ratio,
+        "whole_run_cpu_s": { "sender_thread": sender_cpu_s, "receivers_thread": receivers_cpu_s },
         "relay_counters_whole_run": {
             "audio_accepted": c.audio_accepted, "audio_forwarded": c.audio_forwarded,
             "packets_in": c.packets_in, "dropped": c.dropped_total(),

@@ -50,6 +50,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -70,6 +71,18 @@ const CMD_QUEUE: usize = 1024;
 /// Most UDP batches handled in a row before the core task looks at control commands and the timer again.
 const UDP_BATCHES_PER_TURN: usize = 16;
 
+/// Totals of the driver's UDP loop, readable from any thread while it runs ([`Server::stats`]). Updated by the
+/// core task after every turn of its loop (relaxed stores: each is a consistent total, not a snapshot of all three).
+#[derive(Debug, Default)]
+pub struct DriverStats {
+    /// Datagrams received on the UDP socket.
+    pub datagrams_received: AtomicU64,
+    /// Datagrams handed to the kernel for sending.
+    pub datagrams_sent: AtomicU64,
+    /// Datagrams the kernel refused to send (dropped).
+    pub send_errors: AtomicU64,
+}
+
 /// A relay bound to its UDP socket and TCP listener, ready to [`run`](Self::run).
 #[derive(Debug)]
 pub struct Server {
@@ -79,6 +92,7 @@ pub struct Server {
     udp_addr: SocketAddr,
     tcp_addr: SocketAddr,
     stop: Arc<watch::Sender<bool>>,
+    stats: Arc<DriverStats>,
 }
 
 /// Asks a running [`Server`] to shut down gracefully. Cheap to clone.
@@ -106,7 +120,7 @@ impl Server {
         let udp_addr = udp.local_addr().map_err(bind("udp"))?;
         let tcp_addr = tcp.local_addr().map_err(bind("tcp"))?;
         let (stop, _) = watch::channel(false);
-        Ok(Self { relay, udp, tcp, udp_addr, tcp_addr, stop: Arc::new(stop) })
+        Ok(Self { relay, udp, tcp, udp_addr, tcp_addr, stop: Arc::new(stop), stats: Arc::default() })
     }
 
     /// The bound UDP address.
@@ -119,6 +133,12 @@ impl Server {
     #[must_use]
     pub fn tcp_addr(&self) -> SocketAddr {
         self.tcp_addr
+    }
+
+    /// The UDP loop's totals, shared with the running server.
+    #[must_use]
+    pub fn stats(&self) -> Arc<DriverStats> {
+        Arc::clone(&self.stats)
     }
 
     /// A handle that shuts this server down.
@@ -147,7 +167,7 @@ impl Server {
     /// `tokio::spawn`: drive it with `Runtime::block_on` (as [`spawn`](Self::spawn) does) or `spawn_local`. It
     /// spawns the control tasks with `tokio::spawn`, on whatever runtime drives it.
     pub async fn run(self) -> Result<Relay, DriverError> {
-        let Self { relay, udp, tcp, stop, .. } = self;
+        let Self { relay, udp, tcp, stop, stats, .. } = self;
         let udp = UdpSocket::from_std(udp).map_err(DriverError::Udp)?;
         let tcp = TcpListener::from_std(tcp).map_err(|source| DriverError::Bind { what: "tcp", source })?;
         let (cmd_tx, cmd_rx) = mpsc::channel(CMD_QUEUE);
@@ -158,6 +178,8 @@ impl Server {
             recv: BatchRecv::new(),
             send: BatchSend::new(),
             frame: BytesMut::with_capacity(64 * 1024),
+            received: 0,
+            stats,
         };
         core.run(&udp, cmd_rx, stop.subscribe()).await?;
         Ok(core.relay)
@@ -189,6 +211,9 @@ struct Core {
     send: BatchSend,
     /// Encoding buffer for control frames.
     frame: BytesMut,
+    /// Datagrams received so far.
+    received: u64,
+    stats: Arc<DriverStats>,
 }
 
 impl Core {
@@ -248,6 +273,9 @@ impl Core {
             }
             self.flush_udp_now(udp)?;
             self.flush_events();
+            self.stats.datagrams_received.store(self.received, Ordering::Relaxed);
+            self.stats.datagrams_sent.store(self.send.sent, Ordering::Relaxed);
+            self.stats.send_errors.store(self.send.errors, Ordering::Relaxed);
         }
     }
 
@@ -258,6 +286,7 @@ impl Core {
             let relay = &mut self.relay;
             match self.recv.recv(udp, |from, d| relay.handle_datagram(now, from, d)) {
                 Ok(n) => {
+                    self.received += n as u64;
                     self.flush_udp_now(udp)?;
                     if n < BATCH || self.send.is_blocked() {
                         return Ok(());

@@ -122,6 +122,8 @@ pub(crate) struct BatchSend {
     pending: Vec<Transmit>,
     /// Datagrams the kernel refused (e.g. unreachable destination); they are dropped.
     pub(crate) errors: u64,
+    /// Datagrams handed to the kernel.
+    pub(crate) sent: u64,
     #[cfg(target_os = "linux")]
     headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
     #[cfg(target_os = "linux")]
@@ -133,6 +135,7 @@ impl BatchSend {
         Self {
             pending: Vec::with_capacity(BATCH),
             errors: 0,
+            sent: 0,
             #[cfg(target_os = "linux")]
             headers: nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
             #[cfg(target_os = "linux")]
@@ -161,7 +164,9 @@ impl BatchSend {
             }
             match self.send_batch(sock) {
                 Ok(n) => {
-                    self.pending.drain(..n.min(self.pending.len()));
+                    let n = n.min(self.pending.len());
+                    self.sent += n as u64;
+                    self.pending.drain(..n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
