@@ -230,6 +230,10 @@ fn raw_loop(sock: UdpSocket, fanout: HashMap<SocketAddr, Vec<SocketAddr>>, share
     const B: usize = 64;
     let fd = sock.as_raw_fd();
     sock.set_read_timeout(Some(Duration::from_millis(20))).expect("set timeout");
+    // The same buffers as the relay's socket (voice_relay::driver::UDP_BUFFER_BYTES).
+    let size = voice_relay::driver::UDP_BUFFER_BYTES;
+    let _ = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBuf, &size);
+    let _ = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::SndBuf, &size);
     let fanout: HashMap<SocketAddr, Vec<SockaddrStorage>> =
         fanout.into_iter().map(|(k, v)| (k, v.into_iter().map(SockaddrStorage::from).collect())).collect();
     let mut bufs = vec![[0u8; MAX_DATAGRAM_LEN + 1]; B];
@@ -330,9 +334,10 @@ fn sender(
             std::thread::sleep(period);
         }
         for (ti, &(_, m)) in talkers.iter().enumerate() {
+            // Paced on a 1 ms grid: sleep only when the next due packet is ≥ 1 ms away, then send all that are due.
             let due = cycle + period * (ti as u32) / t;
             let now = Instant::now();
-            if due > now {
+            if due > now + Duration::from_millis(1) {
                 std::thread::sleep(due - now);
             }
             let phase = shared.phase.load(Ordering::Relaxed);

@@ -65,6 +65,9 @@ use crate::relay::{ConnId, Event, Relay};
 /// After a shutdown, how long [`Server::run`] waits for connection tasks to write their Goodbye and end.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Receive and send buffer size asked for the UDP socket (Linux; capped by the kernel's limits).
+pub const UDP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
 /// Capacity of the command queue from the control tasks to the core task.
 const CMD_QUEUE: usize = 1024;
 
@@ -115,6 +118,14 @@ impl Server {
         let bind = |what| move |source| DriverError::Bind { what, source };
         let udp = std::net::UdpSocket::bind(udp).map_err(bind("udp"))?;
         udp.set_nonblocking(true).map_err(bind("udp"))?;
+        // Larger kernel buffers absorb bursts while the core task is descheduled. Best effort: the kernel caps
+        // them at net.core.rmem_max / wmem_max, and a failure only leaves the defaults.
+        #[cfg(target_os = "linux")]
+        {
+            use nix::sys::socket::{setsockopt, sockopt};
+            let _ = setsockopt(&udp, sockopt::RcvBuf, &UDP_BUFFER_BYTES);
+            let _ = setsockopt(&udp, sockopt::SndBuf, &UDP_BUFFER_BYTES);
+        }
         let tcp = std::net::TcpListener::bind(tcp).map_err(bind("tcp"))?;
         tcp.set_nonblocking(true).map_err(bind("tcp"))?;
         let udp_addr = udp.local_addr().map_err(bind("udp"))?;
