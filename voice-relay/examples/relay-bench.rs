@@ -12,8 +12,13 @@
 //! time up in a shared table (talker, seq) and record the one-way latency. Relay and raw loop CPU are measured per
 //! thread with `getrusage(RUSAGE_THREAD)`. Prints one JSON object.
 //!
-//! With `--talkers 0` nobody talks: the relay-phase `cpu_s` is then the cost of idle sessions (housekeeping timers,
-//! bound addresses, open control connections) over `--seconds`.
+//! With `--talkers 0` nobody talks: the relay-phase `cpu_s` is then the cost of idle sessions over `--seconds`:
+//! every member sends a 0-byte UDP keepalive every `--keepalive-s` (default 10 s as `PROTOCOL.md` recommends; 0 for
+//! none), and the relay runs its housekeeping
+//! timers over all sessions. To fit 10,000 sessions in this process's 20,000 file descriptors (client and relay
+//! ends of each TCP connection live here), idle members close their control connection after setup; the sessions
+//! stay alive, bound and in their rooms (resume grace set to its maximum), so the relay's timer work is the same,
+//! minus the control pings real clients would send (1 per 10 s each; not measured here).
 //!
 //! Everything shares the machine: the sender and receiver threads compete with the relay for CPU, which is why the
 //! per-CPU-second figures use the relay thread's own CPU time.
@@ -54,10 +59,12 @@ struct Args {
     talkers: usize,
     seconds: f64,
     payload: usize,
+    /// Idle mode: keepalive period per member in seconds (0: none).
+    keepalive_s: f64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args { rooms: 10, members: 10, talkers: 2, seconds: 5.0, payload: 80 };
+    let mut a = Args { rooms: 10, members: 10, talkers: 2, seconds: 5.0, payload: 80, keepalive_s: 10.0 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let v = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -67,6 +74,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--talkers" => a.talkers = v.parse()?,
             "--seconds" => a.seconds = v.parse()?,
             "--payload" => a.payload = v.parse()?,
+            "--keepalive-s" => a.keepalive_s = v.parse()?,
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -89,7 +97,7 @@ struct Member {
     token: SessionToken,
     public_id: PublicId,
     key: (KeyId, [u8; 32]),
-    _tcp: TcpStream,
+    _tcp: Option<TcpStream>,
 }
 
 fn send_msg(tcp: &mut TcpStream, msg: &ClientMessage) -> anyhow::Result<()> {
@@ -124,7 +132,14 @@ fn recv_until<T>(
     }
 }
 
-fn join_member(user: &str, room: &str, tcp_addr: SocketAddr, udp_addr: SocketAddr) -> anyhow::Result<Member> {
+/// Logs in, joins, binds; `keep_tcp: false` closes the control connection at the end (idle mode).
+fn join_member(
+    user: &str,
+    room: &str,
+    tcp_addr: SocketAddr,
+    udp_addr: SocketAddr,
+    keep_tcp: bool,
+) -> anyhow::Result<Member> {
     let mut tcp = TcpStream::connect(tcp_addr)?;
     tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut buf = BytesMut::new();
@@ -151,7 +166,7 @@ fn join_member(user: &str, room: &str, tcp_addr: SocketAddr, udp_addr: SocketAdd
             && matches!(Datagram::decode_from_relay(&ack[..n]), Ok(Datagram::HelloAck(_)))
         {
             udp.set_nonblocking(true)?;
-            return Ok(Member { udp, token, public_id, key, _tcp: tcp });
+            return Ok(Member { udp, token, public_id, key, _tcp: keep_tcp.then_some(tcp) });
         }
     }
     bail!("no HELLO_ACK for {user}")
@@ -368,6 +383,35 @@ fn sender(
     thread_cpu()
 }
 
+/// Idle mode: every member sends a 0-byte keepalive every 10 s, spread evenly.
+fn keepalives(members: Arc<Vec<Member>>, relay_addr: SocketAddr, period_s: f64, shared: Arc<Shared>) -> Duration {
+    if period_s <= 0.0 {
+        while !shared.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        return thread_cpu();
+    }
+    let period = Duration::from_secs_f64(period_s);
+    let count = members.len().max(1) as u32;
+    let start = Instant::now();
+    let mut cycle = 0u32;
+    'outer: loop {
+        for (i, m) in members.iter().enumerate() {
+            if shared.stop.load(Ordering::Relaxed) {
+                break 'outer;
+            }
+            let due = start + period * cycle + period * (i as u32) / count;
+            let now = Instant::now();
+            if due > now + Duration::from_millis(1) {
+                std::thread::sleep(due - now);
+            }
+            let _ = m.udp.send_to(&[], relay_addr);
+        }
+        cycle += 1;
+    }
+    thread_cpu()
+}
+
 /// Receives on every member socket (one current-thread runtime, one task per socket).
 fn receivers(
     members: Arc<Vec<Member>>,
@@ -428,6 +472,7 @@ fn main() -> anyhow::Result<()> {
         // Members that only listen send no UDP: keep their bindings (a real client sends keepalives).
         binding_idle_timeout: long,
         control_idle_timeout: long,
+        resume_grace: if k == 0 { Duration::from_secs(65_535) } else { RelayConfig::default().resume_grace },
         ..RelayConfig::default()
     };
     let now = Instant::now();
@@ -465,9 +510,10 @@ fn main() -> anyhow::Result<()> {
     let setup_start = Instant::now();
     let mut members = Vec::with_capacity(total);
     for i in 0..total {
-        members.push(join_member(&format!("u{i}"), &format!("r{}", i / n), tcp_addr, udp_addr)?);
+        members.push(join_member(&format!("u{i}"), &format!("r{}", i / n), tcp_addr, udp_addr, k > 0)?);
     }
     let setup_s = setup_start.elapsed().as_secs_f64();
+
     let members = Arc::new(members);
     // Talkers: the first k members of each room; (room, member index).
     let talkers: Vec<(usize, usize)> = (0..r).flat_map(|room| (0..k).map(move |j| (room, room * n + j))).collect();
@@ -504,14 +550,21 @@ fn main() -> anyhow::Result<()> {
     };
     let rx_thread = {
         let (m, bp, bt, sh) = (Arc::clone(&members), Arc::new(by_public), Arc::new(by_token), Arc::clone(&shared));
-        std::thread::Builder::new().name("receivers".into()).spawn(move || receivers(m, bp, bt, sh))?
+        // Idle mode has nothing to receive (and its 10k sockets would not fit twice in the fd limit).
+        std::thread::Builder::new()
+            .name("receivers".into())
+            .spawn(move || if k > 0 { receivers(m, bp, bt, sh) } else { Duration::ZERO })?
     };
     let tx_thread = {
         let (m, sh) = (Arc::clone(&members), Arc::clone(&shared));
-        let p = args.payload;
-        std::thread::Builder::new()
-            .name("sender".into())
-            .spawn(move || sender(talkers, m, udp_addr, raw_addr, p, sh))?
+        let (p, keepalive_s) = (args.payload, args.keepalive_s);
+        std::thread::Builder::new().name("sender".into()).spawn(move || {
+            if talkers.is_empty() {
+                keepalives(m, udp_addr, keepalive_s, sh)
+            } else {
+                sender(talkers, m, udp_addr, raw_addr, p, sh)
+            }
+        })?
     };
 
     let measure = Duration::from_secs_f64(args.seconds);
@@ -576,7 +629,7 @@ fn main() -> anyhow::Result<()> {
     let out = serde_json::json!({
         "rooms": r, "members": n, "talkers": k, "seconds": secs, "payload_bytes": args.payload,
         "packet_bytes": args.payload + voice_proto::MIN_AUDIO_LEN,
-        "sessions": total, "setup_s": setup_s,
+        "sessions": total, "setup_s": setup_s, "idle_keepalive_s": if k == 0 { args.keepalive_s } else { 0.0 },
         "relay": relay_stats,
         "raw_sendmmsg_loop": raw_stats,
         "ratio_relay_to_raw_per_cpu_s": ratio,

@@ -15,6 +15,9 @@ use crate::relay::ConnId;
 /// (a client that does not read) is closed by the core.
 pub(crate) const CONN_QUEUE: usize = 256;
 
+/// Pause after a failed `accept`.
+const ACCEPT_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Commands from the control tasks to the core task.
 #[derive(Debug)]
 pub(crate) enum Cmd {
@@ -43,8 +46,12 @@ pub(crate) async fn accept_loop(listener: TcpListener, cmds: mpsc::Sender<Cmd>, 
             a = listener.accept() => a,
             () = super::stopped(&mut stop) => return,
         };
-        // Accept errors (e.g. too many open files) concern one connection attempt: skip it.
-        let Ok((stream, _peer)) = accepted else { continue };
+        // Accept errors concern one connection attempt. Some (too many open files) repeat until resources free
+        // up, so pause briefly instead of spinning.
+        let Ok((stream, _peer)) = accepted else {
+            tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let conn = ConnId(next_id);
         next_id += 1;
