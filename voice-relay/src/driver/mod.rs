@@ -240,6 +240,7 @@ impl Core {
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
         let mut stopping: Option<Instant> = None;
+        let mut busy = false;
         loop {
             // Re-arm only when the deadline moves earlier: a timer firing early is harmless (handle_timeout just
             // finds nothing due), and re-registering on every packet is not free.
@@ -279,7 +280,7 @@ impl Core {
                 r = udp.writable(), if self.send.is_blocked() => r.map_err(DriverError::Udp)?,
                 r = udp.readable(), if !self.send.is_blocked() => {
                     r.map_err(DriverError::Udp)?;
-                    self.receive(udp)?;
+                    busy = self.receive(udp)?;
                 }
             }
             self.flush_udp_now(udp)?;
@@ -287,11 +288,17 @@ impl Core {
             self.stats.datagrams_received.store(self.received, Ordering::Relaxed);
             self.stats.datagrams_sent.store(self.send.sent, Ordering::Relaxed);
             self.stats.send_errors.store(self.send.errors, Ordering::Relaxed);
+            if std::mem::take(&mut busy) {
+                // The socket still has datagrams queued: under sustained load UDP readiness never stops, so give
+                // the runtime a turn (connection tasks on this thread, the timer driver) before the next batches.
+                tokio::task::yield_now().await;
+            }
         }
     }
 
     /// Takes up to [`UDP_BATCHES_PER_TURN`] batches of datagrams, sending each batch's output before the next.
-    fn receive(&mut self, udp: &UdpSocket) -> Result<(), DriverError> {
+    /// Returns whether the socket may still hold datagrams (every batch was full).
+    fn receive(&mut self, udp: &UdpSocket) -> Result<bool, DriverError> {
         for _ in 0..UDP_BATCHES_PER_TURN {
             let now = Instant::now();
             let relay = &mut self.relay;
@@ -300,13 +307,13 @@ impl Core {
                     self.received += n as u64;
                     self.flush_udp_now(udp)?;
                     if n < BATCH || self.send.is_blocked() {
-                        return Ok(());
+                        return Ok(false);
                     }
                 }
-                Err(e) => return udp_error(e),
+                Err(e) => return udp_error(e).map(|()| false),
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Sends the relay's transmits as far as the socket takes them without waiting.
