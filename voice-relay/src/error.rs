@@ -152,3 +152,27 @@ impl From<RngError> for RequestError {
         Self::Internal
     }
 }
+
+/// Why a driver ([`crate::driver::Server`]) failed: socket setup or a socket error it cannot recover from.
+/// Errors of one control connection or of one datagram are never fatal: they close that connection or drop that
+/// datagram.
+#[cfg(feature = "tokio")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// Binding the UDP socket or the TCP listener failed (address in use, permission, bad address).
+    #[error("cannot bind {what} socket: {source}")]
+    Bind {
+        /// `"udp"` or `"tcp"`.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The UDP socket failed in a way that is not about one datagram (e.g. it was closed under the driver).
+    #[error("udp socket failed: {0}")]
+    Udp(#[source] std::io::Error),
+    /// The driver's thread or its tokio runtime could not be created ([`crate::driver::Server::spawn`]).
+    #[error("cannot start the driver thread: {0}")]
+    Runtime(#[source] std::io::Error),
+}

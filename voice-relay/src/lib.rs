@@ -11,7 +11,8 @@
 //! media-key rotation when a member leaves, and graceful shutdown. It never decrypts audio.
 //!
 //! What it does **not** do — and what is **not here yet**:
-//! * no sockets, no threads, no async runtime, no clock reads: the tokio UDP/TCP drivers are not written yet;
+//! * the core [`Relay`] has no sockets, no threads, no async runtime, no clock reads; the tokio drivers that own it
+//!   are in [`driver`] (feature `tokio`, on by default): batched UDP on Linux, one task per TCP control connection;
 //! * no configuration file: [`RelayConfig`] is a plain struct (the TOML loader is not written yet);
 //! * no production authenticators: only [`MemoryAuthenticator`] (plaintext passwords, for tests). The argon2id
 //!   password file and JWT authenticators are not written yet;
@@ -62,6 +63,8 @@
 
 mod auth;
 mod counters;
+#[cfg(feature = "tokio")]
+pub mod driver;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -74,6 +77,8 @@ mod slab;
 
 pub use auth::{Authenticator, MemoryAuthenticator, UserInfo};
 pub use counters::{Counters, DropReason};
+#[cfg(feature = "tokio")]
+pub use error::DriverError;
 pub use error::{AuthError, Error, RequestError, RngError};
 pub use relay::{ConnId, Event, Relay, RelayConfig, bitrate_policy};
 pub use rng::{RandomSource, SeededRng, SystemRng};

@@ -1,0 +1,644 @@
+//! relay-bench: the relay under synthetic load on loopback, against a plain `sendmmsg` fan-out loop measured in the
+//! same run.
+//!
+//! ```text
+//! cargo run --release -p voice-relay --example relay-bench -- --rooms 100 --members 10 --talkers 3 --seconds 10
+//! ```
+//!
+//! R rooms × N members log in over TCP, join, and bind their UDP sockets with a HELLO; K talkers per room send
+//! sealed 20 ms packets (random bytes as "Opus", no codec) at 50 packets/s each. Phase 1 sends them to the relay
+//! for `--seconds`; phase 2 sends the same packets to a plain fan-out loop (recvmmsg one batch, sendmmsg every
+//! packet to the N−1 other members of its room, no parsing) for the same time. Receivers look each packet's send
+//! time up in a shared table (talker, seq) and record the one-way latency. Relay and raw loop CPU are measured per
+//! thread with `getrusage(RUSAGE_THREAD)`. Prints one JSON object.
+//!
+//! With `--talkers 0` nobody talks: the relay-phase `cpu_s` is then the cost of idle sessions over `--seconds`:
+//! every member sends a 0-byte UDP keepalive every `--keepalive-s` (default 10 s as `PROTOCOL.md` recommends; 0 for
+//! none), and the relay runs its housekeeping
+//! timers over all sessions. To fit 10,000 sessions in this process's 20,000 file descriptors (client and relay
+//! ends of each TCP connection live here), idle members close their control connection after setup; the sessions
+//! stay alive, bound and in their rooms (resume grace set to its maximum), so the relay's timer work is the same,
+//! minus the control pings real clients would send (1 per 10 s each; not measured here).
+//!
+//! Everything shares the machine: the sender and receiver threads compete with the relay for CPU, which is why the
+//! per-CPU-second figures use the relay thread's own CPU time.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::BytesMut;
+use nix::sys::resource::{UsageWho, getrusage};
+use voice_proto::control::{ChannelConfig, ClientMessage, Credential, ServerMessage, decode_frame};
+use voice_proto::{
+    AudioFlags, AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, PublicId, SessionSecret, SessionToken,
+    Timestamp, WhisperTarget,
+};
+use voice_relay::driver::Server;
+use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
+
+/// Send-time slots per talker (indexed by seq): 20 s of packets at 50/s.
+const SLOTS: u64 = 1024;
+/// Latency histogram: 1 µs buckets up to 50 ms.
+const HIST_US: usize = 50_000;
+
+const PHASE_WARMUP: u8 = 0;
+const PHASE_RELAY: u8 = 1;
+const PHASE_GAP: u8 = 2;
+const PHASE_RAW: u8 = 3;
+const PHASE_DONE: u8 = 4;
+
+#[derive(Debug, Clone, Copy)]
+struct Args {
+    rooms: usize,
+    members: usize,
+    talkers: usize,
+    seconds: f64,
+    payload: usize,
+    /// Idle mode: keepalive period per member in seconds (0: none).
+    keepalive_s: f64,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut a = Args { rooms: 10, members: 10, talkers: 2, seconds: 5.0, payload: 80, keepalive_s: 10.0 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let v = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--rooms" => a.rooms = v.parse()?,
+            "--members" => a.members = v.parse()?,
+            "--talkers" => a.talkers = v.parse()?,
+            "--seconds" => a.seconds = v.parse()?,
+            "--payload" => a.payload = v.parse()?,
+            "--keepalive-s" => a.keepalive_s = v.parse()?,
+            _ => bail!("unknown flag {flag}"),
+        }
+    }
+    if a.members < 2 || a.talkers > a.members || a.rooms == 0 {
+        bail!("need members >= 2 and talkers <= members (0 talkers: idle sessions only)");
+    }
+    Ok(a)
+}
+
+/// CPU time (user + system) of the calling thread.
+fn thread_cpu() -> Duration {
+    let u = getrusage(UsageWho::RUSAGE_THREAD).expect("getrusage(RUSAGE_THREAD) works on Linux");
+    let tv = |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    tv(u.user_time()) + tv(u.system_time())
+}
+
+/// One member, after login/join/hello.
+struct Member {
+    udp: UdpSocket,
+    token: SessionToken,
+    public_id: PublicId,
+    key: (KeyId, [u8; 32]),
+    _tcp: Option<TcpStream>,
+}
+
+fn send_msg(tcp: &mut TcpStream, msg: &ClientMessage) -> anyhow::Result<()> {
+    let mut b = BytesMut::new();
+    msg.encode(&mut b)?;
+    tcp.write_all(&b)?;
+    Ok(())
+}
+
+fn recv_until<T>(
+    tcp: &mut TcpStream,
+    buf: &mut BytesMut,
+    mut f: impl FnMut(ServerMessage) -> Option<T>,
+) -> anyhow::Result<T> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some(frame) = decode_frame(buf)? {
+            if let Some(msg) = ServerMessage::decode(&frame)? {
+                if let ServerMessage::Error { code, message } = &msg {
+                    bail!("relay error {code:?}: {message}");
+                }
+                if let Some(t) = f(msg) {
+                    return Ok(t);
+                }
+            }
+        }
+        let n = tcp.read(&mut chunk)?;
+        if n == 0 {
+            bail!("relay closed the control connection");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Logs in, joins, binds; `keep_tcp: false` closes the control connection at the end (idle mode).
+fn join_member(
+    user: &str,
+    room: &str,
+    tcp_addr: SocketAddr,
+    udp_addr: SocketAddr,
+    keep_tcp: bool,
+) -> anyhow::Result<Member> {
+    let mut tcp = TcpStream::connect(tcp_addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = BytesMut::new();
+    let credential = Credential::Password(format!("pw-{user}"));
+    send_msg(&mut tcp, &ClientMessage::Login { user: user.into(), credential, client: "bench".into() })?;
+    let (token, public_id, secret) = recv_until(&mut tcp, &mut buf, |m| match m {
+        ServerMessage::LoginOk { token, public_id, secret, .. } => Some((token, public_id, secret)),
+        _ => None,
+    })?;
+    send_msg(&mut tcp, &ClientMessage::Join { room: room.into(), password: None })?;
+    let key = recv_until(&mut tcp, &mut buf, |m| match m {
+        ServerMessage::MediaKey { key_id, key } => Some((key_id, key.0)),
+        _ => None,
+    })?;
+    let udp = UdpSocket::bind("127.0.0.1:0")?;
+    udp.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let secret = SessionSecret::new(secret.0);
+    let mut ack = [0u8; 64];
+    for counter in 1..=5 {
+        let mut hello = Vec::new();
+        Datagram::Hello(secret.hello(token, counter)).encode(&mut hello);
+        udp.send_to(&hello, udp_addr)?;
+        if let Ok((n, _)) = udp.recv_from(&mut ack)
+            && matches!(Datagram::decode_from_relay(&ack[..n]), Ok(Datagram::HelloAck(_)))
+        {
+            udp.set_nonblocking(true)?;
+            return Ok(Member { udp, token, public_id, key, _tcp: keep_tcp.then_some(tcp) });
+        }
+    }
+    bail!("no HELLO_ACK for {user}")
+}
+
+/// Shared between sender, receivers and the main thread.
+struct Shared {
+    phase: AtomicU8,
+    stop: AtomicBool,
+    /// Per talker × slot: send time in ns since `t0`, shifted left 8, phase in the low byte.
+    sent_at: Vec<AtomicU64>,
+    sent: [AtomicU64; 5],
+    received: [AtomicU64; 5],
+    hist: [Vec<AtomicU64>; 2],
+    t0: Instant,
+    /// Datagrams the raw loop handed to the kernel.
+    raw_sent: AtomicU64,
+}
+
+/// Kernel receive-buffer drops (last column of `/proc/net/udp`) summed over the sockets bound to `ports`.
+fn udp_drops(ports: &std::collections::HashSet<u16>) -> u64 {
+    let Ok(text) = std::fs::read_to_string("/proc/net/udp") else { return 0 };
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let port = u16::from_str_radix(cols.get(1)?.rsplit(':').next()?, 16).ok()?;
+            if !ports.contains(&port) {
+                return None;
+            }
+            cols.last()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+impl Shared {
+    fn record(&self, talker: usize, seq: u64, now: Instant) {
+        let v = self.sent_at[talker * SLOTS as usize + (seq % SLOTS) as usize].load(Ordering::Relaxed);
+        let phase = (v & 0xff) as u8;
+        self.received[phase as usize].fetch_add(1, Ordering::Relaxed);
+        let h = match phase {
+            PHASE_RELAY => &self.hist[0],
+            PHASE_RAW => &self.hist[1],
+            _ => return,
+        };
+        let sent_ns = v >> 8;
+        let now_ns = now.duration_since(self.t0).as_nanos() as u64;
+        let us = (now_ns.saturating_sub(sent_ns) / 1000) as usize;
+        h[us.min(HIST_US)].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn percentile(h: &[AtomicU64], p: f64) -> Option<u64> {
+    let counts: Vec<u64> = h.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let want = ((total as f64) * p).ceil().max(1.0) as u64;
+    let mut acc = 0;
+    for (us, c) in counts.iter().enumerate() {
+        acc += c;
+        if acc >= want {
+            return Some(us as u64);
+        }
+    }
+    None
+}
+
+/// The plain fan-out loop: recvmmsg a batch, sendmmsg each packet to its room's other members; no parsing.
+fn raw_loop(sock: UdpSocket, fanout: HashMap<SocketAddr, Vec<SocketAddr>>, shared: Arc<Shared>) -> Duration {
+    use std::io::{IoSlice, IoSliceMut};
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+    const B: usize = 64;
+    let fd = sock.as_raw_fd();
+    sock.set_read_timeout(Some(Duration::from_millis(20))).expect("set timeout");
+    // The same buffers as the relay's socket (voice_relay::driver::UDP_BUFFER_BYTES).
+    let size = voice_relay::driver::UDP_BUFFER_BYTES;
+    let _ = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBuf, &size);
+    let _ = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::SndBuf, &size);
+    let fanout: HashMap<SocketAddr, Vec<SockaddrStorage>> =
+        fanout.into_iter().map(|(k, v)| (k, v.into_iter().map(SockaddrStorage::from).collect())).collect();
+    let mut bufs = vec![[0u8; MAX_DATAGRAM_LEN + 1]; B];
+    let mut rh = MultiHeaders::<SockaddrStorage>::preallocate(B, None);
+    let mut sh = MultiHeaders::<SockaddrStorage>::preallocate(B, None);
+    let mut got: Vec<(usize, SocketAddr)> = Vec::with_capacity(B);
+    let mut out: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(B);
+    let mut addrs: Vec<Option<SockaddrStorage>> = Vec::with_capacity(B);
+    let mut cpu0 = None;
+    loop {
+        let phase = shared.phase.load(Ordering::Relaxed);
+        if phase == PHASE_RAW && cpu0.is_none() {
+            cpu0 = Some(thread_cpu());
+        }
+        if phase == PHASE_DONE {
+            return cpu0.map_or(Duration::ZERO, |c| thread_cpu() - c);
+        }
+        got.clear();
+        {
+            let mut it = bufs.iter_mut();
+            let mut slices: [[IoSliceMut<'_>; 1]; B] =
+                std::array::from_fn(|_| [IoSliceMut::new(it.next().map_or(&mut [][..], |b| &mut b[..]))]);
+            match recvmmsg(fd, &mut rh, slices.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
+                Ok(res) => {
+                    for m in res {
+                        if let Some(a) = m.address.and_then(|a| a.as_sockaddr_in().map(|v| SocketAddr::V4((*v).into())))
+                        {
+                            got.push((m.bytes, a));
+                        }
+                    }
+                }
+                Err(_) => continue, // timeout: look at the phase again
+            }
+        }
+        let flush = |out: &mut Vec<(usize, Option<SockaddrStorage>)>,
+                     addrs: &mut Vec<Option<SockaddrStorage>>,
+                     sh: &mut MultiHeaders<SockaddrStorage>| {
+            let mut start = 0;
+            while start < out.len() {
+                let n = (out.len() - start).min(B);
+                addrs.clear();
+                addrs.extend(out[start..start + n].iter().map(|(_, a)| *a));
+                let slices: [[IoSlice<'_>; 1]; B] = std::array::from_fn(|k| {
+                    [IoSlice::new(out.get(start + k).map_or(&[][..], |&(i, _)| &bufs[i][..got[i].0]))]
+                });
+                let cm: [ControlMessage<'_>; 0] = [];
+                match sendmmsg(fd, sh, slices[..n].iter(), &addrs[..], cm, MsgFlags::empty()) {
+                    Ok(r) => {
+                        let sent = r.count();
+                        shared.raw_sent.fetch_add(sent as u64, Ordering::Relaxed);
+                        start += sent.max(1);
+                    }
+                    Err(_) => start += 1,
+                }
+            }
+            out.clear();
+        };
+        for (i, (_, from)) in got.iter().enumerate() {
+            let Some(dests) = fanout.get(from) else { continue };
+            for d in dests {
+                out.push((i, Some(*d)));
+                if out.len() == B {
+                    flush(&mut out, &mut addrs, &mut sh);
+                }
+            }
+        }
+        flush(&mut out, &mut addrs, &mut sh);
+    }
+}
+
+/// Sends one packet per talker every 20 ms, spread evenly, sealing each (its seq indexes the send-time table).
+#[allow(clippy::too_many_arguments)]
+fn sender(
+    talkers: Vec<(usize, usize)>,
+    members: Arc<Vec<Member>>,
+    relay_addr: SocketAddr,
+    raw_addr: SocketAddr,
+    payload: usize,
+    shared: Arc<Shared>,
+) -> Duration {
+    let period = Duration::from_millis(20);
+    let t = talkers.len() as u32;
+    let keys: Vec<MediaKey> = talkers
+        .iter()
+        .map(|&(_, m)| {
+            let (kid, k) = members[m].key;
+            MediaKey::new(kid, &k)
+        })
+        .collect();
+    let plain: Vec<u8> = (0..payload).map(|i| (i * 7) as u8).collect();
+    let mut buf = [0u8; MAX_DATAGRAM_LEN];
+    let start = Instant::now();
+    let mut seq = 0u64;
+    while !shared.stop.load(Ordering::Relaxed) {
+        seq += 1;
+        let cycle = start + period * (seq as u32);
+        if talkers.is_empty() {
+            std::thread::sleep(period);
+        }
+        for (ti, &(_, m)) in talkers.iter().enumerate() {
+            // Paced on a 1 ms grid: sleep only when the next due packet is ≥ 1 ms away, then send all that are due.
+            let due = cycle + period * (ti as u32) / t;
+            let now = Instant::now();
+            if due > now + Duration::from_millis(1) {
+                std::thread::sleep(due - now);
+            }
+            let phase = shared.phase.load(Ordering::Relaxed);
+            let dest = match phase {
+                PHASE_RELAY | PHASE_WARMUP => relay_addr,
+                PHASE_RAW => raw_addr,
+                _ => continue,
+            };
+            let member = &members[m];
+            let header = AudioHeader {
+                flags: AudioFlags::NONE,
+                key_id: member.key.0,
+                seq: voice_proto::Seq(seq),
+                timestamp: Timestamp((seq as u32).wrapping_mul(960)),
+                target: WhisperTarget(0),
+            };
+            let Ok(n) = keys[ti].seal_audio_up(member.token, member.public_id, &header, &plain, &mut buf) else {
+                continue;
+            };
+            let sent_ns = shared.t0.elapsed().as_nanos() as u64;
+            shared.sent_at[ti * SLOTS as usize + (seq % SLOTS) as usize]
+                .store((sent_ns << 8) | u64::from(phase), Ordering::Relaxed);
+            if member.udp.send_to(&buf[..n], dest).is_ok() {
+                shared.sent[phase as usize].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    thread_cpu()
+}
+
+/// Idle mode: every member sends a 0-byte keepalive every 10 s, spread evenly.
+fn keepalives(members: Arc<Vec<Member>>, relay_addr: SocketAddr, period_s: f64, shared: Arc<Shared>) -> Duration {
+    if period_s <= 0.0 {
+        while !shared.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        return thread_cpu();
+    }
+    let period = Duration::from_secs_f64(period_s);
+    let count = members.len().max(1) as u32;
+    let start = Instant::now();
+    let mut cycle = 0u32;
+    'outer: loop {
+        for (i, m) in members.iter().enumerate() {
+            if shared.stop.load(Ordering::Relaxed) {
+                break 'outer;
+            }
+            let due = start + period * cycle + period * (i as u32) / count;
+            let now = Instant::now();
+            if due > now + Duration::from_millis(1) {
+                std::thread::sleep(due - now);
+            }
+            let _ = m.udp.send_to(&[], relay_addr);
+        }
+        cycle += 1;
+    }
+    thread_cpu()
+}
+
+/// Receives on every member socket (one current-thread runtime, one task per socket).
+fn receivers(
+    members: Arc<Vec<Member>>,
+    by_public: Arc<HashMap<u32, usize>>,
+    by_token: Arc<HashMap<u32, usize>>,
+    shared: Arc<Shared>,
+) -> Duration {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    for m in 0..members.len() {
+        let (members, by_public, by_token, shared) =
+            (Arc::clone(&members), Arc::clone(&by_public), Arc::clone(&by_token), Arc::clone(&shared));
+        local.spawn_local(async move {
+            let std = members[m].udp.try_clone().expect("clone socket");
+            let sock = tokio::net::UdpSocket::from_std(std).expect("register socket");
+            let mut buf = [0u8; MAX_DATAGRAM_LEN + 1];
+            loop {
+                if sock.readable().await.is_err() {
+                    return;
+                }
+                while let Ok(n) = sock.try_recv(&mut buf) {
+                    let now = Instant::now();
+                    let id = match Datagram::decode_from_relay(&buf[..n]) {
+                        Ok(Datagram::AudioDown(a)) => by_public.get(&a.sender.0).map(|&t| (t, a.header.seq.0)),
+                        _ => match Datagram::decode_from_client(&buf[..n]) {
+                            Ok(Datagram::AudioUp(a)) => by_token.get(&a.token.0).map(|&t| (t, a.header.seq.0)),
+                            _ => None,
+                        },
+                    };
+                    if let Some((talker, seq)) = id {
+                        shared.record(talker, seq, now);
+                    }
+                }
+            }
+        });
+    }
+    rt.block_on(local.run_until(async {
+        while !shared.stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }));
+    thread_cpu()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let (r, n, k) = (args.rooms, args.members, args.talkers);
+    let total = r * n;
+    let mut auth = MemoryAuthenticator::new();
+    for i in 0..total {
+        auth = auth.with_user(format!("u{i}"), format!("pw-u{i}"));
+    }
+    let long = Duration::from_secs(7 * 24 * 3600);
+    let config = RelayConfig {
+        rooms: (0..r)
+            .map(|i| RoomConfig::new(format!("r{i}")).with_config(ChannelConfig { max_users: 0, ..Default::default() }))
+            .collect(),
+        // Members that only listen send no UDP: keep their bindings (a real client sends keepalives).
+        binding_idle_timeout: long,
+        control_idle_timeout: long,
+        resume_grace: if k == 0 { Duration::from_secs(65_535) } else { RelayConfig::default().resume_grace },
+        ..RelayConfig::default()
+    };
+    let now = Instant::now();
+    let unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let relay = Relay::new(config, Box::new(auth), Box::new(SeededRng::new(1)), now, unix_ms)?;
+    let lo: SocketAddr = "127.0.0.1:0".parse()?;
+    let server = Server::bind(relay, lo, lo)?;
+    let (udp_addr, tcp_addr, shutdown) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
+    let stats = server.stats();
+
+    // The relay thread: the server plus a sampler answering "what is this thread's CPU time" on the same thread.
+    let (sample_tx, mut sample_rx) = tokio::sync::mpsc::unbounded_channel::<std::sync::mpsc::Sender<Duration>>();
+    let relay_thread = std::thread::Builder::new().name("voice-relay".into()).spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let sampler = async {
+                while let Some(reply) = sample_rx.recv().await {
+                    let _ = reply.send(thread_cpu());
+                }
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                r = server.run() => r,
+                () = sampler => unreachable!("the sampler never ends"),
+            }
+        })
+    })?;
+    let relay_cpu = || -> anyhow::Result<Duration> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        sample_tx.send(tx).ok().context("relay thread gone")?;
+        Ok(rx.recv_timeout(Duration::from_secs(10))?)
+    };
+
+    // Members: login, join, hello.
+    let setup_start = Instant::now();
+    let mut members = Vec::with_capacity(total);
+    for i in 0..total {
+        members.push(join_member(&format!("u{i}"), &format!("r{}", i / n), tcp_addr, udp_addr, k > 0)?);
+    }
+    let setup_s = setup_start.elapsed().as_secs_f64();
+
+    let members = Arc::new(members);
+    // Talkers: the first k members of each room; (room, member index).
+    let talkers: Vec<(usize, usize)> = (0..r).flat_map(|room| (0..k).map(move |j| (room, room * n + j))).collect();
+    let by_public: HashMap<u32, usize> =
+        talkers.iter().enumerate().map(|(ti, &(_, m))| (members[m].public_id.0, ti)).collect();
+    let by_token: HashMap<u32, usize> =
+        talkers.iter().enumerate().map(|(ti, &(_, m))| (members[m].token.0, ti)).collect();
+    // The raw loop's fan-out table: talker address → the other members of its room.
+    let addr = |m: usize| members[m].udp.local_addr().expect("bound");
+    let mut fanout = HashMap::new();
+    for &(room, m) in &talkers {
+        let dests: Vec<SocketAddr> = (room * n..room * n + n).filter(|&o| o != m).map(addr).collect();
+        fanout.insert(addr(m), dests);
+    }
+
+    let shared = Arc::new(Shared {
+        phase: AtomicU8::new(PHASE_WARMUP),
+        stop: AtomicBool::new(false),
+        sent_at: (0..talkers.len() * SLOTS as usize).map(|_| AtomicU64::new(0)).collect(),
+        sent: Default::default(),
+        received: Default::default(),
+        hist: [(0..=HIST_US).map(|_| AtomicU64::new(0)).collect(), (0..=HIST_US).map(|_| AtomicU64::new(0)).collect()],
+        t0: Instant::now(),
+        raw_sent: AtomicU64::new(0),
+    });
+    let raw_sock = UdpSocket::bind("127.0.0.1:0")?;
+    let raw_addr = raw_sock.local_addr()?;
+    let member_ports: std::collections::HashSet<u16> = (0..total).map(|m| addr(m).port()).collect();
+    let relay_port: std::collections::HashSet<u16> = [udp_addr.port()].into();
+    let raw_port: std::collections::HashSet<u16> = [raw_addr.port()].into();
+    let raw = {
+        let shared = Arc::clone(&shared);
+        std::thread::Builder::new().name("raw-loop".into()).spawn(move || raw_loop(raw_sock, fanout, shared))?
+    };
+    let rx_thread = {
+        let (m, bp, bt, sh) = (Arc::clone(&members), Arc::new(by_public), Arc::new(by_token), Arc::clone(&shared));
+        // Idle mode has nothing to receive (and its 10k sockets would not fit twice in the fd limit).
+        std::thread::Builder::new()
+            .name("receivers".into())
+            .spawn(move || if k > 0 { receivers(m, bp, bt, sh) } else { Duration::ZERO })?
+    };
+    let tx_thread = {
+        let (m, sh) = (Arc::clone(&members), Arc::clone(&shared));
+        let (p, keepalive_s) = (args.payload, args.keepalive_s);
+        std::thread::Builder::new().name("sender".into()).spawn(move || {
+            if talkers.is_empty() {
+                keepalives(m, udp_addr, keepalive_s, sh)
+            } else {
+                sender(talkers, m, udp_addr, raw_addr, p, sh)
+            }
+        })?
+    };
+
+    let measure = Duration::from_secs_f64(args.seconds);
+    let drain = Duration::from_millis(300);
+    std::thread::sleep(Duration::from_secs(1)); // warm-up
+    let drops = || (udp_drops(&relay_port), udp_drops(&raw_port), udp_drops(&member_ports));
+    let d0 = drops();
+    let cpu0 = relay_cpu()?;
+    let sent0 = stats.datagrams_sent.load(Ordering::Relaxed);
+    shared.phase.store(PHASE_RELAY, Ordering::Relaxed);
+    std::thread::sleep(measure);
+    shared.phase.store(PHASE_GAP, Ordering::Relaxed);
+    let relay_cpu_s = (relay_cpu()? - cpu0).as_secs_f64();
+    std::thread::sleep(drain);
+    let relay_sent = stats.datagrams_sent.load(Ordering::Relaxed) - sent0;
+    let d1 = drops();
+    shared.phase.store(PHASE_RAW, Ordering::Relaxed);
+    std::thread::sleep(measure);
+    shared.phase.store(PHASE_GAP, Ordering::Relaxed);
+    std::thread::sleep(drain);
+    let d2 = drops();
+    let raw_sent = shared.raw_sent.load(Ordering::Relaxed);
+    shared.phase.store(PHASE_DONE, Ordering::Relaxed);
+    let raw_cpu_s = raw.join().map_err(|_| anyhow::anyhow!("raw loop panicked"))?.as_secs_f64();
+    shared.stop.store(true, Ordering::Relaxed);
+    let sender_cpu_s = tx_thread.join().map_err(|_| anyhow::anyhow!("sender panicked"))?.as_secs_f64();
+    let receivers_cpu_s = rx_thread.join().map_err(|_| anyhow::anyhow!("receivers panicked"))?.as_secs_f64();
+    shutdown.shutdown();
+    let relay = relay_thread.join().map_err(|_| anyhow::anyhow!("relay thread panicked"))??;
+
+    let secs = measure.as_secs_f64();
+    let fan = (n - 1) as f64;
+    let phase_stats = |phase: u8, h: usize, cpu_s: f64, sent_by_loop: u64, in_drops: u64, rx_drops: u64| {
+        let sent = shared.sent[phase as usize].load(Ordering::Relaxed) as f64;
+        let received = shared.received[phase as usize].load(Ordering::Relaxed) as f64;
+        let expected = sent * fan;
+        let hist = &shared.hist[h];
+        serde_json::json!({
+            "offered_pps": sent / secs,
+            "forwarded_pps": sent_by_loop as f64 / secs,
+            "received_pps": received / secs,
+            "forwards_sent_by_loop": sent_by_loop,
+            "kernel_drops_at_loop_socket": in_drops,
+            "kernel_drops_at_receiver_sockets": rx_drops,
+            "expected_forwards": expected,
+            "received_forwards": received,
+            "loss": if expected > 0.0 { 1.0 - received / expected } else { 0.0 },
+            "latency_us": {
+                "p50": percentile(hist, 0.50),
+                "p99": percentile(hist, 0.99),
+                "p999": percentile(hist, 0.999),
+            },
+            "cpu_s": cpu_s,
+            "forwarded_per_cpu_s": if cpu_s > 0.0 { sent_by_loop as f64 / cpu_s } else { 0.0 },
+        })
+    };
+    let relay_stats = phase_stats(PHASE_RELAY, 0, relay_cpu_s, relay_sent, d1.0 - d0.0, d1.2 - d0.2);
+    let raw_stats = phase_stats(PHASE_RAW, 1, raw_cpu_s, raw_sent, d2.1 - d1.1, d2.2 - d1.2);
+    let ratio = relay_stats["forwarded_per_cpu_s"].as_f64().unwrap_or(0.0)
+        / raw_stats["forwarded_per_cpu_s"].as_f64().unwrap_or(f64::NAN);
+    let c = relay.counters();
+    let out = serde_json::json!({
+        "rooms": r, "members": n, "talkers": k, "seconds": secs, "payload_bytes": args.payload,
+        "packet_bytes": args.payload + voice_proto::MIN_AUDIO_LEN,
+        "sessions": total, "setup_s": setup_s, "idle_keepalive_s": if k == 0 { args.keepalive_s } else { 0.0 },
+        "relay": relay_stats,
+        "raw_sendmmsg_loop": raw_stats,
+        "ratio_relay_to_raw_per_cpu_s": ratio,
+        "whole_run_cpu_s": { "sender_thread": sender_cpu_s, "receivers_thread": receivers_cpu_s },
+        "relay_counters_whole_run": {
+            "audio_accepted": c.audio_accepted, "audio_forwarded": c.audio_forwarded,
+            "packets_in": c.packets_in, "dropped": c.dropped_total(),
+        },
+    });
+    println!("{out}");
+    Ok(())
+}

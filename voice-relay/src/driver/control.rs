@@ -1,0 +1,100 @@
+//! The control side of the driver: the TCP accept loop and one task per connection.
+//!
+//! A connection task only moves bytes: what it reads goes to the core task as [`Cmd::Bytes`] (the core keeps the
+//! per-connection reassembly buffer and calls `Relay::handle_control_bytes`); what the core sends it
+//! ([`Out::Frame`], already encoded) it writes; [`Out::Close`] (or the core dropping its sender) ends it.
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::relay::ConnId;
+
+/// Output queue of one connection (frames waiting to be written), in messages. A connection that lets it fill up
+/// (a client that does not read) is closed by the core.
+pub(crate) const CONN_QUEUE: usize = 256;
+
+/// Pause after a failed `accept`.
+const ACCEPT_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Commands from the control tasks to the core task.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// A connection was accepted; `tx` is its output queue.
+    Opened { conn: ConnId, tx: mpsc::Sender<Out> },
+    /// Bytes read from a connection.
+    Bytes { conn: ConnId, bytes: BytesMut },
+    /// The peer closed the connection, or reading / writing failed.
+    Closed { conn: ConnId },
+}
+
+/// Output from the core task to one connection task.
+#[derive(Debug)]
+pub(crate) enum Out {
+    /// An encoded frame to write.
+    Frame(Bytes),
+    /// Close after writing everything before this.
+    Close,
+}
+
+/// Accepts connections until `stop` turns true; each gets a fresh [`ConnId`] and its own task.
+pub(crate) async fn accept_loop(listener: TcpListener, cmds: mpsc::Sender<Cmd>, mut stop: watch::Receiver<bool>) {
+    let mut next_id = 1u64;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = super::stopped(&mut stop) => return,
+        };
+        // Accept errors concern one connection attempt. Some (too many open files) repeat until resources free
+        // up, so pause briefly instead of spinning.
+        let Ok((stream, _peer)) = accepted else {
+            tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = ConnId(next_id);
+        next_id += 1;
+        let (tx, rx) = mpsc::channel(CONN_QUEUE);
+        if cmds.send(Cmd::Opened { conn, tx }).await.is_err() {
+            return; // the core task is gone
+        }
+        tokio::spawn(connection(conn, stream, cmds.clone(), rx));
+    }
+}
+
+/// One control connection: reads into a buffer and forwards the bytes, writes what the core sends.
+async fn connection(conn: ConnId, stream: TcpStream, cmds: mpsc::Sender<Cmd>, mut rx: mpsc::Receiver<Out>) {
+    let (mut reader, mut writer) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        tokio::select! {
+            biased;
+            out = rx.recv() => match out {
+                Some(Out::Frame(frame)) => {
+                    if writer.write_all(&frame).await.is_err() {
+                        break;
+                    }
+                }
+                // Close, or the core forgot this connection.
+                Some(Out::Close) | None => break,
+            },
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let bytes = buf.split();
+                    if buf.capacity() < 1024 {
+                        buf.reserve(4096);
+                    }
+                    // Waiting here is the backpressure on a client that sends faster than the core handles.
+                    if cmds.send(Cmd::Bytes { conn, bytes }).await.is_err() {
+                        break;
+                    }
+                }
+            },
+        }
+    }
+    let _ = writer.shutdown().await;
+    // Harmless when the core closed the connection itself.
+    let _ = cmds.send(Cmd::Closed { conn }).await;
+}

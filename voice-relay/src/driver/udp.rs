@@ -1,0 +1,222 @@
+//! Batched UDP I/O for the driver: `recvmmsg` / `sendmmsg` on Linux (through `nix`'s safe wrappers), one
+//! `recv_from` / `send_to` per datagram elsewhere.
+//!
+//! Receive buffers are carved out of one large [`BytesMut`] pool with `split_to`, so every datagram handed to the
+//! relay is a shared-kind buffer and the relay's fan-out (freeze + one refcount bump per recipient) does not
+//! allocate. When the pool runs low it is cleared and `reserve`d again: once every datagram of earlier batches has
+//! been sent and dropped (the driver sends everything before it receives again), the pool is the only owner of its
+//! allocation and `reserve` reuses it in place, so the steady state allocates nothing.
+
+use std::io;
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use voice_proto::{MAX_DATAGRAM_LEN, Transmit};
+
+/// Most datagrams taken or sent per system call.
+pub(crate) const BATCH: usize = 64;
+
+/// Bytes per receive slot: one more than the largest valid datagram, so a longer one (truncated by the kernel to
+/// this size) is still seen as oversize by the relay and dropped.
+const SLOT: usize = MAX_DATAGRAM_LEN + 1;
+
+/// Receive pool size, in slots: several batches before the pool is recycled.
+const POOL_SLOTS: usize = 4 * BATCH;
+
+/// Receives datagrams in batches into slots of a reused pool.
+#[derive(Debug)]
+pub(crate) struct BatchRecv {
+    pool: BytesMut,
+    /// Length and source of each datagram of the current batch.
+    got: Vec<(usize, SocketAddr)>,
+    #[cfg(target_os = "linux")]
+    headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+}
+
+impl BatchRecv {
+    pub(crate) fn new() -> Self {
+        Self {
+            pool: BytesMut::with_capacity(POOL_SLOTS * SLOT),
+            got: Vec::with_capacity(BATCH),
+            #[cfg(target_os = "linux")]
+            headers: nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
+        }
+    }
+
+    /// Makes sure the pool holds at least one batch of initialised slots.
+    fn refill(&mut self) {
+        if self.pool.len() < BATCH * SLOT {
+            self.pool.clear();
+            self.pool.reserve(POOL_SLOTS * SLOT);
+            self.pool.resize(POOL_SLOTS * SLOT, 0);
+        }
+    }
+
+    /// Takes up to [`BATCH`] datagrams that are already queued on `sock`, without waiting, and gives each to `f`
+    /// with its source. Returns how many were taken; `Err(WouldBlock)` when none was queued (the socket's readiness
+    /// is then cleared, so `sock.readable().await` waits for the next one).
+    pub(crate) fn recv(&mut self, sock: &UdpSocket, mut f: impl FnMut(SocketAddr, BytesMut)) -> io::Result<usize> {
+        self.refill();
+        self.got.clear();
+        self.recv_into(sock)?;
+        let mut region = self.pool.split_to(self.got.len() * SLOT);
+        for &(len, from) in &self.got {
+            let mut d = region.split_to(SLOT);
+            d.truncate(len);
+            f(from, d);
+        }
+        Ok(self.got.len())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn recv_into(&mut self, sock: &UdpSocket) -> io::Result<()> {
+        use std::io::IoSliceMut;
+        use std::os::fd::AsRawFd;
+
+        use nix::sys::socket::{MsgFlags, recvmmsg};
+
+        let fd = sock.as_raw_fd();
+        let (pool, headers, got) = (&mut self.pool, &mut self.headers, &mut self.got);
+        sock.try_io(Interest::READABLE, || {
+            let mut chunks = pool[..BATCH * SLOT].chunks_mut(SLOT);
+            let mut slices: [[IoSliceMut<'_>; 1]; BATCH] =
+                std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
+            let results = recvmmsg(fd, headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)?;
+            for m in results {
+                // UDP datagrams always carry a source address; one without (or of another family) is skipped.
+                if let Some(from) = m.address.as_ref().and_then(to_std) {
+                    got.push((m.bytes.min(SLOT), from));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn recv_into(&mut self, sock: &UdpSocket) -> io::Result<()> {
+        // Portable fallback: one `recv_from` per datagram, each into its own slot.
+        for slot in self.pool[..BATCH * SLOT].chunks_mut(SLOT) {
+            match sock.try_recv_from(slot) {
+                Ok((len, from)) => self.got.push((len.min(SLOT), from)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.got.is_empty() => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn to_std(a: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+}
+
+/// Sends transmits in batches; keeps those the socket could not take yet.
+#[derive(Debug)]
+pub(crate) struct BatchSend {
+    pending: Vec<Transmit>,
+    /// Datagrams the kernel refused (e.g. unreachable destination); they are dropped.
+    pub(crate) errors: u64,
+    /// Datagrams handed to the kernel.
+    pub(crate) sent: u64,
+    #[cfg(target_os = "linux")]
+    headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    #[cfg(target_os = "linux")]
+    addrs: Vec<Option<nix::sys::socket::SockaddrStorage>>,
+}
+
+impl BatchSend {
+    pub(crate) fn new() -> Self {
+        Self {
+            pending: Vec::with_capacity(BATCH),
+            errors: 0,
+            sent: 0,
+            #[cfg(target_os = "linux")]
+            headers: nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
+            #[cfg(target_os = "linux")]
+            addrs: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Whether transmits wait for the socket to become writable.
+    pub(crate) fn is_blocked(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Sends what is pending, then everything `next` yields, in batches. `Err(WouldBlock)` when the socket's send
+    /// buffer is full: the rest stays pending (and `next` is not drained further) until the next call, after
+    /// `sock.writable().await`. Datagrams the kernel refuses are dropped and counted in `errors`.
+    pub(crate) fn send(&mut self, sock: &UdpSocket, mut next: impl FnMut() -> Option<Transmit>) -> io::Result<()> {
+        loop {
+            while self.pending.len() < BATCH {
+                match next() {
+                    Some(t) => self.pending.push(t),
+                    None => break,
+                }
+            }
+            if self.pending.is_empty() {
+                return Ok(());
+            }
+            match self.send_batch(sock) {
+                Ok(n) => {
+                    let n = n.min(self.pending.len());
+                    self.sent += n as u64;
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The first datagram of the batch was refused (the kernel reports an error only when nothing was
+                // sent): drop it and go on with the rest.
+                Err(_) => {
+                    self.errors += 1;
+                    self.pending.remove(0);
+                }
+            }
+        }
+    }
+
+    /// Sends the pending transmits (at most [`BATCH`]); returns how many went.
+    #[cfg(target_os = "linux")]
+    fn send_batch(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        use std::io::IoSlice;
+        use std::os::fd::AsRawFd;
+
+        use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmmsg};
+
+        let fd = sock.as_raw_fd();
+        self.addrs.clear();
+        self.addrs.extend(self.pending.iter().map(|t| Some(SockaddrStorage::from(t.destination))));
+        let n = self.pending.len();
+        let (pending, headers, addrs) = (&self.pending, &mut self.headers, &self.addrs);
+        sock.try_io(Interest::WRITABLE, || {
+            let slices: [[IoSlice<'_>; 1]; BATCH] =
+                std::array::from_fn(|i| [IoSlice::new(pending.get(i).map_or(&[][..], |t| &t.payload[..]))]);
+            let cmsgs: [ControlMessage<'_>; 0] = [];
+            let sent = sendmmsg(fd, headers, slices[..n].iter(), &addrs[..n], cmsgs, MsgFlags::MSG_DONTWAIT)?;
+            Ok(sent.count())
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn send_batch(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        // Portable fallback: one `send_to` per datagram.
+        let mut sent = 0;
+        for t in &self.pending {
+            match sock.try_send_to(&t.payload, t.destination) {
+                Ok(_) => sent += 1,
+                Err(e) if sent > 0 && e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if sent > 0 => {
+                    let _ = e;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+}

@@ -1,0 +1,233 @@
+//! Loopback tests of the tokio driver: real sockets on 127.0.0.1, bounded packet counts, every wait bounded by a
+//! timeout that only turns a hang into a failure (no timing is asserted).
+#![cfg(feature = "tokio")]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::timeout;
+use voice_proto::control::{ClientMessage, Credential, ErrorCode, ServerMessage, decode_frame};
+use voice_proto::{
+    AudioFlags, AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, PublicId, ReplayWindow, Seq, SessionSecret,
+    SessionToken, Timestamp, WhisperTarget,
+};
+use voice_relay::driver::{Server, ShutdownHandle};
+use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, SeededRng};
+
+/// Bound on any single wait: a hang fails the test instead of blocking CI.
+const BOUND: Duration = Duration::from_secs(10);
+
+type Running = std::thread::JoinHandle<Result<Relay, voice_relay::DriverError>>;
+
+/// Starts a relay on its own thread; `finish` waits for it (off the test's runtime) after a shutdown.
+async fn start() -> (SocketAddr, SocketAddr, ShutdownHandle, Running) {
+    let auth = MemoryAuthenticator::new()
+        .with_user("alice", "pw-alice")
+        .with_user("bob", "pw-bob")
+        .with_user("carol", "pw-carol");
+    let relay = Relay::new(
+        // Generous audio limits: the test sends its packets as fast as it can (bounded by count, not time).
+        RelayConfig { packets_per_s: 100_000, packet_burst: 1_000, byte_burst: 1_000_000, ..RelayConfig::default() },
+        Box::new(auth),
+        Box::new(SeededRng::new(7)),
+        Instant::now(),
+        1_763_800_000_000,
+    )
+    .expect("valid config");
+    let lo: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    let server = Server::bind(relay, lo, lo).expect("binds on loopback");
+    let (udp, tcp, handle) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
+    (udp, tcp, handle, server.spawn().expect("driver thread"))
+}
+
+async fn finish(running: Running) -> Relay {
+    let join = tokio::task::spawn_blocking(move || running.join().expect("driver thread").expect("driver runs"));
+    timeout(BOUND, join).await.expect("server stops").expect("joins")
+}
+
+/// A client speaking the real protocol over real sockets.
+struct Client {
+    tcp: TcpStream,
+    rbuf: BytesMut,
+    udp: UdpSocket,
+    token: SessionToken,
+    public_id: PublicId,
+    secret: SessionSecret,
+    key: Option<(KeyId, [u8; 32])>,
+    seq: u64,
+}
+
+async fn send_msg(tcp: &mut TcpStream, msg: &ClientMessage) {
+    let mut b = BytesMut::new();
+    msg.encode(&mut b).expect("encodes");
+    tcp.write_all(&b).await.expect("writes");
+}
+
+/// The next control message, or `None` at end of stream.
+async fn recv_msg(tcp: &mut TcpStream, rbuf: &mut BytesMut) -> Option<ServerMessage> {
+    loop {
+        if let Some(frame) = decode_frame(rbuf).expect("valid framing from the relay")
+            && let Some(msg) = ServerMessage::decode(&frame).expect("valid message from the relay")
+        {
+            return Some(msg);
+        }
+        let n = timeout(BOUND, tcp.read_buf(rbuf)).await.expect("relay answers").expect("reads");
+        if n == 0 {
+            return None;
+        }
+    }
+}
+
+impl Client {
+    /// Connects, logs in as `user`, joins `lobby`, binds its UDP address with a HELLO.
+    async fn ready(user: &str, tcp_addr: SocketAddr, relay_udp: SocketAddr) -> Self {
+        let mut tcp = TcpStream::connect(tcp_addr).await.expect("connects");
+        let mut rbuf = BytesMut::new();
+        let credential = Credential::Password(format!("pw-{user}"));
+        send_msg(&mut tcp, &ClientMessage::Login { user: user.into(), credential, client: "test".into() }).await;
+        let (token, public_id, secret) = loop {
+            match recv_msg(&mut tcp, &mut rbuf).await.expect("open") {
+                ServerMessage::LoginOk { token, public_id, secret, .. } => break (token, public_id, secret),
+                ServerMessage::Error { code, .. } => panic!("login refused: {code:?}"),
+                _ => {}
+            }
+        };
+        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+        let mut c = Self { tcp, rbuf, udp, token, public_id, secret: SessionSecret::new(secret.0), key: None, seq: 0 };
+        send_msg(&mut c.tcp, &ClientMessage::Join { room: "lobby".into(), password: None }).await;
+        while c.key.is_none() {
+            match c.recv().await.expect("open") {
+                ServerMessage::MediaKey { key_id, key } => c.key = Some((key_id, key.0)),
+                ServerMessage::Error { code, .. } => panic!("join refused: {code:?}"),
+                _ => {}
+            }
+        }
+        let mut hello = Vec::new();
+        Datagram::Hello(c.secret.hello(c.token, 1)).encode(&mut hello);
+        c.udp.send_to(&hello, relay_udp).await.expect("sends hello");
+        let mut buf = [0u8; MAX_DATAGRAM_LEN];
+        let (n, _) = timeout(BOUND, c.udp.recv_from(&mut buf)).await.expect("hello-ack arrives").expect("recv");
+        let Ok(Datagram::HelloAck(ack)) = Datagram::decode_from_relay(&buf[..n]) else { panic!("expected HELLO_ACK") };
+        c.secret.verify_hello_ack(&ack).expect("hello-ack MAC");
+        assert_eq!(ack.public_id, c.public_id);
+        c
+    }
+
+    async fn recv(&mut self) -> Option<ServerMessage> {
+        recv_msg(&mut self.tcp, &mut self.rbuf).await
+    }
+
+    async fn send(&mut self, msg: &ClientMessage) {
+        send_msg(&mut self.tcp, msg).await;
+    }
+
+    /// Waits for the first message matching `pred`, skipping others.
+    async fn expect(&mut self, mut pred: impl FnMut(&ServerMessage) -> bool) -> ServerMessage {
+        loop {
+            let m = self.recv().await.expect("connection open");
+            if pred(&m) {
+                return m;
+            }
+        }
+    }
+
+    fn audio(&mut self, plain: &[u8]) -> Vec<u8> {
+        let (kid, key) = self.key.expect("has a key");
+        self.seq += 1;
+        let header = AudioHeader {
+            flags: AudioFlags::NONE,
+            key_id: kid,
+            seq: Seq(self.seq),
+            timestamp: Timestamp((self.seq as u32).wrapping_mul(960)),
+            target: WhisperTarget(0),
+        };
+        let mut buf = [0u8; MAX_DATAGRAM_LEN];
+        let n = MediaKey::new(kid, &key)
+            .seal_audio_up(self.token, self.public_id, &header, plain, &mut buf)
+            .expect("seals");
+        buf[..n].to_vec()
+    }
+}
+
+#[tokio::test]
+async fn udp_driver_forwards_sealed_audio_between_real_sockets() {
+    let (udp, tcp, shutdown, task) = start().await;
+    let mut alice = Client::ready("alice", tcp, udp).await;
+    let bob = Client::ready("bob", tcp, udp).await;
+    // Bob joined after alice: both hold the room's current key (keys rotate only when someone leaves).
+    assert_eq!(alice.key, bob.key);
+    const N: u64 = 300;
+    const WINDOW: u64 = 25;
+    let (kid, key) = bob.key.expect("key");
+    let key = MediaKey::new(kid, &key);
+    let mut window = ReplayWindow::default();
+    let mut opened = Vec::new();
+    let mut buf = [0u8; MAX_DATAGRAM_LEN];
+    // Windows of 25 packets in flight: small enough never to overflow a loopback socket buffer.
+    for start in (0..N).step_by(WINDOW as usize) {
+        for i in start..start + WINDOW {
+            let bytes = alice.audio(format!("frame {i}").as_bytes());
+            alice.udp.send_to(&bytes, udp).await.expect("sends audio");
+        }
+        for _ in 0..WINDOW {
+            let (n, from) = timeout(BOUND, bob.udp.recv_from(&mut buf)).await.expect("audio arrives").expect("recv");
+            assert_eq!(from, udp);
+            let Ok(Datagram::AudioDown(a)) = Datagram::decode_from_relay(&buf[..n]) else { panic!("AUDIO_DOWN") };
+            assert_eq!(a.sender, alice.public_id);
+            let header = a.header;
+            let start = n - a.payload.len();
+            let plain = window.open(&key, alice.public_id, &header, &mut buf[start..n]).expect("opens");
+            opened.push(String::from_utf8(plain.to_vec()).expect("utf-8"));
+        }
+    }
+    let expected: Vec<String> = (0..N).map(|i| format!("frame {i}")).collect();
+    assert_eq!(opened, expected, "every packet forwarded once, in order, and opens");
+    // The talker does not hear itself.
+    let mut one = [0u8; 8];
+    assert!(alice.udp.try_recv_from(&mut one).is_err());
+
+    shutdown.shutdown();
+    let relay = finish(task).await;
+    assert_eq!(relay.counters().audio_forwarded, N);
+    drop(bob);
+}
+
+#[tokio::test]
+async fn control_driver_chat_malformed_frame_and_graceful_shutdown() {
+    let (udp, tcp, shutdown, task) = start().await;
+    let mut alice = Client::ready("alice", tcp, udp).await;
+    let mut bob = Client::ready("bob", tcp, udp).await;
+
+    // Chat reaches the other member.
+    alice.send(&ClientMessage::Chat { text: "hello bob".into() }).await;
+    let m = bob.expect(|m| matches!(m, ServerMessage::Chat { .. })).await;
+    let ServerMessage::Chat { from, text, .. } = m else { unreachable!() };
+    assert_eq!((from, text.as_str()), (alice.public_id, "hello bob"));
+
+    // A malformed frame closes only its own connection: Error BAD_REQUEST, then end of stream.
+    let mut carol = TcpStream::connect(tcp).await.expect("connects");
+    carol.write_all(&[0, 0, 0, 7, 1, 0, 0, 4, 0, 0, 7]).await.expect("writes");
+    let mut rbuf = BytesMut::new();
+    let m = recv_msg(&mut carol, &mut rbuf).await.expect("an error first");
+    assert!(matches!(m, ServerMessage::Error { code: ErrorCode::BAD_REQUEST, .. }), "{m:?}");
+    assert_eq!(recv_msg(&mut carol, &mut rbuf).await, None, "then the relay closes it");
+
+    // Alice and bob are unaffected.
+    alice.send(&ClientMessage::Ping { nonce: 42 }).await;
+    alice.expect(|m| *m == ServerMessage::Pong { nonce: 42 }).await;
+    bob.send(&ClientMessage::Chat { text: "still here".into() }).await;
+    alice.expect(|m| matches!(m, ServerMessage::Chat { text, .. } if text == "still here")).await;
+
+    // Graceful shutdown: every connection gets Goodbye SHUTTING_DOWN, then end of stream; run() returns.
+    shutdown.shutdown();
+    for c in [&mut alice, &mut bob] {
+        let m = c.expect(|m| matches!(m, ServerMessage::Goodbye { .. })).await;
+        assert!(matches!(m, ServerMessage::Goodbye { code: ErrorCode::SHUTTING_DOWN, .. }), "{m:?}");
+        assert_eq!(c.recv().await, None);
+    }
+    let relay = finish(task).await;
+    assert_eq!(relay.session_count(), 2, "sessions are kept (resumable) until the process ends");
+}
