@@ -1,7 +1,40 @@
 //! # voice-client — the client core (work in progress)
 //!
-//! A sans-IO `Session` (login → join → hello → streaming, resume, roaming), a jitter buffer and decoder per remote
-//! speaker, and audio I/O behind a trait (cpal, or WAV files).
+//! What it will be: a sans-IO `Session` (login → join → hello → streaming, resume, roaming), a jitter buffer and a
+//! decoder per remote speaker, audio I/O behind a trait (cpal, or WAV files), and the threads that drive them.
 //!
-//! Status: this crate is being built under its own issue; nothing but this notice exists yet.
+//! What is here today: the [`NetworkConditioner`] — seed 003's "chaos simulator", which injects loss, latency,
+//! jitter and reordering into a datagram stream, with settings changeable at runtime. Like every core of the stack
+//! it reads no clock and does no I/O: time comes in as an argument.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use voice_client::{ConditionerConfig, NetworkConditioner};
+//!
+//! let config = ConditionerConfig {
+//!     loss: 0.05,
+//!     latency: Duration::from_millis(40),
+//!     jitter: Duration::from_millis(10),
+//!     ..ConditionerConfig::default()
+//! };
+//! let mut net = NetworkConditioner::new(config, 1)?;
+//! let start = Instant::now();
+//! for seq in 0..100u32 {
+//!     net.push(start + Duration::from_millis(20 * u64::from(seq)), seq);
+//! }
+//! let mut delivered = 0;
+//! while let Some(due) = net.poll_timeout() {
+//!     while net.poll(due).is_some() {
+//!         delivered += 1;
+//!     }
+//! }
+//! assert_eq!(delivered + net.stats().dropped, 100);
+//! # Ok::<(), voice_client::ConfigError>(())
+//! ```
 #![forbid(unsafe_code)]
+
+mod conditioner;
+mod error;
+
+pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
+pub use error::ConfigError;

@@ -90,7 +90,6 @@ mod stats;
 
 #[doc(hidden)]
 pub mod fuzzing;
-#[doc(hidden)]
 pub mod sim;
 
 pub use buffer::{JitterBuffer, Packet};

@@ -1,4 +1,5 @@
-//! Network traces and the replay loop, shared by the `replay` example and the tests.
+//! Network simulation: a seeded PRNG ([`Rng`]), network traces and the replay loop — used by the `replay` example,
+//! the tests, and other crates' simulators (voice-client's network conditioner draws from [`Rng`]).
 //!
 //! A trace is one row per sent 20 ms packet: send time and arrival time (or lost). [`generate`] makes seeded traces
 //! of the same models as the shared trace files (Gilbert–Elliott loss, gamma jitter, Pareto tail, delay spikes,
