@@ -3,9 +3,12 @@
 //! What it will be: a sans-IO `Session` (login → join → hello → streaming, resume, roaming), a jitter buffer and a
 //! decoder per remote speaker, audio I/O behind a trait (cpal, or WAV files), and the threads that drive them.
 //!
-//! What is here today: the [`NetworkConditioner`] — seed 003's "chaos simulator", which injects loss, latency,
-//! jitter and reordering into a datagram stream, with settings changeable at runtime. Like every core of the stack
-//! it reads no clock and does no I/O: time comes in as an argument.
+//! What is here today:
+//! * the [`NetworkConditioner`] — seed 003's "chaos simulator", which injects loss, latency, jitter and reordering
+//!   into a datagram stream, with settings changeable at runtime. Like every core of the stack it reads no clock and
+//!   does no I/O: time comes in as an argument;
+//! * [`sample_ring`] — the lock-free SPSC sample ring that is the only thing audio callbacks touch (no allocation,
+//!   no lock, no I/O in a callback; `tests/realtime.rs` proves the no-allocation part on every path).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -35,6 +38,8 @@
 
 mod conditioner;
 mod error;
+mod ring;
 
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
 pub use error::ConfigError;
+pub use ring::{RingStats, SampleConsumer, SampleProducer, sample_ring};
