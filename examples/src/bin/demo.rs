@@ -1,10 +1,10 @@
-//! The README's first command (`cargo xtask demo`): for now a loopback round trip of the wire protocol (see
-//! `voice_examples::protodemo`). The full-stack demo (relay + three clients + Opus + jitter buffer) replaces it when
-//! the relay and client crates land.
+//! The README's first command (`cargo xtask demo`): for now a loopback round trip of the wire protocol through the
+//! real relay core (see `voice_examples::protodemo`). The full-stack demo (relay + three clients + Opus + jitter
+//! buffer) replaces it when the client crate lands.
 
 fn main() -> anyhow::Result<()> {
     let packets = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(100);
-    println!("voice-proto demo: 1 relay + 3 clients on 127.0.0.1, {packets} sealed 20 ms packets per client");
+    println!("protocol demo: voice-relay core + 3 clients on 127.0.0.1, {packets} sealed 20 ms packets per client");
     let r = voice_examples::protodemo::run(packets, std::time::Duration::from_millis(20))?;
     println!("  sent (all clients)        {}", r.sent);
     println!("  forwarded by the relay    {}  (same bytes shared by both recipients)", r.forwarded);
