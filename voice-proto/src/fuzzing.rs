@@ -4,7 +4,8 @@
 
 use bytes::BytesMut;
 
-use crate::control::{ClientMessage, ServerMessage, decode_frame};
+use crate::ControlError;
+use crate::control::{ClientMessage, Frame, ServerMessage, decode_frame};
 use crate::{Datagram, KeyId, MediaKey, ReplayWindow};
 
 /// Decode any datagram; a valid one must re-encode to the same bytes.
@@ -34,17 +35,21 @@ pub fn audio_open(data: &[u8]) {
 pub fn control_stream(data: &[u8]) {
     let mut buf = BytesMut::from(data);
     while let Ok(Some(frame)) = decode_frame(&mut buf) {
-        if let Ok(Some(m)) = ClientMessage::decode(&frame) {
-            let mut out = BytesMut::new();
-            m.encode(&mut out).expect("a decoded message re-encodes");
-            let f = decode_frame(&mut out).expect("own frame decodes").expect("own frame complete");
-            assert_eq!(ClientMessage::decode(&f), Ok(Some(m)));
-        }
-        if let Ok(Some(m)) = ServerMessage::decode(&frame) {
-            let mut out = BytesMut::new();
-            m.encode(&mut out).expect("a decoded message re-encodes");
-            let f = decode_frame(&mut out).expect("own frame decodes").expect("own frame complete");
-            assert_eq!(ServerMessage::decode(&f), Ok(Some(m)));
-        }
+        reencodes(&frame, ClientMessage::decode, ClientMessage::encode);
+        reencodes(&frame, ServerMessage::decode, ServerMessage::encode);
+    }
+}
+
+/// If `frame` decodes as an `M`, its re-encoding decodes to the same `M`.
+fn reencodes<M: PartialEq + std::fmt::Debug>(
+    frame: &Frame,
+    decode: fn(&Frame) -> Result<Option<M>, ControlError>,
+    encode: fn(&M, &mut BytesMut) -> Result<(), ControlError>,
+) {
+    if let Ok(Some(m)) = decode(frame) {
+        let mut out = BytesMut::new();
+        encode(&m, &mut out).expect("a decoded message re-encodes");
+        let f = decode_frame(&mut out).expect("own frame decodes").expect("own frame complete");
+        assert_eq!(decode(&f), Ok(Some(m)));
     }
 }

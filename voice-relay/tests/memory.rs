@@ -50,16 +50,13 @@ fn ten_thousand_bound_sessions_fit_in_4_kib_each() {
     );
     assert!(per_session <= 4096, "{per_session} B per session");
 
-    // Cost of one housekeeping pass over the 10 000 idle sessions (wall clock, this build profile; printed only).
+    // Housekeeping passes over the 10 000 idle sessions keep every session (their cost is measured by
+    // `relay-bench --talkers 0`, not here: speed belongs in benchmarks).
     let mut t = now;
-    let mut worst = std::time::Duration::ZERO;
     for _ in 0..5 {
         t += std::time::Duration::from_secs(1);
-        let started = Instant::now();
         relay.handle_timeout(t);
-        worst = worst.max(started.elapsed());
         while relay.poll_event().is_some() {}
     }
-    println!("housekeeping pass over {N} idle sessions: worst {worst:?} (one pass per second)");
     assert_eq!(relay.session_count(), N);
 }
