@@ -8,6 +8,7 @@
 
 pub mod protodemo;
 pub mod server;
+pub mod tui;
 
 /// Logs to stderr with `tracing`; `RUST_LOG` filters (default `info`).
 pub fn init_logging() {
