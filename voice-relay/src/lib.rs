@@ -13,9 +13,11 @@
 //! What it does **not** do — and what is **not here yet**:
 //! * the core [`Relay`] has no sockets, no threads, no async runtime, no clock reads; the tokio drivers that own it
 //!   are in [`driver`] (feature `tokio`, on by default): batched UDP on Linux, one task per TCP control connection;
-//! * no configuration file: [`RelayConfig`] is a plain struct (the TOML loader is not written yet);
-//! * no production authenticators: only [`MemoryAuthenticator`] (plaintext passwords, for tests). The argon2id
-//!   password file and JWT authenticators are not written yet;
+//! * the TOML configuration file is read by [`config::Config`] (the core itself takes a plain [`RelayConfig`]);
+//! * logins are checked by an [`Authenticator`]: [`PasswordFileAuthenticator`] (argon2id hashes from the
+//!   configuration file), [`JwtAuthenticator`] (HS256 tokens from the app's backend), [`CombinedAuthenticator`]
+//!   (both), [`MemoryAuthenticator`] (plaintext, tests only). The authenticator runs on the relay's thread: an
+//!   argon2id check stalls forwarding for its duration (see [`config::hash_password`]);
 //! * no metrics endpoint: [`Counters`] are plain integers for a driver to export.
 //!
 //! ```text
@@ -62,6 +64,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+pub mod config;
 mod counters;
 #[cfg(feature = "tokio")]
 pub mod driver;
@@ -75,11 +78,13 @@ mod room;
 mod session;
 mod slab;
 
-pub use auth::{Authenticator, MemoryAuthenticator, UserInfo};
+pub use auth::{
+    Authenticator, CombinedAuthenticator, JwtAuthenticator, MemoryAuthenticator, PasswordFileAuthenticator, UserInfo,
+};
 pub use counters::{Counters, DropReason};
 #[cfg(feature = "tokio")]
 pub use error::DriverError;
-pub use error::{AuthError, Error, RequestError, RngError};
+pub use error::{AuthError, ConfigError, Error, RequestError, RngError};
 pub use relay::{ConnId, Event, Relay, RelayConfig, bitrate_policy};
 pub use rng::{RandomSource, SeededRng, SystemRng};
 pub use room::RoomConfig;
