@@ -69,7 +69,10 @@ impl JwtAuthenticator {
     #[must_use]
     pub fn with_audience(mut self, audience: Option<String>) -> Self {
         match audience {
-            Some(aud) => self.validation.set_audience(&[aud]),
+            Some(aud) => {
+                self.validation.set_audience(&[aud]);
+                self.validation.validate_aud = true;
+            }
             None => {
                 self.validation.aud = None;
                 self.validation.validate_aud = false;

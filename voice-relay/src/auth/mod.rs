@@ -22,7 +22,7 @@ mod password;
 
 pub use jwt::JwtAuthenticator;
 pub(crate) use password::check_phc;
-pub use password::{PasswordFileAuthenticator, hash_password};
+pub use password::{PasswordFileAuthenticator, hash_password, hash_password_with_params};
 
 use std::collections::HashMap;
 

@@ -27,11 +27,26 @@ const SALT_LEN: usize = 16;
 /// # Ok::<(), voice_relay::config::ConfigError>(())
 /// ```
 pub fn hash_password(password: &str, rng: &mut dyn RandomSource) -> Result<String, ConfigError> {
+    let p = Params::default();
+    hash_password_with_params(password, p.m_cost(), p.t_cost(), rng)
+}
+
+/// [`hash_password`] with chosen argon2id costs: `memory_kib` KiB of memory (≥ 8) and `iterations` passes (≥ 1),
+/// one lane. E.g. `(65_536, 3)` for the 64 MiB / 3 passes of the design notes (about 3 times the login cost of the
+/// defaults on the relay's thread). Fails with [`ConfigError::Hash`] on parameters argon2 refuses.
+pub fn hash_password_with_params(
+    password: &str,
+    memory_kib: u32,
+    iterations: u32,
+    rng: &mut dyn RandomSource,
+) -> Result<String, ConfigError> {
+    let hash_err = |e: &dyn std::fmt::Display| ConfigError::Hash(e.to_string());
+    let params = Params::new(memory_kib, iterations, 1, None).map_err(|e| hash_err(&e))?;
     let mut salt = [0u8; SALT_LEN];
     rng.fill(&mut salt)?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| ConfigError::Hash(e.to_string()))?;
-    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default());
-    let hash = argon.hash_password(password.as_bytes(), &salt).map_err(|e| ConfigError::Hash(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| hash_err(&e))?;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let hash = argon.hash_password(password.as_bytes(), &salt).map_err(|e| hash_err(&e))?;
     Ok(hash.to_string())
 }
 

@@ -29,8 +29,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use voice_proto::control::ChannelConfig;
 
-pub use crate::auth::hash_password;
 use crate::auth::{CombinedAuthenticator, JwtAuthenticator, PasswordFileAuthenticator};
+pub use crate::auth::{hash_password, hash_password_with_params};
 pub use crate::error::ConfigError;
 use crate::relay::RelayConfig;
 use crate::room::RoomConfig;
