@@ -18,7 +18,8 @@
 //!   configuration file), [`JwtAuthenticator`] (HS256 tokens from the app's backend), [`CombinedAuthenticator`]
 //!   (both), [`MemoryAuthenticator`] (plaintext, tests only). The authenticator runs on the relay's thread: an
 //!   argon2id check stalls forwarding for its duration (see [`config::hash_password`]);
-//! * no metrics endpoint: [`Counters`] are plain integers for a driver to export.
+//! * the core reads no clock, so it measures no latency: the driver measures forward latency into a
+//!   [`metrics::LatencyHistogram`] and serves [`metrics::render_prometheus`] over HTTP (`driver::Server::with_metrics`).
 //!
 //! ```text
 //!  driver (sockets, clock)                       Relay (this crate)
@@ -71,6 +72,7 @@ pub mod driver;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod metrics;
 mod ratelimit;
 mod relay;
 mod rng;
