@@ -134,6 +134,18 @@ impl LatencyHistogram {
         self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
     }
 
+    /// The samples recorded since `earlier` (a copy of this histogram taken before): bucket-wise difference.
+    #[must_use]
+    pub fn since(&self, earlier: &Self) -> Self {
+        let mut d = self.clone();
+        for (a, b) in d.buckets.iter_mut().zip(earlier.buckets.iter()) {
+            *a = a.saturating_sub(*b);
+        }
+        d.count = d.count.saturating_sub(earlier.count);
+        d.sum_ns = d.sum_ns.saturating_sub(earlier.sum_ns);
+        d
+    }
+
     /// Samples below `2^octave` ns.
     fn below_octave(&self, octave: usize) -> u64 {
         self.buckets[..(octave * SUB).min(BUCKETS)].iter().sum()
@@ -231,6 +243,9 @@ mod tests {
         m.record_n(Duration::from_secs(1), 1000);
         assert_eq!(m.count(), 2000);
         assert!(m.quantile(0.9).unwrap() >= Duration::from_secs(1));
+        let d = m.since(&h);
+        assert_eq!(d.count(), 1000);
+        assert_eq!(d.quantile(0.0), d.quantile(1.0));
     }
 
     #[test]

@@ -48,6 +48,8 @@ mod http;
 mod udp;
 
 pub use http::{MAX_REQUEST_BYTES, MetricsHandle, MetricsSnapshot};
+#[doc(hidden)]
+pub use udp::UdpPath;
 
 use std::collections::HashMap;
 use std::io;
@@ -347,12 +349,13 @@ impl Core {
     /// Returns whether the socket may still hold datagrams (every batch was full).
     fn receive(&mut self, udp: &UdpSocket) -> Result<bool, DriverError> {
         for _ in 0..UDP_BATCHES_PER_TURN {
-            let relay = &mut self.relay;
-            match self.recv.recv(udp, |now, from, d| relay.handle_datagram(now, from, d)) {
-                Ok((n, now)) => {
-                    self.received += n as u64;
-                    self.flush_udp(udp, Some(now))?;
-                    if n < BATCH || self.send.is_blocked() {
+            match udp::forward_batch(&mut self.relay, &mut self.recv, &mut self.send, udp) {
+                Ok(b) => {
+                    self.received += b.received as u64;
+                    if let Err(e) = b.sent {
+                        udp_error(e)?;
+                    }
+                    if b.received < BATCH || self.send.is_blocked() {
                         return Ok(false);
                     }
                 }

@@ -17,6 +17,7 @@ use tokio::net::UdpSocket;
 use voice_proto::{MAX_DATAGRAM_LEN, Transmit};
 
 use crate::metrics::LatencyHistogram;
+use crate::relay::Relay;
 
 /// Most datagrams taken or sent per system call.
 pub(crate) const BATCH: usize = 64;
@@ -248,5 +249,66 @@ impl BatchSend {
             }
         }
         Ok(sent)
+    }
+}
+
+/// What one [`forward_batch`] did.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    /// Datagrams received (and fed to the relay).
+    pub(crate) received: usize,
+    /// How sending their output went (`WouldBlock`: some transmits wait in `send`).
+    pub(crate) sent: io::Result<()>,
+}
+
+/// One turn of the UDP fast path, as the core task runs it: one `recvmmsg` batch fed to the relay with the batch's
+/// receive time, then the relay's transmits sent with `sendmmsg`. `Err` only when receiving failed
+/// (`WouldBlock`: nothing was queued).
+pub(crate) fn forward_batch(
+    relay: &mut Relay,
+    recv: &mut BatchRecv,
+    send: &mut BatchSend,
+    sock: &UdpSocket,
+) -> io::Result<Batch> {
+    let (received, now) = recv.recv(sock, |now, from, d| relay.handle_datagram(now, from, d))?;
+    let sent = send.send(sock, Some(now), || relay.poll_transmit());
+    Ok(Batch { received, sent })
+}
+
+/// The driver's UDP fast path without the task around it, for tests (e.g. counting allocations per forwarded
+/// packet through real sockets). Not a stable API.
+#[derive(Debug)]
+pub struct UdpPath {
+    relay: Relay,
+    recv: BatchRecv,
+    send: BatchSend,
+}
+
+impl UdpPath {
+    /// The path around `relay`, with the same buffers the core task uses.
+    #[must_use]
+    pub fn new(relay: Relay) -> Self {
+        Self { relay, recv: BatchRecv::new(), send: BatchSend::new() }
+    }
+
+    /// The relay, e.g. to feed it control messages.
+    pub fn relay_mut(&mut self) -> &mut Relay {
+        &mut self.relay
+    }
+
+    /// One batch: the datagrams already queued on `sock` (at most 64) go through the relay, and its output is sent.
+    /// Returns how many were received (0 when none was queued: the socket's readiness is then cleared).
+    pub fn turn(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        match forward_batch(&mut self.relay, &mut self.recv, &mut self.send, sock) {
+            Ok(b) => b.sent.map(|()| b.received),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Datagrams handed to the kernel so far.
+    #[must_use]
+    pub fn sent(&self) -> u64 {
+        self.send.sent
     }
 }
