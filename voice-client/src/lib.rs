@@ -38,8 +38,14 @@
 
 mod conditioner;
 mod error;
+mod media;
 mod ring;
+mod session;
 
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
-pub use error::ConfigError;
+pub use error::{ConfigError, Error};
+pub use media::{Media, MediaConfig};
 pub use ring::{RingStats, SampleConsumer, SampleProducer, sample_ring};
+pub use session::{
+    ConnectionCommand, EncoderHint, Event, Session, SessionConfig, SessionStats, SpeakerStats, State, TalkMode,
+};
