@@ -77,7 +77,7 @@ enum Conn {
 /// * **output** — after any input or call, drain in this order: [`poll_connection`](Self::poll_connection),
 ///   [`poll_control_bytes`](Self::poll_control_bytes), [`poll_transmit`](Self::poll_transmit),
 ///   [`poll_event`](Self::poll_event), then arm a timer for [`poll_timeout`](Self::poll_timeout). Once per
-///   frame period the media side calls [`playout`](Self::playout);
+///   frame period the media side calls [`poll_playout`](Self::poll_playout) for each speaker;
 /// * **getters**: [`state`](Self::state), [`stats`](Self::stats), [`members`](Self::members), ….
 pub struct Session {
     config: SessionConfig,

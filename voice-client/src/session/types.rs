@@ -108,8 +108,8 @@ pub enum ConnectionCommand {
     /// [`Session::handle_connected`](crate::Session::handle_connected), or
     /// [`Session::handle_disconnected`](crate::Session::handle_disconnected) if it fails.
     Connect,
-    /// Close the current control connection (after writing what [`Session::poll_control_bytes`]
-    /// (crate::Session::poll_control_bytes) returned).
+    /// Close the current control connection (after writing what
+    /// [`Session::poll_control_bytes`](crate::Session::poll_control_bytes) returned).
     Close,
 }
 
@@ -208,8 +208,8 @@ pub enum Event {
     ConnectionLost,
     /// The session was resumed on a new control connection (same room, same identity, no re-login).
     Resumed,
-    /// The session ended for good (the server's code and text, or `None` after [`Session::close`]
-    /// (crate::Session::close)).
+    /// The session ended for good (the server's code and text, or `None` after
+    /// [`Session::close`](crate::Session::close)).
     Closed {
         /// Why, if the server said.
         reason: Option<(ErrorCode, String)>,
