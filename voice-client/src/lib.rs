@@ -36,13 +36,19 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod audio;
 mod conditioner;
+#[cfg(feature = "tokio")]
+mod driver;
 mod error;
 mod media;
 mod ring;
 mod session;
 
+pub use audio::{AudioBackend, AudioFormat, AudioStreams, FileAudio, read_wav, write_wav};
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
+#[cfg(feature = "tokio")]
+pub use driver::{Client, ClientConfig};
 pub use error::{ConfigError, Error};
 pub use media::{Media, MediaConfig};
 pub use ring::{RingStats, SampleConsumer, SampleProducer, sample_ring};

@@ -159,6 +159,12 @@ impl Media {
         self.capture.config().opus
     }
 
+    /// Interleaved channels of the microphone samples [`capture`](Self::capture) takes.
+    #[must_use]
+    pub fn input_channels(&self) -> u16 {
+        self.capture.config().device_channels
+    }
+
     /// Whether the last captured frame was sent.
     #[must_use]
     pub fn is_talking(&self) -> bool {
