@@ -8,6 +8,7 @@ use voice_codec::{
     CaptureConfig, CaptureFrame, CapturePipeline, ChannelLayout, Mixer, PlaybackConfig, PlaybackPipeline,
     PlaybackStats, VadConfig,
 };
+use voice_jitter::Stretch;
 use voice_proto::PublicId;
 
 use crate::{Error, Session, TalkMode};
@@ -128,7 +129,14 @@ impl Media {
                 }
                 // The slot starts playing when what the decoder already holds has played.
                 let starts = now + Duration::from_micros(p.buffered() as u64 * 1_000 / 48);
-                let Some(playout) = session.poll_playout(starts, id) else { break };
+                let Some(mut playout) = session.poll_playout(starts, id) else { break };
+                // A shrink with nothing else buffered would leave the rest of this period to concealment: the
+                // next packet is not due before the next period. The excess delay is then only the phase between
+                // packet arrival and the playout period, which no shrink can remove; skip it (the buffer allows
+                // the audio side to apply less than asked).
+                if matches!(playout.stretch, Stretch::Shrink { .. }) && session.jitter_depth(id) == 0 {
+                    playout.stretch = Stretch::None;
+                }
                 p.play(&playout)?;
             }
         }

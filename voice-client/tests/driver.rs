@@ -77,7 +77,10 @@ fn two_clients_talk_over_loopback_with_file_audio() {
     // Let alice's file play out (bounded by its length), then stop everything.
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        let _ = alice.next_event(Duration::from_millis(100));
+        let _ = alice.next_event(Duration::from_millis(500));
+        if std::env::var_os("VC_DEBUG").is_some() {
+            eprintln!("{:?}", bob.stats().speakers);
+        }
     }
     let stats = bob.stats();
     eprintln!("bob: {stats:?}");
@@ -93,6 +96,6 @@ fn two_clients_talk_over_loopback_with_file_audio() {
     let energy_in = sim::energy(speech);
     let energy_out = sim::energy(&played);
     eprintln!("energy in {energy_in:.1}, played {energy_out:.1}");
-    assert!(energy_out > energy_in * 0.2, "bob played alice's speech");
+    assert!(energy_out > energy_in * 0.3, "bob played alice's speech");
     let _ = std::fs::remove_dir_all(&dir);
 }

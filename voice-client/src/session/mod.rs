@@ -419,6 +419,12 @@ impl Session {
         self.speakers.get_mut(&id).map(|sp| sp.jitter.poll_playout(t))
     }
 
+    /// Packets in remote speaker `id`'s jitter buffer (0 for an unknown speaker).
+    #[must_use]
+    pub fn jitter_depth(&self, id: PublicId) -> usize {
+        self.speakers.get(&id).map_or(0, |sp| sp.jitter.depth())
+    }
+
     /// Remote speakers (members that have sent audio since this session joined), in id order.
     pub fn speakers(&self) -> impl Iterator<Item = PublicId> + '_ {
         self.speakers.keys().copied()
