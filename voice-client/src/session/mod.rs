@@ -149,11 +149,11 @@ impl Session {
         Self {
             config,
             epoch: now,
-            conn: Conn::Down { retry_at: Some(now) },
+            conn: Conn::Opening,
             reconnect_delay: RECONNECT_MIN,
             ctl_in: BytesMut::new(),
             ctl_out: BytesMut::new(),
-            commands: VecDeque::new(),
+            commands: VecDeque::from([ConnectionCommand::Connect]),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             login: None,
