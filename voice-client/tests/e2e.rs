@@ -37,8 +37,24 @@ fn clean_network_carries_speech() {
 
 #[test]
 fn lossy_network_carries_speech() {
-    let (b, c, _) = heard(ConditionerConfig { loss: 0.05, ..ConditionerConfig::default() });
+    let (b, c, w) = heard(ConditionerConfig { loss: 0.05, ..ConditionerConfig::default() });
     assert!(b > 0.8 && c > 0.8, "{b} {c}");
+    // Receiver reports went to the relay, whose bitrate hints reached alice's encoder: FEC on, loss expected.
+    assert!(w.peers[1].session.stats().reports_sent >= 2);
+    let hints: Vec<_> = w.peers[0]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            voice_client::Event::EncoderHint(h) => Some(*h),
+            _ => None,
+        })
+        .collect();
+    eprintln!("hints to alice: {hints:?}; encoder now {:?}", w.peers[0].media.opus_settings());
+    assert!(hints.iter().any(|h| h.fec && h.expected_loss_pct >= 3), "{hints:?}");
+    let settings = w.peers[0].media.opus_settings();
+    assert!(settings.inband_fec && settings.expected_loss_pct >= 3, "{settings:?}");
+    let fec: u64 = w.peers[1].session.stats().speakers.iter().map(|s| s.fec_recovered + s.concealed).sum();
+    assert!(fec > 0, "losses were repaired by FEC or concealed");
 }
 
 #[test]
