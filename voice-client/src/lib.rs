@@ -1,45 +1,90 @@
-//! # voice-client — the client core (work in progress)
+//! # voice-client — the client core of the voice stack: microphone to relay to speaker
 //!
-//! What it will be: a sans-IO `Session` (login → join → hello → streaming, resume, roaming), a jitter buffer and a
-//! decoder per remote speaker, audio I/O behind a trait (cpal, or WAV files), and the threads that drive them.
+//! What it is, in layers (each usable alone):
 //!
-//! What is here today:
-//! * the [`NetworkConditioner`] — seed 003's "chaos simulator", which injects loss, latency, jitter and reordering
-//!   into a datagram stream, with settings changeable at runtime. Like every core of the stack it reads no clock and
-//!   does no I/O: time comes in as an argument;
-//! * [`sample_ring`] — the lock-free SPSC sample ring that is the only thing audio callbacks touch (no allocation,
-//!   no lock, no I/O in a callback; `tests/realtime.rs` proves the no-allocation part on every path).
+//! * [`Session`] — the **sans-IO protocol core**: control state machine (connect → login → room list → join →
+//!   UDP HELLO/HELLO_ACK with retransmission → streaming; leave; quiet resume with the session token after the
+//!   control connection drops, keeping the room; a fresh HELLO when the local address changes), UDP and control
+//!   pings (RTT), periodic receiver reports, relay hints surfaced as [`EncoderHint`]s, media keys with rotation,
+//!   sealed AUDIO_UP out ([`Session::send_frame`]), AUDIO_DOWN in (replay window per sender) into one adaptive
+//!   jitter buffer per remote speaker ([`Session::poll_playout`]), mute / deafen / push-to-talk (the default
+//!   [`TalkMode`]) / voice activation / whisper / chat, and [`SessionStats`] for a debug overlay. It reads no
+//!   clock and owns no socket: time and bytes come in through `handle_*`, decisions come out of `poll_*`.
+//! * [`Media`] — the audio work around a session: capture pipeline (resampling, DSP, VAD, Opus encoder,
+//!   following the relay's bitrate / FEC hints) → [`Session::send_frame`]; per remote speaker a decoder pipeline
+//!   (decode / FEC / PLC / time-stretch / volume) fed by the jitter buffer → [`voice_codec::Mixer`]. Also
+//!   sans-IO: the caller pushes microphone samples and pulls one frame period of output at a time.
+//! * [`Client`] (feature `tokio`, on by default) — the **driver**: a media thread on a frame-period deadline
+//!   loop (capture → encode, decode → mix), a tokio thread for the UDP socket and the TCP control connection,
+//!   and an [`AudioBackend`] whose callbacks only move samples through [`sample_ring`]s. [`FileAudio`] is the
+//!   default backend (a WAV file as a microphone, paced in real time; what is played written to a WAV).
+//! * test tools: the [`NetworkConditioner`] (seeded loss / latency / jitter / reordering, changeable at runtime).
+//!
+//! What it does **not** do (yet): no sound-card backend (cpal is planned behind a `cpal` feature), no bookmarks
+//! file, no TLS on the control connection, no echo cancellation wiring (voice-codec's `aec` feature exists), and
+//! no re-HELLO on "no datagram for 2 s" (a HELLO is repeated every 15 s and on
+//! [`Session::handle_local_address_changed`]).
+//!
+//! ## Run loop of the sans-IO core
+//! Feed input (`handle_connected`, `handle_control_bytes`, `handle_disconnected`, `handle_datagram`,
+//! `handle_timeout`), call application methods, then drain `poll_connection`, `poll_control_bytes`,
+//! `poll_transmit`, `poll_event`, and arm a timer for `poll_timeout`. Once per frame period, [`Media::capture`]
+//! and [`Media::mix`] (or your own code around [`Session::send_frame`] and [`Session::poll_playout`]).
 //!
 //! ```
-//! use std::time::{Duration, Instant};
-//! use voice_client::{ConditionerConfig, NetworkConditioner};
+//! use std::time::Instant;
+//! use voice_client::{ConnectionCommand, Session, SessionConfig, State};
+//! use voice_proto::control::{ClientMessage, Credential, ServerMessage, SecretBytes};
+//! use voice_proto::{PublicId, SessionToken};
 //!
-//! let config = ConditionerConfig {
-//!     loss: 0.05,
-//!     latency: Duration::from_millis(40),
-//!     jitter: Duration::from_millis(10),
-//!     ..ConditionerConfig::default()
-//! };
-//! let mut net = NetworkConditioner::new(config, 1)?;
-//! let start = Instant::now();
-//! for seq in 0..100u32 {
-//!     net.push(start + Duration::from_millis(20 * u64::from(seq)), seq);
+//! let now = Instant::now();
+//! let config = SessionConfig::new("192.0.2.1:7000".parse()?, "alice", Credential::Password("hunter2".into()))
+//!     .with_room("lobby");
+//! let mut session = Session::new(config, now, 1);
+//! // The session asks for a control connection; the driver opens it and says so.
+//! assert_eq!(session.poll_connection(), Some(ConnectionCommand::Connect));
+//! session.handle_connected(now);
+//! let login = session.poll_control_bytes().expect("a Login frame");
+//! assert_eq!(u16::from_be_bytes([login[6], login[7]]), 0x0001);
+//!
+//! // The server's answer, as bytes from the TCP connection.
+//! let mut reply = Vec::new();
+//! ServerMessage::LoginOk {
+//!     token: SessionToken(7),
+//!     public_id: PublicId(42),
+//!     secret: SecretBytes([1; 32]),
+//!     udp_port: 7001,
+//!     resume_grace_s: 60,
+//!     server_name: "home".into(),
 //! }
-//! let mut delivered = 0;
-//! while let Some(due) = net.poll_timeout() {
-//!     while net.poll(due).is_some() {
-//!         delivered += 1;
-//!     }
-//! }
-//! assert_eq!(delivered + net.stats().dropped, 100);
-//! # Ok::<(), voice_client::ConfigError>(())
+//! .encode(&mut reply)?;
+//! session.handle_control_bytes(now, &reply);
+//! assert_eq!(session.state(), State::LoggedIn);
+//! assert_eq!(session.relay_addr(), Some("192.0.2.1:7001".parse()?));
+//! // Next on the wire: ListRooms (the room is joined when the list arrives).
+//! let mut next = bytes::BytesMut::from(&session.poll_control_bytes().expect("ListRooms")[..]);
+//! let frame = voice_proto::control::decode_frame(&mut next)?.expect("a whole frame");
+//! assert_eq!(ClientMessage::decode(&frame)?, Some(ClientMessage::ListRooms));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
 
+mod audio;
 mod conditioner;
+#[cfg(feature = "tokio")]
+mod driver;
 mod error;
+mod media;
 mod ring;
+mod session;
 
+pub use audio::{AudioBackend, AudioFormat, AudioStreams, FileAudio, read_wav, write_wav};
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
-pub use error::ConfigError;
+#[cfg(feature = "tokio")]
+pub use driver::{Client, ClientConfig};
+pub use error::{ConfigError, Error};
+pub use media::{Media, MediaConfig};
 pub use ring::{RingStats, SampleConsumer, SampleProducer, sample_ring};
+pub use session::{
+    ConnectionCommand, EncoderHint, Event, Session, SessionConfig, SessionStats, SpeakerStats, State, TalkMode,
+};

@@ -1,0 +1,390 @@
+//! The threaded driver: [`Client`] runs a [`Session`] and its [`Media`] on a media thread with a frame-period
+//! deadline loop, the sockets on a tokio runtime thread, and the audio backend's callbacks on theirs.
+//!
+//! ```text
+//!  audio backend ──mic ring (SPSC)──►  media thread  ──speaker ring (SPSC)──► audio backend
+//!                                       Session + Media
+//!  network thread (tokio) ──std mpsc (datagrams, control bytes, connect/close, app commands)──► media thread
+//!  media thread ──tokio mpsc (transmits, control bytes, connect/close)──► network thread
+//!  media thread ──std mpsc (events)──► application;  stats: a mutex the media thread updates once per frame
+//! ```
+
+mod net;
+
+use std::net::SocketAddr;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use voice_proto::{PublicId, WhisperTarget};
+
+use crate::audio::{AudioBackend, AudioStreams};
+use crate::{
+    ConnectionCommand, Error, Event, Media, MediaConfig, Session, SessionConfig, SessionStats, TalkMode, sample_ring,
+};
+
+/// What [`Client::connect`] needs.
+#[derive(Debug)]
+pub struct ClientConfig {
+    /// The session: server address, user, credential, room, talk mode.
+    pub session: SessionConfig,
+    /// Encoder and DSP settings (the device formats are taken from the audio backend).
+    pub media: MediaConfig,
+    /// Where audio comes from and goes to (e.g. [`FileAudio`](crate::FileAudio)).
+    pub audio: Box<dyn AudioBackend>,
+    /// Seed of the first audio sequence number and timestamp.
+    pub seed: u64,
+}
+
+/// Inputs of the media thread.
+#[derive(Debug)]
+pub(crate) enum MediaIn {
+    Datagram(SocketAddr, Bytes),
+    Connected(u64),
+    ControlBytes(u64, Bytes),
+    Disconnected(u64),
+    Command(Command),
+}
+
+/// Outputs of the media thread to the network thread.
+#[derive(Debug)]
+pub(crate) enum NetOut {
+    Transmit(voice_proto::Transmit),
+    Control(Bytes),
+    Connection(ConnectionCommand),
+    Shutdown,
+}
+
+/// An application request, carried out on the media thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Ptt(bool),
+    Mute(bool),
+    Deafen(bool),
+    TalkMode(TalkMode),
+    Join(String, Option<String>),
+    Leave,
+    Chat(String),
+    Whisper(WhisperTarget, Vec<PublicId>),
+    SelectWhisper(WhisperTarget),
+    Volume(PublicId, f32),
+    AddressChanged,
+    Stop,
+}
+
+/// A running voice client: threads, sockets and audio streams around a [`Session`] and a [`Media`].
+///
+/// Requests (`set_ptt`, `join`, …) are queued to the media thread and carried out within a frame period; failures
+/// of requests come back as [`Event::ServerError`] or are logged in the stats.
+#[derive(Debug)]
+pub struct Client {
+    to_media: Sender<MediaIn>,
+    events: Receiver<Event>,
+    stats: Arc<Mutex<SessionStats>>,
+    media_thread: Option<JoinHandle<Result<(), Error>>>,
+    net_thread: Option<JoinHandle<()>>,
+    streams: Option<Box<dyn AudioStreams>>,
+}
+
+impl Client {
+    /// Starts the client: binds a UDP socket, starts the network and media threads and the audio streams, and
+    /// begins connecting. Progress arrives as events ([`next_event`](Self::next_event)).
+    pub fn connect(mut config: ClientConfig) -> Result<Self, Error> {
+        let input = config.audio.input_format();
+        let output = config.audio.output_format();
+        let media_config = MediaConfig {
+            capture: voice_codec::CaptureConfig {
+                device_rate_hz: input.rate_hz,
+                device_channels: input.channels,
+                ..config.media.capture
+            },
+            output_rate_hz: output.rate_hz,
+            output_channels: output.channels,
+            ..config.media
+        };
+        let media = Media::new(media_config)?;
+        let (to_media, media_rx) = mpsc::channel();
+        let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::channel();
+        let stats = Arc::new(Mutex::new(SessionStats::default()));
+        let server = config.session.server;
+        let net_thread = net::spawn(server, to_media.clone(), net_rx)?;
+        // Half a second of audio each way: the media thread drains the mic ring every frame period.
+        let (mic_prod, mic_cons) = sample_ring(input.rate_hz as usize / 2 * usize::from(input.channels));
+        let (spk_prod, spk_cons) = sample_ring(output.rate_hz as usize / 2 * usize::from(output.channels));
+        let session = Session::new(config.session, Instant::now(), config.seed);
+        let media_stats = Arc::clone(&stats);
+        let media_thread = std::thread::Builder::new().name("voice-media".into()).spawn(move || {
+            MediaLoop {
+                session,
+                media,
+                rx: media_rx,
+                net: net_tx,
+                events: event_tx,
+                stats: media_stats,
+                mic: mic_cons,
+                speaker: spk_prod,
+                conn_gen: 0,
+                chunk: vec![0.0; input.rate_hz as usize / 2 * usize::from(input.channels)],
+            }
+            .run()
+        })?;
+        let streams = config.audio.start(mic_prod, spk_cons)?;
+        Ok(Self {
+            to_media,
+            events,
+            stats,
+            media_thread: Some(media_thread),
+            net_thread: Some(net_thread),
+            streams: Some(streams),
+        })
+    }
+
+    /// The next event, waiting up to `timeout`.
+    pub fn next_event(&self, timeout: Duration) -> Option<Event> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_event(&self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+
+    /// The latest statistics (updated once per frame period).
+    #[must_use]
+    pub fn stats(&self) -> SessionStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn command(&self, c: Command) -> Result<(), Error> {
+        self.to_media.send(MediaIn::Command(c)).map_err(|_| Error::Stopped)
+    }
+
+    /// Holds or releases the push-to-talk key.
+    pub fn set_ptt(&self, down: bool) -> Result<(), Error> {
+        self.command(Command::Ptt(down))
+    }
+    /// Mutes or unmutes.
+    pub fn set_muted(&self, muted: bool) -> Result<(), Error> {
+        self.command(Command::Mute(muted))
+    }
+    /// Deafens or undeafens.
+    pub fn set_deafened(&self, deafened: bool) -> Result<(), Error> {
+        self.command(Command::Deafen(deafened))
+    }
+    /// Changes the talk mode.
+    pub fn set_talk_mode(&self, mode: TalkMode) -> Result<(), Error> {
+        self.command(Command::TalkMode(mode))
+    }
+    /// Joins a room.
+    pub fn join(&self, room: &str, password: Option<&str>) -> Result<(), Error> {
+        self.command(Command::Join(room.into(), password.map(Into::into)))
+    }
+    /// Leaves the room.
+    pub fn leave(&self) -> Result<(), Error> {
+        self.command(Command::Leave)
+    }
+    /// Sends a chat message.
+    pub fn send_chat(&self, text: &str) -> Result<(), Error> {
+        self.command(Command::Chat(text.into()))
+    }
+    /// Sets whisper list `target` to `members`.
+    pub fn set_whisper(&self, target: WhisperTarget, members: &[PublicId]) -> Result<(), Error> {
+        self.command(Command::Whisper(target, members.to_vec()))
+    }
+    /// Selects the whisper target of outgoing audio ([`WhisperTarget::ROOM`] for everyone).
+    pub fn select_whisper_target(&self, target: WhisperTarget) -> Result<(), Error> {
+        self.command(Command::SelectWhisper(target))
+    }
+    /// Sets a remote speaker's volume (0 ..= 4).
+    pub fn set_volume(&self, id: PublicId, volume: f32) -> Result<(), Error> {
+        self.command(Command::Volume(id, volume))
+    }
+    /// Tells the session the local network changed (re-binds the UDP address with a HELLO).
+    pub fn local_address_changed(&self) -> Result<(), Error> {
+        self.command(Command::AddressChanged)
+    }
+
+    /// Leaves, closes the connection, stops the threads and the audio streams (the file backend writes its
+    /// output file).
+    pub fn shutdown(mut self) -> Result<(), Error> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), Error> {
+        let _ = self.to_media.send(MediaIn::Command(Command::Stop));
+        let mut result = Ok(());
+        if let Some(t) = self.media_thread.take() {
+            result = t.join().map_err(|_| Error::Stopped).and_then(|r| r);
+        }
+        if let Some(t) = self.net_thread.take() {
+            let _ = t.join();
+        }
+        if let Some(s) = self.streams.take() {
+            let r = s.stop();
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// The media thread's state.
+struct MediaLoop {
+    session: Session,
+    media: Media,
+    rx: Receiver<MediaIn>,
+    net: tokio::sync::mpsc::UnboundedSender<NetOut>,
+    events: Sender<Event>,
+    stats: Arc<Mutex<SessionStats>>,
+    mic: crate::SampleConsumer,
+    speaker: crate::SampleProducer,
+    conn_gen: u64,
+    chunk: Vec<f32>,
+}
+
+impl MediaLoop {
+    fn run(mut self) -> Result<(), Error> {
+        let mut deadline = Instant::now();
+        loop {
+            let frame = Duration::from_millis(u64::from(self.session.frame_ms()));
+            // Wait for input until the next frame deadline.
+            loop {
+                let now = Instant::now();
+                let wake = self.session.poll_timeout().map_or(deadline, |t| t.min(deadline));
+                match self.rx.recv_timeout(wake.saturating_duration_since(now)) {
+                    Ok(MediaIn::Command(Command::Stop)) => return self.finish(),
+                    Ok(input) => self.handle(input)?,
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return self.finish(),
+                }
+                let now = Instant::now();
+                if self.session.poll_timeout().is_some_and(|t| t <= now) {
+                    self.session.handle_timeout(now);
+                }
+                self.flush();
+                if now >= deadline {
+                    break;
+                }
+            }
+            let now = Instant::now();
+            // Capture: everything the microphone delivered since the last frame.
+            loop {
+                let n = self.mic.pop(&mut self.chunk);
+                if n == 0 {
+                    break;
+                }
+                let channels = usize::from(self.media_channels());
+                let whole = n - n % channels.max(1);
+                self.media.capture(&mut self.session, now, &self.chunk[..whole])?;
+            }
+            let audio = self.media.mix(&mut self.session, now)?;
+            self.speaker.push(audio);
+            self.flush();
+            if let Ok(mut s) = self.stats.lock() {
+                *s = self.session.stats();
+            }
+            deadline += frame;
+            if deadline + frame < Instant::now() {
+                // Far behind (the machine stalled): skip ahead instead of bursting.
+                deadline = Instant::now() + frame;
+            }
+        }
+    }
+
+    fn media_channels(&self) -> u16 {
+        self.media.input_channels()
+    }
+
+    fn handle(&mut self, input: MediaIn) -> Result<(), Error> {
+        let now = Instant::now();
+        match input {
+            MediaIn::Datagram(from, bytes) => self.session.handle_datagram(now, from, &bytes),
+            MediaIn::Connected(g) if g == self.conn_gen => self.session.handle_connected(now),
+            MediaIn::ControlBytes(g, b) if g == self.conn_gen => self.session.handle_control_bytes(now, &b),
+            MediaIn::Disconnected(g) if g == self.conn_gen => self.session.handle_disconnected(now),
+            MediaIn::Connected(_) | MediaIn::ControlBytes(..) | MediaIn::Disconnected(_) => {}
+            MediaIn::Command(c) => self.command(now, c)?,
+        }
+        Ok(())
+    }
+
+    fn command(&mut self, now: Instant, c: Command) -> Result<(), Error> {
+        let s = &mut self.session;
+        let result = match c {
+            Command::Ptt(down) => {
+                s.set_ptt(down);
+                Ok(())
+            }
+            Command::Mute(m) => {
+                s.set_muted(m);
+                Ok(())
+            }
+            Command::Deafen(d) => {
+                s.set_deafened(d);
+                Ok(())
+            }
+            Command::TalkMode(m) => {
+                s.set_talk_mode(m);
+                Ok(())
+            }
+            Command::Join(room, pw) => s.join(&room, pw.as_deref()),
+            Command::Leave => s.leave(),
+            Command::Chat(text) => s.send_chat(&text),
+            Command::Whisper(t, members) => s.set_whisper(t, &members),
+            Command::SelectWhisper(t) => {
+                s.select_whisper_target(t);
+                Ok(())
+            }
+            Command::Volume(id, v) => self.media.set_volume(id, v),
+            Command::AddressChanged => {
+                s.handle_local_address_changed(now);
+                Ok(())
+            }
+            Command::Stop => Ok(()),
+        };
+        if let Err(e) = result {
+            // A refused request is the application's to hear about, not a reason to stop the client.
+            let _ = self.events.send(Event::ServerError {
+                code: voice_proto::control::ErrorCode::BAD_REQUEST,
+                message: e.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends everything the session has queued.
+    fn flush(&mut self) {
+        while let Some(cmd) = self.session.poll_connection() {
+            if cmd == ConnectionCommand::Connect {
+                self.conn_gen += 1;
+            }
+            let _ = self.net.send(NetOut::Connection(cmd));
+        }
+        while let Some(b) = self.session.poll_control_bytes() {
+            let _ = self.net.send(NetOut::Control(b));
+        }
+        while let Some(t) = self.session.poll_transmit() {
+            let _ = self.net.send(NetOut::Transmit(t));
+        }
+        while let Some(e) = self.session.poll_event() {
+            let _ = self.events.send(e);
+        }
+    }
+
+    fn finish(mut self) -> Result<(), Error> {
+        self.session.close();
+        self.flush();
+        let _ = self.net.send(NetOut::Shutdown);
+        Ok(())
+    }
+}

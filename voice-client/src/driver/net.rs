@@ -1,0 +1,120 @@
+//! The network thread: a current-thread tokio runtime owning the UDP socket and the control connection.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::mpsc::Sender;
+use std::thread::JoinHandle;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinHandle as TaskHandle;
+
+use super::{MediaIn, NetOut};
+use crate::{ConnectionCommand, Error};
+
+/// Binds the UDP socket (on the loopback interface when the server is on it) and starts the network thread.
+pub(super) fn spawn(
+    server: SocketAddr,
+    to_media: Sender<MediaIn>,
+    rx: UnboundedReceiver<NetOut>,
+) -> Result<JoinHandle<()>, Error> {
+    let local: SocketAddr = match (server.ip().is_loopback(), server.is_ipv4()) {
+        (true, true) => (Ipv4Addr::LOCALHOST, 0).into(),
+        (true, false) => (Ipv6Addr::LOCALHOST, 0).into(),
+        (false, true) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        (false, false) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let std_udp = std::net::UdpSocket::bind(local)?;
+    std_udp.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let thread = std::thread::Builder::new().name("voice-net".into()).spawn(move || {
+        runtime.block_on(async move {
+            match UdpSocket::from_std(std_udp) {
+                Ok(udp) => run(server, udp, to_media, rx).await,
+                Err(_) => drop(to_media),
+            }
+        });
+    })?;
+    Ok(thread)
+}
+
+async fn run(server: SocketAddr, udp: UdpSocket, to_media: Sender<MediaIn>, mut rx: UnboundedReceiver<NetOut>) {
+    let mut buf = vec![0u8; 2048];
+    let mut writer: Option<OwnedWriteHalf> = None;
+    let mut reader: Option<TaskHandle<()>> = None;
+    let mut generation = 0u64;
+    loop {
+        tokio::select! {
+            r = udp.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r {
+                    if to_media.send(MediaIn::Datagram(from, Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                        break;
+                    }
+                }
+            }
+            out = rx.recv() => match out {
+                None | Some(NetOut::Shutdown) => {
+                    // Write what is queued (the Leave) before closing.
+                    while let Ok(NetOut::Control(b)) = rx.try_recv() {
+                        if let Some(w) = &mut writer { let _ = w.write_all(&b).await; }
+                    }
+                    if let Some(mut w) = writer.take() { let _ = w.shutdown().await; }
+                    break;
+                }
+                Some(NetOut::Transmit(t)) => {
+                    // A full socket buffer or an unreachable port loses the datagram, as the network would.
+                    let _ = udp.send_to(&t.payload, t.destination).await;
+                }
+                Some(NetOut::Control(b)) => {
+                    let failed = match &mut writer {
+                        Some(w) => w.write_all(&b).await.is_err(),
+                        None => false,
+                    };
+                    if failed {
+                        writer = None;
+                        let _ = to_media.send(MediaIn::Disconnected(generation));
+                    }
+                }
+                Some(NetOut::Connection(ConnectionCommand::Close)) => {
+                    if let Some(r) = reader.take() { r.abort(); }
+                    if let Some(mut w) = writer.take() { let _ = w.shutdown().await; }
+                }
+                Some(NetOut::Connection(ConnectionCommand::Connect)) => {
+                    if let Some(r) = reader.take() { r.abort(); }
+                    writer = None;
+                    generation += 1;
+                    match TcpStream::connect(server).await {
+                        Ok(stream) => {
+                            let _ = stream.set_nodelay(true);
+                            let (mut read, write) = stream.into_split();
+                            writer = Some(write);
+                            let tx = to_media.clone();
+                            let g = generation;
+                            let _ = tx.send(MediaIn::Connected(g));
+                            reader = Some(tokio::spawn(async move {
+                                let mut rbuf = BytesMut::with_capacity(8192);
+                                loop {
+                                    match read.read_buf(&mut rbuf).await {
+                                        Ok(0) | Err(_) => break,
+                                        Ok(_) => {
+                                            if tx.send(MediaIn::ControlBytes(g, rbuf.split().freeze())).is_err() {
+                                                return;
+                                            }
+                                        }
+                                    }
+                                }
+                                let _ = tx.send(MediaIn::Disconnected(g));
+                            }));
+                        }
+                        Err(_) => { let _ = to_media.send(MediaIn::Disconnected(generation)); }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(r) = reader.take() {
+        r.abort();
+    }
+}

@@ -1,0 +1,150 @@
+//! End-to-end flows in simulation (relay core + sessions, simulated network and clock): push-to-talk, mute,
+//! deafen, whisper, resume after a dropped control connection, roaming to a new address.
+
+mod sim;
+
+use sim::{World, energy};
+use voice_client::{ConditionerConfig, Event, State, TalkMode};
+use voice_codec::harness::speech_like;
+use voice_proto::WhisperTarget;
+
+fn world(n: usize, mode: TalkMode) -> World {
+    let mut w = World::new(n, "lobby", ConditionerConfig::default(), mode);
+    w.connect_all();
+    w
+}
+
+/// Energy peer `i` played since output index `from`.
+fn heard(w: &World, i: usize, from: usize) -> f64 {
+    energy(&w.peers[i].out[from..])
+}
+
+const SPEECH: usize = 48_000;
+
+#[test]
+fn push_to_talk_is_the_default_and_sends_nothing_before_key_down() {
+    let mut w = world(2, TalkMode::PushToTalk);
+    assert_eq!(w.peers[0].session.talk_mode(), TalkMode::PushToTalk);
+    let start = w.speak(0, speech_like(SPEECH, 1));
+    w.run(60);
+    assert_eq!(w.peers[0].session.stats().packets_sent, 0, "nothing sent with the key up");
+    assert!(heard(&w, 1, start) < 1e-6);
+
+    w.peers[0].session.set_ptt(true);
+    let start = w.speak(0, speech_like(SPEECH, 1));
+    w.run(40);
+    let sent = w.peers[0].session.stats().packets_sent;
+    assert!(sent >= 39, "sent {sent}");
+    assert!(heard(&w, 1, start) > 10.0);
+
+    // Release: one more frame (END_OF_TALKSPURT), then nothing.
+    w.peers[0].session.set_ptt(false);
+    w.run(10);
+    let after = w.peers[0].session.stats().packets_sent;
+    assert_eq!(after, sent + 1);
+    let quiet = w.peers[1].out.len();
+    w.run(20);
+    assert_eq!(w.peers[0].session.stats().packets_sent, after);
+    assert!(heard(&w, 1, quiet) < 1e-6, "silence after the talkspurt ended");
+}
+
+#[test]
+fn mute_stops_sending_and_others_see_it() {
+    let mut w = world(2, TalkMode::Continuous);
+    w.peers[0].session.set_muted(true);
+    let start = w.speak(0, speech_like(SPEECH, 2));
+    w.run(40);
+    assert!(heard(&w, 1, start) < 1e-6);
+    let alice = w.id(0);
+    assert!(w.peers[1].events.iter().any(|e| matches!(e, Event::MemberUpdated(m) if m.id == alice && m.muted)));
+    w.peers[0].session.set_muted(false);
+    let start = w.speak(0, speech_like(SPEECH, 2));
+    w.run(40);
+    assert!(heard(&w, 1, start) > 10.0);
+}
+
+#[test]
+fn deafen_stops_playout_and_the_relay_stops_sending() {
+    let mut w = world(3, TalkMode::Continuous);
+    w.peers[1].session.set_deafened(true);
+    w.run(2);
+    let before = w.peers[1].session.stats().speakers.iter().map(|s| s.packets).sum::<u64>();
+    let start = w.speak(0, speech_like(SPEECH, 3));
+    w.run(40);
+    assert!(heard(&w, 1, start) < 1e-6, "bob is deafened");
+    assert!(heard(&w, 2, start) > 10.0, "carol hears");
+    let after = w.peers[1].session.stats().speakers.iter().map(|s| s.packets).sum::<u64>();
+    assert_eq!(before, after, "the relay sends nothing to a deafened member");
+    assert_eq!(w.peers[1].session.stats().datagrams_dropped, 0);
+    w.peers[1].session.set_deafened(false);
+    let start = w.speak(0, speech_like(SPEECH, 3));
+    w.run(40);
+    assert!(heard(&w, 1, start) > 10.0);
+}
+
+#[test]
+fn whisper_reaches_only_its_target() {
+    let mut w = world(3, TalkMode::Continuous);
+    let bob = w.id(1);
+    w.peers[0].session.set_whisper(WhisperTarget(1), &[bob]).unwrap();
+    w.peers[0].session.select_whisper_target(WhisperTarget(1));
+    w.run(1);
+    // Bob and carol send silence in continuous mode; mute them so only alice's audio is measured.
+    w.peers[1].session.set_muted(true);
+    w.peers[2].session.set_muted(true);
+    let start = w.speak(0, speech_like(SPEECH, 4));
+    w.run(40);
+    assert!(heard(&w, 1, start) > 10.0, "bob is whispered to");
+    assert!(heard(&w, 2, start) < 1e-6, "carol hears nothing");
+    // Back to the room.
+    w.peers[0].session.select_whisper_target(WhisperTarget::ROOM);
+    let start = w.speak(0, speech_like(SPEECH, 4));
+    w.run(40);
+    assert!(heard(&w, 2, start) > 10.0);
+}
+
+#[test]
+fn resume_after_control_drop_keeps_room_without_relogin() {
+    let mut w = world(2, TalkMode::Continuous);
+    let start = w.speak(0, speech_like(SPEECH * 2, 5));
+    w.run(20);
+    w.drop_tcp(1);
+    assert_eq!(w.peers[1].session.state(), State::Reconnecting);
+    w.run(60);
+    let bob = &w.peers[1];
+    assert_eq!(bob.session.state(), State::Streaming);
+    assert_eq!(bob.logins, 1, "no second login");
+    assert!(bob.events.contains(&Event::ConnectionLost));
+    assert!(bob.events.contains(&Event::Resumed));
+    assert_eq!(bob.session.room(), Some("lobby"));
+    assert_eq!(bob.session.stats().resumes, 1);
+    // Audio kept flowing during the drop: nothing was lost.
+    let s = &bob.session.stats().speakers;
+    assert!(s.iter().all(|s| s.lost == 0), "{s:?}");
+    assert!(heard(&w, 1, start) > 10.0);
+    // The control channel works again.
+    w.peers[1].session.send_chat("back").unwrap();
+    w.run(2);
+    assert!(w.peers[0].events.iter().any(|e| matches!(e, Event::Chat { text, .. } if text == "back")));
+}
+
+#[test]
+fn roaming_rebinds_with_a_hello_and_loses_at_most_a_few_frames() {
+    let mut w = world(2, TalkMode::Continuous);
+    w.speak(0, speech_like(SPEECH * 3, 6));
+    w.run(30);
+    let hellos = w.peers[1].session.stats().hellos_sent;
+    // Bob's NAT gives him a new port; his network stack tells the session.
+    w.peers[1].addr = "10.0.0.2:6001".parse().unwrap();
+    let now = w.now;
+    w.peers[1].session.handle_local_address_changed(now);
+    w.run(50);
+    let stats = w.peers[1].session.stats();
+    assert_eq!(stats.hellos_sent, hellos + 1);
+    let alice = w.id(0);
+    let sp = stats.speakers.iter().find(|s| s.id == alice).unwrap();
+    let sent = w.peers[0].session.stats().packets_sent;
+    eprintln!("alice sent {sent}, bob received {} (lost {})", sp.packets, sp.lost);
+    assert!(sent - sp.packets <= 3, "gap of {} frames", sent - sp.packets);
+    assert_eq!(w.peers[1].session.state(), State::Streaming);
+}

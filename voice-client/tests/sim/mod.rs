@@ -1,0 +1,282 @@
+//! A simulated world for end-to-end tests: voice-relay's sans-IO `Relay` and N clients (`Session` + `Media`), each
+//! with a `NetworkConditioner` on its uplink and downlink, a virtual clock stepped one frame period at a time, and
+//! control connections carried as bytes (with drops on demand). No sockets, no threads, no sleeps.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use voice_client::{
+    ConditionerConfig, ConnectionCommand, Event, Media, MediaConfig, NetworkConditioner, Session, SessionConfig,
+    TalkMode,
+};
+use voice_proto::control::{ChannelConfig, Credential};
+use voice_relay::{ConnId, MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
+
+pub const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
+pub const SERVER: &str = "192.0.2.1:7000";
+
+pub struct Peer {
+    pub session: Session,
+    pub media: Media,
+    pub addr: SocketAddr,
+    pub conn: Option<ConnId>,
+    pub up: NetworkConditioner<(SocketAddr, Bytes)>,
+    pub down: NetworkConditioner<Bytes>,
+    /// Microphone signal (48 kHz mono) and how much of it was pushed.
+    pub mic: Vec<f32>,
+    pub mic_pos: usize,
+    /// Everything played (48 kHz mono), one frame per tick from the first tick.
+    pub out: Vec<f32>,
+    pub events: Vec<Event>,
+    pub logins: usize,
+}
+
+pub struct World {
+    pub relay: Relay,
+    pub now: Instant,
+    pub start: Instant,
+    pub peers: Vec<Peer>,
+    pub frame_ms: u32,
+    pub room: String,
+    next_conn: u64,
+}
+
+impl World {
+    /// A relay with rooms `lobby` (20 ms frames) and `fast` (10 ms frames), and `n` clients that join `room` with
+    /// the given network conditions on every link.
+    pub fn new(n: usize, room: &str, net: ConditionerConfig, talk_mode: TalkMode) -> Self {
+        let mut auth = MemoryAuthenticator::new();
+        for name in NAMES {
+            auth = auth.with_user(name, format!("pw-{name}"));
+        }
+        let config = RelayConfig {
+            rooms: vec![
+                RoomConfig::new("lobby"),
+                RoomConfig::new("fast").with_config(ChannelConfig { frame_ms: 10, ..ChannelConfig::default() }),
+            ],
+            ..RelayConfig::default()
+        };
+        let frame_ms = if room == "fast" { 10 } else { 20 };
+        let start = Instant::now();
+        let relay = Relay::new(config, Box::new(auth), Box::new(SeededRng::new(7)), start, 1_763_800_000_000)
+            .expect("valid relay config");
+        let mut world = Self { relay, now: start, start, peers: Vec::new(), frame_ms, room: room.into(), next_conn: 1 };
+        for (i, name) in NAMES.iter().take(n).enumerate() {
+            let cfg = SessionConfig::new(SERVER.parse().unwrap(), *name, Credential::Password(format!("pw-{name}")))
+                .with_room(room)
+                .with_talk_mode(talk_mode);
+            let session = Session::new(cfg, start, 1000 * (i as u64 + 1));
+            let media = Media::new(MediaConfig::default()).expect("media");
+            world.peers.push(Peer {
+                session,
+                media,
+                addr: SocketAddr::from(([10, 0, 0, i as u8 + 1], 5000)),
+                conn: None,
+                up: NetworkConditioner::new(net, 100 + i as u64).unwrap(),
+                down: NetworkConditioner::new(net, 200 + i as u64).unwrap(),
+                mic: Vec::new(),
+                mic_pos: 0,
+                out: Vec::new(),
+                events: Vec::new(),
+                logins: 0,
+            });
+        }
+        world
+    }
+
+    pub fn frame_samples(&self) -> usize {
+        self.frame_ms as usize * 48
+    }
+
+    /// Runs until every peer is streaming (bounded).
+    pub fn connect_all(&mut self) {
+        for _ in 0..200 {
+            self.tick();
+            if self.peers.iter().all(|p| p.session.state() == voice_client::State::Streaming) {
+                // Let member lists settle.
+                for _ in 0..5 {
+                    self.tick();
+                }
+                return;
+            }
+        }
+        panic!("not all peers streaming: {:?}", self.peers.iter().map(|p| p.session.state()).collect::<Vec<_>>());
+    }
+
+    /// One frame period: capture, network, timers, playout.
+    pub fn tick(&mut self) {
+        self.now += Duration::from_millis(u64::from(self.frame_ms));
+        let now = self.now;
+        let fs = self.frame_samples();
+        for p in &mut self.peers {
+            let mut chunk = vec![0.0f32; fs];
+            let end = (p.mic_pos + fs).min(p.mic.len());
+            if p.mic_pos < end {
+                chunk[..end - p.mic_pos].copy_from_slice(&p.mic[p.mic_pos..end]);
+            }
+            p.mic_pos += fs;
+            p.media.capture(&mut p.session, now, &chunk).expect("capture");
+        }
+        self.network();
+        for p in &mut self.peers {
+            let audio = p.media.mix(&mut p.session, now).expect("mix");
+            p.out.extend_from_slice(audio);
+        }
+        // Receiver reports, pings etc. created by timers go out on the next tick.
+    }
+
+    /// Moves everything that is due, until nothing moves.
+    pub fn network(&mut self) {
+        let now = self.now;
+        for _ in 0..100 {
+            let mut moved = false;
+            if self.relay.poll_timeout().is_some_and(|t| t <= now) {
+                self.relay.handle_timeout(now);
+            }
+            for i in 0..self.peers.len() {
+                if self.peers[i].session.poll_timeout().is_some_and(|t| t <= now) {
+                    self.peers[i].session.handle_timeout(now);
+                }
+                moved |= self.drive_peer(i);
+            }
+            // Uplinks into the relay.
+            for p in &mut self.peers {
+                while let Some((from, bytes)) = p.up.poll(now) {
+                    self.relay.handle_datagram(now, from, BytesMut::from(&bytes[..]));
+                    moved = true;
+                }
+            }
+            while let Some(t) = self.relay.poll_transmit() {
+                moved = true;
+                if let Some(p) = self.peers.iter_mut().find(|p| p.addr == t.destination) {
+                    p.down.push(now, t.payload);
+                }
+            }
+            while let Some(e) = self.relay.poll_event() {
+                moved = true;
+                match e {
+                    voice_relay::Event::Send { conn, msg } => {
+                        if let Some(p) = self.peers.iter_mut().find(|p| p.conn == Some(conn)) {
+                            let mut buf = BytesMut::new();
+                            msg.encode(&mut buf).expect("relay messages encode");
+                            p.session.handle_control_bytes(now, &buf);
+                        }
+                    }
+                    voice_relay::Event::Close { conn } => {
+                        if let Some(p) = self.peers.iter_mut().find(|p| p.conn == Some(conn)) {
+                            p.conn = None;
+                            p.session.handle_disconnected(now);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for p in &mut self.peers {
+                let relay_addr = p.session.relay_addr();
+                while let Some(bytes) = p.down.poll(now) {
+                    if let Some(from) = relay_addr {
+                        p.session.handle_datagram(now, from, &bytes);
+                    }
+                    moved = true;
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Drains one peer's session outputs. Returns whether anything moved.
+    fn drive_peer(&mut self, i: usize) -> bool {
+        let now = self.now;
+        let mut moved = false;
+        while let Some(cmd) = self.peers[i].session.poll_connection() {
+            moved = true;
+            match cmd {
+                ConnectionCommand::Connect => {
+                    let conn = ConnId(self.next_conn);
+                    self.next_conn += 1;
+                    self.relay.connection_opened(now, conn);
+                    self.peers[i].conn = Some(conn);
+                    self.peers[i].session.handle_connected(now);
+                }
+                ConnectionCommand::Close => {
+                    if let Some(conn) = self.peers[i].conn.take() {
+                        self.relay.connection_closed(now, conn);
+                    }
+                }
+            }
+        }
+        let p = &mut self.peers[i];
+        while let Some(bytes) = p.session.poll_control_bytes() {
+            moved = true;
+            if let Some(conn) = p.conn {
+                let mut buf = BytesMut::from(&bytes[..]);
+                self.relay.handle_control_bytes(now, conn, &mut buf);
+            }
+        }
+        while let Some(t) = p.session.poll_transmit() {
+            moved = true;
+            assert_eq!(t.destination.ip(), SERVER.parse::<SocketAddr>().unwrap().ip(), "UDP goes to the relay");
+            p.up.push(now, (p.addr, t.payload));
+        }
+        while let Some(e) = p.session.poll_event() {
+            if matches!(e, Event::LoggedIn { .. }) {
+                p.logins += 1;
+            }
+            p.events.push(e);
+        }
+        moved
+    }
+
+    /// Drops peer `i`'s control connection (as a TCP reset would).
+    pub fn drop_tcp(&mut self, i: usize) {
+        if let Some(conn) = self.peers[i].conn.take() {
+            self.relay.connection_closed(self.now, conn);
+        }
+        self.peers[i].session.handle_disconnected(self.now);
+    }
+
+    pub fn run(&mut self, ticks: usize) {
+        for _ in 0..ticks {
+            self.tick();
+        }
+    }
+
+    pub fn id(&self, i: usize) -> voice_proto::PublicId {
+        self.peers[i].session.public_id().expect("logged in")
+    }
+
+    /// Sets peer `i`'s microphone to `signal`, starting at the next tick; returns the output index (of every peer)
+    /// that corresponds to the tick the signal starts at.
+    pub fn speak(&mut self, i: usize, signal: Vec<f32>) -> usize {
+        let p = &mut self.peers[i];
+        p.mic = signal;
+        p.mic_pos = 0;
+        p.out.len()
+    }
+}
+
+/// Energy of a signal.
+pub fn energy(x: &[f32]) -> f64 {
+    x.iter().map(|v| f64::from(*v) * f64::from(*v)).sum()
+}
+
+/// Mean over 250 ms windows of `signal` (those with speech in them) of the best correlation with `out` at a lag of
+/// 0 ..= `max_lag` samples from the same position: robust to the small time-stretches of the jitter buffer.
+pub fn windowed_correlation(signal: &[f32], out: &[f32], max_lag: usize) -> f32 {
+    let window = 12_000;
+    let (mut sum, mut n) = (0.0f32, 0usize);
+    for start in (0..signal.len().saturating_sub(window)).step_by(window) {
+        let a = &signal[start..start + window];
+        if energy(a) < 1.0 || start + window + max_lag > out.len() {
+            continue;
+        }
+        let (c, _) = voice_codec::harness::best_correlation(a, &out[start..start + window + max_lag], max_lag);
+        sum += c;
+        n += 1;
+    }
+    if n == 0 { 0.0 } else { sum / n as f32 }
+}
