@@ -1,13 +1,13 @@
 //! The `voice-server` binary's glue: config → relay → driver → signals. Everything it runs lives in `voice-relay`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use voice_relay::config::{CONFIG_PATH_ENV, Config, config_path_from};
 use voice_relay::driver::{Server, ShutdownHandle};
-use voice_relay::{Authenticator, MemoryAuthenticator, Relay, RelayConfig, SystemRng};
+use voice_relay::{Relay, SystemRng};
 
 /// Command line of `voice-server`.
 #[derive(Debug, Parser)]
@@ -28,39 +28,41 @@ pub enum Command {
     HashPassword,
 }
 
-/// What the server needs from its configuration.
-struct Settings {
-    relay: RelayConfig,
-    udp: SocketAddr,
-    tcp: SocketAddr,
-    metrics: Option<SocketAddr>,
-    auth: Box<dyn Authenticator + Send>,
-}
-
-fn settings(_path: Option<PathBuf>) -> Result<Settings> {
-    Ok(Settings {
-        relay: RelayConfig::default(),
-        udp: "0.0.0.0:7001".parse()?,
-        tcp: "0.0.0.0:7000".parse()?,
-        metrics: None,
-        auth: Box::new(MemoryAuthenticator::new()),
-    })
-}
-
 /// Runs `voice-server` with `args` until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> Result<()> {
     if let Some(Command::HashPassword) = args.command {
-        anyhow::bail!("hash-password is not available yet");
+        return hash_password();
     }
-    let s = settings(args.config)?;
+    let path = config_path_from(args.config, std::env::var_os(CONFIG_PATH_ENV));
+    let config = match &path {
+        Some(p) => Config::from_path(p).with_context(|| format!("config file {}", p.display()))?,
+        None => Config::default(),
+    };
+    match &path {
+        Some(p) => tracing::info!("config: {}", p.display()),
+        None => tracing::info!("no config file (--config or {CONFIG_PATH_ENV}): every option at its default"),
+    }
+    if config.users.is_empty() && config.auth.jwt.is_none() {
+        tracing::warn!("no [[users]] and no [auth.jwt] in the config: nobody can log in");
+    }
+    let auth = config.authenticator().context("authentication settings")?;
     let unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
-    let relay = Relay::new(s.relay, s.auth, Box::new(SystemRng::new()), Instant::now(), u64::try_from(unix_ms)?)
-        .context("relay settings")?;
-    let server = Server::bind(relay, s.udp, s.tcp).context("binding the sockets")?;
+    let relay = Relay::new(
+        config.relay_config(),
+        Box::new(auth),
+        Box::new(SystemRng::new()),
+        Instant::now(),
+        u64::try_from(unix_ms)?,
+    )
+    .context("relay settings")?;
+    let mut server = Server::bind(relay, config.listen.udp, config.listen.control).context("binding the sockets")?;
+    if config.listen.metrics_enabled {
+        server = server.with_metrics(config.listen.metrics).context("binding the metrics endpoint")?;
+    }
     println!("voice-server {} listening", env!("CARGO_PKG_VERSION"));
     println!("  control (TCP)  {}", server.tcp_addr());
     println!("  audio (UDP)    {}", server.udp_addr());
-    if let Some(m) = s.metrics {
+    if let Some(m) = server.metrics_addr() {
         println!("  metrics (HTTP) http://{m}/metrics");
     }
     println!("ready (Ctrl-C or SIGTERM stops)");
@@ -98,4 +100,15 @@ fn wait_for_signal(
         stop.shutdown();
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// `voice-server hash-password`: one line of stdin → an argon2id PHC string on stdout.
+fn hash_password() -> Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    anyhow::ensure!(!password.is_empty(), "empty password (give it on stdin)");
+    let hash = voice_relay::config::hash_password(password, &mut SystemRng::new())?;
+    println!("{hash}");
+    Ok(())
 }
