@@ -21,9 +21,8 @@
 //! * [`Bookmarks`] — saved servers in a TOML file in the user's configuration directory.
 //! * test tools: the [`NetworkConditioner`] (seeded loss / latency / jitter / reordering, changeable at runtime).
 //!
-//! What it does **not** do (yet): no sound-card backend (cpal is planned behind a `cpal` feature), no TLS on the control connection, no echo cancellation wiring (voice-codec's `aec` feature exists), and
-//! no re-HELLO on "no datagram for 2 s" (a HELLO is repeated every 15 s and on
-//! [`Session::handle_local_address_changed`]).
+//! What it does **not** do (yet): no sound-card backend (cpal is planned behind a `cpal` feature), no TLS on the control connection, no echo cancellation wiring (voice-codec's `aec` feature exists), no 0-byte
+//! keepalives (the UDP ping every second keeps the binding alive instead).
 //!
 //! ## Run loop of the sans-IO core
 //! Feed input (`handle_connected`, `handle_control_bytes`, `handle_disconnected`, `handle_datagram`,
