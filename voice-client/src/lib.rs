@@ -18,12 +18,11 @@
 //!   loop (capture → encode, decode → mix), a tokio thread for the UDP socket and the TCP control connection,
 //!   and an [`AudioBackend`] whose callbacks only move samples through [`sample_ring`]s. [`FileAudio`] is the
 //!   default backend (a WAV file as a microphone, paced in real time; what is played written to a WAV).
+//! * [`Bookmarks`] — saved servers in a TOML file in the user's configuration directory.
 //! * test tools: the [`NetworkConditioner`] (seeded loss / latency / jitter / reordering, changeable at runtime).
 //!
-//! What it does **not** do (yet): no sound-card backend (cpal is planned behind a `cpal` feature), no bookmarks
-//! file, no TLS on the control connection, no echo cancellation wiring (voice-codec's `aec` feature exists), and
-//! no re-HELLO on "no datagram for 2 s" (a HELLO is repeated every 15 s and on
-//! [`Session::handle_local_address_changed`]).
+//! What it does **not** do (yet): no sound-card backend (cpal is planned behind a `cpal` feature), no TLS on the control connection, no echo cancellation wiring (voice-codec's `aec` feature exists), no 0-byte
+//! keepalives (the UDP ping every second keeps the binding alive instead).
 //!
 //! ## Run loop of the sans-IO core
 //! Feed input (`handle_connected`, `handle_control_bytes`, `handle_disconnected`, `handle_datagram`,
@@ -70,6 +69,7 @@
 #![forbid(unsafe_code)]
 
 mod audio;
+mod bookmarks;
 mod conditioner;
 #[cfg(feature = "tokio")]
 mod driver;
@@ -79,6 +79,7 @@ mod ring;
 mod session;
 
 pub use audio::{AudioBackend, AudioFormat, AudioStreams, FileAudio, read_wav, write_wav};
+pub use bookmarks::{Bookmark, Bookmarks};
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
 #[cfg(feature = "tokio")]
 pub use driver::{Client, ClientConfig};
