@@ -19,7 +19,11 @@ const STATS_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs the terminal UI until the user quits or the session ends.
 pub fn run(client: &Client, title: String, mode: voice_client::TalkMode) -> Result<()> {
-    let mut terminal = ratatui::init();
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!("not a terminal: run with --headless (events as lines, commands on stdin)");
+    }
+    let mut terminal = ratatui::try_init()?;
     // Key releases (for a held push-to-talk key) need the kitty keyboard protocol; elsewhere the key latches.
     let key_release = terminal::supports_keyboard_enhancement().unwrap_or(false);
     if key_release {
