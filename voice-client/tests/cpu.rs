@@ -26,12 +26,12 @@ fn cpu_per_speaker_and_for_capture() {
         p.mix_time = std::time::Duration::ZERO;
     }
     w.run(seconds * 50);
-    for p in &w.peers {
+    for (i, p) in w.peers.iter().enumerate() {
         let capture = p.capture_time.as_secs_f64() / seconds as f64 * 100.0;
         let per_speaker = p.mix_time.as_secs_f64() / seconds as f64 * 100.0 / 3.0;
         eprintln!(
             "{}: capture + NS + encode {capture:.2} % of a core; decode + mix {per_speaker:.2} % per remote speaker",
-            p.session.stats().packets_sent
+            sim::NAMES[i]
         );
     }
 }
