@@ -76,8 +76,27 @@ pub(crate) enum Command {
 
 /// A running voice client: threads, sockets and audio streams around a [`Session`] and a [`Media`].
 ///
-/// Requests (`set_ptt`, `join`, …) are queued to the media thread and carried out within a frame period; failures
-/// of requests come back as [`Event::ServerError`] or are logged in the stats.
+/// Requests (`set_ptt`, `join`, …) are queued to the media thread and carried out within a frame period; a
+/// refused request comes back as an [`Event::ServerError`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use voice_client::{Client, ClientConfig, Event, FileAudio, MediaConfig, SessionConfig};
+/// use voice_proto::control::Credential;
+///
+/// let session = SessionConfig::new("127.0.0.1:7000".parse()?, "bot", Credential::Password("pw".into()))
+///     .with_room("lobby");
+/// let audio = FileAudio::new(Some("speech.wav".into()), Some("heard.wav".into()))?;
+/// let client = Client::connect(ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed: 1 })?;
+/// while let Some(event) = client.next_event(Duration::from_secs(5)) {
+///     if event == Event::MediaReady {
+///         client.set_ptt(true)?; // push-to-talk is the default mode
+///     }
+///     println!("{event:?} {:?}", client.stats().udp_rtt);
+/// }
+/// client.shutdown()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Client {
     to_media: Sender<MediaIn>,
