@@ -109,13 +109,15 @@ impl AudioBackend for CpalAudio {
 
     fn start(&mut self, mic: SampleProducer, speaker: SampleConsumer) -> Result<Box<dyn AudioStreams>, Error> {
         let (stop_tx, stop_rx) = mpsc::channel();
+        let input_enabled = Arc::new(AtomicBool::new(true));
+        let enabled = Arc::clone(&input_enabled);
         let names = (self.input_name.clone(), self.output_name.clone());
         let formats = (self.input, self.output);
         // cpal streams are not `Send` on every platform: one thread owns them for their whole life.
         let thread = std::thread::Builder::new()
             .name("voice-cpal".into())
-            .spawn(move || supervise(names, formats, mic, speaker, &stop_rx))?;
-        Ok(Box::new(CpalStreams { stop: stop_tx, thread }))
+            .spawn(move || supervise(names, formats, mic, speaker, &stop_rx, &enabled))?;
+        Ok(Box::new(CpalStreams { stop: stop_tx, input_enabled, thread }))
     }
 }
 
@@ -125,6 +127,7 @@ fn supervise(
     mic: SampleProducer,
     speaker: SampleConsumer,
     stop: &Receiver<()>,
+    input_enabled: &AtomicBool,
 ) -> Result<(), Error> {
     let (mic_home, mic_back) = mpsc::channel();
     let (spk_home, spk_back) = mpsc::channel();
@@ -140,8 +143,16 @@ fn supervise(
             ),
             &failed,
         );
-        // Run until stopped or until a device fails.
+        // Run until stopped or until a device fails; pause the microphone while it is released.
+        let mut input_playing = true;
         let stopped = loop {
+            let want = input_enabled.load(Ordering::Relaxed);
+            if let Some((input, _)) = &streams {
+                if want != input_playing {
+                    let _ = if want { input.play().map_err(|_| ()) } else { input.pause().map_err(|_| ()) };
+                    input_playing = want;
+                }
+            }
             match stop.recv_timeout(Duration::from_millis(100)) {
                 Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break true,
                 Err(mpsc::RecvTimeoutError::Timeout) if failed.load(Ordering::Relaxed) || streams.is_none() => {
@@ -210,10 +221,15 @@ fn build(
 #[derive(Debug)]
 struct CpalStreams {
     stop: Sender<()>,
+    input_enabled: Arc<AtomicBool>,
     thread: JoinHandle<Result<(), Error>>,
 }
 
 impl AudioStreams for CpalStreams {
+    fn set_input_enabled(&self, enabled: bool) {
+        self.input_enabled.store(enabled, Ordering::Relaxed);
+    }
+
     fn stop(self: Box<Self>) -> Result<(), Error> {
         let _ = self.stop.send(());
         self.thread.join().map_err(|_| Error::Stopped)?

@@ -185,8 +185,11 @@ impl Client {
     pub fn set_ptt(&self, down: bool) -> Result<(), Error> {
         self.command(Command::Ptt(down))
     }
-    /// Mutes or unmutes.
+    /// Mutes (stops sending and releases the microphone) or unmutes.
     pub fn set_muted(&self, muted: bool) -> Result<(), Error> {
+        if let Some(s) = &self.streams {
+            s.set_input_enabled(!muted);
+        }
         self.command(Command::Mute(muted))
     }
     /// Deafens or undeafens.
@@ -296,7 +299,12 @@ impl MediaLoop {
                 }
             }
             let now = Instant::now();
-            // Capture: everything the microphone delivered since the last frame.
+            // Capture: everything the microphone delivered since the last frame. While muted the microphone is
+            // released: the media timestamp advances by the frame so receivers see the pause's length.
+            if self.session.is_muted() {
+                while self.mic.pop(&mut self.chunk) > 0 {}
+                self.session.skip_audio(self.session.frame_ms() * 48);
+            }
             loop {
                 let n = self.mic.pop(&mut self.chunk);
                 if n == 0 {
