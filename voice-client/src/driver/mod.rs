@@ -77,7 +77,7 @@ pub(crate) enum Command {
 /// A running voice client: threads, sockets and audio streams around a [`Session`] and a [`Media`].
 ///
 /// Requests (`set_ptt`, `join`, …) are queued to the media thread and carried out within a frame period; a
-/// refused request comes back as an [`Event::ServerError`].
+/// refused request comes back as an [`Event::RequestRefused`] (or, from the server, an [`Event::ServerError`]).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -381,10 +381,7 @@ impl MediaLoop {
         };
         if let Err(e) = result {
             // A refused request is the application's to hear about, not a reason to stop the client.
-            let _ = self.events.send(Event::ServerError {
-                code: voice_proto::control::ErrorCode::BAD_REQUEST,
-                message: e.to_string(),
-            });
+            let _ = self.events.send(Event::RequestRefused(e.to_string()));
         }
         Ok(())
     }
