@@ -132,7 +132,8 @@ impl Client {
         let net_thread = net::spawn(server, to_media.clone(), net_rx)?;
         // Half a second of audio each way: the media thread drains the mic ring every frame period.
         let (mic_prod, mic_cons) = sample_ring(input.rate_hz as usize / 2 * usize::from(input.channels));
-        let (spk_prod, spk_cons) = sample_ring(output.rate_hz as usize / 2 * usize::from(output.channels));
+        let spk_capacity = output.rate_hz as usize / 2 * usize::from(output.channels);
+        let (spk_prod, spk_cons) = sample_ring(spk_capacity);
         let session = Session::new(config.session, Instant::now(), config.seed);
         let media_stats = Arc::clone(&stats);
         let media_thread = std::thread::Builder::new().name("voice-media".into()).spawn(move || {
@@ -145,6 +146,8 @@ impl Client {
                 stats: media_stats,
                 mic: mic_cons,
                 speaker: spk_prod,
+                speaker_capacity: spk_capacity,
+                output,
                 conn_gen: 0,
                 chunk: vec![0.0; input.rate_hz as usize / 2 * usize::from(input.channels)],
             }
@@ -270,6 +273,9 @@ struct MediaLoop {
     stats: Arc<Mutex<SessionStats>>,
     mic: crate::SampleConsumer,
     speaker: crate::SampleProducer,
+    /// Capacity of the speaker ring, in samples.
+    speaker_capacity: usize,
+    output: crate::AudioFormat,
     conn_gen: u64,
     chunk: Vec<f32>,
 }
@@ -314,8 +320,17 @@ impl MediaLoop {
                 let whole = n - n % channels.max(1);
                 self.media.capture(&mut self.session, now, &self.chunk[..whole])?;
             }
-            let audio = self.media.mix(&mut self.session, now)?;
-            self.speaker.push(audio);
+            // Playout follows the device's clock, not this thread's: mix a frame whenever the speaker ring holds
+            // less than a frame (usually once per period; twice or not at all when the clocks drift apart).
+            let frame_out = self.output.rate_hz as usize * self.session.frame_ms() as usize / 1000
+                * usize::from(self.output.channels);
+            for _ in 0..3 {
+                if self.speaker_capacity - self.speaker.vacant() >= frame_out {
+                    break;
+                }
+                let audio = self.media.mix(&mut self.session, now)?;
+                self.speaker.push(audio);
+            }
             self.flush();
             if let Ok(mut s) = self.stats.lock() {
                 *s = self.session.stats();
