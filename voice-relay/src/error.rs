@@ -153,6 +153,60 @@ impl From<RngError> for RequestError {
     }
 }
 
+/// Why a configuration file was refused ([`crate::config::Config`]), or a password could not be hashed
+/// ([`crate::config::hash_password`]). Lines and columns are 1-based; the column counts characters.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is larger than [`crate::config::MAX_CONFIG_BYTES`].
+    #[error("{} is larger than 1 MiB", path.display())]
+    TooLarge {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// The text is not valid TOML, has an unknown key, or a value of the wrong type.
+    #[error("line {line}, column {column}: {}{message}", key.as_ref().map(|k| format!("`{k}`: ")).unwrap_or_default())]
+    Parse {
+        /// The dotted key the error is about (e.g. `limits.max_sessions`, `rooms[1].name`), when the text parses
+        /// far enough to tell.
+        key: Option<String>,
+        /// Line of the error.
+        line: usize,
+        /// Column of the error.
+        column: usize,
+        /// What is wrong, as the TOML parser says it (an unknown key is named here, with the keys expected).
+        message: String,
+    },
+    /// A value is out of its range or conflicts with another (e.g. a rate limit of 0, a room configured twice).
+    #[error("line {line}, column {column}: `{key}`: {reason}")]
+    Invalid {
+        /// The dotted key, e.g. `limits.packets_per_s` or `rooms[2].name`.
+        key: String,
+        /// Line of the key's value (or of its enclosing table when the key was left to its default; 0 when the
+        /// configuration was not parsed from text).
+        line: usize,
+        /// Column of the key's value (0 when not parsed from text).
+        column: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The random source failed while drawing a password salt.
+    #[error(transparent)]
+    Rng(#[from] RngError),
+    /// argon2 refused to hash the password (e.g. longer than its limit).
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+}
+
 /// Why a driver ([`crate::driver::Server`]) failed: socket setup or a socket error it cannot recover from.
 /// Errors of one control connection or of one datagram are never fatal: they close that connection or drop that
 /// datagram.

@@ -13,10 +13,13 @@
 //! What it does **not** do — and what is **not here yet**:
 //! * the core [`Relay`] has no sockets, no threads, no async runtime, no clock reads; the tokio drivers that own it
 //!   are in [`driver`] (feature `tokio`, on by default): batched UDP on Linux, one task per TCP control connection;
-//! * no configuration file: [`RelayConfig`] is a plain struct (the TOML loader is not written yet);
-//! * no production authenticators: only [`MemoryAuthenticator`] (plaintext passwords, for tests). The argon2id
-//!   password file and JWT authenticators are not written yet;
-//! * no metrics endpoint: [`Counters`] are plain integers for a driver to export.
+//! * the TOML configuration file is read by [`config::Config`] (the core itself takes a plain [`RelayConfig`]);
+//! * logins are checked by an [`Authenticator`]: [`PasswordFileAuthenticator`] (argon2id hashes from the
+//!   configuration file), [`JwtAuthenticator`] (HS256 tokens from the app's backend), [`CombinedAuthenticator`]
+//!   (both), [`MemoryAuthenticator`] (plaintext, tests only). The authenticator runs on the relay's thread: an
+//!   argon2id check stalls forwarding for its duration (see [`config::hash_password`]);
+//! * the core reads no clock, so it measures no latency: the driver measures forward latency into a
+//!   [`metrics::LatencyHistogram`] and serves [`metrics::render_prometheus`] over HTTP (`driver::Server::with_metrics`).
 //!
 //! ```text
 //!  driver (sockets, clock)                       Relay (this crate)
@@ -62,12 +65,14 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+pub mod config;
 mod counters;
 #[cfg(feature = "tokio")]
 pub mod driver;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod metrics;
 mod ratelimit;
 mod relay;
 mod rng;
@@ -75,11 +80,13 @@ mod room;
 mod session;
 mod slab;
 
-pub use auth::{Authenticator, MemoryAuthenticator, UserInfo};
+pub use auth::{
+    Authenticator, CombinedAuthenticator, JwtAuthenticator, MemoryAuthenticator, PasswordFileAuthenticator, UserInfo,
+};
 pub use counters::{Counters, DropReason};
 #[cfg(feature = "tokio")]
 pub use error::DriverError;
-pub use error::{AuthError, Error, RequestError, RngError};
+pub use error::{AuthError, ConfigError, Error, RequestError, RngError};
 pub use relay::{ConnId, Event, Relay, RelayConfig, bitrate_policy};
 pub use rng::{RandomSource, SeededRng, SystemRng};
 pub use room::RoomConfig;

@@ -24,6 +24,12 @@ type Running = std::thread::JoinHandle<Result<Relay, voice_relay::DriverError>>;
 
 /// Starts a relay on its own thread; `finish` waits for it (off the test's runtime) after a shutdown.
 async fn start() -> (SocketAddr, SocketAddr, ShutdownHandle, Running) {
+    let (udp, tcp, _metrics, handle, running) = start_with_metrics().await;
+    (udp, tcp, handle, running)
+}
+
+/// [`start`], also serving metrics over HTTP; returns the metrics address third.
+async fn start_with_metrics() -> (SocketAddr, SocketAddr, SocketAddr, ShutdownHandle, Running) {
     let auth = MemoryAuthenticator::new()
         .with_user("alice", "pw-alice")
         .with_user("bob", "pw-bob")
@@ -38,9 +44,10 @@ async fn start() -> (SocketAddr, SocketAddr, ShutdownHandle, Running) {
     )
     .expect("valid config");
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("address");
-    let server = Server::bind(relay, lo, lo).expect("binds on loopback");
+    let server = Server::bind(relay, lo, lo).expect("binds on loopback").with_metrics(lo).expect("binds metrics");
     let (udp, tcp, handle) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
-    (udp, tcp, handle, server.spawn().expect("driver thread"))
+    let metrics = server.metrics_addr().expect("metrics bound");
+    (udp, tcp, metrics, handle, server.spawn().expect("driver thread"))
 }
 
 async fn finish(running: Running) -> Relay {
@@ -230,4 +237,70 @@ async fn control_driver_chat_malformed_frame_and_graceful_shutdown() {
     }
     let relay = finish(task).await;
     assert_eq!(relay.session_count(), 2, "sessions are kept (resumable) until the process ends");
+}
+
+/// One HTTP request to the metrics endpoint; returns the whole response.
+async fn http(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connects");
+    s.write_all(request).await.expect("writes");
+    let mut out = Vec::new();
+    timeout(BOUND, s.read_to_end(&mut out)).await.expect("answers").expect("reads");
+    String::from_utf8(out).expect("utf-8")
+}
+
+/// The value of the sample line starting with `series ` in a Prometheus text body.
+fn sample(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{series} missing in\n{body}"))
+        .parse()
+        .expect("a number")
+}
+
+#[tokio::test]
+async fn metrics_endpoint_serves_counters_and_forward_latency_over_http() {
+    let (udp, tcp, metrics, shutdown, task) = start_with_metrics().await;
+    let mut alice = Client::ready("alice", tcp, udp).await;
+    let bob = Client::ready("bob", tcp, udp).await;
+    const N: usize = 40;
+    let mut buf = [0u8; MAX_DATAGRAM_LEN];
+    for i in 0..N {
+        let bytes = alice.audio(format!("frame {i}").as_bytes());
+        alice.udp.send_to(&bytes, udp).await.expect("sends audio");
+        timeout(BOUND, bob.udp.recv_from(&mut buf)).await.expect("audio arrives").expect("recv");
+    }
+    // A datagram from an address bound to no session is dropped and counted.
+    alice.udp.send_to(&[], udp).await.expect("sends");
+    let stray = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+    stray.send_to(&[], udp).await.expect("sends");
+    // Its drop is counted by the time a later round trip through the core task completes.
+    alice.send(&ClientMessage::Ping { nonce: 7 }).await;
+    alice.expect(|m| *m == ServerMessage::Pong { nonce: 7 }).await;
+
+    let response = http(metrics, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").await;
+    let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+    assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
+    assert_eq!(sample(body, "voice_relay_sessions"), 2.0);
+    assert_eq!(sample(body, "voice_relay_audio_forwarded_total"), N as f64);
+    assert_eq!(sample(body, "voice_relay_dropped_packets_total{reason=\"stray_keepalive\"}"), 1.0);
+    // Every forwarded packet (and the two HELLO_ACKs) has a forward latency; buckets are cumulative.
+    let count = sample(body, "voice_relay_forward_latency_seconds_count");
+    assert_eq!(count, (N + 2) as f64);
+    assert_eq!(sample(body, "voice_relay_forward_latency_seconds_bucket{le=\"+Inf\"}"), count);
+    assert!(sample(body, "voice_relay_udp_datagrams_total{op=\"send\"}") >= count);
+
+    let not_found = http(metrics, b"GET / HTTP/1.1\r\n\r\n").await;
+    assert!(not_found.starts_with("HTTP/1.1 404 "), "{not_found}");
+    let post = http(metrics, b"POST /metrics HTTP/1.1\r\n\r\n").await;
+    assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+    let mut huge = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+    huge.resize(voice_relay::driver::MAX_REQUEST_BYTES, b'a');
+    let too_large = http(metrics, &huge).await;
+    assert!(too_large.starts_with("HTTP/1.1 431 "), "{too_large}");
+
+    shutdown.shutdown();
+    finish(task).await;
+    drop(bob);
 }

@@ -404,8 +404,15 @@ impl MediaLoop {
     /// Sends everything the session has queued.
     fn flush(&mut self) {
         while let Some(cmd) = self.session.poll_connection() {
-            if cmd == ConnectionCommand::Connect {
-                self.conn_gen += 1;
+            match cmd {
+                ConnectionCommand::Connect => self.conn_gen += 1,
+                // Bytes queued before a close belong to the closing connection (the Leave of `close`): write them
+                // first. A new connection's bytes (Login, Resume) are only queued once it is up.
+                ConnectionCommand::Close => {
+                    while let Some(b) = self.session.poll_control_bytes() {
+                        let _ = self.net.send(NetOut::Control(b));
+                    }
+                }
             }
             let _ = self.net.send(NetOut::Connection(cmd));
         }

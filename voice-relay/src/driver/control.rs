@@ -27,6 +27,8 @@ pub(crate) enum Cmd {
     Bytes { conn: ConnId, bytes: BytesMut },
     /// The peer closed the connection, or reading / writing failed.
     Closed { conn: ConnId },
+    /// A snapshot of the counters, for the metrics endpoint or a [`super::MetricsHandle`].
+    Metrics { reply: tokio::sync::oneshot::Sender<Box<super::MetricsSnapshot>> },
 }
 
 /// Output from the core task to one connection task.

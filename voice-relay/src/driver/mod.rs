@@ -44,7 +44,12 @@
 //! cores. Per-room sharding with a per-shard UDP port is the natural next step.
 
 mod control;
+mod http;
 mod udp;
+
+pub use http::{MAX_REQUEST_BYTES, MetricsHandle, MetricsSnapshot};
+#[doc(hidden)]
+pub use udp::UdpPath;
 
 use std::collections::HashMap;
 use std::io;
@@ -96,6 +101,9 @@ pub struct Server {
     tcp_addr: SocketAddr,
     stop: Arc<watch::Sender<bool>>,
     stats: Arc<DriverStats>,
+    cmd_tx: mpsc::Sender<Cmd>,
+    cmd_rx: mpsc::Receiver<Cmd>,
+    metrics: Option<(std::net::TcpListener, SocketAddr)>,
 }
 
 /// Asks a running [`Server`] to shut down gracefully. Cheap to clone.
@@ -114,7 +122,8 @@ impl ShutdownHandle {
 impl Server {
     /// Binds the UDP socket and the TCP listener (port 0 picks a free port; see [`udp_addr`](Self::udp_addr)).
     /// Needs no runtime: the sockets join the runtime that runs [`run`](Self::run).
-    pub fn bind(relay: Relay, udp: SocketAddr, tcp: SocketAddr) -> Result<Self, DriverError> {
+    /// The relay announces the bound UDP port to clients ([`Relay::set_udp_port`]).
+    pub fn bind(mut relay: Relay, udp: SocketAddr, tcp: SocketAddr) -> Result<Self, DriverError> {
         let bind = |what| move |source| DriverError::Bind { what, source };
         let udp = std::net::UdpSocket::bind(udp).map_err(bind("udp"))?;
         udp.set_nonblocking(true).map_err(bind("udp"))?;
@@ -129,9 +138,47 @@ impl Server {
         let tcp = std::net::TcpListener::bind(tcp).map_err(bind("tcp"))?;
         tcp.set_nonblocking(true).map_err(bind("tcp"))?;
         let udp_addr = udp.local_addr().map_err(bind("udp"))?;
+        relay.set_udp_port(udp_addr.port());
         let tcp_addr = tcp.local_addr().map_err(bind("tcp"))?;
         let (stop, _) = watch::channel(false);
-        Ok(Self { relay, udp, tcp, udp_addr, tcp_addr, stop: Arc::new(stop), stats: Arc::default() })
+        let (cmd_tx, cmd_rx) = mpsc::channel(CMD_QUEUE);
+        Ok(Self {
+            relay,
+            udp,
+            tcp,
+            udp_addr,
+            tcp_addr,
+            stop: Arc::new(stop),
+            stats: Arc::default(),
+            cmd_tx,
+            cmd_rx,
+            metrics: None,
+        })
+    }
+
+    /// Also serves the metrics in the Prometheus text format at `GET /metrics` on `addr` (HTTP/1.1, one request per
+    /// connection, requests over [`MAX_REQUEST_BYTES`] refused). Binds now (port 0 picks a free port; see
+    /// [`metrics_addr`](Self::metrics_addr)).
+    pub fn with_metrics(mut self, addr: SocketAddr) -> Result<Self, DriverError> {
+        let bind = |source| DriverError::Bind { what: "metrics", source };
+        let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
+        listener.set_nonblocking(true).map_err(bind)?;
+        let local = listener.local_addr().map_err(bind)?;
+        self.metrics = Some((listener, local));
+        Ok(self)
+    }
+
+    /// The bound metrics address, if [`with_metrics`](Self::with_metrics) was called.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.1)
+    }
+
+    /// A handle that takes snapshots of the running relay's counters and forward-latency histogram. It does not keep
+    /// the server alive.
+    #[must_use]
+    pub fn metrics_handle(&self) -> MetricsHandle {
+        MetricsHandle::new(self.cmd_tx.downgrade())
     }
 
     /// The bound UDP address.
@@ -178,10 +225,14 @@ impl Server {
     /// `tokio::spawn`: drive it with `Runtime::block_on` (as [`spawn`](Self::spawn) does) or `spawn_local`. It
     /// spawns the control tasks with `tokio::spawn`, on whatever runtime drives it.
     pub async fn run(self) -> Result<Relay, DriverError> {
-        let Self { relay, udp, tcp, stop, stats, .. } = self;
+        let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, .. } = self;
         let udp = UdpSocket::from_std(udp).map_err(DriverError::Udp)?;
         let tcp = TcpListener::from_std(tcp).map_err(|source| DriverError::Bind { what: "tcp", source })?;
-        let (cmd_tx, cmd_rx) = mpsc::channel(CMD_QUEUE);
+        if let Some((listener, _)) = metrics {
+            let listener =
+                TcpListener::from_std(listener).map_err(|source| DriverError::Bind { what: "metrics", source })?;
+            tokio::spawn(http::serve(listener, MetricsHandle::new(cmd_tx.downgrade()), stop.subscribe()));
+        }
         tokio::spawn(control::accept_loop(tcp, cmd_tx, stop.subscribe()));
         let mut core = Core {
             relay,
@@ -263,7 +314,7 @@ impl Core {
                     Some(cmd) => self.command(cmd, stopping.is_some()),
                     // The accept task and every connection task have ended: only after a shutdown.
                     None => {
-                        self.flush_udp(udp).await?;
+                        self.flush_udp_all(udp).await?;
                         return Ok(());
                     }
                 },
@@ -274,7 +325,7 @@ impl Core {
                 }
                 () = tokio::time::sleep_until(grace_over.unwrap_or_else(Instant::now).into()), if grace_over.is_some() => {
                     // Connection tasks that did not finish in time are left behind.
-                    self.flush_udp(udp).await?;
+                    self.flush_udp_all(udp).await?;
                     return Ok(());
                 }
                 r = udp.writable(), if self.send.is_blocked() => r.map_err(DriverError::Udp)?,
@@ -283,7 +334,7 @@ impl Core {
                     busy = self.receive(udp)?;
                 }
             }
-            self.flush_udp_now(udp)?;
+            self.flush_udp(udp, None)?;
             self.flush_events();
             self.stats.datagrams_received.store(self.received, Ordering::Relaxed);
             self.stats.datagrams_sent.store(self.send.sent, Ordering::Relaxed);
@@ -300,13 +351,13 @@ impl Core {
     /// Returns whether the socket may still hold datagrams (every batch was full).
     fn receive(&mut self, udp: &UdpSocket) -> Result<bool, DriverError> {
         for _ in 0..UDP_BATCHES_PER_TURN {
-            let now = Instant::now();
-            let relay = &mut self.relay;
-            match self.recv.recv(udp, |from, d| relay.handle_datagram(now, from, d)) {
-                Ok(n) => {
-                    self.received += n as u64;
-                    self.flush_udp_now(udp)?;
-                    if n < BATCH || self.send.is_blocked() {
+            match udp::forward_batch(&mut self.relay, &mut self.recv, &mut self.send, udp) {
+                Ok(b) => {
+                    self.received += b.received as u64;
+                    if let Err(e) = b.sent {
+                        udp_error(e)?;
+                    }
+                    if b.received < BATCH || self.send.is_blocked() {
                         return Ok(false);
                     }
                 }
@@ -316,19 +367,20 @@ impl Core {
         Ok(true)
     }
 
-    /// Sends the relay's transmits as far as the socket takes them without waiting.
-    fn flush_udp_now(&mut self, udp: &UdpSocket) -> Result<(), DriverError> {
+    /// Sends the relay's transmits as far as the socket takes them without waiting. `origin`: the receive time of
+    /// the datagram batch they answer, if they do (for the forward-latency histogram).
+    fn flush_udp(&mut self, udp: &UdpSocket, origin: Option<Instant>) -> Result<(), DriverError> {
         let relay = &mut self.relay;
-        match self.send.send(udp, || relay.poll_transmit()) {
+        match self.send.send(udp, origin, || relay.poll_transmit()) {
             Ok(()) => Ok(()),
             Err(e) => udp_error(e),
         }
     }
 
     /// Sends every transmit, waiting for the socket if needed (used on the way out).
-    async fn flush_udp(&mut self, udp: &UdpSocket) -> Result<(), DriverError> {
+    async fn flush_udp_all(&mut self, udp: &UdpSocket) -> Result<(), DriverError> {
         loop {
-            self.flush_udp_now(udp)?;
+            self.flush_udp(udp, None)?;
             if !self.send.is_blocked() {
                 return Ok(());
             }
@@ -361,6 +413,15 @@ impl Core {
                 if self.conns.remove(&conn).is_some() {
                     self.relay.connection_closed(now, conn);
                 }
+            }
+            Cmd::Metrics { reply } => {
+                let _ = reply.send(Box::new(MetricsSnapshot {
+                    counters: self.relay.counters().clone(),
+                    forward_latency: self.send.latency.clone(),
+                    datagrams_received: self.received,
+                    datagrams_sent: self.send.sent,
+                    send_errors: self.send.errors,
+                }));
             }
         }
     }

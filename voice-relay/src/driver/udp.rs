@@ -9,11 +9,15 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use voice_proto::{MAX_DATAGRAM_LEN, Transmit};
+
+use crate::metrics::LatencyHistogram;
+use crate::relay::Relay;
 
 /// Most datagrams taken or sent per system call.
 pub(crate) const BATCH: usize = 64;
@@ -55,19 +59,25 @@ impl BatchRecv {
     }
 
     /// Takes up to [`BATCH`] datagrams that are already queued on `sock`, without waiting, and gives each to `f`
-    /// with its source. Returns how many were taken; `Err(WouldBlock)` when none was queued (the socket's readiness
-    /// is then cleared, so `sock.readable().await` waits for the next one).
-    pub(crate) fn recv(&mut self, sock: &UdpSocket, mut f: impl FnMut(SocketAddr, BytesMut)) -> io::Result<usize> {
+    /// with the batch's receive time (read once, right after the system call returned) and its source. Returns how
+    /// many were taken and that time; `Err(WouldBlock)` when none was queued (the socket's readiness is then
+    /// cleared, so `sock.readable().await` waits for the next one).
+    pub(crate) fn recv(
+        &mut self,
+        sock: &UdpSocket,
+        mut f: impl FnMut(Instant, SocketAddr, BytesMut),
+    ) -> io::Result<(usize, Instant)> {
         self.refill();
         self.got.clear();
         self.recv_into(sock)?;
+        let now = Instant::now();
         let mut region = self.pool.split_to(self.got.len() * SLOT);
         for &(len, from) in &self.got {
             let mut d = region.split_to(SLOT);
             d.truncate(len);
-            f(from, d);
+            f(now, from, d);
         }
-        Ok(self.got.len())
+        Ok((self.got.len(), now))
     }
 
     #[cfg(target_os = "linux")]
@@ -124,6 +134,10 @@ pub(crate) struct BatchSend {
     pub(crate) errors: u64,
     /// Datagrams handed to the kernel.
     pub(crate) sent: u64,
+    /// Receive time of the batch that caused the pending transmits (none for timer or control output).
+    origin: Option<Instant>,
+    /// Receive-to-send time of every datagram sent that had an origin.
+    pub(crate) latency: LatencyHistogram,
     #[cfg(target_os = "linux")]
     headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
     #[cfg(target_os = "linux")]
@@ -136,6 +150,8 @@ impl BatchSend {
             pending: Vec::with_capacity(BATCH),
             errors: 0,
             sent: 0,
+            origin: None,
+            latency: LatencyHistogram::new(),
             #[cfg(target_os = "linux")]
             headers: nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
             #[cfg(target_os = "linux")]
@@ -151,7 +167,19 @@ impl BatchSend {
     /// Sends what is pending, then everything `next` yields, in batches. `Err(WouldBlock)` when the socket's send
     /// buffer is full: the rest stays pending (and `next` is not drained further) until the next call, after
     /// `sock.writable().await`. Datagrams the kernel refuses are dropped and counted in `errors`.
-    pub(crate) fn send(&mut self, sock: &UdpSocket, mut next: impl FnMut() -> Option<Transmit>) -> io::Result<()> {
+    ///
+    /// `origin` is the receive time of the datagram batch that caused the transmits (none for other output); each
+    /// datagram sent is recorded in `latency` as the time from its origin to the return of the `sendmmsg` that
+    /// sent it. Transmits still pending from an earlier call keep their earlier origin.
+    pub(crate) fn send(
+        &mut self,
+        sock: &UdpSocket,
+        origin: Option<Instant>,
+        mut next: impl FnMut() -> Option<Transmit>,
+    ) -> io::Result<()> {
+        if self.pending.is_empty() {
+            self.origin = origin;
+        }
         loop {
             while self.pending.len() < BATCH {
                 match next() {
@@ -165,6 +193,9 @@ impl BatchSend {
             match self.send_batch(sock) {
                 Ok(n) => {
                     let n = n.min(self.pending.len());
+                    if let Some(origin) = self.origin {
+                        self.latency.record_n(origin.elapsed(), n as u64);
+                    }
                     self.sent += n as u64;
                     self.pending.drain(..n);
                 }
@@ -218,5 +249,66 @@ impl BatchSend {
             }
         }
         Ok(sent)
+    }
+}
+
+/// What one [`forward_batch`] did.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    /// Datagrams received (and fed to the relay).
+    pub(crate) received: usize,
+    /// How sending their output went (`WouldBlock`: some transmits wait in `send`).
+    pub(crate) sent: io::Result<()>,
+}
+
+/// One turn of the UDP fast path, as the core task runs it: one `recvmmsg` batch fed to the relay with the batch's
+/// receive time, then the relay's transmits sent with `sendmmsg`. `Err` only when receiving failed
+/// (`WouldBlock`: nothing was queued).
+pub(crate) fn forward_batch(
+    relay: &mut Relay,
+    recv: &mut BatchRecv,
+    send: &mut BatchSend,
+    sock: &UdpSocket,
+) -> io::Result<Batch> {
+    let (received, now) = recv.recv(sock, |now, from, d| relay.handle_datagram(now, from, d))?;
+    let sent = send.send(sock, Some(now), || relay.poll_transmit());
+    Ok(Batch { received, sent })
+}
+
+/// The driver's UDP fast path without the task around it, for tests (e.g. counting allocations per forwarded
+/// packet through real sockets). Not a stable API.
+#[derive(Debug)]
+pub struct UdpPath {
+    relay: Relay,
+    recv: BatchRecv,
+    send: BatchSend,
+}
+
+impl UdpPath {
+    /// The path around `relay`, with the same buffers the core task uses.
+    #[must_use]
+    pub fn new(relay: Relay) -> Self {
+        Self { relay, recv: BatchRecv::new(), send: BatchSend::new() }
+    }
+
+    /// The relay, e.g. to feed it control messages.
+    pub fn relay_mut(&mut self) -> &mut Relay {
+        &mut self.relay
+    }
+
+    /// One batch: the datagrams already queued on `sock` (at most 64) go through the relay, and its output is sent.
+    /// Returns how many were received (0 when none was queued: the socket's readiness is then cleared).
+    pub fn turn(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        match forward_batch(&mut self.relay, &mut self.recv, &mut self.send, sock) {
+            Ok(b) => b.sent.map(|()| b.received),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Datagrams handed to the kernel so far.
+    #[must_use]
+    pub fn sent(&self) -> u64 {
+        self.send.sent
     }
 }

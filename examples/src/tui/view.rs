@@ -1,0 +1,233 @@
+//! Drawing the terminal client's screens with ratatui.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph, Row, Table, Wrap};
+
+use super::{App, Screen, Slider, TalkMode};
+
+/// Draws the whole screen.
+pub fn draw(f: &mut Frame<'_>, app: &App) {
+    let [top, body, bottom] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(2)]).areas(f.area());
+    f.render_widget(Paragraph::new(title_line(app)), top);
+    match app.screen {
+        Screen::Connecting => {
+            f.render_widget(Paragraph::new(app.status.as_str()).block(Block::bordered().title("voice")), body);
+        }
+        Screen::Rooms => draw_rooms(f, app, body),
+        Screen::Room => draw_room(f, app, body),
+    }
+    f.render_widget(Paragraph::new(help_lines(app)), bottom);
+    if app.show_debug {
+        draw_debug(f, app, popup(f.area(), 70, 14));
+    }
+    if app.show_net {
+        draw_net(f, app, popup(f.area(), 44, 7));
+    }
+}
+
+fn title_line(app: &App) -> Line<'_> {
+    let mut spans = vec![Span::styled(app.title.as_str(), Style::new().add_modifier(Modifier::BOLD))];
+    if let Some(room) = &app.room {
+        spans.push(Span::raw(format!("  #{room}")));
+    }
+    let mode = match app.mode {
+        TalkMode::PushToTalk => "PTT",
+        TalkMode::VoiceActivation => "VOX",
+    };
+    spans.push(Span::raw(format!("  [{mode}]")));
+    if app.talking {
+        spans.push(Span::styled(" ● TALKING ", Style::new().fg(Color::Black).bg(Color::Green)));
+    }
+    if app.whisper.is_some() {
+        spans.push(Span::styled(" WHISPER ", Style::new().fg(Color::Black).bg(Color::Magenta)));
+    }
+    if app.muted {
+        spans.push(Span::styled(" MUTED ", Style::new().fg(Color::Black).bg(Color::Yellow)));
+    }
+    if app.deafened {
+        spans.push(Span::styled(" DEAF ", Style::new().fg(Color::Black).bg(Color::Red)));
+    }
+    if app.dumping {
+        spans.push(Span::raw(" [dumping audio]"));
+    }
+    Line::from(spans)
+}
+
+fn help_lines(app: &App) -> Vec<Line<'_>> {
+    let keys = match (app.screen, app.input.is_some()) {
+        (_, true) => "Enter send · Esc cancel",
+        (Screen::Room, false) => {
+            "Space talk · v PTT/VOX · m mute · d deafen · ↑↓ member · +/- volume · w whisper · Enter chat · l leave · \
+             F3 debug · F4 network · F5 dump · q quit"
+        }
+        (Screen::Rooms, false) => "↑↓ choose · Enter join · F3 debug · F4 network · q quit",
+        (Screen::Connecting, false) => "q quit",
+    };
+    vec![Line::from(app.status.as_str()).style(Style::new().fg(Color::Cyan)), Line::from(keys)]
+}
+
+fn draw_rooms(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let items: Vec<ListItem<'_>> = app
+        .rooms
+        .iter()
+        .map(|r| {
+            let lock = if r.password { " 🔒" } else { "" };
+            ListItem::new(format!("{}  ({} in room){lock}", r.name, r.members))
+        })
+        .collect();
+    let list = List::new(items)
+        .block(Block::bordered().title("rooms"))
+        .highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    let mut state = ListState::default().with_selected(Some(app.room_cursor));
+    f.render_stateful_widget(list, area, &mut state);
+}
+
+fn draw_room(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let [left, right] = Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(area);
+    let items: Vec<ListItem<'_>> = app
+        .members
+        .iter()
+        .map(|m| {
+            let dot = if m.speaking { Span::styled("● ", Style::new().fg(Color::Green)) } else { Span::raw("○ ") };
+            let mut spans = vec![dot, Span::raw(m.name.as_str())];
+            if m.me {
+                spans.push(Span::raw(" (you)"));
+            }
+            if m.muted {
+                spans.push(Span::styled(" M", Style::new().fg(Color::Yellow)));
+            }
+            if m.deafened {
+                spans.push(Span::styled(" D", Style::new().fg(Color::Red)));
+            }
+            if !m.me && (m.volume - 1.0).abs() > f32::EPSILON {
+                spans.push(Span::raw(format!(" {:.0}%", m.volume * 100.0)));
+            }
+            if app.whisper == Some(m.id) {
+                spans.push(Span::styled(" ⇢", Style::new().fg(Color::Magenta)));
+            }
+            ListItem::new(Line::from(spans))
+        })
+        .collect();
+    let list = List::new(items)
+        .block(Block::bordered().title("members"))
+        .highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    let mut state = ListState::default().with_selected(Some(app.member_cursor));
+    f.render_stateful_widget(list, left, &mut state);
+
+    let [chat, input] = Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(right);
+    let height = usize::from(chat.height.saturating_sub(2));
+    let lines: Vec<Line<'_>> =
+        app.chat.iter().skip(app.chat.len().saturating_sub(height)).map(|l| Line::from(l.as_str())).collect();
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::bordered().title("chat")), chat);
+    let typed = app.input.as_deref().map_or_else(|| "(Enter to type)".to_string(), |t| format!("{t}▏"));
+    f.render_widget(Paragraph::new(typed).block(Block::default().borders(Borders::ALL).title("say")), input);
+}
+
+fn draw_debug(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let d = &app.debug;
+    let ms = |v: Option<f32>| v.map_or_else(|| "–".to_string(), |v| format!("{v:.1} ms"));
+    let head = format!(
+        "UDP RTT {}   TCP RTT {}   bitrate {:.1} kb/s   sent {}",
+        ms(d.udp_rtt_ms),
+        ms(d.tcp_rtt_ms),
+        f64::from(d.bitrate) / 1000.0,
+        d.sent
+    );
+    let rows = d.speakers.iter().map(|s| {
+        Row::new(vec![
+            s.name.clone(),
+            format!("{:.0}/{:.0}", s.depth_ms, s.target_ms),
+            format!("{:.1}", s.loss_pct),
+            s.plc.to_string(),
+            s.fec.to_string(),
+        ])
+    });
+    let widths = [
+        Constraint::Min(12),
+        Constraint::Length(12),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Length(8),
+    ];
+    let table = Table::new(rows, widths).header(
+        Row::new(vec!["speaker", "jb ms/target", "loss %", "PLC", "FEC"])
+            .style(Style::new().add_modifier(Modifier::BOLD)),
+    );
+    f.render_widget(Clear, area);
+    let block = Block::bordered().title("debug (F3)");
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let [h, t] = Layout::vertical([Constraint::Length(2), Constraint::Min(1)]).areas(inner);
+    f.render_widget(Paragraph::new(head), h);
+    f.render_widget(table, t);
+}
+
+fn draw_net(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let n = app.net;
+    let mark = |s: Slider| if app.slider == s { "▶" } else { " " };
+    let lines = vec![
+        Line::from(format!("{} loss     {:>4} %", mark(Slider::Loss), n.loss_pct)),
+        Line::from(format!("{} latency  {:>4} ms", mark(Slider::Latency), n.latency_ms)),
+        Line::from(format!("{} jitter   {:>4} ms", mark(Slider::Jitter), n.jitter_ms)),
+        Line::from("←→ choose · [ ] change"),
+    ];
+    f.render_widget(Clear, area);
+    f.render_widget(Paragraph::new(lines).block(Block::bordered().title("network conditioner (F4)")), area);
+}
+
+/// A centred rectangle of at most `w` × `h` cells.
+fn popup(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use super::super::{MemberRow, SpeakerDebug};
+    use super::*;
+
+    fn screen_text(app: &App) -> String {
+        let mut term = Terminal::new(TestBackend::new(120, 30)).expect("test terminal");
+        term.draw(|f| draw(f, app)).expect("draws");
+        let buf = term.backend().buffer().clone();
+        (0..buf.area.height)
+            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>() + "\n")
+            .collect()
+    }
+
+    #[test]
+    fn room_screen_shows_members_chat_and_the_debug_overlay() {
+        let mut app = App::new("alice@127.0.0.1:7000", true);
+        app.screen = Screen::Room;
+        app.room = Some("lobby".into());
+        app.members.push(MemberRow {
+            id: 2,
+            name: "bob".into(),
+            speaking: true,
+            muted: true,
+            deafened: false,
+            volume: 1.5,
+            me: false,
+        });
+        app.push_line("bob: hello");
+        app.talking = true;
+        let text = screen_text(&app);
+        for want in ["#lobby", "TALKING", "● bob M 150%", "bob: hello"] {
+            assert!(text.contains(want), "{want:?} missing from\n{text}");
+        }
+        app.show_debug = true;
+        app.debug.udp_rtt_ms = Some(1.25);
+        app.debug.speakers.push(SpeakerDebug { name: "bob".into(), plc: 3, fec: 7, ..SpeakerDebug::default() });
+        let text = screen_text(&app);
+        assert!(text.contains("UDP RTT 1.2 ms") || text.contains("UDP RTT 1.3 ms"), "{text}");
+        assert!(text.contains("speaker") && text.contains("PLC"), "{text}");
+    }
+}
