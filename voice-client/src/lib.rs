@@ -88,7 +88,7 @@ pub use audio_cpal::{CpalAudio, device_names};
 pub use bookmarks::{Bookmark, Bookmarks};
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
 #[cfg(feature = "tokio")]
-pub use driver::{Client, ClientConfig};
+pub use driver::{Client, ClientConfig, RingLosses};
 pub use error::{ConfigError, Error};
 pub use media::{Media, MediaConfig};
 pub use ring::{RingStats, SampleConsumer, SampleProducer, sample_ring};

@@ -74,6 +74,16 @@ pub(crate) enum Command {
     Stop,
 }
 
+/// What the sample rings between the audio callbacks and the media thread have lost (overruns and underruns).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RingLosses {
+    /// Microphone ring: samples dropped because the media thread fell behind.
+    pub mic: crate::RingStats,
+    /// Speaker ring: samples the device callback replaced by silence (underruns) or that did not fit.
+    pub speaker: crate::RingStats,
+}
+
 /// A running voice client: threads, sockets and audio streams around a [`Session`] and a [`Media`].
 ///
 /// Requests (`set_ptt`, `join`, …) are queued to the media thread and carried out within a frame period; a
@@ -102,6 +112,7 @@ pub struct Client {
     to_media: Sender<MediaIn>,
     events: Receiver<Event>,
     stats: Arc<Mutex<SessionStats>>,
+    rings: Arc<Mutex<RingLosses>>,
     media_thread: Option<JoinHandle<Result<(), Error>>>,
     net_thread: Option<JoinHandle<()>>,
     streams: Option<Box<dyn AudioStreams>>,
@@ -128,6 +139,8 @@ impl Client {
         let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::channel();
         let stats = Arc::new(Mutex::new(SessionStats::default()));
+        let rings = Arc::new(Mutex::new(RingLosses::default()));
+        let media_rings = Arc::clone(&rings);
         let server = config.session.server;
         let net_thread = net::spawn(server, to_media.clone(), net_rx)?;
         // Half a second of audio each way: the media thread drains the mic ring every frame period.
@@ -144,6 +157,7 @@ impl Client {
                 net: net_tx,
                 events: event_tx,
                 stats: media_stats,
+                rings: media_rings,
                 mic: mic_cons,
                 speaker: spk_prod,
                 speaker_capacity: spk_capacity,
@@ -158,6 +172,7 @@ impl Client {
             to_media,
             events,
             stats,
+            rings,
             media_thread: Some(media_thread),
             net_thread: Some(net_thread),
             streams: Some(streams),
@@ -178,6 +193,12 @@ impl Client {
     #[must_use]
     pub fn stats(&self) -> SessionStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Overruns and underruns of the audio rings (updated once per frame period).
+    #[must_use]
+    pub fn ring_losses(&self) -> RingLosses {
+        self.rings.lock().map(|s| *s).unwrap_or_default()
     }
 
     fn command(&self, c: Command) -> Result<(), Error> {
@@ -271,6 +292,7 @@ struct MediaLoop {
     net: tokio::sync::mpsc::UnboundedSender<NetOut>,
     events: Sender<Event>,
     stats: Arc<Mutex<SessionStats>>,
+    rings: Arc<Mutex<RingLosses>>,
     mic: crate::SampleConsumer,
     speaker: crate::SampleProducer,
     /// Capacity of the speaker ring, in samples.
@@ -334,6 +356,9 @@ impl MediaLoop {
             self.flush();
             if let Ok(mut s) = self.stats.lock() {
                 *s = self.session.stats();
+            }
+            if let Ok(mut r) = self.rings.lock() {
+                *r = RingLosses { mic: self.mic.stats(), speaker: self.speaker.stats() };
             }
             deadline += frame;
             if deadline + frame < Instant::now() {
