@@ -16,7 +16,8 @@
 //!
 //! With `--talkers 0` nobody talks: the relay-phase `cpu_s` is then the cost of idle sessions over `--seconds`:
 //! every member sends a 0-byte UDP keepalive every `--keepalive-s` (default 10 s as `PROTOCOL.md` recommends; 0 for
-//! none), and the relay runs its housekeeping
+//! none), and the relay runs its housekeeping (`--idle-poll-ms`: the driver's idle poll period, default 20; 0 to
+//! wake per datagram as before)
 //! timers over all sessions. To fit 10,000 sessions in this process's 20,000 file descriptors (client and relay
 //! ends of each TCP connection live here), idle members close their control connection after setup; the sessions
 //! stay alive, bound and in their rooms (resume grace set to its maximum), so the relay's timer work is the same,
@@ -40,7 +41,7 @@ use voice_proto::{
     AudioFlags, AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, PublicId, SessionSecret, SessionToken,
     Timestamp, WhisperTarget,
 };
-use voice_relay::driver::Server;
+use voice_relay::driver::{IdlePoll, Server};
 use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
 
 /// Send-time slots per talker (indexed by seq): 20 s of packets at 50/s.
@@ -63,10 +64,13 @@ struct Args {
     payload: usize,
     /// Idle mode: keepalive period per member in seconds (0: none).
     keepalive_s: f64,
+    /// The driver's idle poll period in ms (0: always wake per datagram).
+    idle_poll_ms: u64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args { rooms: 10, members: 10, talkers: 2, seconds: 5.0, payload: 80, keepalive_s: 10.0 };
+    let mut a =
+        Args { rooms: 10, members: 10, talkers: 2, seconds: 5.0, payload: 80, keepalive_s: 10.0, idle_poll_ms: 20 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let v = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -77,6 +81,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seconds" => a.seconds = v.parse()?,
             "--payload" => a.payload = v.parse()?,
             "--keepalive-s" => a.keepalive_s = v.parse()?,
+            "--idle-poll-ms" => a.idle_poll_ms = v.parse()?,
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -481,7 +486,9 @@ fn main() -> anyhow::Result<()> {
     let unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
     let relay = Relay::new(config, Box::new(auth), Box::new(SeededRng::new(1)), now, unix_ms)?;
     let lo: SocketAddr = "127.0.0.1:0".parse()?;
-    let server = Server::bind(relay, lo, lo)?;
+    let idle_poll = (args.idle_poll_ms > 0)
+        .then(|| IdlePoll { period: Duration::from_millis(args.idle_poll_ms), ..IdlePoll::default() });
+    let server = Server::bind(relay, lo, lo)?.with_idle_poll(idle_poll);
     let (udp_addr, tcp_addr, shutdown) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
     let stats = server.stats();
     // Relay-internal forward latency (recvmmsg return → sendmmsg return), read through the driver's snapshots.
@@ -637,7 +644,7 @@ fn main() -> anyhow::Result<()> {
     let out = serde_json::json!({
         "rooms": r, "members": n, "talkers": k, "seconds": secs, "payload_bytes": args.payload,
         "packet_bytes": args.payload + voice_proto::MIN_AUDIO_LEN,
-        "sessions": total, "setup_s": setup_s, "idle_keepalive_s": if k == 0 { args.keepalive_s } else { 0.0 },
+        "sessions": total, "setup_s": setup_s, "idle_poll_ms": args.idle_poll_ms, "idle_keepalive_s": if k == 0 { args.keepalive_s } else { 0.0 },
         "relay": relay_stats,
         "raw_sendmmsg_loop": raw_stats,
         "ratio_relay_to_raw_per_cpu_s": ratio,

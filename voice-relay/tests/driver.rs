@@ -14,7 +14,7 @@ use voice_proto::{
     AudioFlags, AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, PublicId, ReplayWindow, Seq, SessionSecret,
     SessionToken, Timestamp, WhisperTarget,
 };
-use voice_relay::driver::{Server, ShutdownHandle};
+use voice_relay::driver::{IdlePoll, Server, ShutdownHandle};
 use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, SeededRng};
 
 /// Bound on any single wait: a hang fails the test instead of blocking CI.
@@ -30,6 +30,11 @@ async fn start() -> (SocketAddr, SocketAddr, ShutdownHandle, Running) {
 
 /// [`start`], also serving metrics over HTTP; returns the metrics address third.
 async fn start_with_metrics() -> (SocketAddr, SocketAddr, SocketAddr, ShutdownHandle, Running) {
+    start_with(Some(IdlePoll::default())).await
+}
+
+/// [`start_with_metrics`] with the given idle polling.
+async fn start_with(idle: Option<IdlePoll>) -> (SocketAddr, SocketAddr, SocketAddr, ShutdownHandle, Running) {
     let auth = MemoryAuthenticator::new()
         .with_user("alice", "pw-alice")
         .with_user("bob", "pw-bob")
@@ -44,7 +49,11 @@ async fn start_with_metrics() -> (SocketAddr, SocketAddr, SocketAddr, ShutdownHa
     )
     .expect("valid config");
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("address");
-    let server = Server::bind(relay, lo, lo).expect("binds on loopback").with_metrics(lo).expect("binds metrics");
+    let server = Server::bind(relay, lo, lo)
+        .expect("binds on loopback")
+        .with_metrics(lo)
+        .expect("binds metrics")
+        .with_idle_poll(idle);
     let (udp, tcp, handle) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
     let metrics = server.metrics_addr().expect("metrics bound");
     (udp, tcp, metrics, handle, server.spawn().expect("driver thread"))
@@ -303,4 +312,24 @@ async fn metrics_endpoint_serves_counters_and_forward_latency_over_http() {
     shutdown.shutdown();
     finish(task).await;
     drop(bob);
+}
+
+/// The idle poll's path (UDP read on a timer tick instead of on readiness) forwards everything too: here the loop
+/// is idle from the start and stays idle (`after` = 0), so every HELLO and audio packet goes through it.
+#[tokio::test]
+async fn idle_poll_mode_binds_and_forwards() {
+    let idle = IdlePoll { after: Duration::ZERO, period: Duration::from_millis(2) };
+    let (udp, tcp, _metrics, shutdown, task) = start_with(Some(idle)).await;
+    let mut alice = Client::ready("alice", tcp, udp).await;
+    let bob = Client::ready("bob", tcp, udp).await;
+    const N: u64 = 50;
+    let mut buf = [0u8; MAX_DATAGRAM_LEN];
+    for i in 0..N {
+        let bytes = alice.audio(format!("frame {i}").as_bytes());
+        alice.udp.send_to(&bytes, udp).await.expect("sends audio");
+        let (n, _) = timeout(BOUND, bob.udp.recv_from(&mut buf)).await.expect("audio arrives").expect("recv");
+        assert!(matches!(Datagram::decode_from_relay(&buf[..n]), Ok(Datagram::AudioDown(_))));
+    }
+    shutdown.shutdown();
+    assert_eq!(finish(task).await.counters().audio_forwarded, N);
 }

@@ -76,6 +76,26 @@ pub const UDP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Capacity of the command queue from the control tasks to the core task.
 const CMD_QUEUE: usize = 1024;
 
+/// How the UDP loop waits while no audio flows ([`Server::with_idle_poll`]).
+///
+/// After `after` without any accepted audio packet, the loop stops waking for each datagram and instead takes
+/// whatever queued up once every `period`; the first accepted audio packet switches it back. Idle sessions'
+/// keepalives then cost one wake-up per `period` for all of them instead of one each; the price is that, while
+/// idle, a HELLO, a PING or the first audio packet waits up to `period`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdlePoll {
+    /// Time without audio before the loop goes idle (default 1 s).
+    pub after: Duration,
+    /// Poll period while idle (default 20 ms).
+    pub period: Duration,
+}
+
+impl Default for IdlePoll {
+    fn default() -> Self {
+        Self { after: Duration::from_secs(1), period: Duration::from_millis(20) }
+    }
+}
+
 /// Most UDP batches handled in a row before the core task looks at control commands and the timer again.
 const UDP_BATCHES_PER_TURN: usize = 16;
 
@@ -104,6 +124,7 @@ pub struct Server {
     cmd_tx: mpsc::Sender<Cmd>,
     cmd_rx: mpsc::Receiver<Cmd>,
     metrics: Option<(std::net::TcpListener, SocketAddr)>,
+    idle_poll: Option<IdlePoll>,
 }
 
 /// Asks a running [`Server`] to shut down gracefully. Cheap to clone.
@@ -151,7 +172,16 @@ impl Server {
             cmd_tx,
             cmd_rx,
             metrics: None,
+            idle_poll: Some(IdlePoll::default()),
         })
+    }
+
+    /// How the UDP loop waits while no audio flows: [`IdlePoll::default`] (the default: poll every 20 ms after 1 s
+    /// without audio), or `None` to always wake per datagram. A zero `period` means `None`.
+    #[must_use]
+    pub fn with_idle_poll(mut self, idle_poll: Option<IdlePoll>) -> Self {
+        self.idle_poll = idle_poll.filter(|p| !p.period.is_zero());
+        self
     }
 
     /// Also serves the metrics in the Prometheus text format at `GET /metrics` on `addr` (HTTP/1.1, one request per
@@ -223,7 +253,7 @@ impl Server {
     /// `tokio::spawn`: drive it with `Runtime::block_on` (as [`spawn`](Self::spawn) does) or `spawn_local`. It
     /// spawns the control tasks with `tokio::spawn`, on whatever runtime drives it.
     pub async fn run(self) -> Result<Relay, DriverError> {
-        let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, .. } = self;
+        let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, idle_poll, .. } = self;
         let udp = UdpSocket::from_std(udp).map_err(DriverError::Udp)?;
         let tcp = TcpListener::from_std(tcp).map_err(|source| DriverError::Bind { what: "tcp", source })?;
         if let Some((listener, _)) = metrics {
@@ -240,6 +270,9 @@ impl Server {
             frame: BytesMut::with_capacity(64 * 1024),
             received: 0,
             stats,
+            idle_poll,
+            last_audio: Instant::now(),
+            audio_seen: 0,
         };
         core.run(&udp, cmd_rx, stop.subscribe()).await?;
         Ok(core.relay)
@@ -274,6 +307,11 @@ struct Core {
     /// Datagrams received so far.
     received: u64,
     stats: Arc<DriverStats>,
+    /// Polling while no audio flows (`None`: always wake per datagram).
+    idle_poll: Option<IdlePoll>,
+    /// When audio was last seen accepted, and the relay's accepted-audio count then.
+    last_audio: Instant,
+    audio_seen: u64,
 }
 
 impl Core {
@@ -301,6 +339,8 @@ impl Core {
                 sleep.as_mut().reset(t.into());
             }
             let grace_over = stopping.map(|t| t + SHUTDOWN_GRACE);
+            // Idle: no audio for a while. Then UDP is read on a coarse tick instead of on every datagram's wake-up.
+            let idle_poll = self.idle_poll.filter(|p| self.last_audio.elapsed() >= p.after).map(|p| p.period);
             tokio::select! {
                 biased;
                 () = stopped(&mut stop), if stopping.is_none() => {
@@ -327,13 +367,17 @@ impl Core {
                     return Ok(());
                 }
                 r = udp.writable(), if self.send.is_blocked() => r.map_err(DriverError::Udp)?,
-                r = udp.readable(), if !self.send.is_blocked() => {
+                r = udp.readable(), if !self.send.is_blocked() && idle_poll.is_none() => {
                     r.map_err(DriverError::Udp)?;
+                    busy = self.receive(udp)?;
+                }
+                () = tokio::time::sleep(idle_poll.unwrap_or_default()), if !self.send.is_blocked() && idle_poll.is_some() => {
                     busy = self.receive(udp)?;
                 }
             }
             self.flush_udp(udp, None)?;
             self.flush_events();
+            self.note_audio();
             self.stats.datagrams_received.store(self.received, Ordering::Relaxed);
             self.stats.datagrams_sent.store(self.send.sent, Ordering::Relaxed);
             self.stats.send_errors.store(self.send.errors, Ordering::Relaxed);
@@ -363,6 +407,16 @@ impl Core {
             }
         }
         Ok(true)
+    }
+
+    /// Notes whether audio was accepted since the last call (for the switch between idle poll and per-datagram
+    /// wake-ups).
+    fn note_audio(&mut self) {
+        let accepted = self.relay.counters().audio_accepted;
+        if accepted != self.audio_seen {
+            self.audio_seen = accepted;
+            self.last_audio = Instant::now();
+        }
     }
 
     /// Sends the relay's transmits as far as the socket takes them without waiting. `origin`: the receive time of
