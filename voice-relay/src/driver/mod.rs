@@ -63,7 +63,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
 use self::control::{Cmd, Out};
-use self::udp::{BATCH, BatchRecv, BatchSend};
+use self::udp::{BATCH, BatchRecv, BatchSend, DgramSocket, UdpMode};
 use crate::error::DriverError;
 use crate::relay::{ConnId, Event, Relay};
 
@@ -274,7 +274,7 @@ impl Server {
             last_audio: Instant::now(),
             audio_seen: 0,
         };
-        core.run(&udp, cmd_rx, stop.subscribe()).await?;
+        core.run(udp, cmd_rx, stop.subscribe()).await?;
         Ok(core.relay)
     }
 }
@@ -317,7 +317,7 @@ struct Core {
 impl Core {
     async fn run(
         &mut self,
-        udp: &UdpSocket,
+        udp: UdpSocket,
         mut cmds: mpsc::Receiver<Cmd>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), DriverError> {
@@ -328,6 +328,9 @@ impl Core {
         let mut armed: Option<Instant> = None;
         let mut stopping: Option<Instant> = None;
         let mut busy = false;
+        // Whether the last receive left datagrams queued.
+        let mut backlog = false;
+        let mut udp = UdpMode::Registered(udp);
         loop {
             // Re-arm only when the deadline moves earlier: a timer firing early is harmless (handle_timeout just
             // finds nothing due), and re-registering on every packet is not free.
@@ -339,8 +342,16 @@ impl Core {
                 sleep.as_mut().reset(t.into());
             }
             let grace_over = stopping.map(|t| t + SHUTDOWN_GRACE);
-            // Idle: no audio for a while. Then UDP is read on a coarse tick instead of on every datagram's wake-up.
-            let idle_poll = self.idle_poll.filter(|p| self.last_audio.elapsed() >= p.after).map(|p| p.period);
+            // Idle: no audio for a while. Then the socket leaves the reactor (nothing wakes for its datagrams) and
+            // is read on a coarse tick; it goes back as soon as audio flows, a send must wait, or shutdown starts.
+            let idle_poll = self
+                .idle_poll
+                .filter(|p| {
+                    !backlog && stopping.is_none() && !self.send.is_blocked() && self.last_audio.elapsed() >= p.after
+                })
+                .map(|p| p.period);
+            udp = udp.into_mode(idle_poll.is_some()).map_err(DriverError::Udp)?;
+            let udp = &udp;
             tokio::select! {
                 biased;
                 () = stopped(&mut stop), if stopping.is_none() => {
@@ -367,11 +378,11 @@ impl Core {
                     return Ok(());
                 }
                 r = udp.writable(), if self.send.is_blocked() => r.map_err(DriverError::Udp)?,
-                r = udp.readable(), if !self.send.is_blocked() && idle_poll.is_none() => {
+                r = udp.readable(), if !self.send.is_blocked() && !udp.is_idle() => {
                     r.map_err(DriverError::Udp)?;
                     busy = self.receive(udp)?;
                 }
-                () = tokio::time::sleep(idle_poll.unwrap_or_default()), if !self.send.is_blocked() && idle_poll.is_some() => {
+                () = tokio::time::sleep(idle_poll.unwrap_or_default()), if udp.is_idle() => {
                     busy = self.receive(udp)?;
                 }
             }
@@ -381,7 +392,8 @@ impl Core {
             self.stats.datagrams_received.store(self.received, Ordering::Relaxed);
             self.stats.datagrams_sent.store(self.send.sent, Ordering::Relaxed);
             self.stats.send_errors.store(self.send.errors, Ordering::Relaxed);
-            if std::mem::take(&mut busy) {
+            backlog = std::mem::take(&mut busy);
+            if backlog {
                 // The socket still has datagrams queued: under sustained load UDP readiness never stops, so give
                 // the runtime a turn (connection tasks on this thread, the timer driver) before the next batches.
                 tokio::task::yield_now().await;
@@ -391,7 +403,7 @@ impl Core {
 
     /// Takes up to [`UDP_BATCHES_PER_TURN`] batches of datagrams, sending each batch's output before the next.
     /// Returns whether the socket may still hold datagrams (every batch was full).
-    fn receive(&mut self, udp: &UdpSocket) -> Result<bool, DriverError> {
+    fn receive(&mut self, udp: &impl DgramSocket) -> Result<bool, DriverError> {
         for _ in 0..UDP_BATCHES_PER_TURN {
             match udp::forward_batch(&mut self.relay, &mut self.recv, &mut self.send, udp) {
                 Ok(b) => {
@@ -421,7 +433,7 @@ impl Core {
 
     /// Sends the relay's transmits as far as the socket takes them without waiting. `origin`: the receive time of
     /// the datagram batch they answer, if they do (for the forward-latency histogram).
-    fn flush_udp(&mut self, udp: &UdpSocket, origin: Option<Instant>) -> Result<(), DriverError> {
+    fn flush_udp(&mut self, udp: &impl DgramSocket, origin: Option<Instant>) -> Result<(), DriverError> {
         let relay = &mut self.relay;
         match self.send.send(udp, origin, || relay.poll_transmit()) {
             Ok(()) => Ok(()),
@@ -430,7 +442,7 @@ impl Core {
     }
 
     /// Sends every transmit, waiting for the socket if needed (used on the way out).
-    async fn flush_udp_all(&mut self, udp: &UdpSocket) -> Result<(), DriverError> {
+    async fn flush_udp_all(&mut self, udp: &UdpMode) -> Result<(), DriverError> {
         loop {
             self.flush_udp(udp, None)?;
             if !self.send.is_blocked() {
