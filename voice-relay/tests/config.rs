@@ -62,6 +62,7 @@ control = "[::1]:9000"
 metrics = "127.0.0.1:9999"
 metrics_enabled = false
 udp_threads = 2
+idle_poll_ms = 0
 [limits]
 max_sessions = 10
 max_rooms = 5
@@ -95,7 +96,9 @@ allowed = false
 linger_s = 60
 max_users = 4
 "#;
-    let rc = Config::from_toml_str(text).unwrap().relay_config();
+    let cfg = Config::from_toml_str(text).unwrap();
+    assert_eq!((cfg.listen.udp_threads, cfg.listen.idle_poll_ms, cfg.listen.metrics_enabled), (2, 0, false));
+    let rc = cfg.relay_config();
     assert_eq!(rc.server_name, "home");
     assert_eq!(rc.udp_port, 9001);
     assert_eq!((rc.max_sessions, rc.max_rooms, rc.max_whisper_lists), (10, 5, 2));

@@ -7,8 +7,10 @@
 //! been sent and dropped (the driver sends everything before it receives again), the pool is the only owner of its
 //! allocation and `reserve` reuses it in place, so the steady state allocates nothing.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -381,47 +383,79 @@ pub(crate) struct Batch {
     pub(crate) received: usize,
     /// How sending their output went (`WouldBlock`: some transmits wait in `send`).
     pub(crate) sent: io::Result<()>,
+    /// Whether the relay now holds control events (for the core task to deliver).
+    pub(crate) events: bool,
 }
 
-/// One turn of the UDP fast path, as the core task runs it: one `recvmmsg` batch fed to the relay with the batch's
-/// receive time, then the relay's transmits sent with `sendmmsg`. `Err` only when receiving failed
-/// (`WouldBlock`: nothing was queued).
+/// Locks the relay (a panic elsewhere while holding the lock leaves the relay usable: its state is always
+/// consistent between two calls).
+pub(crate) fn lock(relay: &Mutex<Relay>) -> MutexGuard<'_, Relay> {
+    relay.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One turn of the UDP fast path: one `recvmmsg` batch (no lock held), fed to the relay with the batch's receive
+/// time and its transmits moved to `out` (one lock for the whole batch, no system call under it), then `out` sent
+/// with `sendmmsg` (no lock held). `Err` only when receiving failed (`WouldBlock`: nothing was queued).
 pub(crate) fn forward_batch(
-    relay: &mut Relay,
+    relay: &Mutex<Relay>,
     recv: &mut BatchRecv,
     send: &mut BatchSend,
+    out: &mut VecDeque<Transmit>,
     sock: &impl DgramSocket,
 ) -> io::Result<Batch> {
-    let (received, now) = recv.recv(sock, |now, from, d| relay.handle_datagram(now, from, d))?;
-    let sent = send.send(sock, Some(now), || relay.poll_transmit());
-    Ok(Batch { received, sent })
+    let mut guard: Option<MutexGuard<'_, Relay>> = None;
+    let (received, now) =
+        recv.recv(sock, |now, from, d| guard.get_or_insert_with(|| lock(relay)).handle_datagram(now, from, d))?;
+    let mut events = false;
+    if let Some(mut r) = guard {
+        while let Some(t) = r.poll_transmit() {
+            out.push_back(t);
+        }
+        events = r.has_events();
+    }
+    let sent = send.send(sock, Some(now), || out.pop_front());
+    Ok(Batch { received, sent, events })
 }
+
+/// Locks a histogram shared between a UDP thread and the core task.
+pub(crate) fn lock_histogram(h: &Mutex<LatencyHistogram>) -> MutexGuard<'_, LatencyHistogram> {
+    h.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Initial capacity of a thread's outgoing queue (grows to the largest batch's fan-out, then stays).
+pub(crate) const OUT_CAPACITY: usize = 4096;
 
 /// The driver's UDP fast path without the task around it, for tests (e.g. counting allocations per forwarded
 /// packet through real sockets). Not a stable API.
 #[derive(Debug)]
 pub struct UdpPath {
-    relay: Relay,
+    relay: Mutex<Relay>,
     recv: BatchRecv,
     send: BatchSend,
+    out: VecDeque<Transmit>,
 }
 
 impl UdpPath {
     /// The path around `relay`, with the same buffers the core task uses.
     #[must_use]
     pub fn new(relay: Relay) -> Self {
-        Self { relay, recv: BatchRecv::new(), send: BatchSend::new() }
+        Self {
+            relay: Mutex::new(relay),
+            recv: BatchRecv::new(),
+            send: BatchSend::new(),
+            out: VecDeque::with_capacity(OUT_CAPACITY),
+        }
     }
 
     /// The relay, e.g. to feed it control messages.
     pub fn relay_mut(&mut self) -> &mut Relay {
-        &mut self.relay
+        self.relay.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// One batch: the datagrams already queued on `sock` (at most 64) go through the relay, and its output is sent.
     /// Returns how many were received (0 when none was queued: the socket's readiness is then cleared).
     pub fn turn(&mut self, sock: &UdpSocket) -> io::Result<usize> {
-        match forward_batch(&mut self.relay, &mut self.recv, &mut self.send, sock) {
+        match forward_batch(&self.relay, &mut self.recv, &mut self.send, &mut self.out, sock) {
             Ok(b) => b.sent.map(|()| b.received),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(e) => Err(e),
