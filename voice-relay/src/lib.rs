@@ -17,10 +17,9 @@
 //! * the TOML configuration file is read by [`config::Config`] (the core itself takes a plain [`RelayConfig`]);
 //! * logins are checked by an [`Authenticator`]: [`PasswordFileAuthenticator`] (argon2id hashes from the
 //!   configuration file), [`JwtAuthenticator`] (HS256 tokens from the app's backend), [`CombinedAuthenticator`]
-//!   (both), [`MemoryAuthenticator`] (plaintext, tests only). The authenticator runs inside the relay (in the
-//!   driver: on the core task, under the relay's lock): an argon2id check stalls forwarding for its duration, tens
-//!   of ms (see [`config::hash_password`]) — a known limitation; moving verification off the core task needs the
-//!   login split into "verify" (async, off-thread) and "admit" (in the core), not done yet;
+//!   (both), [`MemoryAuthenticator`] (plaintext, tests only). The authenticator runs inside the relay, so an inline
+//!   argon2id check (tens of ms, see [`config::hash_password`]) stalls forwarding; the tokio driver moves password
+//!   checks to its blocking pool with `driver::AuthOffload` (recommended with password users);
 //! * the core reads no clock, so it measures no latency: the driver measures forward latency into a
 //!   [`metrics::LatencyHistogram`] and serves [`metrics::render_prometheus`] over HTTP (`driver::Server::with_metrics`).
 //!

@@ -12,6 +12,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use voice_proto::Transmit;
 
+use super::auth::Verifier;
 use super::control::{Cmd, Out};
 use super::udp::{self, BATCH, BatchRecv, BatchSend, DgramSocket, UdpMode};
 use super::{DriverStats, IdlePoll, MetricsSnapshot, SHUTDOWN_GRACE, Shared, UDP_BATCHES_PER_TURN, stopped};
@@ -23,8 +24,10 @@ use crate::relay::{ConnId, Event, Relay};
 struct ConnState {
     /// Its output queue.
     tx: mpsc::Sender<Out>,
-    /// Bytes read but not yet a complete frame.
+    /// Bytes read but not yet fed to the relay.
     buf: BytesMut,
+    /// A Login frame held back while its password is verified off this task (later bytes wait in `buf`).
+    held: Option<BytesMut>,
 }
 
 /// The state of the core task.
@@ -48,10 +51,20 @@ pub(super) struct Core {
     /// When audio was last seen accepted, and the relay's accepted-audio count then.
     last_audio: Instant,
     audio_seen: u64,
+    /// Password verification off this task, if enabled.
+    verifier: Option<Verifier>,
+    /// For verification tasks to report back (weak: they must not keep the task alive at shutdown).
+    cmds: mpsc::WeakSender<Cmd>,
 }
 
 impl Core {
-    pub(super) fn new(shared: Arc<Shared>, stats: Arc<DriverStats>, idle_poll: Option<IdlePoll>) -> Self {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        stats: Arc<DriverStats>,
+        idle_poll: Option<IdlePoll>,
+        verifier: Option<Verifier>,
+        cmds: mpsc::WeakSender<Cmd>,
+    ) -> Self {
         Self {
             shared,
             conns: HashMap::new(),
@@ -65,6 +78,8 @@ impl Core {
             idle_poll,
             last_audio: Instant::now(),
             audio_seen: 0,
+            verifier,
+            cmds,
         }
     }
 
@@ -227,7 +242,7 @@ impl Core {
                     return;
                 }
                 self.relay().connection_opened(now, conn);
-                self.conns.insert(conn, ConnState { tx, buf: BytesMut::new() });
+                self.conns.insert(conn, ConnState { tx, buf: BytesMut::new(), held: None });
             }
             Cmd::Bytes { conn, bytes } => {
                 // Bytes of a connection the core already closed are not fed to the relay (see `Event::Close`).
@@ -237,7 +252,16 @@ impl Core {
                 } else {
                     c.buf.extend_from_slice(&bytes);
                 }
-                udp::lock(&self.shared.relay).handle_control_bytes(now, conn, &mut c.buf);
+                self.feed(conn, now);
+            }
+            Cmd::Verified { conn, key, result } => {
+                let Some(v) = &self.verifier else { return };
+                // A connection closed meanwhile: the result is dropped.
+                let Some(mut frame) = self.conns.get_mut(&conn).and_then(|c| c.held.take()) else { return };
+                v.store(key.clone(), result);
+                udp::lock(&self.shared.relay).handle_control_bytes(now, conn, &mut frame);
+                v.forget(&key);
+                self.feed(conn, now);
             }
             Cmd::Closed { conn } => {
                 if self.conns.remove(&conn).is_some() {
@@ -259,6 +283,30 @@ impl Core {
                 }));
             }
         }
+    }
+
+    /// Feeds connection `conn`'s buffered bytes to the relay, up to (not including) a password Login frame when
+    /// verification is offloaded: that frame is held and verified off this task, and feeding resumes when the
+    /// result is back ([`Cmd::Verified`]).
+    fn feed(&mut self, conn: ConnId, now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.held.is_some() {
+            return;
+        }
+        let found = self.verifier.as_ref().and_then(|_| Verifier::find_login(&c.buf));
+        let Some(login) = found else {
+            udp::lock(&self.shared.relay).handle_control_bytes(now, conn, &mut c.buf);
+            return;
+        };
+        let mut before = c.buf.split_to(login.offset);
+        let frame = c.buf.split_to(login.len);
+        udp::lock(&self.shared.relay).handle_control_bytes(now, conn, &mut before);
+        // The frames before may have closed the connection (e.g. a malformed one): deliver that close first, and
+        // feed nothing more to a connection the relay forgot.
+        self.flush_events();
+        let (Some(c), Some(v)) = (self.conns.get_mut(&conn), &self.verifier) else { return };
+        c.held = Some(frame);
+        v.start(conn, login, self.cmds.clone());
     }
 
     /// Delivers the relay's control events to the connection tasks.

@@ -48,15 +48,17 @@
 //! (≈ 1 µs per datagram); `recvmmsg` and `sendmmsg` — most of the cost — run in parallel. The alternative, one
 //! relay shard per thread, needs steering clients to the shard that knows their session and room (a per-shard
 //! port announced in LoginOk) or cross-shard forwarding; it is the next step if the lock becomes the limit.
-//! Default: 1 thread. Authenticators also run under the lock (see `voice_relay::config::hash_password` for the
-//! argon2id cost).
+//! Default: 1 thread. The relay's authenticator runs under the lock too, which is why password checks (argon2id,
+//! tens of ms) belong off it: [`Server::with_auth_offload`].
 
+mod auth;
 mod control;
 mod core;
 mod http;
 mod udp;
 mod workers;
 
+pub use auth::{AuthOffload, MAX_CONCURRENT_VERIFICATIONS};
 pub use http::{MAX_REQUEST_BYTES, MetricsHandle, MetricsSnapshot};
 #[doc(hidden)]
 pub use udp::UdpPath;
@@ -161,6 +163,7 @@ pub struct Server {
     cmd_rx: mpsc::Receiver<Cmd>,
     metrics: Option<(std::net::TcpListener, SocketAddr)>,
     idle_poll: Option<IdlePoll>,
+    auth_offload: Option<AuthOffload>,
 }
 
 /// Asks a running [`Server`] to shut down gracefully. Cheap to clone.
@@ -201,6 +204,7 @@ impl Server {
             cmd_rx,
             metrics: None,
             idle_poll: Some(IdlePoll::default()),
+            auth_offload: None,
         })
     }
 
@@ -241,6 +245,15 @@ impl Server {
             }
             Ok(self)
         }
+    }
+
+    /// Verifies passwords off the core task (on tokio's blocking pool) instead of inline: build the relay with
+    /// `offload.relay_authenticator()` (see [`AuthOffload`]). A connection's control messages after a password
+    /// Login wait until its result is back, so their order is kept.
+    #[must_use]
+    pub fn with_auth_offload(mut self, offload: AuthOffload) -> Self {
+        self.auth_offload = Some(offload);
+        self
     }
 
     /// Also serves the metrics in the Prometheus text format at `GET /metrics` on `addr` (HTTP/1.1, one request per
@@ -312,7 +325,8 @@ impl Server {
     /// `tokio::spawn`: drive it with `Runtime::block_on` (as [`spawn`](Self::spawn) does) or `spawn_local`. It
     /// spawns the control tasks with `tokio::spawn`, on whatever runtime drives it.
     pub async fn run(self) -> Result<Relay, DriverError> {
-        let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, idle_poll, .. } = self;
+        let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, idle_poll, auth_offload, .. } = self;
+        let weak_cmds = cmd_tx.downgrade();
         let mut sockets = udp.into_iter();
         let first = sockets.next().ok_or_else(|| DriverError::Udp(std::io::ErrorKind::NotFound.into()))?;
         let udp = UdpSocket::from_std(first).map_err(DriverError::Udp)?;
@@ -342,7 +356,8 @@ impl Server {
                 }
             }
         }
-        let mut core = core::Core::new(Arc::clone(&shared), stats, idle_poll);
+        let verifier = auth_offload.map(auth::Verifier::new);
+        let mut core = core::Core::new(Arc::clone(&shared), stats, idle_poll, verifier, weak_cmds);
         let result = core.run(udp, cmd_rx, stop.subscribe()).await;
         workers_stop.send_replace(true);
         workers::join(threads).await;
