@@ -200,3 +200,47 @@ fn from_path_reads_a_file_and_reports_a_missing_one() {
     assert!(matches!(Config::from_path(&missing), Err(ConfigError::Read { .. })));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+    use voice_relay::config::Config;
+
+    const KEYS: &[&str] = &[
+        "[server]",
+        "[listen]",
+        "[limits]",
+        "[[rooms]]",
+        "[adhoc]",
+        "[[users]]",
+        "[auth.jwt]",
+        "name = \"x\"",
+        "udp = \"127.0.0.1:1\"",
+        "max_sessions = 0",
+        "packets_per_s = -3",
+        "frame_ms = 25",
+        "password_hash = \"$\"",
+        "secret = \"s\"",
+        "bogus = 1",
+        "name = \"ü\"",
+        "= =",
+        "[",
+        "\"",
+        "max_users = 9999",
+    ];
+
+    proptest! {
+        /// Any text, and any mix of plausible lines, gives a config or an error — never a panic.
+        #[test]
+        fn arbitrary_text(text in ".{0,200}") {
+            let _ = Config::from_toml_str(&text);
+        }
+
+        #[test]
+        fn plausible_lines(lines in proptest::collection::vec(0..KEYS.len(), 0..20)) {
+            let text: Vec<&str> = lines.iter().map(|&i| KEYS[i]).collect();
+            if let Err(e) = Config::from_toml_str(&text.join("\n")) {
+                let _ = e.to_string();
+            }
+        }
+    }
+}

@@ -171,3 +171,34 @@ impl Verifier {
         self.offload.results.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_password_login_after_other_frames() {
+        let mut buf = BytesMut::new();
+        ClientMessage::Ping { nonce: 1 }.encode(&mut buf).unwrap();
+        let ping_len = buf.len();
+        let token =
+            ClientMessage::Login { user: "t".into(), credential: Credential::Token("jwt".into()), client: "c".into() };
+        token.encode(&mut buf).unwrap();
+        let offset = buf.len();
+        let login =
+            ClientMessage::Login { user: "u".into(), credential: Credential::Password("p".into()), client: "c".into() };
+        login.encode(&mut buf).unwrap();
+        let found = Verifier::find_login(&buf).expect("found");
+        assert!(offset > ping_len);
+        assert_eq!(
+            (found.offset, found.len, found.user.as_str(), found.password.as_str()),
+            (offset, buf.len() - offset, "u", "p")
+        );
+        // Incomplete frames and garbage are left to the relay.
+        assert!(Verifier::find_login(&buf[..buf.len() - 1]).is_none());
+        for cut in 0..buf.len() {
+            let _ = Verifier::find_login(&buf[cut..]);
+        }
+        assert!(Verifier::find_login(&[0xff; 64]).is_none());
+    }
+}
