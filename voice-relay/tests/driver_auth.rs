@@ -105,3 +105,40 @@ async fn passwords_are_verified_off_the_core_thread_and_order_is_kept() {
     assert_eq!(relay.counters().login_failures, 1);
     assert_eq!(relay.counters().logins, 1);
 }
+
+/// `Server::from_config`: the whole configuration file to a running server (password login checked off the core
+/// task, LoginOk announcing the bound UDP port, metrics served).
+#[tokio::test]
+async fn server_from_config_runs_what_the_file_describes() {
+    let hash = hash_password_with_params("pw", 64, 1, &mut SeededRng::new(3)).expect("hash");
+    let text = format!(
+        "[server]\nname = \"from-file\"\n[listen]\nudp = \"127.0.0.1:0\"\ncontrol = \"127.0.0.1:0\"\n\
+         metrics = \"127.0.0.1:0\"\nudp_threads = 2\n[[users]]\nname = \"bob\"\npassword_hash = \"{hash}\"\n"
+    );
+    let config = voice_relay::config::Config::from_toml_str(&text).expect("valid config");
+    let server = Server::from_config(&config).expect("binds");
+    let (udp, tcp_addr, metrics) = (server.udp_addr(), server.tcp_addr(), server.metrics_addr().expect("metrics"));
+    let shutdown = server.shutdown_handle();
+    let running = server.spawn().expect("driver thread");
+
+    let mut tcp = TcpStream::connect(tcp_addr).await.expect("connects");
+    let mut rbuf = BytesMut::new();
+    let mut out = BytesMut::new();
+    let credential = Credential::Password("pw".into());
+    ClientMessage::Login { user: "bob".into(), credential, client: "t".into() }.encode(&mut out).expect("encodes");
+    tcp.write_all(&out).await.expect("writes");
+    let m = next(&mut tcp, &mut rbuf).await;
+    let ServerMessage::LoginOk { udp_port, server_name, .. } = m else { panic!("{m:?}") };
+    assert_eq!((udp_port, server_name.as_str()), (udp.port(), "from-file"));
+
+    let mut http = TcpStream::connect(metrics).await.expect("connects");
+    http.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.expect("writes");
+    let mut body = String::new();
+    timeout(BOUND, http.read_to_string(&mut body)).await.expect("answers").expect("reads");
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(body.contains("\nvoice_relay_logins_total 1\n"), "{body}");
+
+    shutdown.shutdown();
+    let join = tokio::task::spawn_blocking(move || running.join().expect("thread").expect("runs"));
+    timeout(BOUND, join).await.expect("stops").expect("joins");
+}

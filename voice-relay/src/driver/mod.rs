@@ -183,8 +183,43 @@ impl Server {
     /// Binds the UDP socket and the TCP listener (port 0 picks a free port; see [`udp_addr`](Self::udp_addr)).
     /// Needs no runtime: the sockets join the runtime that runs [`run`](Self::run).
     pub fn bind(relay: Relay, udp: SocketAddr, tcp: SocketAddr) -> Result<Self, DriverError> {
+        let udp = std::net::UdpSocket::bind(udp).map_err(|source| DriverError::Bind { what: "udp", source })?;
+        Self::bind_with_udp(relay, udp, tcp)
+    }
+
+    /// Everything a configuration file describes, bound and ready to [`run`](Self::run): the relay
+    /// ([`Config::relay_config`](crate::config::Config::relay_config), its `udp_port` set to the bound port), its
+    /// authenticator ([`Config::authenticator`](crate::config::Config::authenticator)) with password checks off the
+    /// core task ([`AuthOffload`]), the system random source, the idle poll and UDP threads of `[listen]`, and the
+    /// metrics endpoint if enabled. Reads the clock (for chat timestamps).
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, DriverError> {
+        let l = &config.listen;
+        let udp = std::net::UdpSocket::bind(l.udp).map_err(|source| DriverError::Bind { what: "udp", source })?;
+        let port = udp.local_addr().map_err(|source| DriverError::Bind { what: "udp", source })?.port();
+        let offload = AuthOffload::new(config.authenticator()?);
+        let mut relay_config = config.relay_config();
+        relay_config.udp_port = port;
+        let now = std::time::Instant::now();
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let rng = Box::new(crate::SystemRng::new());
+        let relay = Relay::new(relay_config, offload.relay_authenticator(), rng, now, unix_ms)?;
+        let idle = (l.idle_poll_ms > 0)
+            .then(|| IdlePoll { period: Duration::from_millis(l.idle_poll_ms), ..IdlePoll::default() });
+        let mut server = Self::bind_with_udp(relay, udp, l.control)?
+            .with_auth_offload(offload)
+            .with_idle_poll(idle)
+            .with_udp_threads(l.udp_threads)?;
+        if l.metrics_enabled {
+            server = server.with_metrics(l.metrics)?;
+        }
+        Ok(server)
+    }
+
+    /// [`bind`](Self::bind) with an already bound UDP socket.
+    fn bind_with_udp(relay: Relay, udp: std::net::UdpSocket, tcp: SocketAddr) -> Result<Self, DriverError> {
         let bind = |what| move |source| DriverError::Bind { what, source };
-        let udp = std::net::UdpSocket::bind(udp).map_err(bind("udp"))?;
         tune_udp(&udp).map_err(bind("udp"))?;
         let tcp = std::net::TcpListener::bind(tcp).map_err(bind("tcp"))?;
         tcp.set_nonblocking(true).map_err(bind("tcp"))?;
