@@ -22,7 +22,8 @@ use voice_proto::{PublicId, WhisperTarget};
 
 use crate::audio::{AudioBackend, AudioStreams};
 use crate::{
-    ConnectionCommand, Error, Event, Media, MediaConfig, Session, SessionConfig, SessionStats, TalkMode, sample_ring,
+    ConditionerConfig, ConditionerStats, ConnectionCommand, Error, Event, Media, MediaConfig, NetworkConditioner,
+    Session, SessionConfig, SessionStats, TalkMode, sample_ring,
 };
 
 /// What [`Client::connect`] needs.
@@ -54,6 +55,8 @@ pub(crate) enum NetOut {
     Transmit(voice_proto::Transmit),
     Control(Bytes),
     Connection(ConnectionCommand),
+    /// New settings of both network conditioners.
+    Network(ConditionerConfig),
     Shutdown,
 }
 
@@ -72,6 +75,18 @@ pub(crate) enum Command {
     Volume(PublicId, f32),
     AddressChanged,
     Stop,
+}
+
+/// The network conditioner of a [`Client`] (see [`Client::set_network`]): its settings and what it did.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct NetworkStats {
+    /// The settings in use (the same for both directions).
+    pub config: ConditionerConfig,
+    /// Outgoing UDP datagrams: pushed, dropped, reordered, delivered (sent).
+    pub up: ConditionerStats,
+    /// Incoming UDP datagrams: pushed (received), dropped, reordered, delivered (to the session).
+    pub down: ConditionerStats,
 }
 
 /// What the sample rings between the audio callbacks and the media thread have lost (overruns and underruns).
@@ -113,6 +128,8 @@ pub struct Client {
     events: Receiver<Event>,
     stats: Arc<Mutex<SessionStats>>,
     rings: Arc<Mutex<RingLosses>>,
+    network: Arc<Mutex<NetworkStats>>,
+    to_net: tokio::sync::mpsc::UnboundedSender<NetOut>,
     media_thread: Option<JoinHandle<Result<(), Error>>>,
     net_thread: Option<JoinHandle<()>>,
     streams: Option<Box<dyn AudioStreams>>,
@@ -142,7 +159,9 @@ impl Client {
         let rings = Arc::new(Mutex::new(RingLosses::default()));
         let media_rings = Arc::clone(&rings);
         let server = config.session.server;
-        let net_thread = net::spawn(server, to_media.clone(), net_rx)?;
+        let network = Arc::new(Mutex::new(NetworkStats::default()));
+        let net_thread = net::spawn(server, to_media.clone(), net_rx, config.seed, Arc::clone(&network))?;
+        let to_net = net_tx.clone();
         // Half a second of audio each way: the media thread drains the mic ring every frame period.
         let (mic_prod, mic_cons) = sample_ring(input.rate_hz as usize / 2 * usize::from(input.channels));
         let spk_capacity = output.rate_hz as usize / 2 * usize::from(output.channels);
@@ -173,6 +192,8 @@ impl Client {
             events,
             stats,
             rings,
+            network,
+            to_net,
             media_thread: Some(media_thread),
             net_thread: Some(net_thread),
             streams: Some(streams),
@@ -199,6 +220,22 @@ impl Client {
     #[must_use]
     pub fn ring_losses(&self) -> RingLosses {
         self.rings.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Sets the network conditioner applied to every UDP datagram this client sends and receives (loss,
+    /// latency, jitter, reordering; the same settings both ways), at any time: the "chaos" sliders of a debug
+    /// panel. The default [`ConditionerConfig`] (what a client starts with) passes everything through unchanged.
+    /// Datagrams already held keep their delivery time. Refuses a probability outside 0..=1.
+    pub fn set_network(&self, config: ConditionerConfig) -> Result<(), Error> {
+        NetworkConditioner::<()>::new(config, 0)?;
+        self.to_net.send(NetOut::Network(config)).map_err(|_| Error::Stopped)
+    }
+
+    /// The network conditioner's settings and counters (updated every 100 ms while datagrams flow, and on
+    /// every [`set_network`](Self::set_network)).
+    #[must_use]
+    pub fn network_stats(&self) -> NetworkStats {
+        self.network.lock().map(|s| *s).unwrap_or_default()
     }
 
     fn command(&self, c: Command) -> Result<(), Error> {
