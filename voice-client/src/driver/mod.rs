@@ -74,6 +74,7 @@ pub(crate) enum Command {
     SelectWhisper(WhisperTarget),
     Volume(PublicId, f32),
     AddressChanged,
+    Dump(Option<std::path::PathBuf>),
     Stop,
 }
 
@@ -238,6 +239,15 @@ impl Client {
         self.network.lock().map(|s| *s).unwrap_or_default()
     }
 
+    /// Starts (`Some(dir)`) or stops (`None`) the audio dump: the microphone as captured, the audio after DSP
+    /// just before the encoder, and each remote speaker's decoder output, as WAV files in `dir` (see
+    /// [`Media::set_dump`]). Carried out on the media thread (never in an audio callback); `None` finalizes the
+    /// files. A failure (directory not writable, disk full) stops the dump and arrives as an
+    /// [`Event::RequestRefused`].
+    pub fn set_dump(&self, dir: Option<std::path::PathBuf>) -> Result<(), Error> {
+        self.command(Command::Dump(dir))
+    }
+
     fn command(&self, c: Command) -> Result<(), Error> {
         self.to_media.send(MediaIn::Command(c)).map_err(|_| Error::Stopped)
     }
@@ -377,7 +387,9 @@ impl MediaLoop {
                 }
                 let channels = usize::from(self.media_channels());
                 let whole = n - n % channels.max(1);
-                self.media.capture(&mut self.session, now, &self.chunk[..whole])?;
+                if let Err(e) = self.media.capture(&mut self.session, now, &self.chunk[..whole]) {
+                    self.dump_failed(e)?;
+                }
             }
             // Playout follows the device's clock, not this thread's: mix a frame whenever the speaker ring holds
             // less than a frame (usually once per period; twice or not at all when the clocks drift apart).
@@ -387,8 +399,12 @@ impl MediaLoop {
                 if self.speaker_capacity - self.speaker.vacant() >= frame_out {
                     break;
                 }
-                let audio = self.media.mix(&mut self.session, now)?;
-                self.speaker.push(audio);
+                match self.media.mix(&mut self.session, now) {
+                    Ok(audio) => {
+                        self.speaker.push(audio);
+                    }
+                    Err(e) => self.dump_failed(e)?,
+                }
             }
             self.flush();
             if let Ok(mut s) = self.stats.lock() {
@@ -403,6 +419,17 @@ impl MediaLoop {
                 deadline = Instant::now() + frame;
             }
         }
+    }
+
+    /// An audio pipeline failed: while an audio dump is written the dump is the likely cause (a file that cannot
+    /// be written), so it is stopped and the application told; otherwise the error stops the client.
+    fn dump_failed(&mut self, e: Error) -> Result<(), Error> {
+        if self.media.dump_dir().is_none() {
+            return Err(e);
+        }
+        let _ = self.media.set_dump(None);
+        let _ = self.events.send(Event::RequestRefused(format!("audio dump stopped: {e}")));
+        Ok(())
     }
 
     fn media_channels(&self) -> u16 {
@@ -454,6 +481,7 @@ impl MediaLoop {
                 s.handle_local_address_changed(now);
                 Ok(())
             }
+            Command::Dump(dir) => self.media.set_dump(dir.as_deref()),
             Command::Stop => Ok(()),
         };
         if let Err(e) = result {
