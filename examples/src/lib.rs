@@ -6,6 +6,7 @@
 //!   real UDP sockets on 127.0.0.1. It is replaced by the full-stack demo when the client crate lands.
 #![forbid(unsafe_code)]
 
+pub mod bots;
 pub mod protodemo;
 pub mod server;
 pub mod tui;

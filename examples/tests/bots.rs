@@ -1,0 +1,35 @@
+//! `voice-bots` in small: a handful of bots in two rooms against the in-process loopback relay for a few seconds.
+//! Bounded by the talk time; asserts only what a loaded machine cannot break (packets flow, loss is small, turns are
+//! heard, the figures are present), not timings.
+
+use clap::Parser;
+use voice_examples::bots::{Args, run};
+
+#[test]
+fn a_few_bots_talk_and_the_summary_is_sane() {
+    let args = Args::parse_from(["voice-bots", "--bots", "5", "--rooms", "2", "--seconds", "4", "--quiet"]);
+    let s = run(&args).expect("bots run");
+    let json = serde_json::to_string(&s).expect("summary serializes");
+    eprintln!("{json}");
+    assert_eq!(s.bots, 5);
+    // Rooms of 3 and 2, two talkers each: 4 talkers, each heard by 2 or 1 others.
+    assert!(s.packets.sent > 4 * 100, "{json}");
+    assert!(s.packets.received > 0 && s.packets.received <= s.packets.expected, "{json}");
+    assert!(s.packets.loss_pct < 5.0, "{json}");
+    assert!(s.latency.samples > 0, "{json}");
+    assert!(s.latency.missed * 4 <= s.latency.samples + s.latency.missed, "most turns heard: {json}");
+    assert!(s.latency.ms.mean > 0.0 && s.latency.ms.p99 >= s.latency.ms.mean, "{json}");
+    assert!(s.cpu.process_pct.is_some(), "{json}");
+    let relay = s.relay.as_ref().expect("in-process relay figures");
+    assert!(relay.datagrams_sent > 0, "{json}");
+}
+
+#[test]
+fn bad_arguments_are_errors_not_panics() {
+    let args = Args::parse_from(["voice-bots", "--bots", "2", "--rooms", "3", "--quiet"]);
+    assert!(run(&args).is_err());
+    let args = Args::parse_from(["voice-bots", "--bots", "2", "--seconds", "0", "--quiet"]);
+    assert!(run(&args).is_err());
+    let args = Args::parse_from(["voice-bots", "--bots", "2", "--rooms", "1", "--wav", "/nonexistent.wav", "--quiet"]);
+    assert!(run(&args).is_err());
+}
