@@ -64,7 +64,7 @@ pub struct TalkScript {
 
 impl TalkScript {
     /// The sample at `n` samples after the schedule origin.
-    fn sample(&self, n: usize) -> f32 {
+    pub fn sample(&self, n: usize) -> f32 {
         if self.cycle == 0 || n < self.offset || n / self.cycle >= self.cycles {
             return 0.0;
         }
@@ -177,11 +177,9 @@ impl Device {
         while !self.stop.load(Ordering::Relaxed) {
             let tick_at = start + Duration::from_millis(10) * ticks;
             if next_sample.is_none() {
-                if let Some(origin) = self.clock.origin() {
-                    if tick_at >= origin {
-                        let since = tick_at.duration_since(origin).as_secs_f64();
-                        next_sample = Some((since * RATE_HZ as f64) as usize);
-                    }
+                // The script starts at the first tick at or after the origin (each device is within 10 ms of it).
+                if self.clock.origin().is_some_and(|origin| tick_at >= origin) {
+                    next_sample = Some(0);
                 }
             }
             let chunk_start = next_sample;
@@ -246,19 +244,26 @@ impl AudioStreams for Streams {
     }
 }
 
-/// Mouth-to-ear latencies of one listener: for each marker (captured at `markers[k]`), the first onset the listener
-/// played at or after it, within `window`. Returns the latencies and the number of markers never heard.
+/// For each marker (captured at `markers[k]`), the index of the first onset a listener played at or after it,
+/// within `window`; `None` if it was not heard.
+#[must_use]
+pub fn first_onsets(markers: &[Instant], onsets: &[Instant], window: Duration) -> Vec<Option<usize>> {
+    markers
+        .iter()
+        .map(|&m| {
+            let first = onsets.partition_point(|&o| o < m);
+            onsets.get(first).filter(|&&o| o - m <= window).map(|_| first)
+        })
+        .collect()
+}
+
+/// Mouth-to-ear latencies of one listener: for each marker, the first onset it played at or after it, within
+/// `window` ([`first_onsets`]). Returns the latencies and the number of markers never heard.
 #[must_use]
 pub fn match_onsets(markers: &[Instant], onsets: &[Instant], window: Duration) -> (Vec<Duration>, usize) {
-    let mut latencies = Vec::new();
-    let mut missed = 0;
-    for &m in markers {
-        let first = onsets.partition_point(|&o| o < m);
-        match onsets.get(first) {
-            Some(&o) if o - m <= window => latencies.push(o - m),
-            _ => missed += 1,
-        }
-    }
+    let matched = first_onsets(markers, onsets, window);
+    let latencies: Vec<Duration> = matched.iter().zip(markers).filter_map(|(o, &m)| o.map(|i| onsets[i] - m)).collect();
+    let missed = matched.len() - latencies.len();
     (latencies, missed)
 }
 

@@ -13,7 +13,7 @@
 
 pub mod audio;
 pub mod local;
-mod summary;
+pub mod summary;
 
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
