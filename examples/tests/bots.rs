@@ -33,3 +33,40 @@ fn bad_arguments_are_errors_not_panics() {
     let args = Args::parse_from(["voice-bots", "--bots", "2", "--rooms", "1", "--wav", "/nonexistent.wav", "--quiet"]);
     assert!(run(&args).is_err());
 }
+
+#[test]
+fn bots_against_a_server_given_by_address() {
+    // A relay of our own stands for the external server: the bots only know its address and the bot users.
+    let users: Vec<(String, String)> = (0..3).map(|i| (format!("ext{i}"), "ext-pw".to_string())).collect();
+    let relay = voice_examples::bots::local::LocalRelay::start(&users, &["x-0".into()], None).expect("relay");
+    let server = relay.tcp.to_string();
+    let args = Args::parse_from([
+        "voice-bots",
+        "--bots",
+        "3",
+        "--rooms",
+        "1",
+        "--seconds",
+        "2",
+        "--server",
+        &server,
+        "--user-prefix",
+        "ext",
+        "--password",
+        "ext-pw",
+        "--room-prefix",
+        "x",
+        "--quiet",
+    ]);
+    let s = run(&args).expect("bots run against the address");
+    let json = serde_json::to_string(&s).expect("summary serializes");
+    eprintln!("{json}");
+    assert!(s.packets.received > 0 && s.packets.loss_pct < 5.0, "{json}");
+    assert!(s.relay.is_none() && s.cpu.relay_pct.is_none(), "an external server's CPU is not measured: {json}");
+    assert!(s.cpu.bots_pct.is_some(), "{json}");
+    // Wrong password: refused, an error rather than a hang or a panic.
+    let mut bad = args.clone();
+    bad.password = "wrong".into();
+    assert!(run(&bad).is_err());
+    relay.stop();
+}
