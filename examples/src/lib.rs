@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bots;
+pub mod client;
 pub mod demo;
 pub mod server;
 pub mod tui;

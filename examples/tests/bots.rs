@@ -14,7 +14,8 @@ fn a_few_bots_talk_and_the_summary_is_sane() {
     assert_eq!(s.bots, 5);
     // Rooms of 3 and 2, two talkers each: 4 talkers, each heard by 2 or 1 others.
     assert!(s.packets.sent > 4 * 100, "{json}");
-    assert!(s.packets.received > 0 && s.packets.received <= s.packets.expected, "{json}");
+    // Counters are read bot by bot at the start and the end, so a few packets in flight can land on either side.
+    assert!(s.packets.received > 0 && s.packets.received <= s.packets.expected + s.packets.expected / 50, "{json}");
     assert!(s.packets.loss_pct < 5.0, "{json}");
     assert!(s.latency.samples > 0, "{json}");
     assert!(s.latency.missed * 4 <= s.latency.samples + s.latency.missed, "most turns heard: {json}");

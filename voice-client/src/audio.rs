@@ -39,6 +39,12 @@ pub trait AudioBackend: Send + std::fmt::Debug {
 
 /// Running streams of an [`AudioBackend`].
 pub trait AudioStreams: Send + std::fmt::Debug {
+    /// Releases (`false`) or re-acquires (`true`) the microphone, e.g. while muted, so the system shows that
+    /// nothing is captured. Speaker output is unaffected. The default does nothing.
+    fn set_input_enabled(&self, enabled: bool) {
+        let _ = enabled;
+    }
+
     /// Stops the streams and releases the devices (for files: writes the output file to the end).
     fn stop(self: Box<Self>) -> Result<(), Error>;
 }
@@ -120,6 +126,8 @@ impl AudioBackend for FileAudio {
         let output = self.output.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let input_enabled = Arc::new(AtomicBool::new(true));
+        let enabled = Arc::clone(&input_enabled);
         // One thread stands for both device callbacks: every 10 ms it pushes 10 ms of the file and pops 10 ms for
         // the speaker. Reading and writing the files happens outside the "callback" (before and after the loop).
         let thread = std::thread::Builder::new().name("voice-file-audio".into()).spawn(move || {
@@ -131,7 +139,10 @@ impl AudioBackend for FileAudio {
             while !flag.load(Ordering::Relaxed) {
                 let end = (pos + in_chunk).min(input.len());
                 let chunk = if pos < end { &input[pos..end] } else { &silence[..] };
-                mic.push(chunk);
+                // A released microphone captures nothing; the file keeps its real-time position.
+                if enabled.load(Ordering::Relaxed) {
+                    mic.push(chunk);
+                }
                 pos = end;
                 speaker.pop_or_silence(&mut out_chunk);
                 if output.is_some() {
@@ -146,17 +157,22 @@ impl AudioBackend for FileAudio {
                 None => Ok(()),
             }
         })?;
-        Ok(Box::new(FileStreams { stop, thread }))
+        Ok(Box::new(FileStreams { stop, input_enabled, thread }))
     }
 }
 
 #[derive(Debug)]
 struct FileStreams {
     stop: Arc<AtomicBool>,
+    input_enabled: Arc<AtomicBool>,
     thread: JoinHandle<Result<(), Error>>,
 }
 
 impl AudioStreams for FileStreams {
+    fn set_input_enabled(&self, enabled: bool) {
+        self.input_enabled.store(enabled, Ordering::Relaxed);
+    }
+
     fn stop(self: Box<Self>) -> Result<(), Error> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().map_err(|_| Error::Stopped)?

@@ -60,6 +60,9 @@ pub enum Error {
     /// A WAV file could not be read or written.
     #[error("wav file: {0}")]
     Wav(String),
+    /// The bookmarks file could not be parsed or written (the message says where).
+    #[error("bookmarks file: {0}")]
+    Bookmarks(String),
     /// The driver's threads stopped (the client was shut down or a thread failed).
     #[error("the client has stopped")]
     Stopped,

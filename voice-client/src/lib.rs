@@ -18,12 +18,13 @@
 //!   loop (capture → encode, decode → mix), a tokio thread for the UDP socket and the TCP control connection,
 //!   and an [`AudioBackend`] whose callbacks only move samples through [`sample_ring`]s. [`FileAudio`] is the
 //!   default backend (a WAV file as a microphone, paced in real time; what is played written to a WAV).
+//! * `CpalAudio` (feature `cpal`, off by default: it needs ALSA headers on Linux) — the sound-card backend:
+//!   device by name or the default one, rebuilt when a device disappears.
+//! * [`Bookmarks`] — saved servers in a TOML file in the user's configuration directory.
 //! * test tools: the [`NetworkConditioner`] (seeded loss / latency / jitter / reordering, changeable at runtime).
 //!
-//! What it does **not** do (yet): no sound-card backend (cpal is planned behind a `cpal` feature), no bookmarks
-//! file, no TLS on the control connection, no echo cancellation wiring (voice-codec's `aec` feature exists), and
-//! no re-HELLO on "no datagram for 2 s" (a HELLO is repeated every 15 s and on
-//! [`Session::handle_local_address_changed`]).
+//! What it does **not** do (yet): no TLS on the control connection, no echo cancellation wiring (voice-codec's `aec` feature exists), no 0-byte
+//! keepalives (the UDP ping every second keeps the binding alive instead).
 //!
 //! ## Run loop of the sans-IO core
 //! Feed input (`handle_connected`, `handle_control_bytes`, `handle_disconnected`, `handle_datagram`,
@@ -70,6 +71,9 @@
 #![forbid(unsafe_code)]
 
 mod audio;
+#[cfg(feature = "cpal")]
+mod audio_cpal;
+mod bookmarks;
 mod conditioner;
 #[cfg(feature = "tokio")]
 mod driver;
@@ -79,9 +83,12 @@ mod ring;
 mod session;
 
 pub use audio::{AudioBackend, AudioFormat, AudioStreams, FileAudio, read_wav, write_wav};
+#[cfg(feature = "cpal")]
+pub use audio_cpal::{CpalAudio, device_names};
+pub use bookmarks::{Bookmark, Bookmarks};
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
 #[cfg(feature = "tokio")]
-pub use driver::{Client, ClientConfig};
+pub use driver::{Client, ClientConfig, RingLosses};
 pub use error::{ConfigError, Error};
 pub use media::{Media, MediaConfig};
 pub use ring::{RingStats, SampleConsumer, SampleProducer, sample_ring};

@@ -85,6 +85,7 @@ fn two_clients_talk_over_loopback_with_file_audio() {
     let stats = bob.stats();
     eprintln!("bob: {stats:?}");
     eprintln!("alice: {:?}", alice.stats());
+    eprintln!("ring losses: alice {:?}, bob {:?}", alice.ring_losses(), bob.ring_losses());
     alice.shutdown().unwrap();
     bob.shutdown().unwrap();
     shutdown.shutdown();

@@ -38,7 +38,7 @@ fn clean_network_carries_speech() {
 #[test]
 fn lossy_network_carries_speech() {
     let (b, c, w) = heard(ConditionerConfig { loss: 0.05, ..ConditionerConfig::default() });
-    assert!(b > 0.8 && c > 0.8, "{b} {c}");
+    assert!(b > 0.75 && c > 0.75, "{b} {c}");
     // Receiver reports went to the relay, whose bitrate hints reached alice's encoder: FEC on, loss expected.
     assert!(w.peers[1].session.stats().reports_sent >= 2);
     let hints: Vec<_> = w.peers[0]

@@ -148,3 +148,21 @@ fn roaming_rebinds_with_a_hello_and_loses_at_most_a_few_frames() {
     assert!(sent - sp.packets <= 3, "gap of {} frames", sent - sp.packets);
     assert_eq!(w.peers[1].session.state(), State::Streaming);
 }
+
+#[test]
+fn unnoticed_address_change_is_repaired_after_two_seconds_of_silence() {
+    let mut w = world(2, TalkMode::Continuous);
+    w.speak(0, speech_like(SPEECH * 5, 7));
+    w.run(30);
+    let hellos = w.peers[1].session.stats().hellos_sent;
+    // The NAT rebinds bob's port and nobody tells the session.
+    w.peers[1].addr = "10.0.0.2:6002".parse().unwrap();
+    w.run(150);
+    let stats = w.peers[1].session.stats();
+    assert!(stats.hellos_sent > hellos, "a HELLO after 2 s without audio while alice speaks");
+    let alice = w.id(0);
+    let before = stats.speakers.iter().find(|s| s.id == alice).unwrap().packets;
+    w.run(20);
+    let after = w.peers[1].session.stats().speakers.iter().find(|s| s.id == alice).unwrap().packets;
+    assert!(after - before >= 19, "audio flows again: {before} → {after}");
+}

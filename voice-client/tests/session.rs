@@ -165,4 +165,17 @@ fn garbage_never_panics_and_a_broken_frame_reconnects() {
     let t1 = s.poll_timeout().unwrap();
     s.handle_timeout(t1);
     assert_eq!(s.poll_connection(), Some(ConnectionCommand::Connect));
+    // Random control bytes on fresh connections: never a panic; the session closes and reconnects or goes on.
+    for _ in 0..2_000 {
+        s.handle_connected(t1);
+        let len = (rng.next_u32() % 64) as usize;
+        let mut b: Vec<u8> = (0..len).map(|_| rng.next_u32() as u8).collect();
+        if len >= 8 {
+            b[..6].copy_from_slice(&[0, 0, 0, (len - 4) as u8, 1, 0]); // a well-framed message of any kind
+        }
+        s.handle_control_bytes(t1, &b);
+        while s.poll_connection().is_some() {}
+        let _ = s.poll_control_bytes();
+        while s.poll_event().is_some() {}
+    }
 }

@@ -4,6 +4,7 @@
 //! hands to the voice client; what the client reports is written into the public fields. Drawing is in [`view`].
 //! Nothing here touches audio, sockets or threads, so the key map and the screens are tested without a terminal.
 
+pub mod term;
 pub mod view;
 
 use std::collections::VecDeque;

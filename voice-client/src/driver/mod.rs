@@ -74,15 +74,45 @@ pub(crate) enum Command {
     Stop,
 }
 
+/// What the sample rings between the audio callbacks and the media thread have lost (overruns and underruns).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RingLosses {
+    /// Microphone ring: samples dropped because the media thread fell behind.
+    pub mic: crate::RingStats,
+    /// Speaker ring: samples the device callback replaced by silence (underruns) or that did not fit.
+    pub speaker: crate::RingStats,
+}
+
 /// A running voice client: threads, sockets and audio streams around a [`Session`] and a [`Media`].
 ///
-/// Requests (`set_ptt`, `join`, …) are queued to the media thread and carried out within a frame period; failures
-/// of requests come back as [`Event::ServerError`] or are logged in the stats.
+/// Requests (`set_ptt`, `join`, …) are queued to the media thread and carried out within a frame period; a
+/// refused request comes back as an [`Event::RequestRefused`] (or, from the server, an [`Event::ServerError`]).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use voice_client::{Client, ClientConfig, Event, FileAudio, MediaConfig, SessionConfig};
+/// use voice_proto::control::Credential;
+///
+/// let session = SessionConfig::new("127.0.0.1:7000".parse()?, "bot", Credential::Password("pw".into()))
+///     .with_room("lobby");
+/// let audio = FileAudio::new(Some("speech.wav".into()), Some("heard.wav".into()))?;
+/// let client = Client::connect(ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed: 1 })?;
+/// while let Some(event) = client.next_event(Duration::from_secs(5)) {
+///     if event == Event::MediaReady {
+///         client.set_ptt(true)?; // push-to-talk is the default mode
+///     }
+///     println!("{event:?} {:?}", client.stats().udp_rtt);
+/// }
+/// client.shutdown()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Client {
     to_media: Sender<MediaIn>,
     events: Receiver<Event>,
     stats: Arc<Mutex<SessionStats>>,
+    rings: Arc<Mutex<RingLosses>>,
     media_thread: Option<JoinHandle<Result<(), Error>>>,
     net_thread: Option<JoinHandle<()>>,
     streams: Option<Box<dyn AudioStreams>>,
@@ -109,11 +139,14 @@ impl Client {
         let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::channel();
         let stats = Arc::new(Mutex::new(SessionStats::default()));
+        let rings = Arc::new(Mutex::new(RingLosses::default()));
+        let media_rings = Arc::clone(&rings);
         let server = config.session.server;
         let net_thread = net::spawn(server, to_media.clone(), net_rx)?;
         // Half a second of audio each way: the media thread drains the mic ring every frame period.
         let (mic_prod, mic_cons) = sample_ring(input.rate_hz as usize / 2 * usize::from(input.channels));
-        let (spk_prod, spk_cons) = sample_ring(output.rate_hz as usize / 2 * usize::from(output.channels));
+        let spk_capacity = output.rate_hz as usize / 2 * usize::from(output.channels);
+        let (spk_prod, spk_cons) = sample_ring(spk_capacity);
         let session = Session::new(config.session, Instant::now(), config.seed);
         let media_stats = Arc::clone(&stats);
         let media_thread = std::thread::Builder::new().name("voice-media".into()).spawn(move || {
@@ -124,8 +157,11 @@ impl Client {
                 net: net_tx,
                 events: event_tx,
                 stats: media_stats,
+                rings: media_rings,
                 mic: mic_cons,
                 speaker: spk_prod,
+                speaker_capacity: spk_capacity,
+                output,
                 conn_gen: 0,
                 chunk: vec![0.0; input.rate_hz as usize / 2 * usize::from(input.channels)],
             }
@@ -136,6 +172,7 @@ impl Client {
             to_media,
             events,
             stats,
+            rings,
             media_thread: Some(media_thread),
             net_thread: Some(net_thread),
             streams: Some(streams),
@@ -158,6 +195,12 @@ impl Client {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Overruns and underruns of the audio rings (updated once per frame period).
+    #[must_use]
+    pub fn ring_losses(&self) -> RingLosses {
+        self.rings.lock().map(|s| *s).unwrap_or_default()
+    }
+
     fn command(&self, c: Command) -> Result<(), Error> {
         self.to_media.send(MediaIn::Command(c)).map_err(|_| Error::Stopped)
     }
@@ -166,8 +209,11 @@ impl Client {
     pub fn set_ptt(&self, down: bool) -> Result<(), Error> {
         self.command(Command::Ptt(down))
     }
-    /// Mutes or unmutes.
+    /// Mutes (stops sending and releases the microphone) or unmutes.
     pub fn set_muted(&self, muted: bool) -> Result<(), Error> {
+        if let Some(s) = &self.streams {
+            s.set_input_enabled(!muted);
+        }
         self.command(Command::Mute(muted))
     }
     /// Deafens or undeafens.
@@ -246,8 +292,12 @@ struct MediaLoop {
     net: tokio::sync::mpsc::UnboundedSender<NetOut>,
     events: Sender<Event>,
     stats: Arc<Mutex<SessionStats>>,
+    rings: Arc<Mutex<RingLosses>>,
     mic: crate::SampleConsumer,
     speaker: crate::SampleProducer,
+    /// Capacity of the speaker ring, in samples.
+    speaker_capacity: usize,
+    output: crate::AudioFormat,
     conn_gen: u64,
     chunk: Vec<f32>,
 }
@@ -277,7 +327,12 @@ impl MediaLoop {
                 }
             }
             let now = Instant::now();
-            // Capture: everything the microphone delivered since the last frame.
+            // Capture: everything the microphone delivered since the last frame. While muted the microphone is
+            // released: the media timestamp advances by the frame so receivers see the pause's length.
+            if self.session.is_muted() {
+                while self.mic.pop(&mut self.chunk) > 0 {}
+                self.session.skip_audio(self.session.frame_ms() * 48);
+            }
             loop {
                 let n = self.mic.pop(&mut self.chunk);
                 if n == 0 {
@@ -287,11 +342,23 @@ impl MediaLoop {
                 let whole = n - n % channels.max(1);
                 self.media.capture(&mut self.session, now, &self.chunk[..whole])?;
             }
-            let audio = self.media.mix(&mut self.session, now)?;
-            self.speaker.push(audio);
+            // Playout follows the device's clock, not this thread's: mix a frame whenever the speaker ring holds
+            // less than a frame (usually once per period; twice or not at all when the clocks drift apart).
+            let frame_out = self.output.rate_hz as usize * self.session.frame_ms() as usize / 1000
+                * usize::from(self.output.channels);
+            for _ in 0..3 {
+                if self.speaker_capacity - self.speaker.vacant() >= frame_out {
+                    break;
+                }
+                let audio = self.media.mix(&mut self.session, now)?;
+                self.speaker.push(audio);
+            }
             self.flush();
             if let Ok(mut s) = self.stats.lock() {
                 *s = self.session.stats();
+            }
+            if let Ok(mut r) = self.rings.lock() {
+                *r = RingLosses { mic: self.mic.stats(), speaker: self.speaker.stats() };
             }
             deadline += frame;
             if deadline + frame < Instant::now() {
@@ -354,10 +421,7 @@ impl MediaLoop {
         };
         if let Err(e) = result {
             // A refused request is the application's to hear about, not a reason to stop the client.
-            let _ = self.events.send(Event::ServerError {
-                code: voice_proto::control::ErrorCode::BAD_REQUEST,
-                message: e.to_string(),
-            });
+            let _ = self.events.send(Event::RequestRefused(e.to_string()));
         }
         Ok(())
     }
@@ -365,8 +429,15 @@ impl MediaLoop {
     /// Sends everything the session has queued.
     fn flush(&mut self) {
         while let Some(cmd) = self.session.poll_connection() {
-            if cmd == ConnectionCommand::Connect {
-                self.conn_gen += 1;
+            match cmd {
+                ConnectionCommand::Connect => self.conn_gen += 1,
+                // Bytes queued before a close belong to the closing connection (the Leave of `close`): write them
+                // first. A new connection's bytes (Login, Resume) are only queued once it is up.
+                ConnectionCommand::Close => {
+                    while let Some(b) = self.session.poll_control_bytes() {
+                        let _ = self.net.send(NetOut::Control(b));
+                    }
+                }
             }
             let _ = self.net.send(NetOut::Connection(cmd));
         }

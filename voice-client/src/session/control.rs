@@ -264,6 +264,10 @@ impl Session {
             ServerMessage::MediaKey { key_id, key } => rotate_key(&mut self.keys, key_id, &key),
             ServerMessage::ChannelConfig { config } => {
                 if let Some(r) = &mut self.room {
+                    if r.config.frame_ms != config.frame_ms {
+                        // Jitter buffers are built for one frame duration: start the streams afresh.
+                        self.speakers.clear();
+                    }
                     r.config = config;
                 }
                 self.set_room_hint(config);

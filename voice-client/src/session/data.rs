@@ -121,6 +121,7 @@ impl Session {
         if from != login.relay || bytes.len() > self.scratch.len() {
             return self.drop_datagram();
         }
+        self.last_rx = Some(now);
         let buf = &mut self.scratch[..bytes.len()];
         buf.copy_from_slice(bytes);
         let (sender, header, start) = match Datagram::decode_from_relay(buf) {

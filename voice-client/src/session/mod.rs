@@ -24,6 +24,9 @@ const HELLO_INTERVAL: Duration = Duration::from_millis(500);
 const HELLO_MAX_INTERVAL: Duration = Duration::from_secs(2);
 /// A HELLO is repeated at least this often while in a room, to repair a NAT rebinding (PROTOCOL.md §2.5).
 const REHELLO_INTERVAL: Duration = Duration::from_secs(15);
+/// No datagram from the relay for this long while another member speaks: the binding may be lost (NAT
+/// rebinding, address change nobody reported), so a HELLO goes out (PROTOCOL.md §2.5).
+const SILENCE_REHELLO: Duration = Duration::from_secs(2);
 /// First reconnect delay after the control connection dropped; doubles up to [`RECONNECT_MAX`].
 const RECONNECT_MIN: Duration = Duration::from_millis(250);
 /// Longest reconnect delay.
@@ -103,6 +106,8 @@ pub struct Session {
     /// Waiting for a HELLO_ACK with this counter; repeat at `.1` with interval `.2`.
     hello_pending: Option<(u64, Instant, Duration)>,
     bound: bool,
+    /// Last datagram from the relay.
+    last_rx: Option<Instant>,
     next_rehello: Option<Instant>,
     next_ping: Option<Instant>,
     next_report: Option<Instant>,
@@ -164,6 +169,7 @@ impl Session {
             hello_counter: 0,
             hello_pending: None,
             bound: false,
+            last_rx: None,
             next_rehello: None,
             next_ping: None,
             next_report: None,
@@ -331,6 +337,7 @@ impl Session {
             self.next_ping,
             self.next_report,
             self.next_ctl_ping.filter(|_| self.conn == Conn::Up),
+            self.silence_check(),
         ]
         .into_iter()
         .flatten()
@@ -352,6 +359,9 @@ impl Session {
                 let next = (interval * 2).min(HELLO_MAX_INTERVAL);
                 self.send_hello(now, next);
             }
+        }
+        if self.silence_check().is_some_and(|at| now >= at) {
+            self.send_hello(now, HELLO_INTERVAL);
         }
         if self.next_rehello.is_some_and(|at| now >= at) {
             self.send_hello(now, HELLO_INTERVAL);
@@ -434,6 +444,17 @@ impl Session {
     #[must_use]
     pub fn has_speaker(&self, id: PublicId) -> bool {
         self.speakers.contains_key(&id)
+    }
+
+    /// When to suspect a lost binding: [`SILENCE_REHELLO`] after the last datagram from the relay, while bound,
+    /// no HELLO is pending and another member is speaking.
+    fn silence_check(&self) -> Option<Instant> {
+        let me = self.public_id();
+        let others_speak = self.members().any(|m| m.speaking && Some(m.id) != me);
+        if !self.bound || self.hello_pending.is_some() || !others_speak || self.deafened {
+            return None;
+        }
+        self.last_rx.map(|t| t + SILENCE_REHELLO)
     }
 
     fn micros(&self, now: Instant) -> u64 {

@@ -204,6 +204,9 @@ pub enum Event {
         /// Text.
         message: String,
     },
+    /// A request of the application was refused locally (not connected, not in a room, a field over its cap);
+    /// only the threaded `Client`, whose requests are asynchronous, reports this way.
+    RequestRefused(String),
     /// The control connection dropped; the session reconnects and resumes by itself.
     ConnectionLost,
     /// The session was resumed on a new control connection (same room, same identity, no re-login).

@@ -122,7 +122,8 @@ impl ShutdownHandle {
 impl Server {
     /// Binds the UDP socket and the TCP listener (port 0 picks a free port; see [`udp_addr`](Self::udp_addr)).
     /// Needs no runtime: the sockets join the runtime that runs [`run`](Self::run).
-    pub fn bind(relay: Relay, udp: SocketAddr, tcp: SocketAddr) -> Result<Self, DriverError> {
+    /// The relay announces the bound UDP port to clients ([`Relay::set_udp_port`]).
+    pub fn bind(mut relay: Relay, udp: SocketAddr, tcp: SocketAddr) -> Result<Self, DriverError> {
         let bind = |what| move |source| DriverError::Bind { what, source };
         let udp = std::net::UdpSocket::bind(udp).map_err(bind("udp"))?;
         udp.set_nonblocking(true).map_err(bind("udp"))?;
@@ -137,6 +138,7 @@ impl Server {
         let tcp = std::net::TcpListener::bind(tcp).map_err(bind("tcp"))?;
         tcp.set_nonblocking(true).map_err(bind("tcp"))?;
         let udp_addr = udp.local_addr().map_err(bind("udp"))?;
+        relay.set_udp_port(udp_addr.port());
         let tcp_addr = tcp.local_addr().map_err(bind("tcp"))?;
         let (stop, _) = watch::channel(false);
         let (cmd_tx, cmd_rx) = mpsc::channel(CMD_QUEUE);

@@ -373,6 +373,12 @@ impl Relay {
         }
     }
 
+    /// Sets the UDP port announced to clients in LoginOk. The driver calls it with the port it actually bound,
+    /// which differs from [`RelayConfig::udp_port`] when that names port 0 ("any free port") or another socket.
+    pub fn set_udp_port(&mut self, port: u16) {
+        self.s.cfg.udp_port = port;
+    }
+
     /// The relay's counters.
     #[must_use]
     pub fn counters(&self) -> &Counters {

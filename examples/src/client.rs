@@ -1,0 +1,302 @@
+//! The `voice-client` binary's glue: command line and bookmarks → [`voice_client::Client`], then either the terminal
+//! UI ([`crate::tui`]) or a headless loop that prints events as lines and takes commands on stdin.
+
+use std::io::BufRead;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use voice_client::{Bookmark, Bookmarks, Client, ClientConfig, Event, FileAudio, MediaConfig, SessionConfig, TalkMode};
+use voice_proto::control::Credential;
+use voice_proto::{PublicId, WhisperTarget};
+
+/// Command line of `voice-client`.
+#[derive(Debug, Parser)]
+#[command(name = "voice-client", version, about = "Terminal voice client (headless with --input/--output)")]
+pub struct Args {
+    /// Control address of the server, HOST:PORT (default: the bookmark's, else 127.0.0.1:7000).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// User name (default: the bookmark's nickname, else $USER).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Password (or the VOICE_PASSWORD environment variable; or the bookmark's, if it stores one).
+    #[arg(long, env = "VOICE_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// A JWT from your app's backend instead of a password.
+    #[arg(long, conflicts_with = "password")]
+    pub token: Option<String>,
+    /// Room to join once logged in (default: the first room of the list).
+    #[arg(long)]
+    pub room: Option<String>,
+    /// Use the saved bookmark NAME (bookmarks file in your config directory).
+    #[arg(long, value_name = "NAME")]
+    pub bookmark: Option<String>,
+    /// Save the server, port and nickname as bookmark NAME (add --save-password to keep the password too).
+    #[arg(long, value_name = "NAME")]
+    pub save_bookmark: Option<String>,
+    /// With --save-bookmark: also store the password (in clear, in a file only you can read).
+    #[arg(long, requires = "save_bookmark")]
+    pub save_password: bool,
+    /// A WAV file used as the microphone (played in real time). Implies --headless unless --tui.
+    #[arg(long, value_name = "WAV")]
+    pub input: Option<PathBuf>,
+    /// Write what is played to this WAV file. Implies --headless unless --tui.
+    #[arg(long, value_name = "WAV")]
+    pub output: Option<PathBuf>,
+    /// No terminal UI: print events as lines, read commands (`/chat TEXT`, `/mute`, `/quit`, …) on stdin.
+    #[arg(long)]
+    pub headless: bool,
+    /// The terminal UI even with --input/--output.
+    #[arg(long, conflicts_with = "headless")]
+    pub tui: bool,
+    /// How speech is sent (default: push-to-talk in the UI, continuous when headless with --input).
+    #[arg(long, value_enum)]
+    pub talk: Option<Talk>,
+    /// Headless: stop after this many seconds (default: run until /quit or end of stdin and input).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+}
+
+/// Talk modes on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Talk {
+    /// Push-to-talk: nothing is sent unless the talk key is down.
+    Ptt,
+    /// Voice activation.
+    Vox,
+    /// Always send (bots, tests).
+    Continuous,
+}
+
+impl From<Talk> for TalkMode {
+    fn from(t: Talk) -> Self {
+        match t {
+            Talk::Ptt => TalkMode::PushToTalk,
+            Talk::Vox => TalkMode::VoiceActivation,
+            Talk::Continuous => TalkMode::Continuous,
+        }
+    }
+}
+
+/// What `Args` resolve to, bookmarks applied.
+struct Resolved {
+    server: SocketAddr,
+    server_text: String,
+    user: String,
+    credential: Credential,
+}
+
+fn resolve(args: &Args) -> Result<Resolved> {
+    let path = Bookmarks::default_path();
+    let bookmark = match (&args.bookmark, &path) {
+        (Some(name), Some(p)) => {
+            let marks = Bookmarks::load(p).with_context(|| format!("bookmarks {}", p.display()))?;
+            Some(marks.get(name).cloned().with_context(|| format!("no bookmark named {name:?} in {}", p.display()))?)
+        }
+        (Some(_), None) => bail!("no config directory for bookmarks on this system"),
+        (None, _) => None,
+    };
+    let server_text = match (&args.server, &bookmark) {
+        (Some(s), _) => s.clone(),
+        (None, Some(b)) => format!("{}:{}", b.host, b.port),
+        (None, None) => "127.0.0.1:7000".into(),
+    };
+    let server = server_text
+        .to_socket_addrs()
+        .with_context(|| format!("server address {server_text:?}"))?
+        .next()
+        .with_context(|| format!("{server_text:?} resolves to no address"))?;
+    let user = args
+        .user
+        .clone()
+        .or_else(|| bookmark.as_ref().map(|b| b.nickname.clone()))
+        .or_else(|| std::env::var("USER").ok())
+        .context("no user name: give --user")?;
+    let credential = match (&args.token, &args.password, bookmark.as_ref().and_then(|b| b.password.clone())) {
+        (Some(t), _, _) => Credential::Token(t.clone()),
+        (None, Some(p), _) => Credential::Password(p.clone()),
+        (None, None, Some(p)) => Credential::Password(p),
+        (None, None, None) => bail!("no credential: give --password (or VOICE_PASSWORD) or --token"),
+    };
+    if let (Some(name), Some(p)) = (&args.save_bookmark, &path) {
+        let mut marks = if p.exists() { Bookmarks::load(p)? } else { Bookmarks::default() };
+        let (host, port) = server_text.rsplit_once(':').context("server as HOST:PORT")?;
+        let mut mark = Bookmark::new(name.clone(), host, port.parse().context("server port")?, user.clone());
+        if let (true, Credential::Password(pw)) = (args.save_password, &credential) {
+            mark = mark.with_password(pw.clone());
+        }
+        marks.upsert(mark);
+        marks.save(p).with_context(|| format!("saving bookmarks to {}", p.display()))?;
+        eprintln!("bookmark {name:?} saved in {}", p.display());
+    }
+    Ok(Resolved { server, server_text, user, credential })
+}
+
+/// Runs `voice-client` with `args`.
+pub fn run(args: Args) -> Result<()> {
+    let r = resolve(&args)?;
+    let headless = args.headless || (!args.tui && (args.input.is_some() || args.output.is_some()));
+    let default_mode = if headless && args.input.is_some() { Talk::Continuous } else { Talk::Ptt };
+    let mode: TalkMode = args.talk.unwrap_or(default_mode).into();
+    let mut session = SessionConfig::new(r.server, r.user.clone(), r.credential).with_talk_mode(mode);
+    if let Some(room) = &args.room {
+        session = session.with_room(room.clone());
+    }
+    let audio = FileAudio::new(args.input.clone(), args.output.clone()).context("audio files")?;
+    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seed = u64::from(std::process::id()) ^ u64::try_from(clock.as_nanos() & u128::from(u64::MAX)).unwrap_or(0);
+    let config = ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed };
+    let client = Client::connect(config).context("starting the client")?;
+    let title = format!("{}@{}", r.user, r.server_text);
+    let result = if headless {
+        headless_loop(&client, args.seconds.map(Duration::from_secs_f64), args.room.is_none())
+    } else {
+        crate::tui::term::run(&client, title, mode)
+    };
+    let stats = client.stats();
+    client.shutdown().context("stopping the client")?;
+    if headless {
+        println!(
+            "stats sent={} speakers={} received={} lost={} concealed={} fec={}",
+            stats.packets_sent,
+            stats.speakers.len(),
+            stats.speakers.iter().map(|s| s.packets).sum::<u64>(),
+            stats.speakers.iter().map(|s| s.lost).sum::<u64>(),
+            stats.speakers.iter().map(|s| s.concealed).sum::<u64>(),
+            stats.speakers.iter().map(|s| s.fec_recovered).sum::<u64>(),
+        );
+    }
+    result
+}
+
+/// Lines on stdin, read on their own thread (a closed stdin just ends the stream).
+fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let _ = std::thread::Builder::new().name("stdin".into()).spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Headless: one line per event on stdout (`joined`, `member-joined`, `chat`, …); commands on stdin.
+fn headless_loop(client: &Client, limit: Option<Duration>, join_first_room: bool) -> Result<()> {
+    let start = Instant::now();
+    let lines = stdin_lines();
+    let mut names = std::collections::HashMap::<PublicId, String>::new();
+    let mut joined = false;
+    loop {
+        if limit.is_some_and(|l| start.elapsed() >= l) {
+            return Ok(());
+        }
+        while let Ok(line) = lines.try_recv() {
+            if !headless_command(client, line.trim())? {
+                return Ok(());
+            }
+        }
+        let Some(event) = client.next_event(Duration::from_millis(20)) else { continue };
+        match event {
+            Event::LoggedIn { public_id, server_name } => println!("logged-in id={} server={server_name}", public_id.0),
+            Event::RoomList(rooms) => {
+                let list: Vec<_> = rooms.iter().map(|r| format!("{}({})", r.name, r.members)).collect();
+                println!("rooms {}", list.join(" "));
+                if join_first_room && !joined {
+                    if let Some(first) = rooms.first() {
+                        client.join(&first.name, None)?;
+                    }
+                }
+            }
+            Event::Joined { room, members, .. } => {
+                joined = true;
+                for m in &members {
+                    names.insert(m.id, m.name.clone());
+                }
+                let list: Vec<_> = members.iter().map(|m| m.name.as_str()).collect();
+                println!("joined {room} members={}", list.join(","));
+            }
+            Event::MediaReady => println!("media-ready"),
+            Event::Left => println!("left"),
+            Event::MemberJoined(m) => {
+                println!("member-joined {}", m.name);
+                names.insert(m.id, m.name);
+            }
+            Event::MemberLeft(id) => {
+                println!("member-left {}", names.remove(&id).unwrap_or_else(|| id.0.to_string()));
+            }
+            Event::MemberUpdated(m) => println!("member-updated {} muted={} deafened={}", m.name, m.muted, m.deafened),
+            Event::Speaking { id, speaking } => {
+                let name = names.get(&id).map_or_else(|| id.0.to_string(), Clone::clone);
+                println!("speaking {name} {}", if speaking { "on" } else { "off" });
+            }
+            Event::Chat { from_name, text, history, .. } => {
+                println!("chat{} {from_name}: {text}", if history { "-history" } else { "" });
+            }
+            Event::ServerError { code, message } => println!("error {} {message}", code.0),
+            Event::ConnectionLost => println!("connection-lost"),
+            Event::Resumed => println!("resumed"),
+            Event::Closed { reason } => {
+                println!("closed {}", reason.map_or_else(String::new, |(c, m)| format!("{} {m}", c.0)));
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One stdin command; `false` to quit. Plain text is sent as chat.
+fn headless_command(client: &Client, line: &str) -> Result<bool> {
+    let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
+    match cmd {
+        "" => {}
+        "/quit" => return Ok(false),
+        "/chat" => client.send_chat(rest)?,
+        "/mute" => client.set_muted(true)?,
+        "/unmute" => client.set_muted(false)?,
+        "/deafen" => client.set_deafened(true)?,
+        "/undeafen" => client.set_deafened(false)?,
+        "/talk" => client.set_ptt(true)?,
+        "/stop" => client.set_ptt(false)?,
+        "/join" => client.join(rest, None)?,
+        "/leave" => client.leave()?,
+        _ if cmd.starts_with('/') => println!("error unknown command {cmd}"),
+        _ => client.send_chat(line)?,
+    }
+    Ok(true)
+}
+
+/// Carries out one UI command on the client.
+pub(crate) fn apply(client: &Client, cmd: &crate::tui::Command) -> Result<()> {
+    use crate::tui::Command as C;
+    match cmd {
+        C::Join(room) => client.join(room, None)?,
+        C::Leave => client.leave()?,
+        C::Chat(text) => client.send_chat(text)?,
+        C::Talk(down) => client.set_ptt(*down)?,
+        C::Mode(m) => client.set_talk_mode(match m {
+            crate::tui::TalkMode::PushToTalk => TalkMode::PushToTalk,
+            crate::tui::TalkMode::VoiceActivation => TalkMode::VoiceActivation,
+        })?,
+        C::Mute(m) => client.set_muted(*m)?,
+        C::Deafen(d) => client.set_deafened(*d)?,
+        C::Volume { id, volume } => client.set_volume(PublicId(*id), *volume)?,
+        C::Whisper(ids) => {
+            if ids.is_empty() {
+                client.select_whisper_target(WhisperTarget::ROOM)?;
+            } else {
+                let ids: Vec<PublicId> = ids.iter().map(|i| PublicId(*i)).collect();
+                client.set_whisper(WhisperTarget(1), &ids)?;
+                client.select_whisper_target(WhisperTarget(1))?;
+            }
+        }
+        C::Network(_) | C::Dump(_) | C::Quit => {}
+    }
+    Ok(())
+}

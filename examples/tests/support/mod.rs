@@ -1,0 +1,197 @@
+//! Starting the real `voice-server` and `voice-client` binaries on loopback, reading their output lines, and
+//! comparing audio. Every wait is bounded; every process is killed when its handle drops.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+/// Longest wait for one expected line.
+pub const LINE_WAIT: Duration = Duration::from_secs(20);
+
+/// A child process whose stdout lines are collected by a thread.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Every line seen so far.
+    pub seen: Vec<String>,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: cannot start: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
+        let (tx, lines) = channel();
+        let tag = name.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("[{tag}] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { name: name.into(), child, stdin, lines, seen: Vec::new() }
+    }
+
+    /// Waits (bounded) for a line satisfying `pred`; returns it.
+    pub fn expect_line(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        if let Some(l) = self.seen.iter().find(|l| pred(l)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + LINE_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{}: no {what} within {LINE_WAIT:?}: {:?}", self.name, self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!("{}: ended before {what}: {:?}", self.name, self.seen),
+            }
+        }
+    }
+
+    /// Writes one command line to the process's stdin.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").and_then(|()| stdin.flush()).expect("write to stdin");
+    }
+
+    /// Waits (bounded) for the process to exit by itself; collects the rest of its lines.
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(l);
+                }
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{} did not exit within {limit:?}", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("voice-e2e-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// The password of every test user.
+pub const PASSWORD: &str = "pw-e2e";
+
+/// Starts `voice-server` with a config on loopback (ports picked by the kernel); returns it and its control
+/// address. `extra` is appended to the `[limits]` section.
+pub fn start_server(dir: &Path, users: &[&str], limits: &str) -> (Proc, SocketAddr) {
+    // Cheap argon2id costs keep debug-build logins fast; the format is the production one.
+    let mut rng = voice_relay::SeededRng::new(1);
+    let hash = voice_relay::config::hash_password_with_params(PASSWORD, 64, 1, &mut rng).expect("hash");
+    let mut cfg = String::from(
+        "[listen]\nudp = \"127.0.0.1:0\"\ncontrol = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n\n[limits]\n",
+    );
+    cfg.push_str(limits);
+    for u in users {
+        cfg.push_str(&format!("\n[[users]]\nname = \"{u}\"\npassword_hash = \"{hash}\"\n"));
+    }
+    let path = dir.join("server.toml");
+    std::fs::write(&path, cfg).expect("write config");
+    let mut server = Proc::spawn("server", Command::new(env!("CARGO_BIN_EXE_voice-server")).arg("--config").arg(&path));
+    let line = server.expect_line("control address", |l| l.trim_start().starts_with("control (TCP)"));
+    let addr = line.split_whitespace().last().expect("address").parse().expect("socket address");
+    server.expect_line("ready", |l| l.starts_with("ready"));
+    (server, addr)
+}
+
+/// Starts a headless `voice-client` for `user` on `server`.
+pub fn start_client(user: &str, server: SocketAddr, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_voice-client"));
+    cmd.args([
+        "--headless",
+        "--server",
+        &server.to_string(),
+        "--user",
+        user,
+        "--password",
+        PASSWORD,
+        "--room",
+        "lobby",
+    ])
+    .args(extra)
+    .env("HOME", std::env::temp_dir());
+    Proc::spawn(user, &mut cmd)
+}
+
+/// Energy per block of `block` samples.
+fn envelope(x: &[f32], block: usize) -> Vec<f32> {
+    x.chunks(block).map(|c| c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).collect()
+}
+
+/// How well `played` reproduces `sent` (both 48 kHz mono): the offset is found on 5 ms energy envelopes, then each
+/// 250 ms window of speech in `sent` is matched within ±20 ms; the mean of the windows' best correlations.
+pub fn speech_match(sent: &[f32], played: &[f32]) -> f32 {
+    const BLOCK: usize = 240;
+    let (es, ep) = (envelope(sent, BLOCK), envelope(played, BLOCK));
+    let mut best = (f32::NEG_INFINITY, 0usize);
+    for lag in 0..ep.len().saturating_sub(es.len() / 2) {
+        let n = es.len().min(ep.len() - lag);
+        let c = voice_codec::harness::correlation(&es[..n], &ep[lag..lag + n]);
+        if c > best.0 {
+            best = (c, lag);
+        }
+    }
+    let offset = best.1 * BLOCK;
+    let (window, slack) = (12_000, 960);
+    let mut scores = Vec::new();
+    let mut start = 0;
+    while start + window <= sent.len() {
+        let a = &sent[start..start + window];
+        let energy = a.iter().map(|v| v * v).sum::<f32>() / window as f32;
+        let from = (offset + start).saturating_sub(slack);
+        if energy > 1e-4 && from + window + 2 * slack <= played.len() {
+            let (c, _) = voice_codec::harness::best_correlation(a, &played[from..from + window + 2 * slack], 2 * slack);
+            scores.push(c);
+        }
+        start += window;
+    }
+    if scores.is_empty() { 0.0 } else { scores.iter().sum::<f32>() / scores.len() as f32 }
+}
