@@ -305,3 +305,37 @@ fn resample_linear(input: &[f32], from_hz: u32, to_hz: u32) -> Vec<f32> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_speech_wav_is_taken_as_mono_48k() {
+        let path = std::env::temp_dir().join(format!("voice-bots-speech-{}.wav", std::process::id()));
+        // 0.5 s of a 16 kHz stereo ramp: left channel rising, right channel zero.
+        let stereo: Vec<f32> = (0..8_000).flat_map(|i| [i as f32 / 8_000.0, 0.0]).collect();
+        voice_client::write_wav(&path, voice_client::AudioFormat { rate_hz: 16_000, channels: 2 }, &stereo).unwrap();
+        let source = SpeechSource::new(Some(&path), 1).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let SpeechSource::Wav(s) = source else { panic!("a WAV source") };
+        assert_eq!(s.len(), 24_000);
+        assert!(s.windows(2).all(|w| w[1] >= w[0]), "left channel, interpolated");
+        let turn = SpeechSource::Wav(s).turn(1, 1_000);
+        assert_eq!(turn.len(), 1_000);
+        assert!(turn[0] > 0.0, "talker 1 starts further into the file");
+    }
+
+    #[test]
+    fn generated_speech_differs_between_talkers() {
+        let g = SpeechSource::new(None, 3).unwrap();
+        assert_ne!(g.turn(0, 4_800), g.turn(1, 4_800));
+        assert_eq!(g.turn(0, 4_800).len(), 4_800);
+    }
+
+    #[test]
+    fn resampling_keeps_the_duration() {
+        assert_eq!(resample_linear(&[0.0; 441], 44_100, 48_000).len(), 480);
+        assert_eq!(resample_linear(&[1.0, 2.0], 48_000, 48_000), vec![1.0, 2.0]);
+    }
+}
