@@ -1,13 +1,14 @@
 //! Shared code of the example binaries: thin glue that assembles the voice crates.
 //!
 //! * [`server`] — the `voice-server` binary: config file → `voice_relay` core and tokio driver → signals.
-//! * [`protodemo`] — the `demo` binary for now: a loopback round trip of the wire protocol (hello/bind, sealed audio,
-//!   in-place relay rewrite and zero-copy fan-out, replay window) through the real `voice_relay::Relay` core, with
-//!   real UDP sockets on 127.0.0.1. It is replaced by the full-stack demo when the client crate lands.
+//! * [`demo`] — the `demo` binary (the README's first command): relay + three clients on loopback, speech through
+//!   the whole stack under a realistic network condition, WAV files and a report.
+//! * [`bots`] — the `voice-bots` load test: N headless clients in R rooms, JSON summary.
 #![forbid(unsafe_code)]
 
+pub mod bots;
 pub mod client;
-pub mod protodemo;
+pub mod demo;
 pub mod server;
 pub mod tui;
 
