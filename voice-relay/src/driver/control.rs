@@ -52,10 +52,15 @@ pub(crate) async fn accept_loop(listener: TcpListener, cmds: mpsc::Sender<Cmd>, 
         };
         // Accept errors concern one connection attempt. Some (too many open files) repeat until resources free
         // up, so pause briefly instead of spinning.
-        let Ok((stream, _peer)) = accepted else {
-            tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-            continue;
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a control connection failed");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
         };
+        tracing::debug!(%peer, "control connection accepted");
         let _ = stream.set_nodelay(true);
         let conn = ConnId(next_id);
         next_id += 1;

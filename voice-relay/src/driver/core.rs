@@ -326,6 +326,7 @@ impl Core {
                     }
                     let frame = self.frame.split().freeze();
                     if c.tx.try_send(Out::Frame(frame)).is_err() {
+                        tracing::warn!(conn = conn.0, "control connection not reading (queue full): closed");
                         // The client does not read (queue full) or its task ended: forget the connection (its
                         // session is detached and may resume); dropping the queue ends the task.
                         self.conns.remove(&conn);
@@ -352,6 +353,9 @@ pub(super) fn udp_error(e: io::Error) -> Result<(), DriverError> {
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::HostUnreachable
         | io::ErrorKind::NetworkUnreachable => Ok(()),
-        _ => Err(DriverError::Udp(e)),
+        _ => {
+            tracing::error!(error = %e, "UDP socket failed");
+            Err(DriverError::Udp(e))
+        }
     }
 }

@@ -75,6 +75,7 @@ impl Relay {
                 },
                 Err(e) => e,
             };
+            tracing::debug!(conn = conn.0, error = %failure, "malformed control frame: closing the connection");
             let msg = match failure {
                 ControlError::UnsupportedVersion(_) => ServerMessage::Goodbye {
                     code: ErrorCode::UNSUPPORTED_VERSION,
@@ -154,6 +155,7 @@ impl Relay {
     /// logins and resumes are refused the same way. Sessions and forwarding carry on until the driver stops.
     pub fn shutdown(&mut self, now: Instant) {
         self.shutting_down = true;
+        tracing::info!(connections = self.conns.len(), sessions = self.sessions.len(), "shutting down");
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
             let message = RequestError::ShuttingDown.to_string();
@@ -172,9 +174,13 @@ impl Relay {
         if self.sessions.len() >= self.s.cfg.max_sessions {
             return Err(RequestError::Capacity);
         }
-        let Ok(info) = self.auth.authenticate(user, credential) else {
-            self.counters.login_failures += 1;
-            return Err(RequestError::AuthFailed);
+        let info = match self.auth.authenticate(user, credential) {
+            Ok(info) => info,
+            Err(e) => {
+                self.counters.login_failures += 1;
+                tracing::warn!(conn = conn.0, user, reason = %e, "login refused");
+                return Err(RequestError::AuthFailed);
+            }
         };
         // Tokens: uniformly random, never 0, unique among live sessions. With ≤ 100k live sessions a draw collides
         // with probability < 3e-5; eight draws all colliding means the random source is broken.
@@ -221,6 +227,7 @@ impl Relay {
         }
         self.counters.sessions += 1;
         self.counters.logins += 1;
+        tracing::info!(conn = conn.0, user, public_id, "logged in");
         self.send(
             conn,
             ServerMessage::LoginOk {
@@ -254,6 +261,7 @@ impl Relay {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session = Some(idx);
         }
+        tracing::info!(conn = conn.0, public_id = public_id.0, "session resumed");
         self.send(conn, ServerMessage::ResumeOk { public_id });
         if let Some(room) = room {
             self.send_room_state(idx, room);
@@ -344,6 +352,7 @@ impl Relay {
                 self.send_session(idx, msg);
             }
         }
+        tracing::info!(public_id = member.id.0, room = name, "joined");
         self.send_room(ridx, &ServerMessage::MemberJoined { member }, Some(idx));
         Ok(())
     }
@@ -353,6 +362,7 @@ impl Relay {
         let Some(s) = self.sessions.get_mut(idx) else { return };
         let Some(ridx) = s.room.take() else { return };
         let id = s.public_id;
+        tracing::info!(public_id = id.0, "left the room");
         if s.speaking {
             s.speaking = false;
             self.speaking.retain(|&i| i != idx);

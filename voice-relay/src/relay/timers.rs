@@ -100,6 +100,7 @@ impl Relay {
     pub(crate) fn end_session(&mut self, idx: u32, now: Instant) {
         self.leave_room(idx, now);
         let Some(s) = self.sessions.remove(idx) else { return };
+        tracing::info!(public_id = s.public_id.0, "session ended");
         self.by_token.remove(&s.token.0);
         self.by_public.remove(&s.public_id.0);
         if let Some(addr) = s.bound {
