@@ -4,6 +4,7 @@
 //! ```text
 //!  audio backend ──mic ring (SPSC)──►  media thread  ──speaker ring (SPSC)──► audio backend
 //!                                       Session + Media
+//!  UDP socket ◄──► NetworkConditioner out / in (pass-through unless `Client::set_network`) ◄──► network thread
 //!  network thread (tokio) ──std mpsc (datagrams, control bytes, connect/close, app commands)──► media thread
 //!  media thread ──tokio mpsc (transmits, control bytes, connect/close)──► network thread
 //!  media thread ──std mpsc (events)──► application;  stats: a mutex the media thread updates once per frame
