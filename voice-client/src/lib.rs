@@ -18,6 +18,8 @@
 //!   loop (capture → encode, decode → mix), a tokio thread for the UDP socket and the TCP control connection,
 //!   and an [`AudioBackend`] whose callbacks only move samples through [`sample_ring`]s. [`FileAudio`] is the
 //!   default backend (a WAV file as a microphone, paced in real time; what is played written to a WAV).
+//!   Debug aids: a network conditioner on its UDP path (`Client::set_network`) and WAV dumps of the audio
+//!   pipelines (`Client::set_dump`).
 //! * `CpalAudio` (feature `cpal`, off by default: it needs ALSA headers on Linux) — the sound-card backend:
 //!   device by name or the default one, rebuilt when a device disappears.
 //! * [`Bookmarks`] — saved servers in a TOML file in the user's configuration directory.

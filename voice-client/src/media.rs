@@ -104,8 +104,11 @@ impl Media {
                     self.talking = session.send_frame(now, payload, false)?;
                 }
                 CaptureFrame::Gated { samples, .. } => {
-                    self.talking = false;
-                    session.skip_audio(samples);
+                    // Voice activation closed the gate (or the key is up): end the talkspurt with this frame so
+                    // receivers stop at once; its END_OF_TALKSPURT packet advances the timestamp by the frame.
+                    if !(std::mem::take(&mut self.talking) && session.end_talkspurt()?) {
+                        session.skip_audio(samples);
+                    }
                 }
             }
         }

@@ -4,6 +4,7 @@
 //! ```text
 //!  audio backend ──mic ring (SPSC)──►  media thread  ──speaker ring (SPSC)──► audio backend
 //!                                       Session + Media
+//!  UDP socket ◄──► NetworkConditioner out / in (pass-through unless `Client::set_network`) ◄──► network thread
 //!  network thread (tokio) ──std mpsc (datagrams, control bytes, connect/close, app commands)──► media thread
 //!  media thread ──tokio mpsc (transmits, control bytes, connect/close)──► network thread
 //!  media thread ──std mpsc (events)──► application;  stats: a mutex the media thread updates once per frame
@@ -352,12 +353,16 @@ struct MediaLoop {
 impl MediaLoop {
     fn run(mut self) -> Result<(), Error> {
         let mut deadline = Instant::now();
+        let mut next_capture = deadline;
         loop {
             let frame = Duration::from_millis(u64::from(self.session.frame_ms()));
+            // Capture looks at the microphone ring four times per frame period, so a frame is encoded and sent
+            // within a quarter period of its last sample arriving (not up to a whole period later).
+            let capture_every = frame / 4;
             // Wait for input until the next frame deadline.
             loop {
                 let now = Instant::now();
-                let wake = self.session.poll_timeout().map_or(deadline, |t| t.min(deadline));
+                let wake = self.session.poll_timeout().map_or(deadline, |t| t.min(deadline)).min(next_capture);
                 match self.rx.recv_timeout(wake.saturating_duration_since(now)) {
                     Ok(MediaIn::Command(Command::Stop)) => return self.finish(),
                     Ok(input) => self.handle(input)?,
@@ -368,29 +373,26 @@ impl MediaLoop {
                 if self.session.poll_timeout().is_some_and(|t| t <= now) {
                     self.session.handle_timeout(now);
                 }
+                if now >= next_capture && now < deadline {
+                    next_capture = (next_capture + capture_every).max(now);
+                    if !self.session.is_muted() {
+                        self.capture(now)?;
+                    }
+                }
                 self.flush();
                 if now >= deadline {
                     break;
                 }
             }
             let now = Instant::now();
+            next_capture = now + capture_every;
             // Capture: everything the microphone delivered since the last frame. While muted the microphone is
             // released: the media timestamp advances by the frame so receivers see the pause's length.
             if self.session.is_muted() {
                 while self.mic.pop(&mut self.chunk) > 0 {}
                 self.session.skip_audio(self.session.frame_ms() * 48);
             }
-            loop {
-                let n = self.mic.pop(&mut self.chunk);
-                if n == 0 {
-                    break;
-                }
-                let channels = usize::from(self.media_channels());
-                let whole = n - n % channels.max(1);
-                if let Err(e) = self.media.capture(&mut self.session, now, &self.chunk[..whole]) {
-                    self.dump_failed(e)?;
-                }
-            }
+            self.capture(now)?;
             // Playout follows the device's clock, not this thread's: mix a frame whenever the speaker ring holds
             // less than a frame (usually once per period; twice or not at all when the clocks drift apart).
             let frame_out = self.output.rate_hz as usize * self.session.frame_ms() as usize / 1000
@@ -417,6 +419,21 @@ impl MediaLoop {
             if deadline + frame < Instant::now() {
                 // Far behind (the machine stalled): skip ahead instead of bursting.
                 deadline = Instant::now() + frame;
+            }
+        }
+    }
+
+    /// Encodes (and sends) everything the microphone delivered since the last look.
+    fn capture(&mut self, now: Instant) -> Result<(), Error> {
+        loop {
+            let n = self.mic.pop(&mut self.chunk);
+            if n == 0 {
+                return Ok(());
+            }
+            let channels = usize::from(self.media_channels());
+            let whole = n - n % channels.max(1);
+            if let Err(e) = self.media.capture(&mut self.session, now, &self.chunk[..whole]) {
+                self.dump_failed(e)?;
             }
         }
     }

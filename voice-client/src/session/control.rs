@@ -128,9 +128,18 @@ impl Session {
         self.try_send_control(&ClientMessage::Chat { text: text.into() })
     }
 
-    /// Mutes (stops sending audio) or unmutes, and tells the server so members see it.
+    /// Mutes (stops sending audio) or unmutes, and tells the server so members see it. Muting in the middle of a
+    /// talkspurt ends it at once ([`end_talkspurt`](Self::end_talkspurt)), so receivers play silence instead of
+    /// concealing; the relay drops the audio of a muted member, so the state change goes to the server two frame
+    /// periods after the last frame (at a [`handle_timeout`](Self::handle_timeout)), behind that datagram.
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
+        if let (true, Some((_, last))) = (muted, self.talkspurt) {
+            if matches!(self.end_talkspurt(), Ok(true)) {
+                self.state_due = Some(last + Duration::from_millis(2 * u64::from(self.frame_ms())));
+                return;
+            }
+        }
         self.send_state();
     }
 
@@ -152,7 +161,8 @@ impl Session {
         self.try_send_control(&ClientMessage::SetWhisper { target, members: members.to_vec() })
     }
 
-    fn send_state(&mut self) {
+    pub(super) fn send_state(&mut self) {
+        self.state_due = None;
         if self.conn == Conn::Up {
             self.send_control(&ClientMessage::SetState { muted: self.muted, deafened: self.deafened });
         }

@@ -192,12 +192,41 @@ impl Session {
     /// talkspurt (it is also set automatically on the frame after the push-to-talk key is released).
     pub fn send_frame(&mut self, now: Instant, opus: &[u8], end_of_talkspurt: bool) -> Result<bool, Error> {
         let samples = voice_codec::packet_samples(opus).unwrap_or(self.frame_ms() as usize * 48) as u32;
-        let _ = now;
         if !self.wants_audio() {
             self.skip_audio(samples);
             return Ok(false);
         }
         let end = end_of_talkspurt || self.ptt_release_pending;
+        if !self.queue_audio(opus, end, samples)? {
+            return Ok(false);
+        }
+        self.talkspurt = if end { None } else { opus.first().map(|&toc| (toc, now)) };
+        if end {
+            self.ptt_release_pending = false;
+        }
+        Ok(true)
+    }
+
+    /// Ends the current talkspurt now (voice activation closed its gate, the user muted, …): sends one AUDIO_UP
+    /// marked END_OF_TALKSPURT that carries no audio — an Opus packet of the last frame's configuration with an
+    /// empty frame, which decoders treat as one lost frame (a short fade) — so that receivers stop at once and
+    /// play silence instead of concealing, and the relay clears the speaking state. The media timestamp
+    /// advances by one frame. Returns `Ok(false)` (nothing sent) when no talkspurt is going on (the last frame
+    /// sent already ended one, or nothing was sent) or the session cannot send audio (not bound, no key, voice
+    /// not allowed); muting or push-to-talk do not stop it.
+    pub fn end_talkspurt(&mut self) -> Result<bool, Error> {
+        let Some((toc, _)) = self.talkspurt.take() else { return Ok(false) };
+        if !self.bound || !self.room.as_ref().is_some_and(|r| r.config.allow_voice) {
+            return Ok(false);
+        }
+        // Code 0 (one frame) with a zero-length frame.
+        let payload = [toc & 0xFC];
+        let samples = voice_codec::packet_samples(&payload).unwrap_or(self.frame_ms() as usize * 48) as u32;
+        self.queue_audio(&payload, true, samples)
+    }
+
+    /// Seals `opus` as the next AUDIO_UP and queues it; `Ok(false)` without a login or a media key.
+    fn queue_audio(&mut self, opus: &[u8], end: bool, samples: u32) -> Result<bool, Error> {
         let (Some(login), Some(key)) = (&self.login, &self.keys[0]) else { return Ok(false) };
         let header = AudioHeader {
             flags: if end { AudioFlags::END_OF_TALKSPURT } else { AudioFlags::NONE },
@@ -213,9 +242,6 @@ impl Session {
         self.skip_audio(samples);
         self.stats.packets_sent += 1;
         self.bytes_since_report += n as u64;
-        if end {
-            self.ptt_release_pending = false;
-        }
         Ok(true)
     }
 

@@ -122,6 +122,10 @@ pub struct Session {
     ptt: bool,
     /// The key was released: the next frame goes out with END_OF_TALKSPURT, then nothing.
     ptt_release_pending: bool,
+    /// In a talkspurt: the TOC byte of the last frame sent (not marked END_OF_TALKSPURT) and when it was sent.
+    talkspurt: Option<(u8, Instant)>,
+    /// The muted state goes to the server at this time (after the END_OF_TALKSPURT datagram of a mute).
+    state_due: Option<Instant>,
     whisper: WhisperTarget,
     seq: u64,
     timestamp: u32,
@@ -182,6 +186,8 @@ impl Session {
             deafened: false,
             ptt: false,
             ptt_release_pending: false,
+            talkspurt: None,
+            state_due: None,
             whisper: WhisperTarget::ROOM,
             // Below 2^62 as PROTOCOL.md §4.3 asks.
             seq: seed & ((1 << 40) - 1),
@@ -338,6 +344,7 @@ impl Session {
             self.next_report,
             self.next_ctl_ping.filter(|_| self.conn == Conn::Up),
             self.silence_check(),
+            self.state_due,
         ]
         .into_iter()
         .flatten()
@@ -371,6 +378,9 @@ impl Session {
         }
         if self.next_report.is_some_and(|at| now >= at) {
             self.send_report(now);
+        }
+        if self.state_due.is_some_and(|at| now >= at) {
+            self.send_state();
         }
         if self.conn == Conn::Up && self.next_ctl_ping.is_some_and(|at| now >= at) {
             let nonce = self.micros(now);

@@ -1,0 +1,86 @@
+//! END_OF_TALKSPURT when muting and when voice activation closes its gate, in simulation (relay core + sessions,
+//! clean simulated network, virtual clock): the receiver stops at once — no concealment after the talker stops,
+//! and the relay reports "not speaking" within a couple of frames instead of after its 400 ms timeout.
+
+mod sim;
+
+use sim::World;
+use voice_client::{ConditionerConfig, Event, TalkMode};
+use voice_codec::harness::speech_like;
+
+fn world(mode: TalkMode) -> World {
+    let mut w = World::new(2, "lobby", ConditionerConfig::default(), mode);
+    w.connect_all();
+    w
+}
+
+/// Frames bob concealed for alice so far.
+fn concealed(w: &World) -> u64 {
+    w.peers[1].session.stats().speakers.first().map_or(0, |s| s.concealed)
+}
+
+/// Ticks until bob hears that alice stopped speaking (bounded by `max`).
+fn ticks_until_not_speaking(w: &mut World, max: usize) -> Option<usize> {
+    let alice = w.id(0);
+    let seen = w.peers[1].events.len();
+    for t in 1..=max {
+        w.tick();
+        if w.peers[1].events[seen..].contains(&Event::Speaking { id: alice, speaking: false }) {
+            return Some(t);
+        }
+    }
+    None
+}
+
+#[test]
+fn muting_mid_talkspurt_ends_it_at_once() {
+    let mut w = world(TalkMode::Continuous);
+    w.speak(0, speech_like(48_000 * 4, 5));
+    w.run(50);
+    let (before, sent) = (concealed(&w), w.peers[0].session.stats().packets_sent);
+    assert!(sent > 40, "alice talks: {sent}");
+    w.peers[0].session.set_muted(true);
+    let ticks = ticks_until_not_speaking(&mut w, 15);
+    w.run(30);
+    let alice = w.id(0);
+    eprintln!("not speaking after {ticks:?} ticks; concealed {before} → {}", concealed(&w));
+    assert_eq!(w.peers[0].session.stats().packets_sent, sent + 1, "one END_OF_TALKSPURT datagram, then nothing");
+    assert!(ticks.is_some_and(|t| t <= 2), "the relay saw the end of the talkspurt: {ticks:?}");
+    assert_eq!(concealed(&w), before, "bob did not conceal after the mute");
+    assert!(w.peers[1].events.iter().any(|e| matches!(e, Event::MemberUpdated(m) if m.id == alice && m.muted)));
+    // Unmuting starts a new talkspurt.
+    w.peers[0].session.set_muted(false);
+    w.run(10);
+    assert!(w.peers[0].session.stats().packets_sent > sent + 5);
+}
+
+#[test]
+fn voice_activation_closing_the_gate_ends_the_talkspurt() {
+    let mut w = world(TalkMode::VoiceActivation);
+    // One second of speech, then silence.
+    let mut mic = speech_like(48_000, 8);
+    mic.extend(std::iter::repeat_n(0.0, 48_000 * 2));
+    w.speak(0, mic);
+    let mut ends = 0;
+    let mut talking = false;
+    for _ in 0..150 {
+        w.tick();
+        let now = w.peers[0].media.is_talking();
+        ends += usize::from(talking && !now);
+        talking = now;
+    }
+    let sent = w.peers[0].session.stats().packets_sent;
+    let stats = w.peers[1].session.stats();
+    eprintln!("{ends} gate closings, {sent} packets sent; bob: {:?}", stats.speakers);
+    assert!(sent > 10 && ends >= 1, "alice talked and stopped");
+    assert_eq!(concealed(&w), 0, "every talkspurt ended with END_OF_TALKSPURT: nothing concealed");
+    let alice = w.id(0);
+    assert_eq!(
+        w.peers[1].events.iter().rev().find_map(|e| match e {
+            Event::Speaking { id, speaking } if *id == alice => Some(*speaking),
+            _ => None,
+        }),
+        Some(false),
+        "alice is not speaking at the end"
+    );
+}
