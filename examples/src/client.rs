@@ -9,9 +9,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use voice_client::{Bookmark, Bookmarks, Client, ClientConfig, Event, FileAudio, MediaConfig, SessionConfig, TalkMode};
+use voice_client::{
+    Bookmark, Bookmarks, Client, ClientConfig, ConditionerConfig, Event, FileAudio, MediaConfig, SessionConfig,
+    TalkMode,
+};
 use voice_proto::control::Credential;
 use voice_proto::{PublicId, WhisperTarget};
+
+/// Where the audio dumper (F5) writes its WAVs, relative to the working directory.
+pub const DUMP_DIR: &str = "voice-dump";
 
 /// Command line of `voice-client`.
 #[derive(Debug, Parser)]
@@ -59,6 +65,16 @@ pub struct Args {
     /// Headless: stop after this many seconds (default: run until /quit or end of stdin and input).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Sound card to record from (a name from --list-devices; default: the system default). Needs the `cpal`
+    /// feature.
+    #[arg(long, value_name = "NAME")]
+    pub input_device: Option<String>,
+    /// Sound card to play to (default: the system default). Needs the `cpal` feature.
+    #[arg(long, value_name = "NAME")]
+    pub output_device: Option<String>,
+    /// Lists the sound cards and exits. Needs the `cpal` feature.
+    #[arg(long)]
+    pub list_devices: bool,
 }
 
 /// Talk modes on the command line.
@@ -136,8 +152,42 @@ fn resolve(args: &Args) -> Result<Resolved> {
     Ok(Resolved { server, server_text, user, credential })
 }
 
+/// Sound cards (feature `cpal`) unless WAV files are named; WAV files (or silence) otherwise.
+fn audio_backend(args: &Args) -> Result<Box<dyn voice_client::AudioBackend>> {
+    let files = args.input.is_some() || args.output.is_some();
+    #[cfg(feature = "cpal")]
+    if !files {
+        let audio = voice_client::CpalAudio::new(args.input_device.as_deref(), args.output_device.as_deref())
+            .context("opening the sound cards (--input/--output WAV files work without one)")?;
+        return Ok(Box::new(audio));
+    }
+    if !files {
+        eprintln!("voice-client: built without the `cpal` feature: no sound card; silent microphone, nothing played");
+    }
+    Ok(Box::new(FileAudio::new(args.input.clone(), args.output.clone()).context("audio files")?))
+}
+
+/// Prints the sound cards (`--list-devices`).
+fn list_devices() -> Result<()> {
+    #[cfg(feature = "cpal")]
+    {
+        let (inputs, outputs) = voice_client::device_names().context("listing sound cards")?;
+        println!("inputs:  {}", inputs.join(", "));
+        println!("outputs: {}", outputs.join(", "));
+        Ok(())
+    }
+    #[cfg(not(feature = "cpal"))]
+    bail!("built without the `cpal` feature (cargo build -p voice-examples --features cpal; needs libasound2-dev)")
+}
+
 /// Runs `voice-client` with `args`.
 pub fn run(args: Args) -> Result<()> {
+    if args.list_devices {
+        return list_devices();
+    }
+    if !cfg!(feature = "cpal") && (args.input_device.is_some() || args.output_device.is_some()) {
+        bail!("--input-device/--output-device need the `cpal` feature");
+    }
     let r = resolve(&args)?;
     let headless = args.headless || (!args.tui && (args.input.is_some() || args.output.is_some()));
     let default_mode = if headless && args.input.is_some() { Talk::Continuous } else { Talk::Ptt };
@@ -146,10 +196,10 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(room) = &args.room {
         session = session.with_room(room.clone());
     }
-    let audio = FileAudio::new(args.input.clone(), args.output.clone()).context("audio files")?;
+    let audio = audio_backend(&args)?;
     let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let seed = u64::from(std::process::id()) ^ u64::try_from(clock.as_nanos() & u128::from(u64::MAX)).unwrap_or(0);
-    let config = ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed };
+    let config = ClientConfig { session, media: MediaConfig::default(), audio, seed };
     let client = Client::connect(config).context("starting the client")?;
     let title = format!("{}@{}", r.user, r.server_text);
     let result = if headless {
@@ -297,7 +347,14 @@ pub(crate) fn apply(client: &Client, cmd: &crate::tui::Command) -> Result<()> {
                 client.select_whisper_target(WhisperTarget(1))?;
             }
         }
-        C::Network(_) | C::Dump(_) | C::Quit => {}
+        C::Network(n) => client.set_network(ConditionerConfig {
+            loss: f64::from(n.loss_pct) / 100.0,
+            latency: Duration::from_millis(u64::from(n.latency_ms)),
+            jitter: Duration::from_millis(u64::from(n.jitter_ms)),
+            ..ConditionerConfig::default()
+        })?,
+        C::Dump(on) => client.set_dump(on.then(|| PathBuf::from(DUMP_DIR)))?,
+        C::Quit => {}
     }
     Ok(())
 }

@@ -60,15 +60,14 @@ fn event_loop(client: &Client, app: &mut App, terminal: &mut ratatui::DefaultTer
                 for cmd in app.on_key(key) {
                     match cmd {
                         Command::Quit => return Ok(()),
-                        Command::Network(_) => {
-                            app.status = "network conditioner: not wired into this build's client yet".into();
-                        }
-                        Command::Dump(_) => app.status = "audio dumper: not wired into this build's client yet".into(),
-                        cmd => {
-                            if let Err(e) = crate::client::apply(client, &cmd) {
-                                app.status = format!("error: {e:#}");
+                        cmd => match (crate::client::apply(client, &cmd), &cmd) {
+                            (Err(e), _) => app.status = format!("error: {e:#}"),
+                            (Ok(()), Command::Dump(true)) => {
+                                app.status = format!("dumping audio to {}/", crate::client::DUMP_DIR);
                             }
-                        }
+                            (Ok(()), Command::Dump(false)) => app.status = "audio dump stopped".into(),
+                            _ => {}
+                        },
                     }
                 }
             }
