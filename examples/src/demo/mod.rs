@@ -349,7 +349,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "concealment  {} PLC frames, {} FEC recoveries, {} late packets",
+            "concealment  {} PLC frames (slots whose packet was lost or not there in time), {} FEC recoveries, {} late packets",
             self.plc_frames, self.fec_recovered, self.late
         )?;
         writeln!(
