@@ -25,25 +25,24 @@ pub struct LocalRelay {
 }
 
 impl LocalRelay {
-    /// Starts a relay on 127.0.0.1 with `users` (name, password) and `rooms`. It announces `announced_udp_port` in
-    /// LoginOk if given (a proxy in front of it), else its own UDP port.
-    pub fn start(users: &[(String, String)], rooms: &[String], announced_udp_port: Option<u16>) -> Result<Self> {
+    /// Starts a relay on 127.0.0.1 (free ports) with `users` (name, password) and `rooms`.
+    pub fn start(users: &[(String, String)], rooms: &[String]) -> Result<Self> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_on(users, rooms, any, any)
+    }
+
+    /// Starts a relay with its UDP socket on `udp` and its control listener on `tcp`. It announces its bound UDP
+    /// port in LoginOk, and clients send their datagrams to that port at the IP address of `tcp`.
+    pub fn start_on(users: &[(String, String)], rooms: &[String], udp: SocketAddr, tcp: SocketAddr) -> Result<Self> {
         let auth = users.iter().fold(MemoryAuthenticator::new(), |a, (u, p)| a.with_user(u.clone(), p.clone()));
-        // The relay tells clients its UDP port in LoginOk, so the port is chosen before the relay is built.
-        let own_port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .context("finding a free UDP port")?
-            .port();
         let config = RelayConfig {
-            udp_port: announced_udp_port.unwrap_or(own_port),
             rooms: rooms.iter().map(RoomConfig::new).collect(),
             max_sessions: users.len() + 16,
             ..RelayConfig::default()
         };
         let relay = Relay::new(config, Box::new(auth), Box::new(SeededRng::new(7)), Instant::now(), unix_ms())
             .context("relay configuration")?;
-        let server = Server::bind(relay, ([127, 0, 0, 1], own_port).into(), ([127, 0, 0, 1], 0).into())
-            .context("binding the relay on loopback")?;
+        let server = Server::bind(relay, udp, tcp).with_context(|| format!("binding the relay on {udp} / {tcp}"))?;
         let (tcp, udp, stats) = (server.tcp_addr(), server.udp_addr(), server.stats());
         let (metrics, shutdown) = (server.metrics_handle(), server.shutdown_handle());
         let thread = server.spawn().context("starting the relay thread")?;
