@@ -240,6 +240,7 @@ fn headless_loop(client: &Client, limit: Option<Duration>, join_first_room: bool
                 println!("chat{} {from_name}: {text}", if history { "-history" } else { "" });
             }
             Event::ServerError { code, message } => println!("error {} {message}", code.0),
+            Event::RequestRefused(why) => println!("refused {why}"),
             Event::ConnectionLost => println!("connection-lost"),
             Event::Resumed => println!("resumed"),
             Event::Closed { reason } => {

@@ -1,7 +1,6 @@
 //! The `voice-server` binary's glue: config → relay → driver → signals. Everything it runs lives in `voice-relay`.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -45,20 +44,7 @@ pub fn run(args: Args) -> Result<()> {
     if config.users.is_empty() && config.auth.jwt.is_none() {
         tracing::warn!("no [[users]] and no [auth.jwt] in the config: nobody can log in");
     }
-    let auth = config.authenticator().context("authentication settings")?;
-    let unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
-    let relay = Relay::new(
-        config.relay_config(),
-        Box::new(auth),
-        Box::new(SystemRng::new()),
-        Instant::now(),
-        u64::try_from(unix_ms)?,
-    )
-    .context("relay settings")?;
-    let mut server = Server::bind(relay, config.listen.udp, config.listen.control).context("binding the sockets")?;
-    if config.listen.metrics_enabled {
-        server = server.with_metrics(config.listen.metrics).context("binding the metrics endpoint")?;
-    }
+    let server = Server::from_config(&config).context("starting the relay")?;
     println!("voice-server {} listening", env!("CARGO_PKG_VERSION"));
     println!("  control (TCP)  {}", server.tcp_addr());
     println!("  audio (UDP)    {}", server.udp_addr());

@@ -21,7 +21,8 @@
 //! * `CpalAudio` (feature `cpal`, off by default: it needs ALSA headers on Linux) — the sound-card backend:
 //!   device by name or the default one, rebuilt when a device disappears.
 //! * [`Bookmarks`] — saved servers in a TOML file in the user's configuration directory.
-//! * test tools: the [`NetworkConditioner`] (seeded loss / latency / jitter / reordering, changeable at runtime).
+//! * test tools: the [`NetworkConditioner`] (seeded loss / latency / jitter / reordering, changeable at runtime),
+//!   also built into the driver on its UDP path both ways (`Client::set_network`, `Client::network_stats`).
 //!
 //! What it does **not** do (yet): no TLS on the control connection, no echo cancellation wiring (voice-codec's `aec` feature exists), no 0-byte
 //! keepalives (the UDP ping every second keeps the binding alive instead).
@@ -88,7 +89,7 @@ pub use audio_cpal::{CpalAudio, device_names};
 pub use bookmarks::{Bookmark, Bookmarks};
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
 #[cfg(feature = "tokio")]
-pub use driver::{Client, ClientConfig, RingLosses};
+pub use driver::{Client, ClientConfig, NetworkStats, RingLosses};
 pub use error::{ConfigError, Error};
 pub use media::{Media, MediaConfig};
 pub use ring::{RingStats, SampleConsumer, SampleProducer, sample_ring};

@@ -2,11 +2,12 @@
 //! [`Session::playout`] → decode → mix.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use voice_codec::{
-    CaptureConfig, CaptureFrame, CapturePipeline, ChannelLayout, Mixer, PlaybackConfig, PlaybackPipeline,
-    PlaybackStats, VadConfig,
+    CaptureConfig, CaptureFrame, CapturePipeline, ChannelLayout, DumpStage, Dumper, Mixer, PlaybackConfig,
+    PlaybackPipeline, PlaybackStats, VadConfig,
 };
 use voice_jitter::Stretch;
 use voice_proto::PublicId;
@@ -54,6 +55,8 @@ pub struct Media {
     ids: Vec<PublicId>,
     /// Was the last captured frame sent (for END_OF_TALKSPURT bookkeeping in voice activation).
     talking: bool,
+    /// Directory of the audio dump, while one is written.
+    dump: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Media {
@@ -75,6 +78,7 @@ impl Media {
             mixer,
             ids: Vec::new(),
             talking: false,
+            dump: None,
         })
     }
 
@@ -118,7 +122,11 @@ impl Media {
         for &id in &self.ids {
             if !self.speakers.contains_key(&id) {
                 let volume = self.volumes.get(&id).copied().unwrap_or(1.0);
-                let p = PlaybackPipeline::new(PlaybackConfig { volume, ..PlaybackConfig::default() })?;
+                let mut p = PlaybackPipeline::new(PlaybackConfig { volume, ..PlaybackConfig::default() })?;
+                if let Some(dir) = &self.dump {
+                    // A debugging aid: a speaker whose file cannot be created is simply not dumped.
+                    p.set_dumper(speaker_dumper(dir, id).ok());
+                }
                 self.speakers.insert(id, p);
             }
             let Some(p) = self.speakers.get_mut(&id) else { continue };
@@ -141,6 +149,42 @@ impl Media {
             }
         }
         Ok(self.mixer.mix(self.speakers.values_mut(), samples)?)
+    }
+
+    /// Starts (`Some(dir)`) or stops (`None`) the audio dump for debugging: 32-bit float WAV files of the
+    /// microphone as captured (`raw_mic.wav`, device format), the frames after DSP just before the encoder
+    /// (`post_dsp.wav`) and, per remote speaker, the decoder output before volume
+    /// (`speaker-<public id>/post_opus_decode.wav`), written in `dir` (created if missing). Starting a new dump
+    /// or stopping finalizes the files of the previous one. Opening files allocates and writing does file I/O:
+    /// call this on a media thread, never from an audio callback. A file that fails to write makes `capture` or
+    /// `mix` fail; stop the dump then.
+    pub fn set_dump(&mut self, dir: Option<&Path>) -> Result<(), Error> {
+        let mut result = Ok(());
+        let mut finish = |d: Option<Dumper>| {
+            if let Some(Err(e)) = d.map(Dumper::finish) {
+                result = Err(Error::Codec(e));
+            }
+        };
+        finish(self.capture.set_dumper(None));
+        for p in self.speakers.values_mut() {
+            finish(p.set_dumper(None));
+        }
+        self.dump = None;
+        result?;
+        let Some(dir) = dir else { return Ok(()) };
+        std::fs::create_dir_all(dir)?;
+        self.capture.set_dumper(Some(Dumper::new(dir, &[DumpStage::RawMic, DumpStage::PostDsp])));
+        for (&id, p) in &mut self.speakers {
+            p.set_dumper(Some(speaker_dumper(dir, id)?));
+        }
+        self.dump = Some(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Where the audio dump is being written, if it is.
+    #[must_use]
+    pub fn dump_dir(&self) -> Option<&Path> {
+        self.dump.as_deref()
     }
 
     /// Sets a remote speaker's volume (linear, 0 ..= 4; 1 is unchanged).
@@ -178,4 +222,11 @@ impl Media {
     pub fn is_talking(&self) -> bool {
         self.talking
     }
+}
+
+/// A dumper of one remote speaker's decoder output, in its own subdirectory of `dir`.
+fn speaker_dumper(dir: &Path, id: PublicId) -> Result<Dumper, Error> {
+    let sub = dir.join(format!("speaker-{}", id.0));
+    std::fs::create_dir_all(&sub)?;
+    Ok(Dumper::new(sub, &[DumpStage::PostOpusDecode]))
 }

@@ -10,13 +10,15 @@
 //! for `--seconds`; phase 2 sends the same packets to a plain fan-out loop (recvmmsg one batch, sendmmsg every
 //! packet to the N−1 other members of its room, no parsing) for the same time. Receivers look each packet's send
 //! time up in a shared table (talker, seq) and record the one-way latency. Relay and raw loop CPU are measured per
-//! thread with `getrusage(RUSAGE_THREAD)`. The relay's own forward latency (from the return of the `recvmmsg` that
+//! thread with `getrusage(RUSAGE_THREAD)` (plus, with `--udp-threads N` > 1, the extra UDP threads' CPU from
+//! `/proc/self/task`, in 10 ms ticks). The relay's own forward latency (from the return of the `recvmmsg` that
 //! took a packet to the return of the `sendmmsg` that sent each copy) comes from the driver's histogram
 //! (`relay_forward_latency_us`). Prints one JSON object.
 //!
 //! With `--talkers 0` nobody talks: the relay-phase `cpu_s` is then the cost of idle sessions over `--seconds`:
 //! every member sends a 0-byte UDP keepalive every `--keepalive-s` (default 10 s as `PROTOCOL.md` recommends; 0 for
-//! none), and the relay runs its housekeeping
+//! none), and the relay runs its housekeeping (`--idle-poll-ms`: the driver's idle poll period, default 20; 0 to
+//! wake per datagram as before)
 //! timers over all sessions. To fit 10,000 sessions in this process's 20,000 file descriptors (client and relay
 //! ends of each TCP connection live here), idle members close their control connection after setup; the sessions
 //! stay alive, bound and in their rooms (resume grace set to its maximum), so the relay's timer work is the same,
@@ -40,7 +42,7 @@ use voice_proto::{
     AudioFlags, AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, PublicId, SessionSecret, SessionToken,
     Timestamp, WhisperTarget,
 };
-use voice_relay::driver::Server;
+use voice_relay::driver::{IdlePoll, Server};
 use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
 
 /// Send-time slots per talker (indexed by seq): 20 s of packets at 50/s.
@@ -63,10 +65,23 @@ struct Args {
     payload: usize,
     /// Idle mode: keepalive period per member in seconds (0: none).
     keepalive_s: f64,
+    /// The driver's idle poll period in ms (0: always wake per datagram).
+    idle_poll_ms: u64,
+    /// UDP threads of the driver (`SO_REUSEPORT`).
+    udp_threads: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args { rooms: 10, members: 10, talkers: 2, seconds: 5.0, payload: 80, keepalive_s: 10.0 };
+    let mut a = Args {
+        rooms: 10,
+        members: 10,
+        talkers: 2,
+        seconds: 5.0,
+        payload: 80,
+        keepalive_s: 10.0,
+        idle_poll_ms: 20,
+        udp_threads: 1,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let v = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -77,6 +92,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seconds" => a.seconds = v.parse()?,
             "--payload" => a.payload = v.parse()?,
             "--keepalive-s" => a.keepalive_s = v.parse()?,
+            "--idle-poll-ms" => a.idle_poll_ms = v.parse()?,
+            "--udp-threads" => a.udp_threads = v.parse()?,
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -91,6 +108,24 @@ fn thread_cpu() -> Duration {
     let u = getrusage(UsageWho::RUSAGE_THREAD).expect("getrusage(RUSAGE_THREAD) works on Linux");
     let tv = |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
     tv(u.user_time()) + tv(u.system_time())
+}
+
+/// CPU time of the driver's extra UDP threads (`voice-relay-udp*`), from `/proc/self/task/*/stat` (clock ticks of
+/// 10 ms: coarse, fine over seconds).
+fn udp_threads_cpu() -> Duration {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("voice-relay-udp") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+        let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
+        ticks += f.iter().sum::<u64>();
+    }
+    Duration::from_millis(ticks * 10)
 }
 
 /// One member, after login/join/hello.
@@ -481,7 +516,9 @@ fn main() -> anyhow::Result<()> {
     let unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
     let relay = Relay::new(config, Box::new(auth), Box::new(SeededRng::new(1)), now, unix_ms)?;
     let lo: SocketAddr = "127.0.0.1:0".parse()?;
-    let server = Server::bind(relay, lo, lo)?;
+    let idle_poll = (args.idle_poll_ms > 0)
+        .then(|| IdlePoll { period: Duration::from_millis(args.idle_poll_ms), ..IdlePoll::default() });
+    let server = Server::bind(relay, lo, lo)?.with_idle_poll(idle_poll).with_udp_threads(args.udp_threads)?;
     let (udp_addr, tcp_addr, shutdown) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
     let stats = server.stats();
     // Relay-internal forward latency (recvmmsg return → sendmmsg return), read through the driver's snapshots.
@@ -578,13 +615,13 @@ fn main() -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_secs(1)); // warm-up
     let drops = || (udp_drops(&relay_port), udp_drops(&raw_port), udp_drops(&member_ports));
     let d0 = drops();
-    let cpu0 = relay_cpu()?;
+    let cpu0 = relay_cpu()? + udp_threads_cpu();
     let sent0 = stats.datagrams_sent.load(Ordering::Relaxed);
     let fwd0 = snapshot()?.forward_latency;
     shared.phase.store(PHASE_RELAY, Ordering::Relaxed);
     std::thread::sleep(measure);
     shared.phase.store(PHASE_GAP, Ordering::Relaxed);
-    let relay_cpu_s = (relay_cpu()? - cpu0).as_secs_f64();
+    let relay_cpu_s = (relay_cpu()? + udp_threads_cpu() - cpu0).as_secs_f64();
     let fwd = snapshot()?.forward_latency.since(&fwd0);
     std::thread::sleep(drain);
     let relay_sent = stats.datagrams_sent.load(Ordering::Relaxed) - sent0;
@@ -637,7 +674,8 @@ fn main() -> anyhow::Result<()> {
     let out = serde_json::json!({
         "rooms": r, "members": n, "talkers": k, "seconds": secs, "payload_bytes": args.payload,
         "packet_bytes": args.payload + voice_proto::MIN_AUDIO_LEN,
-        "sessions": total, "setup_s": setup_s, "idle_keepalive_s": if k == 0 { args.keepalive_s } else { 0.0 },
+        "sessions": total, "setup_s": setup_s, "idle_poll_ms": args.idle_poll_ms,
+        "udp_threads": args.udp_threads, "idle_keepalive_s": if k == 0 { args.keepalive_s } else { 0.0 },
         "relay": relay_stats,
         "raw_sendmmsg_loop": raw_stats,
         "ratio_relay_to_raw_per_cpu_s": ratio,

@@ -229,4 +229,10 @@ pub enum DriverError {
     /// The driver's thread or its tokio runtime could not be created ([`crate::driver::Server::spawn`]).
     #[error("cannot start the driver thread: {0}")]
     Runtime(#[source] std::io::Error),
+    /// [`crate::driver::Server::from_config`]: the configuration's authenticator could not be built.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// [`crate::driver::Server::from_config`]: the relay refused the configuration.
+    #[error(transparent)]
+    Relay(#[from] Error),
 }

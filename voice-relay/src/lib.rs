@@ -12,12 +12,14 @@
 //!
 //! What it does **not** do — and what is **not here yet**:
 //! * the core [`Relay`] has no sockets, no threads, no async runtime, no clock reads; the tokio drivers that own it
-//!   are in [`driver`] (feature `tokio`, on by default): batched UDP on Linux, one task per TCP control connection;
+//!   are in [`driver`] (feature `tokio`, on by default): batched UDP on Linux (optionally on several threads with
+//!   `SO_REUSEPORT`, sharing the relay behind a lock), one task per TCP control connection, a metrics endpoint;
 //! * the TOML configuration file is read by [`config::Config`] (the core itself takes a plain [`RelayConfig`]);
 //! * logins are checked by an [`Authenticator`]: [`PasswordFileAuthenticator`] (argon2id hashes from the
 //!   configuration file), [`JwtAuthenticator`] (HS256 tokens from the app's backend), [`CombinedAuthenticator`]
-//!   (both), [`MemoryAuthenticator`] (plaintext, tests only). The authenticator runs on the relay's thread: an
-//!   argon2id check stalls forwarding for its duration (see [`config::hash_password`]);
+//!   (both), [`MemoryAuthenticator`] (plaintext, tests only). The authenticator runs inside the relay, so an inline
+//!   argon2id check (tens of ms, see [`config::hash_password`]) stalls forwarding; the tokio driver moves password
+//!   checks to its blocking pool with `driver::AuthOffload` (recommended with password users);
 //! * the core reads no clock, so it measures no latency: the driver measures forward latency into a
 //!   [`metrics::LatencyHistogram`] and serves [`metrics::render_prometheus`] over HTTP (`driver::Server::with_metrics`).
 //!

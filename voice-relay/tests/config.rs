@@ -32,8 +32,15 @@ fn empty_file_is_the_defaults() {
 
 #[test]
 fn example_file_parses_and_builds_a_relay() {
-    let text = include_str!("../relay.example.toml");
-    let cfg = Config::from_toml_str(text).unwrap();
+    let off = include_str!("../relay.example.toml");
+    // As shipped, the examples that would enable a known password or secret are off...
+    let shipped = Config::from_toml_str(off).unwrap();
+    assert_eq!(shipped.rooms.len(), 1);
+    assert!(shipped.users.is_empty() && shipped.auth.jwt.is_none());
+    assert_eq!(shipped.relay_config().rooms.len(), 1);
+    // ...and valid once turned on.
+    let text = off.replace("\n#: ", "\n");
+    let cfg = Config::from_toml_str(&text).unwrap();
     assert_eq!(cfg.rooms.len(), 3);
     assert_eq!(cfg.rooms[1].password.as_deref(), Some("example-room-password"));
     assert_eq!(cfg.rooms[1].max_users, 8);
@@ -62,6 +69,7 @@ control = "[::1]:9000"
 metrics = "127.0.0.1:9999"
 metrics_enabled = false
 udp_threads = 2
+idle_poll_ms = 0
 [limits]
 max_sessions = 10
 max_rooms = 5
@@ -95,7 +103,9 @@ allowed = false
 linger_s = 60
 max_users = 4
 "#;
-    let rc = Config::from_toml_str(text).unwrap().relay_config();
+    let cfg = Config::from_toml_str(text).unwrap();
+    assert_eq!((cfg.listen.udp_threads, cfg.listen.idle_poll_ms, cfg.listen.metrics_enabled), (2, 0, false));
+    let rc = cfg.relay_config();
     assert_eq!(rc.server_name, "home");
     assert_eq!(rc.udp_port, 9001);
     assert_eq!((rc.max_sessions, rc.max_rooms, rc.max_whisper_lists), (10, 5, 2));
@@ -196,4 +206,48 @@ fn from_path_reads_a_file_and_reports_a_missing_one() {
     let missing = dir.join("missing.toml");
     assert!(matches!(Config::from_path(&missing), Err(ConfigError::Read { .. })));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+mod never_panics {
+    use proptest::prelude::*;
+    use voice_relay::config::Config;
+
+    const KEYS: &[&str] = &[
+        "[server]",
+        "[listen]",
+        "[limits]",
+        "[[rooms]]",
+        "[adhoc]",
+        "[[users]]",
+        "[auth.jwt]",
+        "name = \"x\"",
+        "udp = \"127.0.0.1:1\"",
+        "max_sessions = 0",
+        "packets_per_s = -3",
+        "frame_ms = 25",
+        "password_hash = \"$\"",
+        "secret = \"s\"",
+        "bogus = 1",
+        "name = \"ü\"",
+        "= =",
+        "[",
+        "\"",
+        "max_users = 9999",
+    ];
+
+    proptest! {
+        /// Any text, and any mix of plausible lines, gives a config or an error — never a panic.
+        #[test]
+        fn arbitrary_text(text in ".{0,200}") {
+            let _ = Config::from_toml_str(&text);
+        }
+
+        #[test]
+        fn plausible_lines(lines in proptest::collection::vec(0..KEYS.len(), 0..20)) {
+            let text: Vec<&str> = lines.iter().map(|&i| KEYS[i]).collect();
+            if let Err(e) = Config::from_toml_str(&text.join("\n")) {
+                let _ = e.to_string();
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@ use voice_proto::{
     AudioFlags, AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, PublicId, ReplayWindow, Seq, SessionSecret,
     SessionToken, Timestamp, WhisperTarget,
 };
-use voice_relay::driver::{Server, ShutdownHandle};
+use voice_relay::driver::{IdlePoll, Server, ShutdownHandle};
 use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, SeededRng};
 
 /// Bound on any single wait: a hang fails the test instead of blocking CI.
@@ -30,10 +30,19 @@ async fn start() -> (SocketAddr, SocketAddr, ShutdownHandle, Running) {
 
 /// [`start`], also serving metrics over HTTP; returns the metrics address third.
 async fn start_with_metrics() -> (SocketAddr, SocketAddr, SocketAddr, ShutdownHandle, Running) {
+    start_with(Some(IdlePoll::default()), 1).await
+}
+
+/// [`start_with_metrics`] with the given idle polling and UDP threads.
+async fn start_with(
+    idle: Option<IdlePoll>,
+    udp_threads: usize,
+) -> (SocketAddr, SocketAddr, SocketAddr, ShutdownHandle, Running) {
     let auth = MemoryAuthenticator::new()
         .with_user("alice", "pw-alice")
         .with_user("bob", "pw-bob")
         .with_user("carol", "pw-carol");
+    let auth = (0..8).fold(auth, |a, i| a.with_user(format!("m{i}"), format!("pw-m{i}")));
     let relay = Relay::new(
         // Generous audio limits: the test sends its packets as fast as it can (bounded by count, not time).
         RelayConfig { packets_per_s: 100_000, packet_burst: 1_000, byte_burst: 1_000_000, ..RelayConfig::default() },
@@ -44,7 +53,13 @@ async fn start_with_metrics() -> (SocketAddr, SocketAddr, SocketAddr, ShutdownHa
     )
     .expect("valid config");
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("address");
-    let server = Server::bind(relay, lo, lo).expect("binds on loopback").with_metrics(lo).expect("binds metrics");
+    let server = Server::bind(relay, lo, lo)
+        .expect("binds on loopback")
+        .with_metrics(lo)
+        .expect("binds metrics")
+        .with_idle_poll(idle)
+        .with_udp_threads(udp_threads)
+        .expect("SO_REUSEPORT sockets");
     let (udp, tcp, handle) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
     let metrics = server.metrics_addr().expect("metrics bound");
     (udp, tcp, metrics, handle, server.spawn().expect("driver thread"))
@@ -303,4 +318,60 @@ async fn metrics_endpoint_serves_counters_and_forward_latency_over_http() {
     shutdown.shutdown();
     finish(task).await;
     drop(bob);
+}
+
+/// The idle poll's path (UDP read on a timer tick instead of on readiness) forwards everything too: here the loop
+/// is idle from the start and stays idle (`after` = 0), so every HELLO and audio packet goes through it.
+#[tokio::test]
+async fn idle_poll_mode_binds_and_forwards() {
+    let idle = IdlePoll { after: Duration::ZERO, period: Duration::from_millis(2) };
+    let (udp, tcp, _metrics, shutdown, task) = start_with(Some(idle), 1).await;
+    let mut alice = Client::ready("alice", tcp, udp).await;
+    let bob = Client::ready("bob", tcp, udp).await;
+    const N: u64 = 50;
+    let mut buf = [0u8; MAX_DATAGRAM_LEN];
+    for i in 0..N {
+        let bytes = alice.audio(format!("frame {i}").as_bytes());
+        alice.udp.send_to(&bytes, udp).await.expect("sends audio");
+        let (n, _) = timeout(BOUND, bob.udp.recv_from(&mut buf)).await.expect("audio arrives").expect("recv");
+        assert!(matches!(Datagram::decode_from_relay(&buf[..n]), Ok(Datagram::AudioDown(_))));
+    }
+    shutdown.shutdown();
+    assert_eq!(finish(task).await.counters().audio_forwarded, N);
+}
+
+/// Four UDP threads on one port (`SO_REUSEPORT`): eight clients spread over them by the kernel; every packet still
+/// reaches every other member exactly once, and speaking state seen by whichever thread got the audio reaches
+/// every member over the control connections (the UDP threads wake the core task).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn several_udp_threads_share_one_relay() {
+    let (udp, tcp, _metrics, shutdown, task) = start_with(Some(IdlePoll::default()), 4).await;
+    const CLIENTS: usize = 8;
+    const PER_TALKER: usize = 10;
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        clients.push(Client::ready(&format!("m{i}"), tcp, udp).await);
+    }
+    let mut buf = [0u8; MAX_DATAGRAM_LEN];
+    for t in 0..CLIENTS {
+        for i in 0..PER_TALKER {
+            let bytes = clients[t].audio(format!("{t}/{i}").as_bytes());
+            clients[t].udp.send_to(&bytes, udp).await.expect("sends audio");
+            for (r, c) in clients.iter().enumerate().filter(|&(r, _)| r != t) {
+                let (n, _) = timeout(BOUND, c.udp.recv_from(&mut buf)).await.expect("audio arrives").expect("recv");
+                let Ok(Datagram::AudioDown(a)) = Datagram::decode_from_relay(&buf[..n]) else { panic!("AUDIO_DOWN") };
+                assert_eq!(a.sender, clients[t].public_id, "client {r} got talker {t}'s packet {i}");
+            }
+        }
+    }
+    for t in 0..CLIENTS {
+        let id = clients[t].public_id;
+        for c in clients.iter_mut() {
+            c.expect(|m| *m == ServerMessage::Speaking { id, speaking: true }).await;
+        }
+    }
+    shutdown.shutdown();
+    let relay = finish(task).await;
+    assert_eq!(relay.counters().audio_forwarded, (CLIENTS * PER_TALKER * (CLIENTS - 1)) as u64);
 }

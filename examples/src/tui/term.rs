@@ -146,6 +146,7 @@ fn on_event(app: &mut App, me: &mut Option<PublicId>, ev: Event) -> bool {
             app.push_line(format!("{}{from_name}: {text}", if history { "(earlier) " } else { "" }));
         }
         Event::ServerError { code, message } => app.status = format!("server: {message} ({})", code.0),
+        Event::RequestRefused(why) => app.status = format!("refused: {why}"),
         Event::ConnectionLost => app.status = "connection lost: reconnecting…".into(),
         Event::Resumed => app.status = "reconnected".into(),
         Event::Closed { reason } => {

@@ -22,7 +22,8 @@ use voice_proto::{PublicId, WhisperTarget};
 
 use crate::audio::{AudioBackend, AudioStreams};
 use crate::{
-    ConnectionCommand, Error, Event, Media, MediaConfig, Session, SessionConfig, SessionStats, TalkMode, sample_ring,
+    ConditionerConfig, ConditionerStats, ConnectionCommand, Error, Event, Media, MediaConfig, NetworkConditioner,
+    Session, SessionConfig, SessionStats, TalkMode, sample_ring,
 };
 
 /// What [`Client::connect`] needs.
@@ -54,6 +55,8 @@ pub(crate) enum NetOut {
     Transmit(voice_proto::Transmit),
     Control(Bytes),
     Connection(ConnectionCommand),
+    /// New settings of both network conditioners.
+    Network(ConditionerConfig),
     Shutdown,
 }
 
@@ -71,7 +74,20 @@ pub(crate) enum Command {
     SelectWhisper(WhisperTarget),
     Volume(PublicId, f32),
     AddressChanged,
+    Dump(Option<std::path::PathBuf>),
     Stop,
+}
+
+/// The network conditioner of a [`Client`] (see [`Client::set_network`]): its settings and what it did.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct NetworkStats {
+    /// The settings in use (the same for both directions).
+    pub config: ConditionerConfig,
+    /// Outgoing UDP datagrams: pushed, dropped, reordered, delivered (sent).
+    pub up: ConditionerStats,
+    /// Incoming UDP datagrams: pushed (received), dropped, reordered, delivered (to the session).
+    pub down: ConditionerStats,
 }
 
 /// What the sample rings between the audio callbacks and the media thread have lost (overruns and underruns).
@@ -113,6 +129,8 @@ pub struct Client {
     events: Receiver<Event>,
     stats: Arc<Mutex<SessionStats>>,
     rings: Arc<Mutex<RingLosses>>,
+    network: Arc<Mutex<NetworkStats>>,
+    to_net: tokio::sync::mpsc::UnboundedSender<NetOut>,
     media_thread: Option<JoinHandle<Result<(), Error>>>,
     net_thread: Option<JoinHandle<()>>,
     streams: Option<Box<dyn AudioStreams>>,
@@ -142,7 +160,9 @@ impl Client {
         let rings = Arc::new(Mutex::new(RingLosses::default()));
         let media_rings = Arc::clone(&rings);
         let server = config.session.server;
-        let net_thread = net::spawn(server, to_media.clone(), net_rx)?;
+        let network = Arc::new(Mutex::new(NetworkStats::default()));
+        let net_thread = net::spawn(server, to_media.clone(), net_rx, config.seed, Arc::clone(&network))?;
+        let to_net = net_tx.clone();
         // Half a second of audio each way: the media thread drains the mic ring every frame period.
         let (mic_prod, mic_cons) = sample_ring(input.rate_hz as usize / 2 * usize::from(input.channels));
         let spk_capacity = output.rate_hz as usize / 2 * usize::from(output.channels);
@@ -173,6 +193,8 @@ impl Client {
             events,
             stats,
             rings,
+            network,
+            to_net,
             media_thread: Some(media_thread),
             net_thread: Some(net_thread),
             streams: Some(streams),
@@ -199,6 +221,31 @@ impl Client {
     #[must_use]
     pub fn ring_losses(&self) -> RingLosses {
         self.rings.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Sets the network conditioner applied to every UDP datagram this client sends and receives (loss,
+    /// latency, jitter, reordering; the same settings both ways), at any time: the "chaos" sliders of a debug
+    /// panel. The default [`ConditionerConfig`] (what a client starts with) passes everything through unchanged.
+    /// Datagrams already held keep their delivery time. Refuses a probability outside 0..=1.
+    pub fn set_network(&self, config: ConditionerConfig) -> Result<(), Error> {
+        NetworkConditioner::<()>::new(config, 0)?;
+        self.to_net.send(NetOut::Network(config)).map_err(|_| Error::Stopped)
+    }
+
+    /// The network conditioner's settings and counters (updated every 100 ms while datagrams flow, and on
+    /// every [`set_network`](Self::set_network)).
+    #[must_use]
+    pub fn network_stats(&self) -> NetworkStats {
+        self.network.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Starts (`Some(dir)`) or stops (`None`) the audio dump: the microphone as captured, the audio after DSP
+    /// just before the encoder, and each remote speaker's decoder output, as WAV files in `dir` (see
+    /// [`Media::set_dump`]). Carried out on the media thread (never in an audio callback); `None` finalizes the
+    /// files. A failure (directory not writable, disk full) stops the dump and arrives as an
+    /// [`Event::RequestRefused`].
+    pub fn set_dump(&self, dir: Option<std::path::PathBuf>) -> Result<(), Error> {
+        self.command(Command::Dump(dir))
     }
 
     fn command(&self, c: Command) -> Result<(), Error> {
@@ -340,7 +387,9 @@ impl MediaLoop {
                 }
                 let channels = usize::from(self.media_channels());
                 let whole = n - n % channels.max(1);
-                self.media.capture(&mut self.session, now, &self.chunk[..whole])?;
+                if let Err(e) = self.media.capture(&mut self.session, now, &self.chunk[..whole]) {
+                    self.dump_failed(e)?;
+                }
             }
             // Playout follows the device's clock, not this thread's: mix a frame whenever the speaker ring holds
             // less than a frame (usually once per period; twice or not at all when the clocks drift apart).
@@ -350,8 +399,12 @@ impl MediaLoop {
                 if self.speaker_capacity - self.speaker.vacant() >= frame_out {
                     break;
                 }
-                let audio = self.media.mix(&mut self.session, now)?;
-                self.speaker.push(audio);
+                match self.media.mix(&mut self.session, now) {
+                    Ok(audio) => {
+                        self.speaker.push(audio);
+                    }
+                    Err(e) => self.dump_failed(e)?,
+                }
             }
             self.flush();
             if let Ok(mut s) = self.stats.lock() {
@@ -366,6 +419,17 @@ impl MediaLoop {
                 deadline = Instant::now() + frame;
             }
         }
+    }
+
+    /// An audio pipeline failed: while an audio dump is written the dump is the likely cause (a file that cannot
+    /// be written), so it is stopped and the application told; otherwise the error stops the client.
+    fn dump_failed(&mut self, e: Error) -> Result<(), Error> {
+        if self.media.dump_dir().is_none() {
+            return Err(e);
+        }
+        let _ = self.media.set_dump(None);
+        let _ = self.events.send(Event::RequestRefused(format!("audio dump stopped: {e}")));
+        Ok(())
     }
 
     fn media_channels(&self) -> u16 {
@@ -417,6 +481,7 @@ impl MediaLoop {
                 s.handle_local_address_changed(now);
                 Ok(())
             }
+            Command::Dump(dir) => self.media.set_dump(dir.as_deref()),
             Command::Stop => Ok(()),
         };
         if let Err(e) = result {

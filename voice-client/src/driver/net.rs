@@ -1,8 +1,12 @@
-//! The network thread: a current-thread tokio runtime owning the UDP socket and the control connection.
+//! The network thread: a current-thread tokio runtime owning the UDP socket and the control connection. Every UDP
+//! datagram passes a [`NetworkConditioner`] on the way out and one on the way in (pass-through until
+//! [`Client::set_network`](crate::Client::set_network) configures them); a tokio timer waits for the next due one.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -11,14 +15,38 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle as TaskHandle;
 
-use super::{MediaIn, NetOut};
-use crate::{ConnectionCommand, Error};
+use super::{MediaIn, NetOut, NetworkStats};
+use crate::{ConditionerConfig, ConnectionCommand, Error, NetworkConditioner};
+
+/// The two conditioners of the UDP path and the counters shared with the application.
+struct Chaos {
+    up: NetworkConditioner<voice_proto::Transmit>,
+    down: NetworkConditioner<(SocketAddr, Bytes)>,
+    stats: Arc<Mutex<NetworkStats>>,
+}
+
+impl Chaos {
+    fn publish(&self) {
+        if let Ok(mut s) = self.stats.lock() {
+            *s = NetworkStats { config: *self.up.config(), up: self.up.stats(), down: self.down.stats() };
+        }
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        match (self.up.poll_timeout(), self.down.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
 
 /// Binds the UDP socket (on the loopback interface when the server is on it) and starts the network thread.
 pub(super) fn spawn(
     server: SocketAddr,
     to_media: Sender<MediaIn>,
     rx: UnboundedReceiver<NetOut>,
+    seed: u64,
+    stats: Arc<Mutex<NetworkStats>>,
 ) -> Result<JoinHandle<()>, Error> {
     let local: SocketAddr = match (server.ip().is_loopback(), server.is_ipv4()) {
         (true, true) => (Ipv4Addr::LOCALHOST, 0).into(),
@@ -28,11 +56,16 @@ pub(super) fn spawn(
     };
     let std_udp = std::net::UdpSocket::bind(local)?;
     std_udp.set_nonblocking(true)?;
+    let chaos = Chaos {
+        up: NetworkConditioner::new(ConditionerConfig::default(), seed ^ 0x5EED_0001)?,
+        down: NetworkConditioner::new(ConditionerConfig::default(), seed ^ 0x5EED_0002)?,
+        stats,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let thread = std::thread::Builder::new().name("voice-net".into()).spawn(move || {
         runtime.block_on(async move {
             match UdpSocket::from_std(std_udp) {
-                Ok(udp) => run(server, udp, to_media, rx).await,
+                Ok(udp) => run(server, udp, to_media, rx, chaos).await,
                 Err(_) => drop(to_media),
             }
         });
@@ -40,18 +73,41 @@ pub(super) fn spawn(
     Ok(thread)
 }
 
-async fn run(server: SocketAddr, udp: UdpSocket, to_media: Sender<MediaIn>, mut rx: UnboundedReceiver<NetOut>) {
+async fn run(
+    server: SocketAddr,
+    udp: UdpSocket,
+    to_media: Sender<MediaIn>,
+    mut rx: UnboundedReceiver<NetOut>,
+    mut chaos: Chaos,
+) {
     let mut buf = vec![0u8; 2048];
     let mut writer: Option<OwnedWriteHalf> = None;
     let mut reader: Option<TaskHandle<()>> = None;
     let mut generation = 0u64;
+    let mut published = Instant::now();
     loop {
+        // Deliver what the conditioners hold that is due (both directions), then wait for the next event.
+        let now = Instant::now();
+        while let Some(t) = chaos.up.poll(now) {
+            // A full socket buffer or an unreachable port loses the datagram, as the network would.
+            let _ = udp.send_to(&t.payload, t.destination).await;
+        }
+        while let Some((from, bytes)) = chaos.down.poll(now) {
+            if to_media.send(MediaIn::Datagram(from, bytes)).is_err() {
+                return;
+            }
+        }
+        if now.duration_since(published) >= std::time::Duration::from_millis(100) {
+            chaos.publish();
+            published = now;
+        }
+        let due = chaos.next_due();
+        let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(due.unwrap_or(now)));
         tokio::select! {
+            () = timer, if due.is_some() => {}
             r = udp.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r {
-                    if to_media.send(MediaIn::Datagram(from, Bytes::copy_from_slice(&buf[..n]))).is_err() {
-                        break;
-                    }
+                    chaos.down.push(Instant::now(), (from, Bytes::copy_from_slice(&buf[..n])));
                 }
             }
             out = rx.recv() => match out {
@@ -63,9 +119,12 @@ async fn run(server: SocketAddr, udp: UdpSocket, to_media: Sender<MediaIn>, mut 
                     if let Some(mut w) = writer.take() { let _ = w.shutdown().await; }
                     break;
                 }
-                Some(NetOut::Transmit(t)) => {
-                    // A full socket buffer or an unreachable port loses the datagram, as the network would.
-                    let _ = udp.send_to(&t.payload, t.destination).await;
+                Some(NetOut::Transmit(t)) => chaos.up.push(Instant::now(), t),
+                Some(NetOut::Network(config)) => {
+                    // Validated by `Client::set_network`; both directions get the same settings.
+                    let _ = chaos.up.set_config(config);
+                    let _ = chaos.down.set_config(config);
+                    chaos.publish();
                 }
                 Some(NetOut::Control(b)) => {
                     let failed = match &mut writer {

@@ -14,8 +14,10 @@
 //! which that thread forwards no audio. Each login (password logins only: JWT checks take microseconds, resumes
 //! need no authenticator) therefore delays forwarding by that much, and a flood of logins with passwords is a CPU
 //! cost an attacker can impose (the per-connection control rate limit bounds it per connection, not in total).
-//! Prefer JWT logins where audio latency matters; stronger argon2 parameters (e.g. the 64 MiB / 3 passes of the
-//! design notes) cost proportionally more per login.
+//! The tokio driver avoids this with `driver::AuthOffload` (password checks on its blocking pool, at most two at
+//! once, the connection's later messages held until the result is back): use it whenever `[[users]]` are
+//! configured. Stronger argon2 parameters (e.g. the 64 MiB / 3 passes of the design notes) cost proportionally more
+//! per login.
 
 mod jwt;
 mod password;

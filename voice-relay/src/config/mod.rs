@@ -100,8 +100,12 @@ pub struct ListenSection {
     pub metrics: SocketAddr,
     /// `metrics_enabled`: whether to serve metrics at all (default true).
     pub metrics_enabled: bool,
-    /// `udp_threads`: threads running the UDP socket loop (default 1).
+    /// `udp_threads`: threads running the UDP socket loop, 1–64 (default 1; more than 1 needs Linux:
+    /// `SO_REUSEPORT`, see `driver::Server::with_udp_threads`).
     pub udp_threads: usize,
+    /// `idle_poll_ms`: while no audio flows, read UDP every this many ms instead of waking per datagram (default
+    /// 20; 0 = always wake per datagram; see `driver::IdlePoll`).
+    pub idle_poll_ms: u64,
 }
 
 impl Default for ListenSection {
@@ -112,6 +116,7 @@ impl Default for ListenSection {
             metrics: SocketAddr::from(([127, 0, 0, 1], 9100)),
             metrics_enabled: true,
             udp_threads: 1,
+            idle_poll_ms: 20,
         }
     }
 }

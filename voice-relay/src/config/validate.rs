@@ -56,6 +56,9 @@ pub(super) fn check(c: &Config) -> Result<(), Violation> {
     if c.listen.udp_threads == 0 || c.listen.udp_threads > 64 {
         return Err(violation(&[Key("listen"), Key("udp_threads")], "must be between 1 and 64"));
     }
+    if c.listen.idle_poll_ms > 1000 {
+        return Err(violation(&[Key("listen"), Key("idle_poll_ms")], "must be at most 1000"));
+    }
     let l = &c.limits;
     let at_least = |key, v: u64, min: u64| {
         if v < min { Err(violation(&[Key("limits"), Key(key)], format!("must be at least {min}"))) } else { Ok(()) }

@@ -12,13 +12,22 @@
 //!  accept task: TcpListener::accept ─► spawns a connection task, sends Cmd::Opened
 //! ```
 //!
-//! * **One core task** owns the [`Relay`] and the UDP socket. It waits (with `select!`, in this priority order) on
-//!   shutdown, the command queue from the control tasks, the timer, and UDP readiness. On UDP readiness it takes up
-//!   to 64 datagrams per `recvmmsg` (Linux; one `recv_from` each elsewhere), feeds them to the relay with one
-//!   `Instant::now()` per batch, then sends every transmit with `sendmmsg` in batches of 64 before it receives again
-//!   (so a receive buffer's datagrams are all sent and dropped before the buffer pool is recycled: no allocation in
-//!   steady state). After every input it drains the relay in the documented order: transmits, then events, then
-//!   the timeout.
+//! * **One core task** owns the control side, the timer and UDP socket 0; the [`Relay`] sits behind a lock it
+//!   shares with the extra UDP threads (below), held only for in-memory work, never across a system call. It waits
+//!   (with `select!`, in this priority order) on shutdown, the command queue from the control tasks, the timer, a
+//!   wake-up from the UDP threads, and UDP readiness. On UDP readiness it takes up to 64 datagrams per `recvmmsg`
+//!   (Linux; one `recv_from` each elsewhere), then under one lock feeds them to the relay with one `Instant::now()`
+//!   per batch (taken when `recvmmsg` returns) and moves the transmits out, then sends them with `sendmmsg` in
+//!   batches of 64 before it receives again (so a receive buffer's datagrams are all sent and dropped before the
+//!   buffer pool is recycled: no allocation in steady state; `tests/driver_no_alloc.rs`). After every input it
+//!   drains the relay in the documented order: transmits, then events, then the timeout.
+//! * **Forward latency**: every datagram sent because of a received batch is recorded in a fixed log-scale
+//!   histogram (from the return of that batch's `recvmmsg` to the return of the `sendmmsg` that sent it), served
+//!   with the counters by [`MetricsHandle`] and the optional HTTP endpoint ([`Server::with_metrics`]).
+//! * **Idle poll** ([`IdlePoll`], on by default): after 1 s without accepted audio the core task takes socket 0 out
+//!   of the reactor and reads it every 20 ms, so idle sessions' keepalives stop waking the thread one by one; the
+//!   first audio packet (or a send that must wait, or shutdown) puts it back. Price: while idle, a HELLO, a PING or
+//!   the first audio packet waits up to 20 ms.
 //! * **One task per TCP connection** (module `control`) only moves bytes: it reads into a buffer and sends the bytes to
 //!   the core over the bounded command queue (a full queue makes readers wait: backpressure); the core keeps each
 //!   connection's reassembly buffer, calls [`Relay::handle_control_bytes`], encodes each `Event::Send` into a frame
@@ -29,43 +38,43 @@
 //!   `SHUTTING_DOWN` and close for every connection), the accept task stops, and [`Server::run`] returns the relay
 //!   once every connection task has written its Goodbye and ended, or after [`SHUTDOWN_GRACE`].
 //!
-//! # Threading: one core, by design
+//! # Several UDP threads (`SO_REUSEPORT`, one shared relay)
 //!
-//! The relay state is one single-threaded state machine, so this driver runs it on **one task**: run
-//! [`Server::run`] on a current-thread runtime in a dedicated thread (the control tasks then share that thread,
-//! which is cheap: control traffic is small), or on a multi-thread runtime (control tasks spread over the workers,
-//! the core task stays one task). The UDP path is therefore bounded by one core.
-//!
-//! Scaling past one core is **not** done here. The two designs and their trade-off: (a) `SO_REUSEPORT` with one
-//! socket and one relay shard per thread — the kernel spreads datagrams by 4-tuple hash, so a session's packets do
-//! not reliably reach the shard that knows it (and a room's members sit on different shards): it needs either
-//! steering (e.g. a per-shard port announced in LoginOk) or cross-shard forwarding; (b) one shared `Relay` behind a
-//! lock: every datagram takes the lock, which becomes the contention point and costs more than it saves on two
-//! cores. Per-room sharding with a per-shard UDP port is the natural next step.
+//! [`Server::with_udp_threads`]`(n)` binds `n` sockets to the same address with `SO_REUSEPORT` (Linux); the kernel
+//! spreads clients over them by 4-tuple hash, so one client's datagrams always reach the same thread, in order.
+//! Thread 0 is the core task; threads 1..n each run the same batch loop on their own current-thread runtime and
+//! wake the core task when the relay has control events for it (e.g. speaking state). The threads share the one
+//! [`Relay`] behind a `Mutex` taken **once per batch** (up to 64 datagrams), for the in-memory work only
+//! (≈ 1 µs per datagram); `recvmmsg` and `sendmmsg` — most of the cost — run in parallel. The alternative, one
+//! relay shard per thread, needs steering clients to the shard that knows their session and room (a per-shard
+//! port announced in LoginOk) or cross-shard forwarding; it is the next step if the lock becomes the limit.
+//! Default: 1 thread. The relay's authenticator runs under the lock too, which is why password checks (argon2id,
+//! tens of ms) belong off it: [`Server::with_auth_offload`].
 
+mod auth;
 mod control;
+mod core;
 mod http;
 mod udp;
+mod workers;
 
+pub use auth::{AuthOffload, MAX_CONCURRENT_VERIFICATIONS};
 pub use http::{MAX_REQUEST_BYTES, MetricsHandle, MetricsSnapshot};
 #[doc(hidden)]
 pub use udp::UdpPath;
 
-use std::collections::HashMap;
-use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use bytes::BytesMut;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
-use self::control::{Cmd, Out};
-use self::udp::{BATCH, BatchRecv, BatchSend};
+use self::control::Cmd;
 use crate::error::DriverError;
-use crate::relay::{ConnId, Event, Relay};
+use crate::metrics::LatencyHistogram;
+use crate::relay::Relay;
 
 /// After a shutdown, how long [`Server::run`] waits for connection tasks to write their Goodbye and end.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -76,11 +85,34 @@ pub const UDP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Capacity of the command queue from the control tasks to the core task.
 const CMD_QUEUE: usize = 1024;
 
+/// How the UDP loop waits while no audio flows ([`Server::with_idle_poll`]).
+///
+/// After `after` without any accepted audio packet, the loop stops waking for each datagram and instead takes
+/// whatever queued up once every `period`; the first accepted audio packet switches it back. Idle sessions'
+/// keepalives then cost one wake-up per `period` for all of them instead of one each; the price is that, while
+/// idle, a HELLO, a PING or the first audio packet waits up to `period`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdlePoll {
+    /// Time without audio before the loop goes idle (default 1 s).
+    pub after: Duration,
+    /// Poll period while idle (default 20 ms).
+    pub period: Duration,
+}
+
+impl Default for IdlePoll {
+    fn default() -> Self {
+        Self { after: Duration::from_secs(1), period: Duration::from_millis(20) }
+    }
+}
+
 /// Most UDP batches handled in a row before the core task looks at control commands and the timer again.
 const UDP_BATCHES_PER_TURN: usize = 16;
 
-/// Totals of the driver's UDP loop, readable from any thread while it runs ([`Server::stats`]). Updated by the
-/// core task after every turn of its loop (relaxed stores: each is a consistent total, not a snapshot of all three).
+/// Most UDP threads ([`Server::with_udp_threads`]).
+pub const MAX_UDP_THREADS: usize = 64;
+
+/// Totals of the driver's UDP threads, readable from any thread while it runs ([`Server::stats`]). Each UDP thread
+/// adds to them after every turn of its loop (relaxed: each is a running total, not a snapshot of all three).
 #[derive(Debug, Default)]
 pub struct DriverStats {
     /// Datagrams received on the UDP socket.
@@ -91,11 +123,37 @@ pub struct DriverStats {
     pub send_errors: AtomicU64,
 }
 
+impl DriverStats {
+    /// Adds what one thread's `totals` (received, sent, send errors) grew by since `published`.
+    fn add(&self, totals: [u64; 3], published: &mut [u64; 3]) {
+        let fields = [&self.datagrams_received, &self.datagrams_sent, &self.send_errors];
+        for ((field, total), seen) in fields.into_iter().zip(totals).zip(published.iter_mut()) {
+            if total != *seen {
+                field.fetch_add(total - *seen, Ordering::Relaxed);
+                *seen = total;
+            }
+        }
+    }
+}
+
+/// What the core task and the extra UDP threads share.
+#[derive(Debug)]
+struct Shared {
+    /// The relay. Held only for in-memory work (a batch's datagrams, a control message, a timer), never across a
+    /// system call.
+    relay: Mutex<Relay>,
+    /// Wakes the core task when an extra UDP thread left control events in the relay.
+    wake: Notify,
+    /// Forward-latency histogram of each extra UDP thread (copied there after each of its turns).
+    latency: Vec<Mutex<LatencyHistogram>>,
+}
+
 /// A relay bound to its UDP socket and TCP listener, ready to [`run`](Self::run).
 #[derive(Debug)]
 pub struct Server {
     relay: Relay,
-    udp: std::net::UdpSocket,
+    /// One socket per UDP thread (several: all bound to `udp_addr` with `SO_REUSEPORT`).
+    udp: Vec<std::net::UdpSocket>,
     tcp: std::net::TcpListener,
     udp_addr: SocketAddr,
     tcp_addr: SocketAddr,
@@ -104,6 +162,8 @@ pub struct Server {
     cmd_tx: mpsc::Sender<Cmd>,
     cmd_rx: mpsc::Receiver<Cmd>,
     metrics: Option<(std::net::TcpListener, SocketAddr)>,
+    idle_poll: Option<IdlePoll>,
+    auth_offload: Option<AuthOffload>,
 }
 
 /// Asks a running [`Server`] to shut down gracefully. Cheap to clone.
@@ -122,29 +182,56 @@ impl ShutdownHandle {
 impl Server {
     /// Binds the UDP socket and the TCP listener (port 0 picks a free port; see [`udp_addr`](Self::udp_addr)).
     /// Needs no runtime: the sockets join the runtime that runs [`run`](Self::run).
-    /// The relay announces the bound UDP port to clients ([`Relay::set_udp_port`]).
-    pub fn bind(mut relay: Relay, udp: SocketAddr, tcp: SocketAddr) -> Result<Self, DriverError> {
-        let bind = |what| move |source| DriverError::Bind { what, source };
-        let udp = std::net::UdpSocket::bind(udp).map_err(bind("udp"))?;
-        udp.set_nonblocking(true).map_err(bind("udp"))?;
-        // Larger kernel buffers absorb bursts while the core task is descheduled. Best effort: the kernel caps
-        // them at net.core.rmem_max / wmem_max, and a failure only leaves the defaults.
-        #[cfg(target_os = "linux")]
-        {
-            use nix::sys::socket::{setsockopt, sockopt};
-            let _ = setsockopt(&udp, sockopt::RcvBuf, &UDP_BUFFER_BYTES);
-            let _ = setsockopt(&udp, sockopt::SndBuf, &UDP_BUFFER_BYTES);
+    pub fn bind(relay: Relay, udp: SocketAddr, tcp: SocketAddr) -> Result<Self, DriverError> {
+        let udp = std::net::UdpSocket::bind(udp).map_err(|source| DriverError::Bind { what: "udp", source })?;
+        Self::bind_with_udp(relay, udp, tcp)
+    }
+
+    /// Everything a configuration file describes, bound and ready to [`run`](Self::run): the relay
+    /// ([`Config::relay_config`](crate::config::Config::relay_config), its `udp_port` set to the bound port), its
+    /// authenticator ([`Config::authenticator`](crate::config::Config::authenticator)) with password checks off the
+    /// core task ([`AuthOffload`]), the system random source, the idle poll and UDP threads of `[listen]`, and the
+    /// metrics endpoint if enabled. Reads the clock (for chat timestamps).
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, DriverError> {
+        let l = &config.listen;
+        let udp = std::net::UdpSocket::bind(l.udp).map_err(|source| DriverError::Bind { what: "udp", source })?;
+        let port = udp.local_addr().map_err(|source| DriverError::Bind { what: "udp", source })?.port();
+        let offload = AuthOffload::new(config.authenticator()?);
+        let mut relay_config = config.relay_config();
+        relay_config.udp_port = port;
+        let now = std::time::Instant::now();
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let rng = Box::new(crate::SystemRng::new());
+        let relay = Relay::new(relay_config, offload.relay_authenticator(), rng, now, unix_ms)?;
+        let idle = (l.idle_poll_ms > 0)
+            .then(|| IdlePoll { period: Duration::from_millis(l.idle_poll_ms), ..IdlePoll::default() });
+        let mut server = Self::bind_with_udp(relay, udp, l.control)?
+            .with_auth_offload(offload)
+            .with_idle_poll(idle)
+            .with_udp_threads(l.udp_threads)?;
+        if l.metrics_enabled {
+            server = server.with_metrics(l.metrics)?;
         }
+        Ok(server)
+    }
+
+    /// [`bind`](Self::bind) with an already bound UDP socket.
+    fn bind_with_udp(mut relay: Relay, udp: std::net::UdpSocket, tcp: SocketAddr) -> Result<Self, DriverError> {
+        let bind = |what| move |source| DriverError::Bind { what, source };
+        tune_udp(&udp).map_err(bind("udp"))?;
         let tcp = std::net::TcpListener::bind(tcp).map_err(bind("tcp"))?;
         tcp.set_nonblocking(true).map_err(bind("tcp"))?;
         let udp_addr = udp.local_addr().map_err(bind("udp"))?;
+        // Clients learn the UDP port from LoginOk: announce the one bound (the configured port may be 0).
         relay.set_udp_port(udp_addr.port());
         let tcp_addr = tcp.local_addr().map_err(bind("tcp"))?;
         let (stop, _) = watch::channel(false);
         let (cmd_tx, cmd_rx) = mpsc::channel(CMD_QUEUE);
         Ok(Self {
             relay,
-            udp,
+            udp: vec![udp],
             tcp,
             udp_addr,
             tcp_addr,
@@ -153,7 +240,57 @@ impl Server {
             cmd_tx,
             cmd_rx,
             metrics: None,
+            idle_poll: Some(IdlePoll::default()),
+            auth_offload: None,
         })
+    }
+
+    /// How the UDP loop waits while no audio flows: [`IdlePoll::default`] (the default: poll every 20 ms after 1 s
+    /// without audio), or `None` to always wake per datagram. A zero `period` means `None`.
+    #[must_use]
+    pub fn with_idle_poll(mut self, idle_poll: Option<IdlePoll>) -> Self {
+        self.idle_poll = idle_poll.filter(|p| !p.period.is_zero());
+        self
+    }
+
+    /// Runs the UDP path on `threads` threads (default 1; at most [`MAX_UDP_THREADS`]; Linux only beyond 1): the
+    /// socket is replaced by `threads` sockets bound to the same address with `SO_REUSEPORT`, so the kernel spreads
+    /// clients over them by address hash (one client's datagrams always reach the same thread, in order). Thread 0
+    /// is the core task; each other thread runs its own `recvmmsg` → relay → `sendmmsg` loop. All share the one
+    /// relay behind a lock held only for the in-memory work of a batch, never across a system call. The idle poll
+    /// ([`with_idle_poll`](Self::with_idle_poll)) applies to thread 0 only.
+    pub fn with_udp_threads(mut self, threads: usize) -> Result<Self, DriverError> {
+        let bind = |source| DriverError::Bind { what: "udp", source };
+        if threads == 0 || threads > MAX_UDP_THREADS {
+            return Err(bind(std::io::Error::new(std::io::ErrorKind::InvalidInput, "UDP threads must be 1 to 64")));
+        }
+        if threads == self.udp.len() {
+            return Ok(self);
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            return Err(bind(std::io::Error::new(std::io::ErrorKind::Unsupported, "several UDP threads need Linux")));
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // Every socket on the port needs SO_REUSEPORT before its bind: rebind them all on the same address.
+            self.udp.clear();
+            for _ in 0..threads {
+                let sock = workers::reuseport_socket(self.udp_addr).map_err(bind)?;
+                tune_udp(&sock).map_err(bind)?;
+                self.udp.push(sock);
+            }
+            Ok(self)
+        }
+    }
+
+    /// Verifies passwords off the core task (on tokio's blocking pool) instead of inline: build the relay with
+    /// `offload.relay_authenticator()` (see [`AuthOffload`]). A connection's control messages after a password
+    /// Login wait until its result is back, so their order is kept.
+    #[must_use]
+    pub fn with_auth_offload(mut self, offload: AuthOffload) -> Self {
+        self.auth_offload = Some(offload);
+        self
     }
 
     /// Also serves the metrics in the Prometheus text format at `GET /metrics` on `addr` (HTTP/1.1, one request per
@@ -225,8 +362,11 @@ impl Server {
     /// `tokio::spawn`: drive it with `Runtime::block_on` (as [`spawn`](Self::spawn) does) or `spawn_local`. It
     /// spawns the control tasks with `tokio::spawn`, on whatever runtime drives it.
     pub async fn run(self) -> Result<Relay, DriverError> {
-        let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, .. } = self;
-        let udp = UdpSocket::from_std(udp).map_err(DriverError::Udp)?;
+        let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, idle_poll, auth_offload, .. } = self;
+        let weak_cmds = cmd_tx.downgrade();
+        let mut sockets = udp.into_iter();
+        let first = sockets.next().ok_or_else(|| DriverError::Udp(std::io::ErrorKind::NotFound.into()))?;
+        let udp = UdpSocket::from_std(first).map_err(DriverError::Udp)?;
         let tcp = TcpListener::from_std(tcp).map_err(|source| DriverError::Bind { what: "tcp", source })?;
         if let Some((listener, _)) = metrics {
             let listener =
@@ -234,240 +374,54 @@ impl Server {
             tokio::spawn(http::serve(listener, MetricsHandle::new(cmd_tx.downgrade()), stop.subscribe()));
         }
         tokio::spawn(control::accept_loop(tcp, cmd_tx, stop.subscribe()));
-        let mut core = Core {
-            relay,
-            conns: HashMap::new(),
-            recv: BatchRecv::new(),
-            send: BatchSend::new(),
-            frame: BytesMut::with_capacity(64 * 1024),
-            received: 0,
-            stats,
-        };
-        core.run(&udp, cmd_rx, stop.subscribe()).await?;
-        Ok(core.relay)
+        let extra: Vec<std::net::UdpSocket> = sockets.collect();
+        let shared = Arc::new(Shared {
+            relay: Mutex::new(relay),
+            wake: Notify::new(),
+            latency: extra.iter().map(|_| Mutex::default()).collect(),
+        });
+        let (workers_stop, workers_stopped) = watch::channel(false);
+        let mut threads = Vec::with_capacity(extra.len());
+        for (index, sock) in extra.into_iter().enumerate() {
+            let (shared, stats, stop) = (Arc::clone(&shared), Arc::clone(&stats), workers_stopped.clone());
+            match workers::spawn(index, sock, shared, stats, stop) {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    workers_stop.send_replace(true);
+                    workers::join(threads).await;
+                    return Err(DriverError::Runtime(e));
+                }
+            }
+        }
+        let verifier = auth_offload.map(auth::Verifier::new);
+        let mut core = core::Core::new(Arc::clone(&shared), stats, idle_poll, verifier, weak_cmds);
+        let result = core.run(udp, cmd_rx, stop.subscribe()).await;
+        workers_stop.send_replace(true);
+        workers::join(threads).await;
+        drop(core);
+        result?;
+        let shared =
+            Arc::try_unwrap(shared).map_err(|_| DriverError::Runtime(std::io::Error::other("UDP thread left")))?;
+        Ok(shared.relay.into_inner().unwrap_or_else(PoisonError::into_inner))
     }
+}
+
+/// Larger kernel buffers absorb bursts while a UDP thread is descheduled. Best effort: the kernel caps them at
+/// net.core.rmem_max / wmem_max, and a failure only leaves the defaults.
+fn tune_udp(sock: &std::net::UdpSocket) -> std::io::Result<()> {
+    sock.set_nonblocking(true)?;
+    #[cfg(target_os = "linux")]
+    {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let _ = setsockopt(sock, sockopt::RcvBuf, &UDP_BUFFER_BYTES);
+        let _ = setsockopt(sock, sockopt::SndBuf, &UDP_BUFFER_BYTES);
+    }
+    Ok(())
 }
 
 /// Resolves once the shutdown flag is set (never, if every sender is gone without setting it).
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     if rx.wait_for(|s| *s).await.is_err() {
         std::future::pending::<()>().await;
-    }
-}
-
-/// A control connection as the core task sees it.
-#[derive(Debug)]
-struct ConnState {
-    /// Its output queue.
-    tx: mpsc::Sender<Out>,
-    /// Bytes read but not yet a complete frame.
-    buf: BytesMut,
-}
-
-/// The state of the core task.
-#[derive(Debug)]
-struct Core {
-    relay: Relay,
-    conns: HashMap<ConnId, ConnState>,
-    recv: BatchRecv,
-    send: BatchSend,
-    /// Encoding buffer for control frames.
-    frame: BytesMut,
-    /// Datagrams received so far.
-    received: u64,
-    stats: Arc<DriverStats>,
-}
-
-impl Core {
-    async fn run(
-        &mut self,
-        udp: &UdpSocket,
-        mut cmds: mpsc::Receiver<Cmd>,
-        mut stop: watch::Receiver<bool>,
-    ) -> Result<(), DriverError> {
-        // A deadline far enough away to mean "no timer" (tokio clamps it anyway).
-        let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
-        let sleep = tokio::time::sleep_until(far());
-        tokio::pin!(sleep);
-        let mut armed: Option<Instant> = None;
-        let mut stopping: Option<Instant> = None;
-        let mut busy = false;
-        loop {
-            // Re-arm only when the deadline moves earlier: a timer firing early is harmless (handle_timeout just
-            // finds nothing due), and re-registering on every packet is not free.
-            let next = self.relay.poll_timeout();
-            if let Some(t) = next
-                && armed.is_none_or(|a| t < a)
-            {
-                armed = Some(t);
-                sleep.as_mut().reset(t.into());
-            }
-            let grace_over = stopping.map(|t| t + SHUTDOWN_GRACE);
-            tokio::select! {
-                biased;
-                () = stopped(&mut stop), if stopping.is_none() => {
-                    let now = Instant::now();
-                    stopping = Some(now);
-                    self.relay.shutdown(now);
-                }
-                cmd = cmds.recv() => match cmd {
-                    Some(cmd) => self.command(cmd, stopping.is_some()),
-                    // The accept task and every connection task have ended: only after a shutdown.
-                    None => {
-                        self.flush_udp_all(udp).await?;
-                        return Ok(());
-                    }
-                },
-                () = &mut sleep, if armed.is_some() => {
-                    armed = None;
-                    sleep.as_mut().reset(far());
-                    self.relay.handle_timeout(Instant::now());
-                }
-                () = tokio::time::sleep_until(grace_over.unwrap_or_else(Instant::now).into()), if grace_over.is_some() => {
-                    // Connection tasks that did not finish in time are left behind.
-                    self.flush_udp_all(udp).await?;
-                    return Ok(());
-                }
-                r = udp.writable(), if self.send.is_blocked() => r.map_err(DriverError::Udp)?,
-                r = udp.readable(), if !self.send.is_blocked() => {
-                    r.map_err(DriverError::Udp)?;
-                    busy = self.receive(udp)?;
-                }
-            }
-            self.flush_udp(udp, None)?;
-            self.flush_events();
-            self.stats.datagrams_received.store(self.received, Ordering::Relaxed);
-            self.stats.datagrams_sent.store(self.send.sent, Ordering::Relaxed);
-            self.stats.send_errors.store(self.send.errors, Ordering::Relaxed);
-            if std::mem::take(&mut busy) {
-                // The socket still has datagrams queued: under sustained load UDP readiness never stops, so give
-                // the runtime a turn (connection tasks on this thread, the timer driver) before the next batches.
-                tokio::task::yield_now().await;
-            }
-        }
-    }
-
-    /// Takes up to [`UDP_BATCHES_PER_TURN`] batches of datagrams, sending each batch's output before the next.
-    /// Returns whether the socket may still hold datagrams (every batch was full).
-    fn receive(&mut self, udp: &UdpSocket) -> Result<bool, DriverError> {
-        for _ in 0..UDP_BATCHES_PER_TURN {
-            match udp::forward_batch(&mut self.relay, &mut self.recv, &mut self.send, udp) {
-                Ok(b) => {
-                    self.received += b.received as u64;
-                    if let Err(e) = b.sent {
-                        udp_error(e)?;
-                    }
-                    if b.received < BATCH || self.send.is_blocked() {
-                        return Ok(false);
-                    }
-                }
-                Err(e) => return udp_error(e).map(|()| false),
-            }
-        }
-        Ok(true)
-    }
-
-    /// Sends the relay's transmits as far as the socket takes them without waiting. `origin`: the receive time of
-    /// the datagram batch they answer, if they do (for the forward-latency histogram).
-    fn flush_udp(&mut self, udp: &UdpSocket, origin: Option<Instant>) -> Result<(), DriverError> {
-        let relay = &mut self.relay;
-        match self.send.send(udp, origin, || relay.poll_transmit()) {
-            Ok(()) => Ok(()),
-            Err(e) => udp_error(e),
-        }
-    }
-
-    /// Sends every transmit, waiting for the socket if needed (used on the way out).
-    async fn flush_udp_all(&mut self, udp: &UdpSocket) -> Result<(), DriverError> {
-        loop {
-            self.flush_udp(udp, None)?;
-            if !self.send.is_blocked() {
-                return Ok(());
-            }
-            udp.writable().await.map_err(DriverError::Udp)?;
-        }
-    }
-
-    fn command(&mut self, cmd: Cmd, stopping: bool) {
-        let now = Instant::now();
-        match cmd {
-            Cmd::Opened { conn, tx } => {
-                if stopping {
-                    // Dropping `tx` closes the new connection at once.
-                    return;
-                }
-                self.relay.connection_opened(now, conn);
-                self.conns.insert(conn, ConnState { tx, buf: BytesMut::new() });
-            }
-            Cmd::Bytes { conn, bytes } => {
-                // Bytes of a connection the core already closed are not fed to the relay (see `Event::Close`).
-                let Some(c) = self.conns.get_mut(&conn) else { return };
-                if c.buf.is_empty() {
-                    c.buf = bytes;
-                } else {
-                    c.buf.extend_from_slice(&bytes);
-                }
-                self.relay.handle_control_bytes(now, conn, &mut c.buf);
-            }
-            Cmd::Closed { conn } => {
-                if self.conns.remove(&conn).is_some() {
-                    self.relay.connection_closed(now, conn);
-                }
-            }
-            Cmd::Metrics { reply } => {
-                let _ = reply.send(Box::new(MetricsSnapshot {
-                    counters: self.relay.counters().clone(),
-                    forward_latency: self.send.latency.clone(),
-                    datagrams_received: self.received,
-                    datagrams_sent: self.send.sent,
-                    send_errors: self.send.errors,
-                }));
-            }
-        }
-    }
-
-    /// Delivers the relay's control events to the connection tasks.
-    fn flush_events(&mut self) {
-        while let Some(event) = self.relay.poll_event() {
-            match event {
-                Event::Send { conn, msg } => {
-                    let Some(c) = self.conns.get(&conn) else { continue };
-                    if self.frame.capacity() < 8 * 1024 {
-                        self.frame.reserve(64 * 1024);
-                    }
-                    // The relay only emits messages within the protocol's caps (its tests check every message
-                    // encodes); if one did not, it is skipped rather than sent half-written.
-                    if msg.encode(&mut self.frame).is_err() {
-                        continue;
-                    }
-                    let frame = self.frame.split().freeze();
-                    if c.tx.try_send(Out::Frame(frame)).is_err() {
-                        // The client does not read (queue full) or its task ended: forget the connection (its
-                        // session is detached and may resume); dropping the queue ends the task.
-                        self.conns.remove(&conn);
-                        self.relay.connection_closed(Instant::now(), conn);
-                    }
-                }
-                Event::Close { conn } => {
-                    if let Some(c) = self.conns.remove(&conn) {
-                        // If the queue is full, dropping it closes the connection after the queued frames anyway.
-                        let _ = c.tx.try_send(Out::Close);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Sorts a UDP error: `WouldBlock` and errors about one datagram or one peer are not fatal.
-fn udp_error(e: io::Error) -> Result<(), DriverError> {
-    match e.kind() {
-        io::ErrorKind::WouldBlock
-        | io::ErrorKind::Interrupted
-        | io::ErrorKind::ConnectionRefused
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::HostUnreachable
-        | io::ErrorKind::NetworkUnreachable => Ok(()),
-        _ => Err(DriverError::Udp(e)),
     }
 }

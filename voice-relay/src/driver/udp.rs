@@ -7,8 +7,10 @@
 //! been sent and dropped (the driver sends everything before it receives again), the pool is the only owner of its
 //! allocation and `reserve` reuses it in place, so the steady state allocates nothing.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -18,6 +20,130 @@ use voice_proto::{MAX_DATAGRAM_LEN, Transmit};
 
 use crate::metrics::LatencyHistogram;
 use crate::relay::Relay;
+
+/// A UDP socket the batched I/O works on: one registered with tokio (its `try_io` keeps tokio's readiness
+/// right), a plain non-blocking std socket that no reactor watches (nothing wakes for its datagrams: the idle
+/// poll), or either ([`UdpMode`]).
+pub(crate) trait DgramSocket {
+    /// Runs the non-blocking system call `f` for `interest`.
+    fn io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+    /// The file descriptor.
+    #[cfg(target_os = "linux")]
+    fn raw_fd(&self) -> std::os::fd::RawFd;
+    /// One non-blocking `recv_from` (portable fallback).
+    #[cfg(not(target_os = "linux"))]
+    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
+    /// One non-blocking `send_to` (portable fallback).
+    #[cfg(not(target_os = "linux"))]
+    fn send_one(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize>;
+}
+
+impl DgramSocket for UdpSocket {
+    fn io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        self.try_io(interest, f)
+    }
+    #[cfg(target_os = "linux")]
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(self)
+    }
+    #[cfg(not(target_os = "linux"))]
+    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.try_recv_from(buf)
+    }
+    #[cfg(not(target_os = "linux"))]
+    fn send_one(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.try_send_to(buf, to)
+    }
+}
+
+impl DgramSocket for std::net::UdpSocket {
+    fn io<R>(&self, _: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        f()
+    }
+    #[cfg(target_os = "linux")]
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(self)
+    }
+    #[cfg(not(target_os = "linux"))]
+    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_from(buf)
+    }
+    #[cfg(not(target_os = "linux"))]
+    fn send_one(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.send_to(buf, to)
+    }
+}
+
+/// The driver's UDP socket in one of its two modes.
+#[derive(Debug)]
+pub(crate) enum UdpMode {
+    /// Registered with the tokio reactor: the core task wakes when datagrams arrive.
+    Registered(UdpSocket),
+    /// Not registered (idle poll): no wake-up per datagram; the core task reads it on a timer tick.
+    Idle(std::net::UdpSocket),
+}
+
+impl UdpMode {
+    /// The socket in the idle mode (`idle`) or registered; switching costs one `epoll_ctl`.
+    pub(crate) fn into_mode(self, idle: bool) -> io::Result<Self> {
+        Ok(match (self, idle) {
+            (Self::Registered(s), true) => Self::Idle(s.into_std()?),
+            (Self::Idle(s), false) => Self::Registered(UdpSocket::from_std(s)?),
+            (m, _) => m,
+        })
+    }
+
+    /// Whether the socket is in the idle mode.
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(self, Self::Idle(_))
+    }
+
+    /// Waits until the socket is readable (forever in the idle mode).
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        match self {
+            Self::Registered(s) => s.readable().await,
+            Self::Idle(_) => std::future::pending().await,
+        }
+    }
+
+    /// Waits until the socket is writable (forever in the idle mode).
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        match self {
+            Self::Registered(s) => s.writable().await,
+            Self::Idle(_) => std::future::pending().await,
+        }
+    }
+}
+
+impl DgramSocket for UdpMode {
+    fn io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        match self {
+            Self::Registered(s) => s.io(interest, f),
+            Self::Idle(s) => s.io(interest, f),
+        }
+    }
+    #[cfg(target_os = "linux")]
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Self::Registered(s) => s.raw_fd(),
+            Self::Idle(s) => s.raw_fd(),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        match self {
+            Self::Registered(s) => s.recv_one(buf),
+            Self::Idle(s) => s.recv_one(buf),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    fn send_one(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        match self {
+            Self::Registered(s) => s.send_one(buf, to),
+            Self::Idle(s) => s.send_one(buf, to),
+        }
+    }
+}
 
 /// Most datagrams taken or sent per system call.
 pub(crate) const BATCH: usize = 64;
@@ -64,7 +190,7 @@ impl BatchRecv {
     /// cleared, so `sock.readable().await` waits for the next one).
     pub(crate) fn recv(
         &mut self,
-        sock: &UdpSocket,
+        sock: &impl DgramSocket,
         mut f: impl FnMut(Instant, SocketAddr, BytesMut),
     ) -> io::Result<(usize, Instant)> {
         self.refill();
@@ -81,15 +207,14 @@ impl BatchRecv {
     }
 
     #[cfg(target_os = "linux")]
-    fn recv_into(&mut self, sock: &UdpSocket) -> io::Result<()> {
+    fn recv_into(&mut self, sock: &impl DgramSocket) -> io::Result<()> {
         use std::io::IoSliceMut;
-        use std::os::fd::AsRawFd;
 
         use nix::sys::socket::{MsgFlags, recvmmsg};
 
-        let fd = sock.as_raw_fd();
+        let fd = sock.raw_fd();
         let (pool, headers, got) = (&mut self.pool, &mut self.headers, &mut self.got);
-        sock.try_io(Interest::READABLE, || {
+        sock.io(Interest::READABLE, || {
             let mut chunks = pool[..BATCH * SLOT].chunks_mut(SLOT);
             let mut slices: [[IoSliceMut<'_>; 1]; BATCH] =
                 std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
@@ -105,10 +230,10 @@ impl BatchRecv {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn recv_into(&mut self, sock: &UdpSocket) -> io::Result<()> {
+    fn recv_into(&mut self, sock: &impl DgramSocket) -> io::Result<()> {
         // Portable fallback: one `recv_from` per datagram, each into its own slot.
         for slot in self.pool[..BATCH * SLOT].chunks_mut(SLOT) {
-            match sock.try_recv_from(slot) {
+            match sock.recv_one(slot) {
                 Ok((len, from)) => self.got.push((len.min(SLOT), from)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.got.is_empty() => break,
                 Err(e) => return Err(e),
@@ -173,7 +298,7 @@ impl BatchSend {
     /// sent it. Transmits still pending from an earlier call keep their earlier origin.
     pub(crate) fn send(
         &mut self,
-        sock: &UdpSocket,
+        sock: &impl DgramSocket,
         origin: Option<Instant>,
         mut next: impl FnMut() -> Option<Transmit>,
     ) -> io::Result<()> {
@@ -213,18 +338,17 @@ impl BatchSend {
 
     /// Sends the pending transmits (at most [`BATCH`]); returns how many went.
     #[cfg(target_os = "linux")]
-    fn send_batch(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+    fn send_batch(&mut self, sock: &impl DgramSocket) -> io::Result<usize> {
         use std::io::IoSlice;
-        use std::os::fd::AsRawFd;
 
         use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmmsg};
 
-        let fd = sock.as_raw_fd();
+        let fd = sock.raw_fd();
         self.addrs.clear();
         self.addrs.extend(self.pending.iter().map(|t| Some(SockaddrStorage::from(t.destination))));
         let n = self.pending.len();
         let (pending, headers, addrs) = (&self.pending, &mut self.headers, &self.addrs);
-        sock.try_io(Interest::WRITABLE, || {
+        sock.io(Interest::WRITABLE, || {
             let slices: [[IoSlice<'_>; 1]; BATCH] =
                 std::array::from_fn(|i| [IoSlice::new(pending.get(i).map_or(&[][..], |t| &t.payload[..]))]);
             let cmsgs: [ControlMessage<'_>; 0] = [];
@@ -234,11 +358,11 @@ impl BatchSend {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn send_batch(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+    fn send_batch(&mut self, sock: &impl DgramSocket) -> io::Result<usize> {
         // Portable fallback: one `send_to` per datagram.
         let mut sent = 0;
         for t in &self.pending {
-            match sock.try_send_to(&t.payload, t.destination) {
+            match sock.send_one(&t.payload, t.destination) {
                 Ok(_) => sent += 1,
                 Err(e) if sent > 0 && e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if sent > 0 => {
@@ -259,47 +383,79 @@ pub(crate) struct Batch {
     pub(crate) received: usize,
     /// How sending their output went (`WouldBlock`: some transmits wait in `send`).
     pub(crate) sent: io::Result<()>,
+    /// Whether the relay now holds control events (for the core task to deliver).
+    pub(crate) events: bool,
 }
 
-/// One turn of the UDP fast path, as the core task runs it: one `recvmmsg` batch fed to the relay with the batch's
-/// receive time, then the relay's transmits sent with `sendmmsg`. `Err` only when receiving failed
-/// (`WouldBlock`: nothing was queued).
+/// Locks the relay (a panic elsewhere while holding the lock leaves the relay usable: its state is always
+/// consistent between two calls).
+pub(crate) fn lock(relay: &Mutex<Relay>) -> MutexGuard<'_, Relay> {
+    relay.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One turn of the UDP fast path: one `recvmmsg` batch (no lock held), fed to the relay with the batch's receive
+/// time and its transmits moved to `out` (one lock for the whole batch, no system call under it), then `out` sent
+/// with `sendmmsg` (no lock held). `Err` only when receiving failed (`WouldBlock`: nothing was queued).
 pub(crate) fn forward_batch(
-    relay: &mut Relay,
+    relay: &Mutex<Relay>,
     recv: &mut BatchRecv,
     send: &mut BatchSend,
-    sock: &UdpSocket,
+    out: &mut VecDeque<Transmit>,
+    sock: &impl DgramSocket,
 ) -> io::Result<Batch> {
-    let (received, now) = recv.recv(sock, |now, from, d| relay.handle_datagram(now, from, d))?;
-    let sent = send.send(sock, Some(now), || relay.poll_transmit());
-    Ok(Batch { received, sent })
+    let mut guard: Option<MutexGuard<'_, Relay>> = None;
+    let (received, now) =
+        recv.recv(sock, |now, from, d| guard.get_or_insert_with(|| lock(relay)).handle_datagram(now, from, d))?;
+    let mut events = false;
+    if let Some(mut r) = guard {
+        while let Some(t) = r.poll_transmit() {
+            out.push_back(t);
+        }
+        events = r.has_events();
+    }
+    let sent = send.send(sock, Some(now), || out.pop_front());
+    Ok(Batch { received, sent, events })
 }
+
+/// Locks a histogram shared between a UDP thread and the core task.
+pub(crate) fn lock_histogram(h: &Mutex<LatencyHistogram>) -> MutexGuard<'_, LatencyHistogram> {
+    h.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Initial capacity of a thread's outgoing queue (grows to the largest batch's fan-out, then stays).
+pub(crate) const OUT_CAPACITY: usize = 4096;
 
 /// The driver's UDP fast path without the task around it, for tests (e.g. counting allocations per forwarded
 /// packet through real sockets). Not a stable API.
 #[derive(Debug)]
 pub struct UdpPath {
-    relay: Relay,
+    relay: Mutex<Relay>,
     recv: BatchRecv,
     send: BatchSend,
+    out: VecDeque<Transmit>,
 }
 
 impl UdpPath {
     /// The path around `relay`, with the same buffers the core task uses.
     #[must_use]
     pub fn new(relay: Relay) -> Self {
-        Self { relay, recv: BatchRecv::new(), send: BatchSend::new() }
+        Self {
+            relay: Mutex::new(relay),
+            recv: BatchRecv::new(),
+            send: BatchSend::new(),
+            out: VecDeque::with_capacity(OUT_CAPACITY),
+        }
     }
 
     /// The relay, e.g. to feed it control messages.
     pub fn relay_mut(&mut self) -> &mut Relay {
-        &mut self.relay
+        self.relay.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// One batch: the datagrams already queued on `sock` (at most 64) go through the relay, and its output is sent.
     /// Returns how many were received (0 when none was queued: the socket's readiness is then cleared).
     pub fn turn(&mut self, sock: &UdpSocket) -> io::Result<usize> {
-        match forward_batch(&mut self.relay, &mut self.recv, &mut self.send, sock) {
+        match forward_batch(&self.relay, &mut self.recv, &mut self.send, &mut self.out, sock) {
             Ok(b) => b.sent.map(|()| b.received),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(e) => Err(e),

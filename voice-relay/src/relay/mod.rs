@@ -353,6 +353,12 @@ impl Relay {
         self.events.pop_front()
     }
 
+    /// Whether [`poll_event`](Self::poll_event) has output (e.g. for a UDP thread to wake the control side).
+    #[must_use]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must be called next; `None` when no timer is needed (no
     /// session, no connection, no ad-hoc room waiting for removal).
     #[must_use]

@@ -1,0 +1,97 @@
+//! Shared setup of the loopback tests: voice-relay's tokio driver on 127.0.0.1 with rooms `lobby` (20 ms frames)
+//! and `fast` (10 ms frames), and threaded `Client`s that log in to it. Every wait is bounded.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use voice_client::{AudioBackend, Client, ClientConfig, Event, MediaConfig, SessionConfig, TalkMode};
+use voice_proto::control::{ChannelConfig, Credential};
+use voice_relay::driver::Server;
+use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
+
+pub const BOUND: Duration = Duration::from_secs(20);
+
+/// A running relay; stopped on drop.
+pub struct TestRelay {
+    pub tcp: SocketAddr,
+    shutdown: Option<voice_relay::driver::ShutdownHandle>,
+    join: Option<Box<dyn FnOnce()>>,
+}
+
+impl TestRelay {
+    pub fn start() -> Self {
+        // The relay tells clients its UDP port in LoginOk: pick a free one first.
+        let udp_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut auth = MemoryAuthenticator::new();
+        for name in ["alice", "bob", "carol"] {
+            auth = auth.with_user(name, format!("pw-{name}"));
+        }
+        let rooms = vec![
+            RoomConfig::new("lobby"),
+            RoomConfig::new("fast").with_config(ChannelConfig { frame_ms: 10, ..ChannelConfig::default() }),
+        ];
+        let relay = Relay::new(
+            RelayConfig { udp_port, rooms, ..RelayConfig::default() },
+            Box::new(auth),
+            Box::new(SeededRng::new(3)),
+            Instant::now(),
+            1_763_800_000_000,
+        )
+        .unwrap();
+        let udp: SocketAddr = ([127, 0, 0, 1], udp_port).into();
+        let server = Server::bind(relay, udp, "127.0.0.1:0".parse().unwrap()).expect("relay binds");
+        let tcp = server.tcp_addr();
+        let shutdown = server.shutdown_handle();
+        let thread = server.spawn().expect("relay thread");
+        Self { tcp, shutdown: Some(shutdown), join: Some(Box::new(move || drop(thread.join()))) }
+    }
+
+    /// A client of `user` in `room`, talking continuously, waited for until its media flows.
+    pub fn client(&self, user: &str, room: &str, audio: Box<dyn AudioBackend>) -> Client {
+        let session = SessionConfig::new(self.tcp, user, Credential::Password(format!("pw-{user}")))
+            .with_room(room)
+            .with_talk_mode(TalkMode::Continuous);
+        let client = Client::connect(ClientConfig { session, media: MediaConfig::default(), audio, seed: 11 }).unwrap();
+        wait_for(&client, "media", |e| *e == Event::MediaReady);
+        client
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            s.shutdown();
+        }
+        if let Some(join) = self.join.take() {
+            join();
+        }
+    }
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("voice-client-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+pub fn wait_for(client: &Client, what: &str, mut pred: impl FnMut(&Event) -> bool) {
+    let deadline = Instant::now() + BOUND;
+    while Instant::now() < deadline {
+        if let Some(e) = client.next_event(Duration::from_millis(100)) {
+            if pred(&e) {
+                return;
+            }
+        }
+    }
+    panic!("no {what} within {BOUND:?}");
+}
+
+/// Handles events (none needed) for `d`.
+pub fn run_for(client: &Client, d: Duration) {
+    let deadline = Instant::now() + d;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let _ = client.next_event(left.min(Duration::from_millis(100)));
+    }
+}

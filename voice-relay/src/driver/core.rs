@@ -1,0 +1,357 @@
+//! The core task: owns the relay (behind the lock it shares with the extra UDP threads), the control connections'
+//! queues, the timer, and the UDP socket of thread 0.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use voice_proto::Transmit;
+
+use super::auth::Verifier;
+use super::control::{Cmd, Out};
+use super::udp::{self, BATCH, BatchRecv, BatchSend, DgramSocket, UdpMode};
+use super::{DriverStats, IdlePoll, MetricsSnapshot, SHUTDOWN_GRACE, Shared, UDP_BATCHES_PER_TURN, stopped};
+use crate::error::DriverError;
+use crate::relay::{ConnId, Event, Relay};
+
+/// A control connection as the core task sees it.
+#[derive(Debug)]
+struct ConnState {
+    /// Its output queue.
+    tx: mpsc::Sender<Out>,
+    /// Bytes read but not yet fed to the relay.
+    buf: BytesMut,
+    /// A Login frame held back while its password is verified off this task (later bytes wait in `buf`).
+    held: Option<BytesMut>,
+}
+
+/// The state of the core task.
+#[derive(Debug)]
+pub(super) struct Core {
+    shared: Arc<Shared>,
+    conns: HashMap<ConnId, ConnState>,
+    recv: BatchRecv,
+    send: BatchSend,
+    /// Transmits taken from the relay, waiting to be sent (moved out under the lock, sent without it).
+    out: VecDeque<Transmit>,
+    /// Encoding buffer for control frames.
+    frame: BytesMut,
+    /// Datagrams received so far.
+    received: u64,
+    /// `received`, `send.sent`, `send.errors` as last added to `stats`.
+    published: [u64; 3],
+    stats: Arc<DriverStats>,
+    /// Polling while no audio flows (`None`: always wake per datagram).
+    idle_poll: Option<IdlePoll>,
+    /// When audio was last seen accepted, and the relay's accepted-audio count then.
+    last_audio: Instant,
+    audio_seen: u64,
+    /// Password verification off this task, if enabled.
+    verifier: Option<Verifier>,
+    /// For verification tasks to report back (weak: they must not keep the task alive at shutdown).
+    cmds: mpsc::WeakSender<Cmd>,
+}
+
+impl Core {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        stats: Arc<DriverStats>,
+        idle_poll: Option<IdlePoll>,
+        verifier: Option<Verifier>,
+        cmds: mpsc::WeakSender<Cmd>,
+    ) -> Self {
+        Self {
+            shared,
+            conns: HashMap::new(),
+            recv: BatchRecv::new(),
+            send: BatchSend::new(),
+            out: VecDeque::with_capacity(udp::OUT_CAPACITY),
+            frame: BytesMut::with_capacity(64 * 1024),
+            received: 0,
+            published: [0; 3],
+            stats,
+            idle_poll,
+            last_audio: Instant::now(),
+            audio_seen: 0,
+            verifier,
+            cmds,
+        }
+    }
+
+    /// The relay, locked.
+    fn relay(&self) -> MutexGuard<'_, Relay> {
+        udp::lock(&self.shared.relay)
+    }
+
+    pub(super) async fn run(
+        &mut self,
+        udp: UdpSocket,
+        mut cmds: mpsc::Receiver<Cmd>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), DriverError> {
+        // A deadline far enough away to mean "no timer" (tokio clamps it anyway).
+        let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
+        let sleep = tokio::time::sleep_until(far());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        let mut stopping: Option<Instant> = None;
+        let mut busy = false;
+        // Whether the last receive left datagrams queued.
+        let mut backlog = false;
+        let mut udp = UdpMode::Registered(udp);
+        let shared = Arc::clone(&self.shared);
+        loop {
+            // Re-arm only when the deadline moves earlier: a timer firing early is harmless (handle_timeout just
+            // finds nothing due), and re-registering on every packet is not free.
+            let next = self.relay().poll_timeout();
+            if let Some(t) = next
+                && armed.is_none_or(|a| t < a)
+            {
+                armed = Some(t);
+                sleep.as_mut().reset(t.into());
+            }
+            let grace_over = stopping.map(|t| t + SHUTDOWN_GRACE);
+            // Idle: no audio for a while. Then the socket leaves the reactor (nothing wakes for its datagrams) and
+            // is read on a coarse tick; it goes back as soon as audio flows, a send must wait, or shutdown starts.
+            let idle_poll = self
+                .idle_poll
+                .filter(|p| {
+                    !backlog && stopping.is_none() && !self.send.is_blocked() && self.last_audio.elapsed() >= p.after
+                })
+                .map(|p| p.period);
+            udp = udp.into_mode(idle_poll.is_some()).map_err(DriverError::Udp)?;
+            let udp = &udp;
+            tokio::select! {
+                biased;
+                () = stopped(&mut stop), if stopping.is_none() => {
+                    let now = Instant::now();
+                    stopping = Some(now);
+                    self.relay().shutdown(now);
+                }
+                cmd = cmds.recv() => match cmd {
+                    Some(cmd) => self.command(cmd, stopping.is_some()),
+                    // The accept task and every connection task have ended: only after a shutdown.
+                    None => {
+                        self.flush_udp_all(udp).await?;
+                        return Ok(());
+                    }
+                },
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    sleep.as_mut().reset(far());
+                    self.relay().handle_timeout(Instant::now());
+                }
+                // An extra UDP thread left control events (e.g. speaking state) for this task to deliver.
+                () = shared.wake.notified() => {}
+                () = tokio::time::sleep_until(grace_over.unwrap_or_else(Instant::now).into()), if grace_over.is_some() => {
+                    // Connection tasks that did not finish in time are left behind.
+                    self.flush_udp_all(udp).await?;
+                    return Ok(());
+                }
+                r = udp.writable(), if self.send.is_blocked() => r.map_err(DriverError::Udp)?,
+                r = udp.readable(), if !self.send.is_blocked() && !udp.is_idle() => {
+                    r.map_err(DriverError::Udp)?;
+                    busy = self.receive(udp)?;
+                }
+                () = tokio::time::sleep(idle_poll.unwrap_or_default()), if udp.is_idle() => {
+                    busy = self.receive(udp)?;
+                }
+            }
+            self.flush_udp(udp, None)?;
+            self.flush_events();
+            self.note_audio();
+            let totals = [self.received, self.send.sent, self.send.errors];
+            self.stats.add(totals, &mut self.published);
+            backlog = std::mem::take(&mut busy);
+            if backlog {
+                // The socket still has datagrams queued: under sustained load UDP readiness never stops, so give
+                // the runtime a turn (connection tasks on this thread, the timer driver) before the next batches.
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// Takes up to [`UDP_BATCHES_PER_TURN`] batches of datagrams, sending each batch's output before the next.
+    /// Returns whether the socket may still hold datagrams (every batch was full).
+    fn receive(&mut self, udp: &impl DgramSocket) -> Result<bool, DriverError> {
+        for _ in 0..UDP_BATCHES_PER_TURN {
+            match udp::forward_batch(&self.shared.relay, &mut self.recv, &mut self.send, &mut self.out, udp) {
+                Ok(b) => {
+                    self.received += b.received as u64;
+                    if let Err(e) = b.sent {
+                        udp_error(e)?;
+                    }
+                    if b.received < BATCH || self.send.is_blocked() {
+                        return Ok(false);
+                    }
+                }
+                Err(e) => return udp_error(e).map(|()| false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Notes whether audio was accepted since the last call (for the switch between idle poll and per-datagram
+    /// wake-ups).
+    fn note_audio(&mut self) {
+        let accepted = self.relay().counters().audio_accepted;
+        if accepted != self.audio_seen {
+            self.audio_seen = accepted;
+            self.last_audio = Instant::now();
+        }
+    }
+
+    /// Sends the relay's transmits as far as the socket takes them without waiting. `origin`: the receive time of
+    /// the datagram batch they answer, if they do (for the forward-latency histogram).
+    fn flush_udp(&mut self, udp: &impl DgramSocket, origin: Option<Instant>) -> Result<(), DriverError> {
+        {
+            let mut relay = udp::lock(&self.shared.relay);
+            while let Some(t) = relay.poll_transmit() {
+                self.out.push_back(t);
+            }
+        }
+        let out = &mut self.out;
+        match self.send.send(udp, origin, || out.pop_front()) {
+            Ok(()) => Ok(()),
+            Err(e) => udp_error(e),
+        }
+    }
+
+    /// Sends every transmit, waiting for the socket if needed (used on the way out).
+    async fn flush_udp_all(&mut self, udp: &UdpMode) -> Result<(), DriverError> {
+        loop {
+            self.flush_udp(udp, None)?;
+            if !self.send.is_blocked() {
+                return Ok(());
+            }
+            udp.writable().await.map_err(DriverError::Udp)?;
+        }
+    }
+
+    fn command(&mut self, cmd: Cmd, stopping: bool) {
+        let now = Instant::now();
+        match cmd {
+            Cmd::Opened { conn, tx } => {
+                if stopping {
+                    // Dropping `tx` closes the new connection at once.
+                    return;
+                }
+                self.relay().connection_opened(now, conn);
+                self.conns.insert(conn, ConnState { tx, buf: BytesMut::new(), held: None });
+            }
+            Cmd::Bytes { conn, bytes } => {
+                // Bytes of a connection the core already closed are not fed to the relay (see `Event::Close`).
+                let Some(c) = self.conns.get_mut(&conn) else { return };
+                if c.buf.is_empty() {
+                    c.buf = bytes;
+                } else {
+                    c.buf.extend_from_slice(&bytes);
+                }
+                self.feed(conn, now);
+            }
+            Cmd::Verified { conn, key, result } => {
+                let Some(v) = &self.verifier else { return };
+                // A connection closed meanwhile: the result is dropped.
+                let Some(mut frame) = self.conns.get_mut(&conn).and_then(|c| c.held.take()) else { return };
+                v.store(key.clone(), result);
+                udp::lock(&self.shared.relay).handle_control_bytes(now, conn, &mut frame);
+                v.forget(&key);
+                self.feed(conn, now);
+            }
+            Cmd::Closed { conn } => {
+                if self.conns.remove(&conn).is_some() {
+                    self.relay().connection_closed(now, conn);
+                }
+            }
+            Cmd::Metrics { reply } => {
+                let mut forward_latency = self.send.latency.clone();
+                for worker in &self.shared.latency {
+                    forward_latency.merge(&udp::lock_histogram(worker));
+                }
+                let totals = &self.stats;
+                let _ = reply.send(Box::new(MetricsSnapshot {
+                    counters: self.relay().counters().clone(),
+                    forward_latency,
+                    datagrams_received: totals.datagrams_received.load(Ordering::Relaxed),
+                    datagrams_sent: totals.datagrams_sent.load(Ordering::Relaxed),
+                    send_errors: totals.send_errors.load(Ordering::Relaxed),
+                }));
+            }
+        }
+    }
+
+    /// Feeds connection `conn`'s buffered bytes to the relay, up to (not including) a password Login frame when
+    /// verification is offloaded: that frame is held and verified off this task, and feeding resumes when the
+    /// result is back ([`Cmd::Verified`]).
+    fn feed(&mut self, conn: ConnId, now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.held.is_some() {
+            return;
+        }
+        let found = self.verifier.as_ref().and_then(|_| Verifier::find_login(&c.buf));
+        let Some(login) = found else {
+            udp::lock(&self.shared.relay).handle_control_bytes(now, conn, &mut c.buf);
+            return;
+        };
+        let mut before = c.buf.split_to(login.offset);
+        let frame = c.buf.split_to(login.len);
+        udp::lock(&self.shared.relay).handle_control_bytes(now, conn, &mut before);
+        // The frames before may have closed the connection (e.g. a malformed one): deliver that close first, and
+        // feed nothing more to a connection the relay forgot.
+        self.flush_events();
+        let (Some(c), Some(v)) = (self.conns.get_mut(&conn), &self.verifier) else { return };
+        c.held = Some(frame);
+        v.start(conn, login, self.cmds.clone());
+    }
+
+    /// Delivers the relay's control events to the connection tasks.
+    fn flush_events(&mut self) {
+        loop {
+            let Some(event) = self.relay().poll_event() else { break };
+            match event {
+                Event::Send { conn, msg } => {
+                    let Some(c) = self.conns.get(&conn) else { continue };
+                    if self.frame.capacity() < 8 * 1024 {
+                        self.frame.reserve(64 * 1024);
+                    }
+                    // The relay only emits messages within the protocol's caps (its tests check every message
+                    // encodes); if one did not, it is skipped rather than sent half-written.
+                    if msg.encode(&mut self.frame).is_err() {
+                        continue;
+                    }
+                    let frame = self.frame.split().freeze();
+                    if c.tx.try_send(Out::Frame(frame)).is_err() {
+                        // The client does not read (queue full) or its task ended: forget the connection (its
+                        // session is detached and may resume); dropping the queue ends the task.
+                        self.conns.remove(&conn);
+                        self.relay().connection_closed(Instant::now(), conn);
+                    }
+                }
+                Event::Close { conn } => {
+                    if let Some(c) = self.conns.remove(&conn) {
+                        // If the queue is full, dropping it closes the connection after the queued frames anyway.
+                        let _ = c.tx.try_send(Out::Close);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sorts a UDP error: `WouldBlock` and errors about one datagram or one peer are not fatal.
+pub(super) fn udp_error(e: io::Error) -> Result<(), DriverError> {
+    match e.kind() {
+        io::ErrorKind::WouldBlock
+        | io::ErrorKind::Interrupted
+        | io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable => Ok(()),
+        _ => Err(DriverError::Udp(e)),
+    }
+}
