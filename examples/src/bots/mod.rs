@@ -73,6 +73,9 @@ pub struct Args {
     /// Seed of the generated speech and of the clients.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// UDP threads of the in-process relay (SO_REUSEPORT sockets, Linux; its CPU figure covers them all).
+    #[arg(long, default_value_t = 1)]
+    pub relay_udp_threads: usize,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -104,7 +107,8 @@ pub fn run(args: &Args) -> Result<Summary> {
             (None, addr.with_context(|| format!("{s} resolves to no address"))?)
         }
         None => {
-            let r = LocalRelay::start(&users, &rooms)?;
+            let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            let r = LocalRelay::start_on(&users, &rooms, any, any, args.relay_udp_threads)?;
             let tcp = r.tcp;
             (Some(r), tcp)
         }

@@ -236,7 +236,7 @@ fn start_network(users: &[(String, String)], leg: ConditionerConfig, seed: u64) 
         let port = front.local_addr().context("proxy address")?.port();
         let udp = SocketAddr::from(([127, 0, 0, 1], port));
         let tcp = SocketAddr::new(CLIENT_SIDE.ip(), 0);
-        match LocalRelay::start_on(users, &["demo".into()], udp, tcp) {
+        match LocalRelay::start_on(users, &["demo".into()], udp, tcp, 1) {
             Ok(relay) => {
                 let netem = Netem::start(front, relay.udp, leg, leg, seed)?;
                 return Ok((relay, netem));
