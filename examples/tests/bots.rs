@@ -14,8 +14,7 @@ fn a_few_bots_talk_and_the_summary_is_sane() {
     assert_eq!(s.bots, 5);
     // Rooms of 3 and 2, two talkers each: 4 talkers, each heard by 2 or 1 others.
     assert!(s.packets.sent > 4 * 100, "{json}");
-    // Counters are read bot by bot at the start and the end, so a few packets in flight can land on either side.
-    assert!(s.packets.received > 0 && s.packets.received <= s.packets.expected + s.packets.expected / 50, "{json}");
+    assert!(s.packets.received > 0 && s.packets.received <= s.packets.expected, "{json}");
     assert!(s.packets.loss_pct < 5.0, "{json}");
     assert!(s.latency.samples > 0, "{json}");
     assert!(s.latency.missed * 4 <= s.latency.samples + s.latency.missed, "most turns heard: {json}");
@@ -39,7 +38,7 @@ fn bad_arguments_are_errors_not_panics() {
 fn bots_against_a_server_given_by_address() {
     // A relay of our own stands for the external server: the bots only know its address and the bot users.
     let users: Vec<(String, String)> = (0..3).map(|i| (format!("ext{i}"), "ext-pw".to_string())).collect();
-    let relay = voice_examples::bots::local::LocalRelay::start(&users, &["x-0".into()], None).expect("relay");
+    let relay = voice_examples::bots::local::LocalRelay::start(&users, &["x-0".into()]).expect("relay");
     let server = relay.tcp.to_string();
     let args = Args::parse_from([
         "voice-bots",

@@ -8,7 +8,7 @@ use clap::Parser;
 fn main() -> anyhow::Result<()> {
     voice_examples::init_logging();
     let args = voice_examples::demo::Args::parse();
-    println!("demo: voice relay + alice, bob and carol on 127.0.0.1, talking in turns for ~{:.0} s ...", args.seconds);
+    println!("demo: voice relay + alice, bob and carol on loopback, talking in turns for ~{:.0} s ...", args.seconds);
     let report = voice_examples::demo::run(&args)?;
     println!("{report}");
     Ok(())

@@ -25,25 +25,33 @@ pub struct LocalRelay {
 }
 
 impl LocalRelay {
-    /// Starts a relay on 127.0.0.1 with `users` (name, password) and `rooms`. It announces `announced_udp_port` in
-    /// LoginOk if given (a proxy in front of it), else its own UDP port.
-    pub fn start(users: &[(String, String)], rooms: &[String], announced_udp_port: Option<u16>) -> Result<Self> {
+    /// Starts a relay on 127.0.0.1 (free ports) with `users` (name, password) and `rooms`.
+    pub fn start(users: &[(String, String)], rooms: &[String]) -> Result<Self> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_on(users, rooms, any, any, 1)
+    }
+
+    /// Starts a relay with its UDP socket on `udp` and its control listener on `tcp`. It announces its bound UDP
+    /// port in LoginOk, and clients send their datagrams to that port at the IP address of `tcp`.
+    /// `udp_threads` > 1 binds that many UDP sockets with `SO_REUSEPORT`, each served by its own thread (Linux).
+    pub fn start_on(
+        users: &[(String, String)],
+        rooms: &[String],
+        udp: SocketAddr,
+        tcp: SocketAddr,
+        udp_threads: usize,
+    ) -> Result<Self> {
         let auth = users.iter().fold(MemoryAuthenticator::new(), |a, (u, p)| a.with_user(u.clone(), p.clone()));
-        // The relay tells clients its UDP port in LoginOk, so the port is chosen before the relay is built.
-        let own_port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .context("finding a free UDP port")?
-            .port();
         let config = RelayConfig {
-            udp_port: announced_udp_port.unwrap_or(own_port),
             rooms: rooms.iter().map(RoomConfig::new).collect(),
             max_sessions: users.len() + 16,
             ..RelayConfig::default()
         };
         let relay = Relay::new(config, Box::new(auth), Box::new(SeededRng::new(7)), Instant::now(), unix_ms())
             .context("relay configuration")?;
-        let server = Server::bind(relay, ([127, 0, 0, 1], own_port).into(), ([127, 0, 0, 1], 0).into())
-            .context("binding the relay on loopback")?;
+        let server = Server::bind(relay, udp, tcp)
+            .and_then(|s| s.with_udp_threads(udp_threads))
+            .with_context(|| format!("binding the relay on {udp} / {tcp}"))?;
         let (tcp, udp, stats) = (server.tcp_addr(), server.udp_addr(), server.stats());
         let (metrics, shutdown) = (server.metrics_handle(), server.shutdown_handle());
         let thread = server.spawn().context("starting the relay thread")?;
@@ -104,8 +112,8 @@ pub fn process_cpu() -> Option<Duration> {
     }
 }
 
-/// CPU time (user + system) used so far by the live threads of this process named `name` (Linux `/proc`; the
-/// kernel counts in clock ticks of 10 ms).
+/// CPU time (user + system) used so far by the live threads of this process named `name` or `name-…` (e.g.
+/// `voice-relay` and its extra UDP threads `voice-relay-udp2`, …; Linux `/proc`, counted in clock ticks of 10 ms).
 #[must_use]
 pub fn thread_cpu(name: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
@@ -113,7 +121,8 @@ pub fn thread_cpu(name: &str) -> Option<Duration> {
     for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let dir = entry.path();
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim_end() != name {
+        let comm = comm.trim_end();
+        if comm != name && !comm.strip_prefix(name).is_some_and(|rest| rest.starts_with('-')) {
             continue;
         }
         let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else { continue };

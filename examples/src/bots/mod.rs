@@ -33,6 +33,8 @@ pub use self::summary::Summary;
 const SLOT: Duration = Duration::from_millis(1_000);
 /// Speech per turn (the rest of the slot is silence, so the next turn's onset is clean).
 const SPEECH: Duration = Duration::from_millis(700);
+/// After the talkers release their keys: time for the last packets to arrive before the counters are read.
+const DRAIN: Duration = Duration::from_millis(500);
 /// How long connecting and joining may take, for all bots together.
 const CONNECT_BOUND: Duration = Duration::from_secs(60);
 
@@ -71,6 +73,9 @@ pub struct Args {
     /// Seed of the generated speech and of the clients.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// UDP threads of the in-process relay (SO_REUSEPORT sockets, Linux; its CPU figure covers them all).
+    #[arg(long, default_value_t = 1)]
+    pub relay_udp_threads: usize,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -102,7 +107,8 @@ pub fn run(args: &Args) -> Result<Summary> {
             (None, addr.with_context(|| format!("{s} resolves to no address"))?)
         }
         None => {
-            let r = LocalRelay::start(&users, &rooms, None)?;
+            let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            let r = LocalRelay::start_on(&users, &rooms, any, any, args.relay_udp_threads)?;
             let tcp = r.tcp;
             (Some(r), tcp)
         }
@@ -127,10 +133,9 @@ pub fn run(args: &Args) -> Result<Summary> {
         });
         let audio = ScriptedAudio::new(Arc::clone(&clock), script, false);
         let recording = audio.recording();
-        let mode = if talker { TalkMode::Continuous } else { TalkMode::PushToTalk };
         let session = SessionConfig::new(server, user.clone(), Credential::Password(password.clone()))
             .with_room(rooms[room].clone())
-            .with_talk_mode(mode);
+            .with_talk_mode(TalkMode::PushToTalk);
         let config =
             ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed: args.seed + i as u64 };
         let client = Client::connect(config).with_context(|| format!("starting bot {user}"))?;
@@ -138,11 +143,14 @@ pub fn run(args: &Args) -> Result<Summary> {
     }
     wait_ready(args, &mut bots)?;
 
-    // Everyone is in: the schedule starts shortly, on the shared clock.
+    // Everyone is in and nobody sends audio yet: read the counters, then the talkers hold their push-to-talk key
+    // from shortly before the schedule starts (on the shared clock) until it is over, so that every packet counted
+    // as sent has had its chance to arrive when the counters are read again.
+    let before: Vec<SessionStats> = bots.iter().map(|b| b.client.stats()).collect();
     let origin = Instant::now() + Duration::from_millis(200);
+    set_ptt(&bots, true)?;
     clock.start(origin);
     std::thread::sleep(origin.saturating_duration_since(Instant::now()));
-    let before: Vec<SessionStats> = bots.iter().map(|b| b.client.stats()).collect();
     let cpu_before = (local::process_cpu(), relay.as_ref().and_then(|_| local::thread_cpu("voice-relay")));
     let relay_before = relay.as_ref().and_then(LocalRelay::snapshot);
     let talk = Duration::from_secs_f64(cycle_s * cycles as f64);
@@ -175,8 +183,10 @@ pub fn run(args: &Args) -> Result<Summary> {
         );
     }
     let wall = origin.elapsed();
-    let after: Vec<SessionStats> = bots.iter().map(|b| b.client.stats()).collect();
     let cpu_after = (local::process_cpu(), relay.as_ref().and_then(|_| local::thread_cpu("voice-relay")));
+    set_ptt(&bots, false)?;
+    std::thread::sleep(DRAIN);
+    let after: Vec<SessionStats> = bots.iter().map(|b| b.client.stats()).collect();
     let relay_after = relay.as_ref().and_then(LocalRelay::snapshot);
     if !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprintln!();
@@ -208,6 +218,14 @@ pub fn run(args: &Args) -> Result<Summary> {
         summary.set_relay(a, b);
     }
     Ok(summary)
+}
+
+/// Presses or releases the talkers' push-to-talk keys.
+fn set_ptt(bots: &[Bot], down: bool) -> Result<()> {
+    for b in bots.iter().filter(|b| b.talker) {
+        b.client.set_ptt(down).context("a bot stopped")?;
+    }
+    Ok(())
 }
 
 fn samples(d: Duration) -> usize {

@@ -115,7 +115,7 @@ pub struct Cpu {
     pub process_pct: Option<f64>,
     /// The bots only (process minus relay thread).
     pub bots_pct: Option<f64>,
-    /// The relay thread (in-process relay only; one core is its ceiling).
+    /// The relay threads (in-process relay only; with one UDP thread, one core is its ceiling).
     pub relay_pct: Option<f64>,
     /// How it was measured.
     pub note: &'static str,
@@ -243,7 +243,7 @@ impl Summary {
                 _ => None,
             },
             note: if in_process {
-                "getrusage(RUSAGE_SELF) for the process; /proc/self/task/<tid>/stat of the thread named voice-relay"
+                "getrusage(RUSAGE_SELF) for the process; /proc/self/task/<tid>/stat of the relay threads (voice-relay, voice-relay-*)"
             } else {
                 "getrusage(RUSAGE_SELF) for the bots; the external server's CPU is not measured here"
             },

@@ -10,6 +10,7 @@
 pub mod netem;
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +27,8 @@ use crate::bots::audio::{Clock, RATE_HZ, Recording, ScriptedAudio, TalkScript, f
 use crate::bots::local::LocalRelay;
 use crate::bots::summary::Stat;
 
+/// The clients' side of loopback (see [`start_network`]).
+const CLIENT_SIDE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)), 0);
 /// The talkers.
 const NAMES: [&str; 3] = ["alice", "bob", "carol"];
 /// One talker's slot in the round-robin.
@@ -141,12 +144,8 @@ pub fn run(args: &Args) -> Result<Report> {
     let cycles = (args.seconds * RATE_HZ as f64 / cycle as f64 - 1e-6).ceil().max(1.0) as usize;
     let talk = Duration::from_secs_f64((cycle * cycles) as f64 / RATE_HZ as f64);
 
-    // The proxy's port is what the relay announces; the relay itself listens on another.
-    let front = std::net::UdpSocket::bind("127.0.0.1:0").context("binding the proxy")?;
-    let front_port = front.local_addr().context("proxy address")?.port();
     let users: Vec<(String, String)> = NAMES.iter().map(|n| ((*n).into(), format!("{n}-password"))).collect();
-    let relay = LocalRelay::start(&users, &["demo".into()], Some(front_port))?;
-    let netem = Netem::start(front, relay.udp, leg, leg, args.seed)?;
+    let (relay, netem) = start_network(&users, leg, args.seed)?;
 
     let clock = Arc::new(Clock::default());
     let mut clients = Vec::new();
@@ -157,7 +156,7 @@ pub fn run(args: &Args) -> Result<Report> {
         let recording = audio.recording();
         let session = SessionConfig::new(relay.tcp, user.clone(), Credential::Password(password.clone()))
             .with_room("demo")
-            .with_talk_mode(TalkMode::Continuous);
+            .with_talk_mode(TalkMode::PushToTalk);
         let config = ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed: k as u64 };
         let client = Client::connect(config).with_context(|| format!("starting {user}"))?;
         clients.push((client, script, recording));
@@ -168,10 +167,15 @@ pub fn run(args: &Args) -> Result<Report> {
     }
 
     tracing::debug!("media ready");
+    // Nobody sends audio yet: read the counters, then hold every push-to-talk key from shortly before the schedule
+    // starts until it is over (and the last packets had time to arrive), so the counts match.
+    let before: Vec<SessionStats> = clients.iter().map(|c| c.0.stats()).collect();
     let origin = Instant::now() + Duration::from_millis(300);
+    for (c, ..) in &clients {
+        c.set_ptt(true).context("a client stopped")?;
+    }
     clock.start(origin);
     std::thread::sleep(origin.saturating_duration_since(Instant::now()));
-    let before: Vec<SessionStats> = clients.iter().map(|c| c.0.stats()).collect();
     let end = origin + talk + Duration::from_millis(600);
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(100).min(end.saturating_duration_since(Instant::now())));
@@ -179,6 +183,10 @@ pub fn run(args: &Args) -> Result<Report> {
             while c.try_event().is_some() {}
         }
     }
+    for (c, ..) in &clients {
+        c.set_ptt(false).context("a client stopped")?;
+    }
+    std::thread::sleep(Duration::from_millis(500));
     let after: Vec<SessionStats> = clients.iter().map(|c| c.0.stats()).collect();
     let netem_stats = netem.stats();
     let mut heard = Vec::new();
@@ -213,6 +221,31 @@ pub fn run(args: &Args) -> Result<Report> {
         report.wavs.extend([said, path]);
     }
     Ok(report)
+}
+
+/// Starts the relay and the impairment proxy in front of it. The clients' side of loopback is 127.0.0.2: the relay's
+/// control listener is there, so clients send their datagrams to 127.0.0.2 at the relay's announced UDP port — where
+/// the proxy listens — while the relay's UDP socket has the same port on 127.0.0.1 (Linux routes all of 127.0.0.0/8
+/// to loopback).
+fn start_network(users: &[(String, String)], leg: ConditionerConfig, seed: u64) -> Result<(LocalRelay, Netem)> {
+    let mut attempt = 0;
+    loop {
+        let front = std::net::UdpSocket::bind(CLIENT_SIDE).context(
+            "binding the impairment proxy on 127.0.0.2 (the demo needs the whole 127.0.0.0/8 on loopback, as Linux has)",
+        )?;
+        let port = front.local_addr().context("proxy address")?.port();
+        let udp = SocketAddr::from(([127, 0, 0, 1], port));
+        let tcp = SocketAddr::new(CLIENT_SIDE.ip(), 0);
+        match LocalRelay::start_on(users, &["demo".into()], udp, tcp, 1) {
+            Ok(relay) => {
+                let netem = Netem::start(front, relay.udp, leg, leg, seed)?;
+                return Ok((relay, netem));
+            }
+            // The port is free on 127.0.0.2 but taken on 127.0.0.1: try another.
+            Err(_) if attempt < 10 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn wait_media(client: &Client) -> Result<()> {
@@ -349,7 +382,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "concealment  {} PLC frames, {} FEC recoveries, {} late packets",
+            "concealment  {} PLC frames (slots whose packet was lost or not there in time), {} FEC recoveries, {} late packets",
             self.plc_frames, self.fec_recovered, self.late
         )?;
         writeln!(

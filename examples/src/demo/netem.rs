@@ -1,7 +1,8 @@
-//! A loopback UDP impairment proxy: clients send their datagrams to the proxy (the relay announces the proxy's port
-//! in LoginOk), the proxy forwards them to the relay from one upstream socket per client (so the relay still sees
-//! one address per client), and the relay's answers come back the same way. Each direction goes through a
-//! [`voice_client::NetworkConditioner`] (seeded loss, latency, jitter).
+//! A loopback UDP impairment proxy: clients send their datagrams to the proxy (it listens at the address clients
+//! derive from the relay's announcement: see `start_network` in the demo), the proxy forwards them to the relay from
+//! one upstream socket per client (so the relay still sees one address per client), and the relay's answers come
+//! back the same way. Each direction goes through a [`voice_client::NetworkConditioner`] (seeded loss, latency,
+//! jitter).
 //!
 //! It exists because `voice_client::ClientConfig` has no conditioner hook yet; with one, the demo would condition
 //! inside each client instead.
