@@ -17,7 +17,7 @@ fn a_short_demo_carries_speech_through_the_whole_stack() {
     assert!(heard >= 5, "{r}");
     assert!(r.correlation > 0.5, "{r}");
     assert!(r.received > 0 && r.loss_pct < 10.0, "{r}");
-    assert!(r.netem.up.delivered > 0 && r.netem.down.delivered > 0, "traffic went through the proxy: {r}");
+    assert!(r.netem.up.delivered > 0 && r.netem.down.delivered > 0, "traffic went through the conditioners: {r}");
     assert!(r.latency_ms.p50 >= 30.0, "the injected one-way latency is a floor: {r}");
     assert_eq!(r.wavs.len(), 6);
     for w in &r.wavs {

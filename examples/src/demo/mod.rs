@@ -1,16 +1,14 @@
 //! The `demo` (the README's first command): a relay (the real `voice_relay::driver::Server`) and three headless
 //! clients (`voice_client::Client`) on loopback, generated speech through the whole stack — capture → Opus encode →
-//! seal → UDP → impairment proxy → relay fan-out → proxy → jitter buffer → decode → mix — with a realistic network
-//! condition, each listener's audio written to a WAV file, and a short report.
+//! seal → UDP → relay fan-out → jitter buffer → decode → mix — with a realistic network condition applied by each
+//! client's network conditioner (`Client::set_network`, both ways), each listener's audio written to a WAV file, and
+//! a short report.
 //!
 //! The three talk in turns (1.2 s slots: a 5 ms marker, 0.9 s of speech, silence), so every listener's WAV holds the
 //! other two one after the other, and each heard turn gives one mouth-to-ear latency (marker captured → its onset
 //! played, on the process clock; see [`crate::bots::audio`]) and one correlation of what was said with what was heard.
 
-pub mod netem;
-
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,17 +16,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use voice_client::{
-    AudioFormat, Client, ClientConfig, ConditionerConfig, Event, MediaConfig, SessionConfig, SessionStats, TalkMode,
+    AudioFormat, Client, ClientConfig, ConditionerConfig, ConditionerStats, Event, MediaConfig, SessionConfig,
+    SessionStats, TalkMode,
 };
 use voice_proto::control::Credential;
 
-use self::netem::{Netem, NetemStats};
 use crate::bots::audio::{Clock, RATE_HZ, Recording, ScriptedAudio, TalkScript, first_onsets, turn_with_marker};
 use crate::bots::local::LocalRelay;
 use crate::bots::summary::Stat;
 
-/// The clients' side of loopback (see [`start_network`]).
-const CLIENT_SIDE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)), 0);
 /// The talkers.
 const NAMES: [&str; 3] = ["alice", "bob", "carol"];
 /// One talker's slot in the round-robin.
@@ -119,7 +115,7 @@ pub struct Report {
     pub udp_rtt_ms: f64,
     /// Mean jitter-buffer playout delay at the end of the talk, over (listener, speaker) pairs, ms.
     pub jitter_buffer_ms: f64,
-    /// What the impairment proxy did.
+    /// What the clients' network conditioners did, summed over the three clients.
     pub netem: NetemStats,
     /// WAV files written.
     pub wavs: Vec<PathBuf>,
@@ -145,7 +141,7 @@ pub fn run(args: &Args) -> Result<Report> {
     let talk = Duration::from_secs_f64((cycle * cycles) as f64 / RATE_HZ as f64);
 
     let users: Vec<(String, String)> = NAMES.iter().map(|n| ((*n).into(), format!("{n}-password"))).collect();
-    let (relay, netem) = start_network(&users, leg, args.seed)?;
+    let relay = LocalRelay::start(&users, &["demo".into()])?;
 
     let clock = Arc::new(Clock::default());
     let mut clients = Vec::new();
@@ -159,6 +155,9 @@ pub fn run(args: &Args) -> Result<Report> {
             .with_talk_mode(TalkMode::PushToTalk);
         let config = ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed: k as u64 };
         let client = Client::connect(config).with_context(|| format!("starting {user}"))?;
+        // Each client's conditioner impairs its own datagrams both ways, so a talker's packet crosses two legs:
+        // the talker's way out and the listener's way in.
+        client.set_network(leg).context("network conditions")?;
         clients.push((client, script, recording));
     }
     tracing::debug!("clients started");
@@ -188,7 +187,12 @@ pub fn run(args: &Args) -> Result<Report> {
     }
     std::thread::sleep(Duration::from_millis(500));
     let after: Vec<SessionStats> = clients.iter().map(|c| c.0.stats()).collect();
-    let netem_stats = netem.stats();
+    let netem_stats = clients.iter().fold(NetemStats::default(), |mut t, (c, ..)| {
+        let n = c.network_stats();
+        t.up = add(t.up, n.up);
+        t.down = add(t.down, n.down);
+        t
+    });
     let mut heard = Vec::new();
     for (client, script, recording) in clients {
         client.shutdown().context("stopping a client")?;
@@ -196,13 +200,12 @@ pub fn run(args: &Args) -> Result<Report> {
         heard.push((script, rec));
     }
     tracing::debug!("clients stopped");
-    netem.stop();
     relay.stop();
     tracing::debug!("relay stopped");
 
     let mut report = measure(&heard, &before, &after);
     report.condition = format!(
-        "{}% loss, {} ms latency, {} ms jitter client → client (each leg via the proxy: {:.2}% loss, {} ms, σ {:.1} ms)",
+        "{}% loss, {} ms latency, {} ms jitter client → client (each leg, in the clients' conditioners: {:.2}% loss, {} ms, σ {:.1} ms)",
         args.loss_pct,
         args.latency_ms,
         args.jitter_ms,
@@ -223,28 +226,21 @@ pub fn run(args: &Args) -> Result<Report> {
     Ok(report)
 }
 
-/// Starts the relay and the impairment proxy in front of it. The clients' side of loopback is 127.0.0.2: the relay's
-/// control listener is there, so clients send their datagrams to 127.0.0.2 at the relay's announced UDP port — where
-/// the proxy listens — while the relay's UDP socket has the same port on 127.0.0.1 (Linux routes all of 127.0.0.0/8
-/// to loopback).
-fn start_network(users: &[(String, String)], leg: ConditionerConfig, seed: u64) -> Result<(LocalRelay, Netem)> {
-    let mut attempt = 0;
-    loop {
-        let front = std::net::UdpSocket::bind(CLIENT_SIDE).context(
-            "binding the impairment proxy on 127.0.0.2 (the demo needs the whole 127.0.0.0/8 on loopback, as Linux has)",
-        )?;
-        let port = front.local_addr().context("proxy address")?.port();
-        let udp = SocketAddr::from(([127, 0, 0, 1], port));
-        let tcp = SocketAddr::new(CLIENT_SIDE.ip(), 0);
-        match LocalRelay::start_on(users, &["demo".into()], udp, tcp, 1) {
-            Ok(relay) => {
-                let netem = Netem::start(front, relay.udp, leg, leg, seed)?;
-                return Ok((relay, netem));
-            }
-            // The port is free on 127.0.0.2 but taken on 127.0.0.1: try another.
-            Err(_) if attempt < 10 => attempt += 1,
-            Err(e) => return Err(e),
-        }
+/// What the network conditioners did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetemStats {
+    /// Clients → relay (every client's way out).
+    pub up: ConditionerStats,
+    /// Relay → clients (every client's way in).
+    pub down: ConditionerStats,
+}
+
+fn add(a: ConditionerStats, b: ConditionerStats) -> ConditionerStats {
+    ConditionerStats {
+        pushed: a.pushed + b.pushed,
+        dropped: a.dropped + b.dropped,
+        reordered: a.reordered + b.reordered,
+        delivered: a.delivered + b.delivered,
     }
 }
 
@@ -377,7 +373,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "packets      {} sent, {} of {} expected received: loss {:.1}% (proxy dropped {} up, {} down)",
+            "packets      {} sent, {} of {} expected received: loss {:.1}% (conditioners dropped {} up, {} down)",
             self.sent, self.received, self.expected, self.loss_pct, self.netem.up.dropped, self.netem.down.dropped
         )?;
         writeln!(
