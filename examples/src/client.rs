@@ -101,7 +101,6 @@ impl From<Talk> for TalkMode {
 /// What `Args` resolve to, bookmarks applied.
 struct Resolved {
     server: SocketAddr,
-    server_text: String,
     user: String,
     credential: Credential,
 }
@@ -149,7 +148,7 @@ fn resolve(args: &Args) -> Result<Resolved> {
         marks.save(p).with_context(|| format!("saving bookmarks to {}", p.display()))?;
         eprintln!("bookmark {name:?} saved in {}", p.display());
     }
-    Ok(Resolved { server, server_text, user, credential })
+    Ok(Resolved { server, user, credential })
 }
 
 /// Sound cards (feature `cpal`) unless WAV files are named; WAV files (or silence) otherwise.
@@ -180,6 +179,19 @@ fn list_devices() -> Result<()> {
     bail!("built without the `cpal` feature (cargo build -p voice-examples --features cpal; needs libasound2-dev)")
 }
 
+/// Starts a [`Client`] for `user` on `server` with the audio backend and room of `args`.
+fn connect(args: &Args, server: SocketAddr, user: &str, credential: Credential, mode: TalkMode) -> Result<Client> {
+    let mut session = SessionConfig::new(server, user, credential).with_talk_mode(mode);
+    if let Some(room) = &args.room {
+        session = session.with_room(room.clone());
+    }
+    let audio = audio_backend(args)?;
+    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seed = u64::from(std::process::id()) ^ u64::try_from(clock.as_nanos() & u128::from(u64::MAX)).unwrap_or(0);
+    let config = ClientConfig { session, media: MediaConfig::default(), audio, seed };
+    Client::connect(config).context("starting the client")
+}
+
 /// Runs `voice-client` with `args`.
 pub fn run(args: Args) -> Result<()> {
     if args.list_devices {
@@ -188,39 +200,91 @@ pub fn run(args: Args) -> Result<()> {
     if !cfg!(feature = "cpal") && (args.input_device.is_some() || args.output_device.is_some()) {
         bail!("--input-device/--output-device need the `cpal` feature");
     }
-    let r = resolve(&args)?;
     let headless = args.headless || (!args.tui && (args.input.is_some() || args.output.is_some()));
     let default_mode = if headless && args.input.is_some() { Talk::Continuous } else { Talk::Ptt };
     let mode: TalkMode = args.talk.unwrap_or(default_mode).into();
-    let mut session = SessionConfig::new(r.server, r.user.clone(), r.credential).with_talk_mode(mode);
-    if let Some(room) = &args.room {
-        session = session.with_room(room.clone());
+    if !headless {
+        return run_tui(&args, mode);
     }
-    let audio = audio_backend(&args)?;
-    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let seed = u64::from(std::process::id()) ^ u64::try_from(clock.as_nanos() & u128::from(u64::MAX)).unwrap_or(0);
-    let config = ClientConfig { session, media: MediaConfig::default(), audio, seed };
-    let client = Client::connect(config).context("starting the client")?;
-    let title = format!("{}@{}", r.user, r.server_text);
-    let result = if headless {
-        headless_loop(&client, args.seconds.map(Duration::from_secs_f64), args.room.is_none())
-    } else {
-        crate::tui::term::run(&client, title, mode)
-    };
+    let r = resolve(&args)?;
+    let client = connect(&args, r.server, &r.user, r.credential, mode)?;
+    let result = headless_loop(&client, args.seconds.map(Duration::from_secs_f64), args.room.is_none());
     let stats = client.stats();
     client.shutdown().context("stopping the client")?;
-    if headless {
-        println!(
-            "stats sent={} speakers={} received={} lost={} concealed={} fec={}",
-            stats.packets_sent,
-            stats.speakers.len(),
-            stats.speakers.iter().map(|s| s.packets).sum::<u64>(),
-            stats.speakers.iter().map(|s| s.lost).sum::<u64>(),
-            stats.speakers.iter().map(|s| s.concealed).sum::<u64>(),
-            stats.speakers.iter().map(|s| s.fec_recovered).sum::<u64>(),
-        );
-    }
+    println!(
+        "stats sent={} speakers={} received={} lost={} concealed={} fec={}",
+        stats.packets_sent,
+        stats.speakers.len(),
+        stats.speakers.iter().map(|s| s.packets).sum::<u64>(),
+        stats.speakers.iter().map(|s| s.lost).sum::<u64>(),
+        stats.speakers.iter().map(|s| s.concealed).sum::<u64>(),
+        stats.speakers.iter().map(|s| s.fec_recovered).sum::<u64>(),
+    );
     result
+}
+
+/// The terminal UI: the login screen lists the bookmarks and is filled from the command line; it connects at once
+/// when the command line names a server (or bookmark) and a credential.
+fn run_tui(args: &Args, mode: TalkMode) -> Result<()> {
+    let path = Bookmarks::default_path();
+    let marks = match &path {
+        Some(p) if p.exists() => Bookmarks::load(p).with_context(|| format!("bookmarks {}", p.display()))?,
+        _ => Bookmarks::default(),
+    };
+    let mut form = crate::tui::login::LoginForm {
+        bookmarks: marks
+            .entries
+            .iter()
+            .map(|b| crate::tui::login::BookmarkRow {
+                name: b.name.clone(),
+                server: format!("{}:{}", b.host, b.port),
+                user: b.nickname.clone(),
+                password: b.password.clone(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    if let Some(i) = args.bookmark.as_ref().map(|n| form.bookmarks.iter().position(|b| &b.name == n)) {
+        form.pick(i.with_context(|| format!("no bookmark named {:?}", args.bookmark))?);
+    } else if !form.bookmarks.is_empty() {
+        form.pick(0);
+    }
+    if let Some(s) = &args.server {
+        form.server.clone_from(s);
+    } else if form.server.is_empty() {
+        form.server = "127.0.0.1:7000".into();
+    }
+    if let Some(u) = args.user.clone().or_else(|| (form.user.is_empty()).then(|| std::env::var("USER").ok()).flatten())
+    {
+        form.user = u;
+    }
+    if let Some(p) = &args.password {
+        form.password.clone_from(p);
+    }
+    let auto =
+        (args.server.is_some() || args.bookmark.is_some()) && (!form.password.is_empty() || args.token.is_some());
+    let connect_form = |f: &crate::tui::login::LoginForm| -> Result<Client> {
+        let server = f
+            .server
+            .to_socket_addrs()
+            .with_context(|| format!("server address {:?}", f.server))?
+            .next()
+            .with_context(|| format!("{:?} resolves to no address", f.server))?;
+        let credential = match (&args.token, f.password.is_empty()) {
+            (Some(t), true) => Credential::Token(t.clone()),
+            _ => Credential::Password(f.password.clone()),
+        };
+        connect(args, server, &f.user, credential, mode)
+    };
+    let save = |f: &crate::tui::login::LoginForm| -> Result<String> {
+        let p = path.as_ref().context("no config directory for bookmarks on this system")?;
+        let mut marks = if p.exists() { Bookmarks::load(p)? } else { Bookmarks::default() };
+        let (host, port) = f.server.rsplit_once(':').context("server as HOST:PORT")?;
+        marks.upsert(Bookmark::new(host, host, port.parse().context("server port")?, f.user.clone()));
+        marks.save(p).with_context(|| format!("saving bookmarks to {}", p.display()))?;
+        Ok(format!("bookmark {host:?} saved in {}", p.display()))
+    };
+    crate::tui::term::run(form, auto, mode, &connect_form, &save)
 }
 
 /// Lines on stdin, read on their own thread (a closed stdin just ends the stream).
@@ -327,6 +391,7 @@ fn headless_command(client: &Client, line: &str) -> Result<bool> {
 pub(crate) fn apply(client: &Client, cmd: &crate::tui::Command) -> Result<()> {
     use crate::tui::Command as C;
     match cmd {
+        C::Connect | C::SaveBookmark | C::Quit => {}
         C::Join(room) => client.join(room, None)?,
         C::Leave => client.leave()?,
         C::Chat(text) => client.send_chat(text)?,
@@ -354,7 +419,6 @@ pub(crate) fn apply(client: &Client, cmd: &crate::tui::Command) -> Result<()> {
             ..ConditionerConfig::default()
         })?,
         C::Dump(on) => client.set_dump(on.then(|| PathBuf::from(DUMP_DIR)))?,
-        C::Quit => {}
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! hands to the voice client; what the client reports is written into the public fields. Drawing is in [`view`].
 //! Nothing here touches audio, sockets or threads, so the key map and the screens are tested without a terminal.
 
+pub mod login;
 pub mod term;
 pub mod view;
 
@@ -17,6 +18,8 @@ pub const CHAT_LINES: usize = 500;
 /// Which screen is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Screen {
+    /// Choosing a server (bookmarks) and typing the login.
+    Login,
     /// Logging in / waiting for the room list.
     Connecting,
     /// The room list: pick one with ↑/↓ and Enter.
@@ -122,6 +125,10 @@ pub enum Slider {
 /// What the user asked for; the binary passes these to the voice client.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
+    /// Connect and log in with the login form.
+    Connect,
+    /// Save the login form's server and user as a bookmark.
+    SaveBookmark,
     /// Join this room.
     Join(String),
     /// Leave the room (back to the list).
@@ -200,6 +207,8 @@ pub struct App {
     pub dumping: bool,
     /// One status line (last notice or error).
     pub status: String,
+    /// The login screen's form and bookmarks.
+    pub login: login::LoginForm,
 }
 
 impl App {
@@ -229,6 +238,7 @@ impl App {
             slider: Slider::Loss,
             dumping: false,
             status: "connecting…".into(),
+            login: login::LoginForm::default(),
         }
     }
 
@@ -304,6 +314,12 @@ impl App {
             }
         }
         match self.screen {
+            Screen::Login => match self.login.on_key(key.code) {
+                login::LoginAction::None => Vec::new(),
+                login::LoginAction::Connect => vec![Command::Connect],
+                login::LoginAction::Save => vec![Command::SaveBookmark],
+                login::LoginAction::Quit => vec![Command::Quit],
+            },
             Screen::Connecting => match key.code {
                 KeyCode::Char('q') | KeyCode::Esc => vec![Command::Quit],
                 _ => Vec::new(),

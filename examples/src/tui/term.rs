@@ -12,13 +12,21 @@ use voice_client::{Client, Event, SessionStats};
 use voice_proto::PublicId;
 use voice_proto::control::Member;
 
+use super::login::LoginForm;
 use super::{App, Command, DebugStats, MemberRow, RoomRow, Screen, SpeakerDebug, TalkMode};
 
 /// How often the debug figures are refreshed.
 const STATS_EVERY: Duration = Duration::from_millis(250);
 
-/// Runs the terminal UI until the user quits or the session ends.
-pub fn run(client: &Client, title: String, mode: voice_client::TalkMode) -> Result<()> {
+/// Runs the terminal UI until the user quits: the login screen (`form`; connecting at once if `auto`), then the
+/// session. `connect` starts a client from the form; `save` stores the form as a bookmark and says where.
+pub fn run(
+    form: LoginForm,
+    auto: bool,
+    mode: voice_client::TalkMode,
+    connect: &dyn Fn(&LoginForm) -> Result<Client>,
+    save: &dyn Fn(&LoginForm) -> Result<String>,
+) -> Result<()> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         anyhow::bail!("not a terminal: run with --headless (events as lines, commands on stdin)");
@@ -29,11 +37,21 @@ pub fn run(client: &Client, title: String, mode: voice_client::TalkMode) -> Resu
     if key_release {
         let _ = execute!(std::io::stdout(), PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::REPORT_EVENT_TYPES));
     }
-    let mut app = App::new(title, key_release);
+    let mut app = App::new("voice-client", key_release);
+    app.screen = Screen::Login;
+    app.status = "choose a server and log in".into();
+    app.login = form;
     if mode == voice_client::TalkMode::VoiceActivation {
         app.mode = TalkMode::VoiceActivation;
     }
-    let result = event_loop(client, &mut app, &mut terminal);
+    let mut ui = Ui { app, client: None, connect, save };
+    if auto {
+        ui.connect();
+    }
+    let result = ui.event_loop(&mut terminal);
+    if let Some(c) = ui.client.take() {
+        let _ = c.shutdown();
+    }
     if key_release {
         let _ = execute!(std::io::stdout(), PopKeyboardEnhancementFlags);
     }
@@ -41,33 +59,77 @@ pub fn run(client: &Client, title: String, mode: voice_client::TalkMode) -> Resu
     result
 }
 
-fn event_loop(client: &Client, app: &mut App, terminal: &mut ratatui::DefaultTerminal) -> Result<()> {
-    let mut me: Option<PublicId> = None;
-    let mut last_stats = Instant::now();
-    loop {
-        while let Some(ev) = client.try_event() {
-            if !on_event(app, &mut me, ev) {
-                return Ok(());
+/// The screen state and the running client, if logged in.
+struct Ui<'a> {
+    app: App,
+    client: Option<Client>,
+    connect: &'a dyn Fn(&LoginForm) -> Result<Client>,
+    save: &'a dyn Fn(&LoginForm) -> Result<String>,
+}
+
+impl Ui<'_> {
+    fn connect(&mut self) {
+        match (self.connect)(&self.app.login) {
+            Ok(c) => {
+                self.client = Some(c);
+                self.app.title = format!("{}@{}", self.app.login.user, self.app.login.server);
+                self.app.screen = Screen::Connecting;
+                self.app.status = "logging in…".into();
             }
+            Err(e) => self.app.status = format!("{e:#}"),
         }
-        if last_stats.elapsed() >= STATS_EVERY {
-            last_stats = Instant::now();
-            app.debug = debug_stats(&client.stats(), app);
+    }
+
+    /// Back to the login screen (the session ended).
+    fn disconnect(&mut self, why: String) {
+        if let Some(c) = self.client.take() {
+            let _ = c.shutdown();
         }
-        terminal.draw(|f| super::view::draw(f, app))?;
-        if event::poll(Duration::from_millis(30))? {
-            if let TermEvent::Key(key) = event::read()? {
-                for cmd in app.on_key(key) {
-                    match cmd {
-                        Command::Quit => return Ok(()),
-                        cmd => match (crate::client::apply(client, &cmd), &cmd) {
-                            (Err(e), _) => app.status = format!("error: {e:#}"),
+        let login = std::mem::take(&mut self.app.login);
+        self.app = App { login, status: why, ..App::new("voice-client", self.app.key_release) };
+        self.app.screen = Screen::Login;
+    }
+
+    fn event_loop(&mut self, terminal: &mut ratatui::DefaultTerminal) -> Result<()> {
+        let mut me: Option<PublicId> = None;
+        let mut last_stats = Instant::now();
+        loop {
+            while let Some(ev) = self.client.as_ref().and_then(Client::try_event) {
+                if let Event::Closed { reason } = ev {
+                    let why = reason.map_or_else(|| "disconnected".into(), |(_, m)| format!("disconnected: {m}"));
+                    self.disconnect(why);
+                    break;
+                }
+                on_event(&mut self.app, &mut me, ev);
+            }
+            if let Some(c) = &self.client
+                && last_stats.elapsed() >= STATS_EVERY
+            {
+                last_stats = Instant::now();
+                self.app.debug = debug_stats(&c.stats(), &self.app);
+            }
+            terminal.draw(|f| super::view::draw(f, &self.app))?;
+            if !event::poll(Duration::from_millis(30))? {
+                continue;
+            }
+            let TermEvent::Key(key) = event::read()? else { continue };
+            for cmd in self.app.on_key(key) {
+                match cmd {
+                    Command::Quit => return Ok(()),
+                    Command::Connect => self.connect(),
+                    Command::SaveBookmark => {
+                        self.app.status = (self.save)(&self.app.login).unwrap_or_else(|e| format!("{e:#}"));
+                    }
+                    cmd => {
+                        let Some(client) = &self.client else { continue };
+                        match (crate::client::apply(client, &cmd), &cmd) {
+                            (Err(e), _) => self.app.status = format!("error: {e:#}"),
                             (Ok(()), Command::Dump(true)) => {
-                                app.status = format!("dumping audio to {}/", crate::client::DUMP_DIR);
+                                self.app.status = format!("dumping audio to {}/", crate::client::DUMP_DIR);
                             }
-                            (Ok(()), Command::Dump(false)) => app.status = "audio dump stopped".into(),
+                            (Ok(()), Command::Dump(false)) => self.app.status = "audio dump stopped".into(),
                             _ => {}
-                        },
+                        }
                     }
                 }
             }
@@ -87,8 +149,8 @@ fn row(m: &Member, me: Option<PublicId>, volume: f32) -> MemberRow {
     }
 }
 
-/// Applies one client event to the screen state; `false` when the session is over.
-fn on_event(app: &mut App, me: &mut Option<PublicId>, ev: Event) -> bool {
+/// Applies one client event to the screen state.
+fn on_event(app: &mut App, me: &mut Option<PublicId>, ev: Event) {
     let volumes: HashMap<u32, f32> = app.members.iter().map(|m| (m.id, m.volume)).collect();
     let vol = |id: PublicId| volumes.get(&id.0).copied().unwrap_or(1.0);
     match ev {
@@ -148,13 +210,8 @@ fn on_event(app: &mut App, me: &mut Option<PublicId>, ev: Event) -> bool {
         Event::RequestRefused(why) => app.status = format!("refused: {why}"),
         Event::ConnectionLost => app.status = "connection lost: reconnecting…".into(),
         Event::Resumed => app.status = "reconnected".into(),
-        Event::Closed { reason } => {
-            app.status = reason.map_or_else(|| "closed".into(), |(_, m)| format!("closed: {m}"));
-            return false;
-        }
         _ => {}
     }
-    true
 }
 
 fn debug_stats(s: &SessionStats, app: &App) -> DebugStats {

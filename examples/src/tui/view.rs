@@ -6,6 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph, Row, Table, Wrap};
 
+use super::login::Field;
 use super::{App, Screen, Slider, TalkMode};
 
 /// Draws the whole screen.
@@ -14,6 +15,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
         Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(2)]).areas(f.area());
     f.render_widget(Paragraph::new(title_line(app)), top);
     match app.screen {
+        Screen::Login => draw_login(f, app, body),
         Screen::Connecting => {
             f.render_widget(Paragraph::new(app.status.as_str()).block(Block::bordered().title("voice")), body);
         }
@@ -66,8 +68,32 @@ fn help_lines(app: &App) -> Vec<Line<'_>> {
         }
         (Screen::Rooms, false) => "↑↓ choose · Enter join · F3 debug · F4 network · q quit",
         (Screen::Connecting, false) => "q quit",
+        (Screen::Login, false) => "↑↓ saved servers · Tab next field · Enter connect · F2 save as bookmark · Esc quit",
     };
     vec![Line::from(app.status.as_str()).style(Style::new().fg(Color::Cyan)), Line::from(keys)]
+}
+
+fn draw_login(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let form = &app.login;
+    let [left, right] = Layout::horizontal([Constraint::Length(34), Constraint::Min(30)]).areas(area);
+    let items: Vec<ListItem<'_>> =
+        form.bookmarks.iter().map(|b| ListItem::new(format!("{}  {}@{}", b.name, b.user, b.server))).collect();
+    let list = List::new(items)
+        .block(Block::bordered().title("saved servers"))
+        .highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    let mut state = ListState::default().with_selected((!form.bookmarks.is_empty()).then_some(form.cursor));
+    f.render_stateful_widget(list, left, &mut state);
+    let masked = "•".repeat(form.password.chars().count());
+    let line = |label: &'static str, value: &str, here: bool| {
+        let style = if here { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+        Line::from(vec![Span::raw(label), Span::styled(format!("{value}{}", if here { "▏" } else { "" }), style)])
+    };
+    let lines = vec![
+        line("server    ", &form.server, form.field == Field::Server),
+        line("user      ", &form.user, form.field == Field::User),
+        line("password  ", &masked, form.field == Field::Password),
+    ];
+    f.render_widget(Paragraph::new(lines).block(Block::bordered().title("log in")), right);
 }
 
 fn draw_rooms(f: &mut Frame<'_>, app: &App, area: Rect) {
