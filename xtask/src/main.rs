@@ -157,27 +157,26 @@ fn test(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {
     cargo(root, envs, &["test", "--workspace"], extra)
 }
 
-/// Whether ALSA's development files are there, installing them (Debian's `libasound2-dev`) if we run as root.
+/// Whether ALSA's development files are there (for the cpal backend). When they or the PulseAudio pieces of the
+/// device test are missing and we run as root with apt-get (CI), Debian's packages are installed first:
+/// `libasound2-dev pkg-config` to build, `pulseaudio pulseaudio-utils libasound2-plugins` for the test that plays
+/// and records through a private PulseAudio null sink (it skips, saying why, without them).
 fn alsa_headers() -> bool {
-    if succeeds(Command::new("pkg-config").args(["--exists", "alsa"])) {
+    let alsa = || succeeds(Command::new("pkg-config").args(["--exists", "alsa"]));
+    let pulse = succeeds(Command::new("pulseaudio").arg("--version"));
+    if alsa() && pulse {
         return true;
     }
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
     if !root || !succeeds(Command::new("apt-get").arg("--version")) {
-        return false;
+        return alsa();
     }
-    eprintln!("xtask: installing libasound2-dev (ALSA headers, for the cpal backend) with apt-get");
+    let packages = ["libasound2-dev", "pkg-config", "pulseaudio", "pulseaudio-utils", "libasound2-plugins"];
+    eprintln!("xtask: installing {} with apt-get (sound-card backend and its device test)", packages.join(" "));
     let quiet = |c: &mut Command| succeeds(c.env("DEBIAN_FRONTEND", "noninteractive"));
-    quiet(Command::new("apt-get").args(["update", "-qq"]))
-        && quiet(Command::new("apt-get").args([
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "libasound2-dev",
-            "pkg-config",
-        ]))
-        && succeeds(Command::new("pkg-config").args(["--exists", "alsa"]))
+    let _ = quiet(Command::new("apt-get").args(["update", "-qq"]))
+        && quiet(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(packages));
+    alsa()
 }
 
 fn ci(root: &Path, envs: &Envs) -> Result<(), String> {
