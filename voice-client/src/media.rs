@@ -119,8 +119,19 @@ impl Media {
     /// one frame period of the room. Returns the device-format audio to play (interleaved).
     pub fn mix(&mut self, session: &mut Session, now: Instant) -> Result<&[f32], Error> {
         let samples = session.frame_ms() as usize * 48;
-        self.prepare_speakers(session)?;
+        self.speakers.retain(|id, _| session.has_speaker(*id));
+        self.ids.clear();
+        self.ids.extend(session.speakers());
         for &id in &self.ids {
+            if !self.speakers.contains_key(&id) {
+                let volume = self.volumes.get(&id).copied().unwrap_or(1.0);
+                let mut p = PlaybackPipeline::new(PlaybackConfig { volume, ..PlaybackConfig::default() })?;
+                if let Some(dir) = &self.dump {
+                    // A debugging aid: a speaker whose file cannot be created is simply not dumped.
+                    p.set_dumper(speaker_dumper(dir, id).ok());
+                }
+                self.speakers.insert(id, p);
+            }
             let Some(p) = self.speakers.get_mut(&id) else { continue };
             // One slot per frame period, plus one more when a shrink left less than a frame (bounded).
             for _ in 0..4 {
@@ -177,53 +188,6 @@ impl Media {
     #[must_use]
     pub fn dump_dir(&self) -> Option<&Path> {
         self.dump.as_deref()
-    }
-
-    /// For a driver that mixes whenever the device's buffer runs low (checked several times per frame period)
-    /// rather than on a fixed frame clock: like [`mix`](Self::mix), but a jitter-buffer shrink is applied even
-    /// when nothing else is buffered, and only what every speaker has decoded is mixed (half a frame to a frame
-    /// period). The next call then comes earlier, so the playout schedule moves towards packet arrival instead of
-    /// keeping the phase between the sender's and this device's clocks as extra delay.
-    pub fn mix_available(&mut self, session: &mut Session, now: Instant) -> Result<&[f32], Error> {
-        let samples = session.frame_ms() as usize * 48;
-        self.prepare_speakers(session)?;
-        let mut n = samples;
-        for &id in &self.ids {
-            let Some(p) = self.speakers.get_mut(&id) else { continue };
-            for _ in 0..4 {
-                if p.buffered() >= samples {
-                    break;
-                }
-                let starts = now + Duration::from_micros(p.buffered() as u64 * 1_000 / 48);
-                let Some(playout) = session.poll_playout(starts, id) else { break };
-                let shrink = matches!(playout.stretch, Stretch::Shrink { .. });
-                p.play(&playout)?;
-                if shrink {
-                    break;
-                }
-            }
-            n = n.min(p.buffered().max(samples / 2));
-        }
-        Ok(self.mixer.mix(self.speakers.values_mut(), n)?)
-    }
-
-    /// Drops the pipelines of departed speakers and creates those of new ones; lists the speakers in `ids`.
-    fn prepare_speakers(&mut self, session: &Session) -> Result<(), Error> {
-        self.speakers.retain(|id, _| session.has_speaker(*id));
-        self.ids.clear();
-        self.ids.extend(session.speakers());
-        for &id in &self.ids {
-            if !self.speakers.contains_key(&id) {
-                let volume = self.volumes.get(&id).copied().unwrap_or(1.0);
-                let mut p = PlaybackPipeline::new(PlaybackConfig { volume, ..PlaybackConfig::default() })?;
-                if let Some(dir) = &self.dump {
-                    // A debugging aid: a speaker whose file cannot be created is simply not dumped.
-                    p.set_dumper(speaker_dumper(dir, id).ok());
-                }
-                self.speakers.insert(id, p);
-            }
-        }
-        Ok(())
     }
 
     /// Sets a remote speaker's volume (linear, 0 ..= 4; 1 is unchanged).

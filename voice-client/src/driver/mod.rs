@@ -186,10 +186,6 @@ impl Client {
                 mic: mic_cons,
                 speaker: spk_prod,
                 speaker_capacity: spk_capacity,
-                last_fill: 0,
-                max_pull: 0,
-                max_pull_prev: 0,
-                pull_window_end: Instant::now(),
                 output,
                 conn_gen: 0,
                 chunk: vec![0.0; input.rate_hz as usize / 2 * usize::from(input.channels)],
@@ -360,12 +356,6 @@ struct MediaLoop {
     speaker: crate::SampleProducer,
     /// Capacity of the speaker ring, in samples.
     speaker_capacity: usize,
-    /// Speaker ring fill after the last playout check, and the device's largest pulls between two checks in the
-    /// current and the previous one-second window (samples).
-    last_fill: usize,
-    max_pull: usize,
-    max_pull_prev: usize,
-    pull_window_end: Instant,
     output: crate::AudioFormat,
     conn_gen: u64,
     chunk: Vec<f32>,
@@ -399,7 +389,6 @@ impl MediaLoop {
                     if !self.session.is_muted() {
                         self.capture(now)?;
                     }
-                    self.playout(now, capture_every)?;
                 }
                 self.flush();
                 if now >= deadline {
@@ -415,7 +404,21 @@ impl MediaLoop {
                 self.session.skip_audio(self.session.frame_ms() * 48);
             }
             self.capture(now)?;
-            self.playout(now, capture_every)?;
+            // Playout follows the device's clock, not this thread's: mix a frame whenever the speaker ring holds
+            // less than a frame (usually once per period; twice or not at all when the clocks drift apart).
+            let frame_out = self.output.rate_hz as usize * self.session.frame_ms() as usize / 1000
+                * usize::from(self.output.channels);
+            for _ in 0..3 {
+                if self.speaker_capacity - self.speaker.vacant() >= frame_out {
+                    break;
+                }
+                match self.media.mix(&mut self.session, now) {
+                    Ok(audio) => {
+                        self.speaker.push(audio);
+                    }
+                    Err(e) => self.dump_failed(e)?,
+                }
+            }
             self.flush();
             if let Ok(mut s) = self.stats.lock() {
                 *s = self.session.stats();
@@ -429,37 +432,6 @@ impl MediaLoop {
                 deadline = Instant::now() + frame;
             }
         }
-    }
-
-    /// Playout follows the device's clock, not this thread's: checked four times per frame period, audio is mixed
-    /// whenever the speaker ring holds less than the low-water mark — half a frame period, or more when the device
-    /// takes bigger bites (the largest drop seen between two checks, plus a check interval, in the last second).
-    fn playout(&mut self, now: Instant, check_every: Duration) -> Result<(), Error> {
-        let per_ms = self.output.rate_hz as usize * usize::from(self.output.channels) / 1000;
-        let frame_out = per_ms * self.session.frame_ms() as usize;
-        let fill = self.speaker_capacity - self.speaker.vacant();
-        let pulled = self.last_fill.saturating_sub(fill);
-        if now >= self.pull_window_end {
-            self.pull_window_end = now + Duration::from_secs(1);
-            self.max_pull_prev = self.max_pull;
-            self.max_pull = 0;
-        }
-        self.max_pull = self.max_pull.max(pulled);
-        let check = per_ms * check_every.as_millis() as usize;
-        let low_water = (frame_out / 2).max(self.max_pull.max(self.max_pull_prev) + check).min(2 * frame_out);
-        for _ in 0..3 {
-            if self.speaker_capacity - self.speaker.vacant() >= low_water {
-                break;
-            }
-            match self.media.mix_available(&mut self.session, now) {
-                Ok(audio) => {
-                    self.speaker.push(audio);
-                }
-                Err(e) => self.dump_failed(e)?,
-            }
-        }
-        self.last_fill = self.speaker_capacity - self.speaker.vacant();
-        Ok(())
     }
 
     /// Encodes (and sends) everything the microphone delivered since the last look.
