@@ -1,7 +1,6 @@
 //! The threaded driver: [`Client`] runs a [`Session`] and its [`Media`] on a media thread with a frame-period
-//! deadline loop (which also looks at the rings four times per period: a completed microphone frame is encoded at
-//! once, and audio is mixed when the speaker ring runs low), the sockets on a tokio runtime thread, and the audio
-//! backend's callbacks on theirs.
+//! deadline loop (which also looks at the microphone ring four times per period, so a completed frame is encoded
+//! at once), the sockets on a tokio runtime thread, and the audio backend's callbacks on theirs.
 //!
 //! ```text
 //!  audio backend ──mic ring (SPSC)──►  media thread  ──speaker ring (SPSC)──► audio backend
