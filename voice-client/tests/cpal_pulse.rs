@@ -52,7 +52,7 @@ impl Daemon {
         std::fs::create_dir_all(dir.join("run")).unwrap();
         let log = std::fs::File::create(dir.join("pulseaudio.log")).unwrap();
         let child = Command::new("pulseaudio")
-            .args(["-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no", "--log-target=stderr", "-F"])
+            .args(["-n", "--daemonize=no", "--exit-idle-time=20", "--use-pid-file=no", "--log-target=stderr", "-F"])
             .arg(dir.join("test.pa"))
             .env("HOME", dir)
             .env("XDG_RUNTIME_DIR", dir.join("run"))

@@ -131,7 +131,7 @@ impl AudioBackend for MemAudio {
     }
 }
 
-/// Latencies (ms) of the markers, matching each onset to the last marker sent before it.
+/// Latencies (ms) of the markers heard.
 fn measure(room: &str) -> Vec<f64> {
     let relay = TestRelay::start();
     let (alice_log, bob_log) = (Arc::new(Mutex::new(Log::default())), Arc::new(Mutex::new(Log::default())));
@@ -152,9 +152,12 @@ fn measure(room: &str) -> Vec<f64> {
     bob.shutdown().unwrap();
     let sent = alice_log.lock().unwrap().sent.clone();
     let heard = bob_log.lock().unwrap().heard.clone();
+    // Per marker, the first onset heard after it and before the next one (a concealed or stretched frame may
+    // show a second onset; it is not a marker).
     let mut lat = Vec::new();
-    for &h in &heard {
-        if let Some(&s) = sent.iter().rev().find(|&&s| s <= h) {
+    for (k, &s) in sent.iter().enumerate() {
+        let next = sent.get(k + 1).copied();
+        if let Some(&h) = heard.iter().find(|&&h| h >= s && next.is_none_or(|n| h < n)) {
             lat.push((h - s).as_secs_f64() * 1000.0);
         }
     }

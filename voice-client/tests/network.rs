@@ -61,7 +61,7 @@ fn loss_set_at_runtime_shows_in_the_receivers_stats() {
     bob.shutdown().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 
-    assert_eq!(net.config.loss, 0.2);
+    assert_eq!((net.up_config.loss, net.down_config.loss), (0.2, 0.2));
     assert!(net.up.dropped > 0 && net.up.dropped < net.up.pushed, "{net:?}");
     assert!((0.1..=0.32).contains(&during), "about 20% lost while set: {during}");
     assert!(after < 0.05, "loss stops once reset: {after}");

@@ -84,3 +84,20 @@ fn voice_activation_closing_the_gate_ends_the_talkspurt() {
         "alice is not speaking at the end"
     );
 }
+
+#[test]
+fn a_key_released_while_muted_sends_nothing_after_unmuting() {
+    let mut w = world(TalkMode::PushToTalk);
+    w.speak(0, speech_like(48_000 * 4, 3));
+    w.peers[0].session.set_ptt(true);
+    w.run(20);
+    w.peers[0].session.set_muted(true);
+    w.run(5);
+    let sent = w.peers[0].session.stats().packets_sent;
+    w.peers[0].session.set_ptt(false);
+    w.run(5);
+    w.peers[0].session.set_muted(false);
+    w.run(20);
+    assert_eq!(w.peers[0].session.stats().packets_sent, sent, "key up: nothing sent after unmuting");
+    assert_eq!(concealed(&w), 0, "the mute ended the talkspurt");
+}

@@ -1,5 +1,6 @@
 //! The threaded driver: [`Client`] runs a [`Session`] and its [`Media`] on a media thread with a frame-period
-//! deadline loop, the sockets on a tokio runtime thread, and the audio backend's callbacks on theirs.
+//! deadline loop (which also looks at the microphone ring four times per period, so a completed frame is encoded
+//! at once), the sockets on a tokio runtime thread, and the audio backend's callbacks on theirs.
 //!
 //! ```text
 //!  audio backend ──mic ring (SPSC)──►  media thread  ──speaker ring (SPSC)──► audio backend
@@ -56,8 +57,8 @@ pub(crate) enum NetOut {
     Transmit(voice_proto::Transmit),
     Control(Bytes),
     Connection(ConnectionCommand),
-    /// New settings of both network conditioners.
-    Network(ConditionerConfig),
+    /// New settings of the outgoing and the incoming network conditioner.
+    Network(ConditionerConfig, ConditionerConfig),
     Shutdown,
 }
 
@@ -83,8 +84,10 @@ pub(crate) enum Command {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct NetworkStats {
-    /// The settings in use (the same for both directions).
-    pub config: ConditionerConfig,
+    /// The settings in use for outgoing datagrams.
+    pub up_config: ConditionerConfig,
+    /// The settings in use for incoming datagrams.
+    pub down_config: ConditionerConfig,
     /// Outgoing UDP datagrams: pushed, dropped, reordered, delivered (sent).
     pub up: ConditionerStats,
     /// Incoming UDP datagrams: pushed (received), dropped, reordered, delivered (to the session).
@@ -229,8 +232,15 @@ impl Client {
     /// panel. The default [`ConditionerConfig`] (what a client starts with) passes everything through unchanged.
     /// Datagrams already held keep their delivery time. Refuses a probability outside 0..=1.
     pub fn set_network(&self, config: ConditionerConfig) -> Result<(), Error> {
-        NetworkConditioner::<()>::new(config, 0)?;
-        self.to_net.send(NetOut::Network(config)).map_err(|_| Error::Stopped)
+        self.set_network_each(config, config)
+    }
+
+    /// As [`set_network`](Self::set_network), with different settings for the datagrams this client sends
+    /// (`up`) and those it receives (`down`).
+    pub fn set_network_each(&self, up: ConditionerConfig, down: ConditionerConfig) -> Result<(), Error> {
+        NetworkConditioner::<()>::new(up, 0)?;
+        NetworkConditioner::<()>::new(down, 0)?;
+        self.to_net.send(NetOut::Network(up, down)).map_err(|_| Error::Stopped)
     }
 
     /// The network conditioner's settings and counters (updated every 100 ms while datagrams flow, and on

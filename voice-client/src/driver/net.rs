@@ -28,7 +28,12 @@ struct Chaos {
 impl Chaos {
     fn publish(&self) {
         if let Ok(mut s) = self.stats.lock() {
-            *s = NetworkStats { config: *self.up.config(), up: self.up.stats(), down: self.down.stats() };
+            *s = NetworkStats {
+                up_config: *self.up.config(),
+                down_config: *self.down.config(),
+                up: self.up.stats(),
+                down: self.down.stats(),
+            };
         }
     }
 
@@ -120,10 +125,10 @@ async fn run(
                     break;
                 }
                 Some(NetOut::Transmit(t)) => chaos.up.push(Instant::now(), t),
-                Some(NetOut::Network(config)) => {
-                    // Validated by `Client::set_network`; both directions get the same settings.
-                    let _ = chaos.up.set_config(config);
-                    let _ = chaos.down.set_config(config);
+                Some(NetOut::Network(up, down)) => {
+                    // Validated by `Client::set_network_each`.
+                    let _ = chaos.up.set_config(up);
+                    let _ = chaos.down.set_config(down);
                     chaos.publish();
                 }
                 Some(NetOut::Control(b)) => {

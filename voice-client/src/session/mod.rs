@@ -402,7 +402,9 @@ impl Session {
     /// Holds (`true`) or releases the push-to-talk key. On release, the next frame is sent with
     /// END_OF_TALKSPURT, then nothing until the key is pressed again.
     pub fn set_ptt(&mut self, down: bool) {
-        if self.ptt && !down {
+        // Only a talkspurt that is going on needs its end sent (a key released while muted sends nothing, also
+        // not after unmuting).
+        if self.ptt && !down && self.talkspurt.is_some() {
             self.ptt_release_pending = true;
         }
         if down {
