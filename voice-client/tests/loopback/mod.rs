@@ -22,8 +22,6 @@ pub struct TestRelay {
 
 impl TestRelay {
     pub fn start() -> Self {
-        // The relay tells clients its UDP port in LoginOk: pick a free one first.
-        let udp_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut auth = MemoryAuthenticator::new();
         for name in ["alice", "bob", "carol"] {
             auth = auth.with_user(name, format!("pw-{name}"));
@@ -33,15 +31,16 @@ impl TestRelay {
             RoomConfig::new("fast").with_config(ChannelConfig { frame_ms: 10, ..ChannelConfig::default() }),
         ];
         let relay = Relay::new(
-            RelayConfig { udp_port, rooms, ..RelayConfig::default() },
+            RelayConfig { rooms, ..RelayConfig::default() },
             Box::new(auth),
             Box::new(SeededRng::new(3)),
             Instant::now(),
             1_763_800_000_000,
         )
         .unwrap();
-        let udp: SocketAddr = ([127, 0, 0, 1], udp_port).into();
-        let server = Server::bind(relay, udp, "127.0.0.1:0".parse().unwrap()).expect("relay binds");
+        // Port 0: the driver announces the port it bound in LoginOk.
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let server = Server::bind(relay, any, any).expect("relay binds");
         let tcp = server.tcp_addr();
         let shutdown = server.shutdown_handle();
         let thread = server.spawn().expect("relay thread");
