@@ -24,6 +24,16 @@
 //! stay alive, bound and in their rooms (resume grace set to its maximum), so the relay's timer work is the same,
 //! minus the control pings real clients would send (1 per 10 s each; not measured here).
 //!
+//! Pacing (`--pacing`): `spread` (default) gives talker i of K the phase i/K of the 20 ms period and sends each
+//! packet at its own deadline (sleep with a 1 ns timer slack, then spin for the last `--spin-us`, default 0), as
+//! real talkers at independent phases would; `random` gives each talker an independent uniform phase (fixed seed);
+//! `burst` is the earlier sender (sleep only when the next deadline is ≥ 1 ms away, so everything due within a
+//! millisecond leaves at once). Deadlines are absolute, so the offered rate is exact; how late each packet left
+//! against its deadline is reported per phase (`send_lateness_vs_deadline_us`; latency is measured from the actual
+//! send, so lateness does not enter it). `--chunk N` sets the driver's `Server::with_udp_chunk` (copies of every N
+//! received datagrams sent before the next N are handled). `e2e_relay_minus_raw_us` is the relay phase's end-to-end
+//! percentile minus the raw loop's, from the same run.
+//!
 //! Everything shares the machine: the sender and receiver threads compete with the relay for CPU, which is why the
 //! per-CPU-second figures use the relay thread's own CPU time.
 
@@ -69,6 +79,24 @@ struct Args {
     idle_poll_ms: u64,
     /// UDP threads of the driver (`SO_REUSEPORT`).
     udp_threads: usize,
+    /// How the talkers' send times are placed in each 20 ms period.
+    pacing: Pacing,
+    /// Last part of the wait before each send spent spinning instead of sleeping, in µs (spread/random only).
+    spin_us: u64,
+    /// The driver's UDP chunk (`Server::with_udp_chunk`).
+    chunk: usize,
+}
+
+/// Placement of the talkers' packets in each 20 ms period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pacing {
+    /// The old sender: evenly spaced deadlines, but sleeping only when the next is ≥ 1 ms away, so everything due
+    /// within 1 ms leaves at once (≈ talkers / 20 packets per burst).
+    Burst,
+    /// Talker i at phase i/K of the period, each packet sent at its own deadline (fine sleep, optional spin).
+    Spread,
+    /// Each talker at an independent uniform random phase (fixed seed), each packet at its own deadline.
+    Random,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -81,6 +109,9 @@ fn parse_args() -> anyhow::Result<Args> {
         keepalive_s: 10.0,
         idle_poll_ms: 20,
         udp_threads: 1,
+        pacing: Pacing::Spread,
+        spin_us: 0,
+        chunk: voice_relay::driver::DEFAULT_UDP_CHUNK,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -94,6 +125,16 @@ fn parse_args() -> anyhow::Result<Args> {
             "--keepalive-s" => a.keepalive_s = v.parse()?,
             "--idle-poll-ms" => a.idle_poll_ms = v.parse()?,
             "--udp-threads" => a.udp_threads = v.parse()?,
+            "--pacing" => {
+                a.pacing = match v.as_str() {
+                    "burst" => Pacing::Burst,
+                    "spread" => Pacing::Spread,
+                    "random" => Pacing::Random,
+                    _ => bail!("--pacing is burst, spread or random"),
+                }
+            }
+            "--spin-us" => a.spin_us = v.parse()?,
+            "--chunk" => a.chunk = v.parse()?,
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -221,6 +262,8 @@ struct Shared {
     t0: Instant,
     /// Datagrams the raw loop handed to the kernel.
     raw_sent: AtomicU64,
+    /// Per phase (relay, raw): how late each packet left against its deadline, 1 µs buckets.
+    pace: [Vec<AtomicU64>; 2],
 }
 
 /// Kernel receive-buffer drops (last column of `/proc/net/udp`) summed over the sockets bound to `ports`.
@@ -356,7 +399,10 @@ fn raw_loop(sock: UdpSocket, fanout: HashMap<SocketAddr, Vec<SocketAddr>>, share
     }
 }
 
-/// Sends one packet per talker every 20 ms, spread evenly, sealing each (its seq indexes the send-time table).
+/// Sends one packet per talker every 20 ms, sealing each (its seq indexes the send-time table). Each talker has a
+/// fixed phase in the period (`Pacing`); in the spread and random modes every packet is sent at its own deadline
+/// (sleep with a 1 ns timer slack, then spin for the last `spin_us`), and the lateness of each send against its
+/// deadline is recorded (`Shared::pace`). The offered rate is exact: deadlines are absolute, never re-based.
 #[allow(clippy::too_many_arguments)]
 fn sender(
     talkers: Vec<(usize, usize)>,
@@ -364,10 +410,14 @@ fn sender(
     relay_addr: SocketAddr,
     raw_addr: SocketAddr,
     payload: usize,
+    pacing: Pacing,
+    spin: Duration,
     shared: Arc<Shared>,
 ) -> Duration {
     let period = Duration::from_millis(20);
     let t = talkers.len() as u32;
+    // Fine sleeps: the default 50 µs timer slack would make every wake-up up to 50 µs late.
+    let _ = nix::sys::prctl::set_timerslack(1);
     let keys: Vec<MediaKey> = talkers
         .iter()
         .map(|&(_, m)| {
@@ -375,6 +425,24 @@ fn sender(
             MediaKey::new(kid, &k)
         })
         .collect();
+    // (offset in the period, talker index), in send order.
+    let mut order: Vec<(Duration, usize)> = (0..talkers.len())
+        .map(|ti| {
+            let offset = match pacing {
+                Pacing::Burst | Pacing::Spread => period * (ti as u32) / t,
+                Pacing::Random => {
+                    // splitmix64 of the talker index: a fixed, uniform phase per talker.
+                    let mut z = (ti as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                    z ^= z >> 31;
+                    Duration::from_nanos(z % period.as_nanos() as u64)
+                }
+            };
+            (offset, ti)
+        })
+        .collect();
+    order.sort();
     let plain: Vec<u8> = (0..payload).map(|i| (i * 7) as u8).collect();
     let mut buf = [0u8; MAX_DATAGRAM_LEN];
     let start = Instant::now();
@@ -385,12 +453,22 @@ fn sender(
         if talkers.is_empty() {
             std::thread::sleep(period);
         }
-        for (ti, &(_, m)) in talkers.iter().enumerate() {
-            // Paced on a 1 ms grid: sleep only when the next due packet is ≥ 1 ms away, then send all that are due.
-            let due = cycle + period * (ti as u32) / t;
+        for &(offset, ti) in &order {
+            let m = talkers[ti].1;
+            let due = cycle + offset;
             let now = Instant::now();
-            if due > now + Duration::from_millis(1) {
-                std::thread::sleep(due - now);
+            if pacing == Pacing::Burst {
+                // The old 1 ms grid: sleep only when the next due packet is ≥ 1 ms away, then send all that are due.
+                if due > now + Duration::from_millis(1) {
+                    std::thread::sleep(due - now);
+                }
+            } else {
+                if due > now + spin {
+                    std::thread::sleep(due - now - spin);
+                }
+                while Instant::now() < due {
+                    std::hint::spin_loop();
+                }
             }
             let phase = shared.phase.load(Ordering::Relaxed);
             let dest = match phase {
@@ -409,12 +487,19 @@ fn sender(
             let Ok(n) = keys[ti].seal_audio_up(member.token, member.public_id, &header, &plain, &mut buf) else {
                 continue;
             };
-            let sent_ns = shared.t0.elapsed().as_nanos() as u64;
+            let sent_at = Instant::now();
+            let sent_ns = sent_at.duration_since(shared.t0).as_nanos() as u64;
             shared.sent_at[ti * SLOTS as usize + (seq % SLOTS) as usize]
                 .store((sent_ns << 8) | u64::from(phase), Ordering::Relaxed);
             if member.udp.send_to(&buf[..n], dest).is_ok() {
                 shared.sent[phase as usize].fetch_add(1, Ordering::Relaxed);
             }
+            let late_us = (sent_at.saturating_duration_since(due).as_micros() as usize).min(HIST_US);
+            match phase {
+                PHASE_RELAY => shared.pace[0][late_us].fetch_add(1, Ordering::Relaxed),
+                PHASE_RAW => shared.pace[1][late_us].fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
         }
     }
     thread_cpu()
@@ -518,7 +603,10 @@ fn main() -> anyhow::Result<()> {
     let lo: SocketAddr = "127.0.0.1:0".parse()?;
     let idle_poll = (args.idle_poll_ms > 0)
         .then(|| IdlePoll { period: Duration::from_millis(args.idle_poll_ms), ..IdlePoll::default() });
-    let server = Server::bind(relay, lo, lo)?.with_idle_poll(idle_poll).with_udp_threads(args.udp_threads)?;
+    let server = Server::bind(relay, lo, lo)?
+        .with_idle_poll(idle_poll)
+        .with_udp_threads(args.udp_threads)?
+        .with_udp_chunk(args.chunk);
     let (udp_addr, tcp_addr, shutdown) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
     let stats = server.stats();
     // Relay-internal forward latency (recvmmsg return → sendmmsg return), read through the driver's snapshots.
@@ -581,6 +669,7 @@ fn main() -> anyhow::Result<()> {
         hist: [(0..=HIST_US).map(|_| AtomicU64::new(0)).collect(), (0..=HIST_US).map(|_| AtomicU64::new(0)).collect()],
         t0: Instant::now(),
         raw_sent: AtomicU64::new(0),
+        pace: [(0..=HIST_US).map(|_| AtomicU64::new(0)).collect(), (0..=HIST_US).map(|_| AtomicU64::new(0)).collect()],
     });
     let raw_sock = UdpSocket::bind("127.0.0.1:0")?;
     let raw_addr = raw_sock.local_addr()?;
@@ -600,12 +689,13 @@ fn main() -> anyhow::Result<()> {
     };
     let tx_thread = {
         let (m, sh) = (Arc::clone(&members), Arc::clone(&shared));
-        let (p, keepalive_s) = (args.payload, args.keepalive_s);
+        let (p, keepalive_s, pacing, spin) =
+            (args.payload, args.keepalive_s, args.pacing, Duration::from_micros(args.spin_us));
         std::thread::Builder::new().name("sender".into()).spawn(move || {
             if talkers.is_empty() {
                 keepalives(m, udp_addr, keepalive_s, sh)
             } else {
-                sender(talkers, m, udp_addr, raw_addr, p, sh)
+                sender(talkers, m, udp_addr, raw_addr, p, pacing, spin, sh)
             }
         })?
     };
@@ -662,6 +752,12 @@ fn main() -> anyhow::Result<()> {
                 "p99": percentile(hist, 0.99),
                 "p999": percentile(hist, 0.999),
             },
+            "send_lateness_vs_deadline_us": {
+                "p50": percentile(&shared.pace[h], 0.50),
+                "p99": percentile(&shared.pace[h], 0.99),
+                "p999": percentile(&shared.pace[h], 0.999),
+                "max": percentile(&shared.pace[h], 1.0),
+            },
             "cpu_s": cpu_s,
             "forwarded_per_cpu_s": if cpu_s > 0.0 { sent_by_loop as f64 / cpu_s } else { 0.0 },
         })
@@ -670,12 +766,17 @@ fn main() -> anyhow::Result<()> {
     let raw_stats = phase_stats(PHASE_RAW, 1, raw_cpu_s, raw_sent, d2.1 - d1.1, d2.2 - d1.2);
     let ratio = relay_stats["forwarded_per_cpu_s"].as_f64().unwrap_or(0.0)
         / raw_stats["forwarded_per_cpu_s"].as_f64().unwrap_or(f64::NAN);
+    let diff = |q: &str| {
+        let l = |v: &serde_json::Value| v["latency_us"][q].as_i64();
+        l(&relay_stats).zip(l(&raw_stats)).map(|(a, b)| a - b)
+    };
     let c = relay.counters();
     let out = serde_json::json!({
         "rooms": r, "members": n, "talkers": k, "seconds": secs, "payload_bytes": args.payload,
         "packet_bytes": args.payload + voice_proto::MIN_AUDIO_LEN,
         "sessions": total, "setup_s": setup_s, "idle_poll_ms": args.idle_poll_ms,
-        "udp_threads": args.udp_threads, "idle_keepalive_s": if k == 0 { args.keepalive_s } else { 0.0 },
+        "udp_threads": args.udp_threads, "pacing": format!("{:?}", args.pacing).to_lowercase(),
+        "spin_us": args.spin_us, "udp_chunk": args.chunk, "idle_keepalive_s": if k == 0 { args.keepalive_s } else { 0.0 },
         "relay": relay_stats,
         "raw_sendmmsg_loop": raw_stats,
         "ratio_relay_to_raw_per_cpu_s": ratio,
@@ -686,6 +787,10 @@ fn main() -> anyhow::Result<()> {
             "p50": fwd.quantile(0.50).map(|d| d.as_secs_f64() * 1e6),
             "p99": fwd.quantile(0.99).map(|d| d.as_secs_f64() * 1e6),
             "p999": fwd.quantile(0.999).map(|d| d.as_secs_f64() * 1e6),
+        },
+        // End to end, relay phase minus raw-loop phase of this run (each with its own receivers' scheduling).
+        "e2e_relay_minus_raw_us": {
+            "p50": diff("p50"), "p99": diff("p99"), "p999": diff("p999"),
         },
         "whole_run_cpu_s": { "sender_thread": sender_cpu_s, "receivers_thread": receivers_cpu_s },
         "relay_counters_whole_run": {

@@ -41,6 +41,17 @@ fn drain(members: &[StdUdp], n: usize) {
 
 #[tokio::test]
 async fn driver_udp_path_allocates_nothing_per_forwarded_packet() {
+    forward_without_allocating(voice_relay::driver::DEFAULT_UDP_CHUNK).await;
+}
+
+/// The same with the copies of every datagram (and of every 3) sent before the next is handled.
+#[tokio::test]
+async fn driver_udp_path_in_small_chunks_allocates_nothing_and_forwards_everything() {
+    forward_without_allocating(1).await;
+    forward_without_allocating(3).await;
+}
+
+async fn forward_without_allocating(chunk: usize) {
     let now = Instant::now();
     let mut auth = MemoryAuthenticator::new();
     for i in 0..MEMBERS {
@@ -48,7 +59,7 @@ async fn driver_udp_path_allocates_nothing_per_forwarded_packet() {
     }
     let cfg = RelayConfig { packets_per_s: 10_000, packet_burst: 1_000, byte_burst: 1_000_000, ..Default::default() };
     let relay = Relay::new(cfg, Box::new(auth), Box::new(SeededRng::new(5)), now, 0).expect("config");
-    let mut path = UdpPath::new(relay);
+    let mut path = UdpPath::new(relay).with_chunk(chunk);
     let udp = UdpSocket::bind("127.0.0.1:0").await.expect("binds");
     let relay_addr = udp.local_addr().expect("addr");
     let members: Vec<StdUdp> = (0..MEMBERS)

@@ -180,7 +180,14 @@ impl Core {
     /// Returns whether the socket may still hold datagrams (every batch was full).
     fn receive(&mut self, udp: &impl DgramSocket) -> Result<bool, DriverError> {
         for _ in 0..UDP_BATCHES_PER_TURN {
-            match udp::forward_batch(&self.shared.relay, &mut self.recv, &mut self.send, &mut self.out, udp) {
+            match udp::forward_batch(
+                &self.shared.relay,
+                &mut self.recv,
+                &mut self.send,
+                &mut self.out,
+                udp,
+                self.shared.udp_chunk,
+            ) {
                 Ok(b) => {
                     self.received += b.received as u64;
                     if let Err(e) = b.sent {

@@ -61,7 +61,7 @@ mod workers;
 pub use auth::{AuthOffload, MAX_CONCURRENT_VERIFICATIONS};
 pub use http::{MAX_REQUEST_BYTES, MetricsHandle, MetricsSnapshot};
 #[doc(hidden)]
-pub use udp::UdpPath;
+pub use udp::{DEFAULT_UDP_CHUNK, UdpPath};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -146,6 +146,8 @@ struct Shared {
     wake: Notify,
     /// Forward-latency histogram of each extra UDP thread (copied there after each of its turns).
     latency: Vec<Mutex<LatencyHistogram>>,
+    /// Datagrams of a receive batch handled before their copies are sent ([`Server::with_udp_chunk`]).
+    udp_chunk: usize,
 }
 
 /// A relay bound to its UDP socket and TCP listener, ready to [`run`](Self::run).
@@ -164,6 +166,7 @@ pub struct Server {
     metrics: Option<(std::net::TcpListener, SocketAddr)>,
     idle_poll: Option<IdlePoll>,
     auth_offload: Option<AuthOffload>,
+    udp_chunk: usize,
 }
 
 /// Asks a running [`Server`] to shut down gracefully. Cheap to clone.
@@ -242,6 +245,7 @@ impl Server {
             metrics: None,
             idle_poll: Some(IdlePoll::default()),
             auth_offload: None,
+            udp_chunk: DEFAULT_UDP_CHUNK,
         })
     }
 
@@ -282,6 +286,16 @@ impl Server {
             }
             Ok(self)
         }
+    }
+
+    /// Sends the copies of each `chunk` datagrams of a receive batch (up to 64) before handling the next ones
+    /// (default [`DEFAULT_UDP_CHUNK`]; 64 or more: the whole batch, then its copies). Smaller chunks cut the time a
+    /// packet's copies wait behind the rest of its batch, at the cost of more, smaller `sendmmsg` calls and one
+    /// lock per chunk. 0 counts as 1.
+    #[must_use]
+    pub fn with_udp_chunk(mut self, chunk: usize) -> Self {
+        self.udp_chunk = chunk.max(1);
+        self
     }
 
     /// Verifies passwords off the core task (on tokio's blocking pool) instead of inline: build the relay with
@@ -362,7 +376,8 @@ impl Server {
     /// `tokio::spawn`: drive it with `Runtime::block_on` (as [`spawn`](Self::spawn) does) or `spawn_local`. It
     /// spawns the control tasks with `tokio::spawn`, on whatever runtime drives it.
     pub async fn run(self) -> Result<Relay, DriverError> {
-        let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, idle_poll, auth_offload, .. } = self;
+        let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, idle_poll, auth_offload, udp_chunk, .. } =
+            self;
         let weak_cmds = cmd_tx.downgrade();
         let mut sockets = udp.into_iter();
         let first = sockets.next().ok_or_else(|| DriverError::Udp(std::io::ErrorKind::NotFound.into()))?;
@@ -379,6 +394,7 @@ impl Server {
             relay: Mutex::new(relay),
             wake: Notify::new(),
             latency: extra.iter().map(|_| Mutex::default()).collect(),
+            udp_chunk,
         });
         let (workers_stop, workers_stopped) = watch::channel(false);
         let mut threads = Vec::with_capacity(extra.len());

@@ -148,6 +148,9 @@ impl DgramSocket for UdpMode {
 /// Most datagrams taken or sent per system call.
 pub(crate) const BATCH: usize = 64;
 
+/// Datagrams of a receive batch handled before their copies are sent ([`forward_batch`]), by default.
+pub const DEFAULT_UDP_CHUNK: usize = 64;
+
 /// Bytes per receive slot: one more than the largest valid datagram, so a longer one (truncated by the kernel to
 /// this size) is still seen as oversize by the relay and dropped.
 const SLOT: usize = MAX_DATAGRAM_LEN + 1;
@@ -394,26 +397,49 @@ pub(crate) fn lock(relay: &Mutex<Relay>) -> MutexGuard<'_, Relay> {
 }
 
 /// One turn of the UDP fast path: one `recvmmsg` batch (no lock held), fed to the relay with the batch's receive
-/// time and its transmits moved to `out` (one lock for the whole batch, no system call under it), then `out` sent
-/// with `sendmmsg` (no lock held). `Err` only when receiving failed (`WouldBlock`: nothing was queued).
+/// time, `chunk` datagrams at a time: after each chunk the relay's transmits are moved to `out` (one lock per chunk,
+/// no system call under it) and sent with `sendmmsg` (no lock held) before the next chunk is handled, so the first
+/// datagrams' copies do not wait for the whole batch ([`DEFAULT_UDP_CHUNK`]; `chunk` ≥ [`BATCH`]: one lock and one
+/// send pass per batch). While the socket cannot take more, the rest only queues in `out`. `Err` only when receiving
+/// failed (`WouldBlock`: nothing was queued).
 pub(crate) fn forward_batch(
     relay: &Mutex<Relay>,
     recv: &mut BatchRecv,
     send: &mut BatchSend,
     out: &mut VecDeque<Transmit>,
     sock: &impl DgramSocket,
+    chunk: usize,
 ) -> io::Result<Batch> {
+    let chunk = chunk.max(1);
     let mut guard: Option<MutexGuard<'_, Relay>> = None;
-    let (received, now) =
-        recv.recv(sock, |now, from, d| guard.get_or_insert_with(|| lock(relay)).handle_datagram(now, from, d))?;
+    let mut handled = 0usize;
     let mut events = false;
+    let mut sent = Ok(());
+    let (received, now) = recv.recv(sock, |now, from, d| {
+        guard.get_or_insert_with(|| lock(relay)).handle_datagram(now, from, d);
+        handled += 1;
+        if handled.is_multiple_of(chunk)
+            && let Some(mut r) = guard.take()
+        {
+            while let Some(t) = r.poll_transmit() {
+                out.push_back(t);
+            }
+            events |= r.has_events();
+            drop(r);
+            if sent.is_ok() {
+                sent = send.send(sock, Some(now), || out.pop_front());
+            }
+        }
+    })?;
     if let Some(mut r) = guard {
         while let Some(t) = r.poll_transmit() {
             out.push_back(t);
         }
-        events = r.has_events();
+        events |= r.has_events();
     }
-    let sent = send.send(sock, Some(now), || out.pop_front());
+    if sent.is_ok() {
+        sent = send.send(sock, Some(now), || out.pop_front());
+    }
     Ok(Batch { received, sent, events })
 }
 
@@ -433,6 +459,7 @@ pub struct UdpPath {
     recv: BatchRecv,
     send: BatchSend,
     out: VecDeque<Transmit>,
+    chunk: usize,
 }
 
 impl UdpPath {
@@ -444,7 +471,16 @@ impl UdpPath {
             recv: BatchRecv::new(),
             send: BatchSend::new(),
             out: VecDeque::with_capacity(OUT_CAPACITY),
+            chunk: DEFAULT_UDP_CHUNK,
         }
+    }
+
+    /// The same path sending each `chunk` datagrams' copies before handling the next ones (as
+    /// `Server::with_udp_chunk`).
+    #[must_use]
+    pub fn with_chunk(mut self, chunk: usize) -> Self {
+        self.chunk = chunk.max(1);
+        self
     }
 
     /// The relay, e.g. to feed it control messages.
@@ -455,7 +491,7 @@ impl UdpPath {
     /// One batch: the datagrams already queued on `sock` (at most 64) go through the relay, and its output is sent.
     /// Returns how many were received (0 when none was queued: the socket's readiness is then cleared).
     pub fn turn(&mut self, sock: &UdpSocket) -> io::Result<usize> {
-        match forward_batch(&self.relay, &mut self.recv, &mut self.send, &mut self.out, sock) {
+        match forward_batch(&self.relay, &mut self.recv, &mut self.send, &mut self.out, sock, self.chunk) {
             Ok(b) => b.sent.map(|()| b.received),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(e) => Err(e),

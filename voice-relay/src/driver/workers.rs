@@ -71,7 +71,7 @@ async fn run(
                 r.map_err(DriverError::Udp)?;
                 backlog = true;
                 for _ in 0..UDP_BATCHES_PER_TURN {
-                    match udp::forward_batch(&shared.relay, &mut recv, &mut send, &mut out, &sock) {
+                    match udp::forward_batch(&shared.relay, &mut recv, &mut send, &mut out, &sock, shared.udp_chunk) {
                         Ok(b) => {
                             received += b.received as u64;
                             if b.events {
