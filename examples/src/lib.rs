@@ -12,10 +12,11 @@ pub mod demo;
 pub mod server;
 pub mod tui;
 
-/// Logs to stderr with `tracing`; `RUST_LOG` filters (default `info`).
-pub fn init_logging() {
+/// Logs to stderr with `tracing`; `RUST_LOG` filters (default: `default`, e.g. `info` for the server, `warn` for the
+/// demo, whose report is its output).
+pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }

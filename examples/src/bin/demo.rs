@@ -6,7 +6,7 @@
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
-    voice_examples::init_logging();
+    voice_examples::init_logging("warn");
     let args = voice_examples::demo::Args::parse();
     println!("demo: voice relay + alice, bob and carol on loopback, talking in turns for ~{:.0} s ...", args.seconds);
     let report = voice_examples::demo::run(&args)?;

@@ -16,7 +16,7 @@ use clap::Parser;
 use voice_examples::server::{Args, run};
 
 fn main() -> ExitCode {
-    voice_examples::init_logging();
+    voice_examples::init_logging("info");
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,

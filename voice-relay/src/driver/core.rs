@@ -332,8 +332,10 @@ impl Core {
                         continue;
                     }
                     let frame = self.frame.split().freeze();
-                    if c.tx.try_send(Out::Frame(frame)).is_err() {
-                        tracing::warn!(conn = conn.0, "control connection not reading (queue full): closed");
+                    if let Err(e) = c.tx.try_send(Out::Frame(frame)) {
+                        if matches!(e, tokio::sync::mpsc::error::TrySendError::Full(_)) {
+                            tracing::warn!(conn = conn.0, "control connection not reading (queue full): closed");
+                        }
                         // The client does not read (queue full) or its task ended: forget the connection (its
                         // session is detached and may resume); dropping the queue ends the task.
                         self.conns.remove(&conn);
