@@ -62,7 +62,7 @@ pub struct Args {
     /// How speech is sent (default: push-to-talk in the UI, continuous when headless with --input).
     #[arg(long, value_enum)]
     pub talk: Option<Talk>,
-    /// Headless: stop after this many seconds (default: run until /quit or end of stdin and input).
+    /// Headless: stop after this many seconds (default: run until `/quit` on stdin or the session ends).
     #[arg(long)]
     pub seconds: Option<f64>,
     /// Sound card to record from (a name from --list-devices; default: the system default). Needs the `cpal`
@@ -206,9 +206,10 @@ pub fn run(args: Args) -> Result<()> {
     if !headless {
         return run_tui(&args, mode);
     }
+    let limit = args.seconds.map(Duration::try_from_secs_f64).transpose().context("--seconds")?;
     let r = resolve(&args)?;
     let client = connect(&args, r.server, &r.user, r.credential, mode)?;
-    let result = headless_loop(&client, args.seconds.map(Duration::from_secs_f64), args.room.is_none());
+    let result = headless_loop(&client, limit, args.room.is_none());
     let stats = client.stats();
     client.shutdown().context("stopping the client")?;
     println!(

@@ -191,8 +191,7 @@ impl Client {
             }
             .run()
         })?;
-        let streams = config.audio.start(mic_prod, spk_cons)?;
-        Ok(Self {
+        let mut client = Self {
             to_media,
             events,
             stats,
@@ -201,8 +200,11 @@ impl Client {
             to_net,
             media_thread: Some(media_thread),
             net_thread: Some(net_thread),
-            streams: Some(streams),
-        })
+            streams: None,
+        };
+        // If the audio device cannot start, the threads stop again (dropping `client` joins them).
+        client.streams = Some(config.audio.start(mic_prod, spk_cons)?);
+        Ok(client)
     }
 
     /// The next event, waiting up to `timeout`.

@@ -45,6 +45,9 @@ impl Chaos {
     }
 }
 
+/// Longest wait for the control connection to open.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Binds the UDP socket (on the loopback interface when the server is on it) and starts the network thread.
 pub(super) fn spawn(
     server: SocketAddr,
@@ -149,7 +152,9 @@ async fn run(
                     if let Some(r) = reader.take() { r.abort(); }
                     writer = None;
                     generation += 1;
-                    match TcpStream::connect(server).await {
+                    // Bounded: while it waits, no datagram moves (the session retries with backoff on failure).
+                    let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(server)).await;
+                    match connect.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
                         Ok(stream) => {
                             let _ = stream.set_nodelay(true);
                             let (mut read, write) = stream.into_split();

@@ -236,7 +236,12 @@ impl Session {
                 let map: BTreeMap<PublicId, Member> = members.iter().map(|m| (m.id, m.clone())).collect();
                 self.speakers.retain(|id, _| map.contains_key(id));
                 self.room = Some(Room { name: room.clone(), config, members: map });
-                self.want_room = Some((room.clone(), self.config.room_password.clone()));
+                // Remember the room (and the password it was joined with) for a rejoin after a fresh login.
+                let password = match self.want_room.take() {
+                    Some((wanted, password)) if wanted == room => password,
+                    _ => self.config.room_password.clone(),
+                };
+                self.want_room = Some((room.clone(), password));
                 self.events.push_back(Event::Joined { room, config, members });
                 self.set_room_hint(config);
                 if !self.bound || !rejoined {

@@ -19,6 +19,9 @@ use super::{DriverStats, IdlePoll, MetricsSnapshot, SHUTDOWN_GRACE, Shared, UDP_
 use crate::error::DriverError;
 use crate::relay::{ConnId, Event, Relay};
 
+/// Most control bytes buffered for a connection while its password login is verified off the core task.
+const HELD_BYTES_MAX: usize = 2 * voice_proto::control::MAX_FRAME_LEN;
+
 /// A control connection as the core task sees it.
 #[derive(Debug)]
 struct ConnState {
@@ -99,6 +102,7 @@ impl Core {
         let sleep = tokio::time::sleep_until(far());
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
+        let mut next_idle_read: Option<Instant> = None;
         let mut stopping: Option<Instant> = None;
         let mut busy = false;
         // Whether the last receive left datagrams queued.
@@ -124,6 +128,14 @@ impl Core {
                     !backlog && stopping.is_none() && !self.send.is_blocked() && self.last_audio.elapsed() >= p.after
                 })
                 .map(|p| p.period);
+            // The tick is absolute: commands and timers that wake this loop meanwhile do not push the next read back.
+            let idle_read = match idle_poll {
+                Some(period) => *next_idle_read.get_or_insert_with(|| Instant::now() + period),
+                None => {
+                    next_idle_read = None;
+                    Instant::now()
+                }
+            };
             udp = udp.into_mode(idle_poll.is_some()).map_err(DriverError::Udp)?;
             let udp = &udp;
             tokio::select! {
@@ -158,7 +170,8 @@ impl Core {
                     r.map_err(DriverError::Udp)?;
                     busy = self.receive(udp)?;
                 }
-                () = tokio::time::sleep(idle_poll.unwrap_or_default()), if udp.is_idle() => {
+                () = tokio::time::sleep_until(idle_read.into()), if udp.is_idle() => {
+                    next_idle_read = None;
                     busy = self.receive(udp)?;
                 }
             }
@@ -254,6 +267,14 @@ impl Core {
             Cmd::Bytes { conn, bytes } => {
                 // Bytes of a connection the core already closed are not fed to the relay (see `Event::Close`).
                 let Some(c) = self.conns.get_mut(&conn) else { return };
+                if c.held.is_some() && c.buf.len() + bytes.len() > HELD_BYTES_MAX {
+                    // Its login is being checked, so the relay (and its rate limits) cannot see these bytes yet: a
+                    // client that keeps sending meanwhile is closed rather than buffered without bound.
+                    tracing::warn!(conn = conn.0, "control bytes piling up while the login is checked: closed");
+                    self.conns.remove(&conn);
+                    self.relay().connection_closed(now, conn);
+                    return;
+                }
                 if c.buf.is_empty() {
                     c.buf = bytes;
                 } else {

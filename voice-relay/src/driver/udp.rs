@@ -148,7 +148,7 @@ impl DgramSocket for UdpMode {
 /// Most datagrams taken or sent per system call.
 pub(crate) const BATCH: usize = 64;
 
-/// Datagrams of a receive batch handled before their copies are sent ([`forward_batch`]), by default.
+/// Datagrams of a receive batch handled before their copies are sent (`forward_batch`), by default.
 pub const DEFAULT_UDP_CHUNK: usize = 64;
 
 /// Bytes per receive slot: one more than the largest valid datagram, so a longer one (truncated by the kernel to
