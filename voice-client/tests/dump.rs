@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use loopback::{BOUND, TestRelay, run_for, temp_dir};
-use voice_client::{AudioFormat, Event, FileAudio, read_wav, write_wav};
+use voice_client::{AudioFormat, Event, read_wav};
 
 /// Waits (bounded) until `path` is a finalized WAV file with samples; returns its format and length.
 fn finalized(path: &Path) -> (AudioFormat, usize) {
@@ -29,12 +29,7 @@ fn finalized(path: &Path) -> (AudioFormat, usize) {
 fn dump_writes_valid_wav_files_and_stops() {
     let relay = TestRelay::start();
     let dir = temp_dir("dump");
-    let mic = dir.join("alice-mic.wav");
-    let tone: Vec<f32> =
-        (0..48_000 * 8).map(|i| 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 48_000.0).sin()).collect();
-    write_wav(&mic, AudioFormat::MONO_48K, &tone).unwrap();
-    let bob = relay.client("bob", "lobby", Box::new(FileAudio::new(None, None).unwrap()));
-    let alice = relay.client("alice", "lobby", Box::new(FileAudio::new(Some(mic), None).unwrap()));
+    let (alice, bob) = relay.tone_pair(&dir, 8);
     run_for(&bob, Duration::from_millis(500));
 
     let (alice_dump, bob_dump) = (dir.join("alice-dump"), dir.join("bob-dump"));

@@ -8,7 +8,7 @@ mod loopback;
 use std::time::Duration;
 
 use loopback::{TestRelay, run_for, temp_dir};
-use voice_client::{AudioFormat, Client, ConditionerConfig, Error, FileAudio, write_wav};
+use voice_client::{Client, ConditionerConfig, Error};
 
 /// (packets received, packets lost) of the one remote speaker bob hears.
 fn heard(bob: &Client) -> (u64, u64) {
@@ -25,13 +25,7 @@ fn loss_between(a: (u64, u64), b: (u64, u64)) -> f64 {
 fn loss_set_at_runtime_shows_in_the_receivers_stats() {
     let relay = TestRelay::start();
     let dir = temp_dir("network");
-    let mic = dir.join("alice-mic.wav");
-    let tone: Vec<f32> =
-        (0..48_000 * 12).map(|i| 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 48_000.0).sin()).collect();
-    write_wav(&mic, AudioFormat::MONO_48K, &tone).unwrap();
-
-    let bob = relay.client("bob", "lobby", Box::new(FileAudio::new(None, None).unwrap()));
-    let alice = relay.client("alice", "lobby", Box::new(FileAudio::new(Some(mic), None).unwrap()));
+    let (alice, bob) = relay.tone_pair(&dir, 12);
     run_for(&bob, Duration::from_secs(1));
     let clean = heard(&bob);
     assert!(clean.0 > 10, "bob hears alice: {clean:?}");

@@ -87,6 +87,21 @@ pub fn wait_for(client: &Client, what: &str, mut pred: impl FnMut(&Event) -> boo
     panic!("no {what} within {BOUND:?}");
 }
 
+impl TestRelay {
+    /// Alice (microphone: a WAV of a 440 Hz tone lasting `seconds`, written into `dir`) and bob (silent, plays
+    /// nothing to a file), both in `lobby` with media flowing; returns `(alice, bob)`.
+    pub fn tone_pair(&self, dir: &std::path::Path, seconds: usize) -> (Client, Client) {
+        let mic = dir.join("alice-mic.wav");
+        let tone: Vec<f32> = (0..48_000 * seconds)
+            .map(|i| 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 48_000.0).sin())
+            .collect();
+        voice_client::write_wav(&mic, voice_client::AudioFormat::MONO_48K, &tone).unwrap();
+        let bob = self.client("bob", "lobby", Box::new(voice_client::FileAudio::new(None, None).unwrap()));
+        let alice = self.client("alice", "lobby", Box::new(voice_client::FileAudio::new(Some(mic), None).unwrap()));
+        (alice, bob)
+    }
+}
+
 /// Handles events (none needed) for `d`.
 pub fn run_for(client: &Client, d: Duration) {
     let deadline = Instant::now() + d;
