@@ -1,13 +1,11 @@
 //! The driver's UDP path allocates nothing per forwarded packet: real loopback sockets, the same `recvmmsg` →
-//! `Relay` → `sendmmsg` code the core task runs (`driver::UdpPath`), allocations counted on this thread around
-//! each batch. Bounded: a fixed number of rounds, every wait under a timeout.
+//! `Relay` → `sendmmsg` code the UDP threads run (`driver::UdpPath`), allocations counted on this thread around
+//! each batch. Bounded: a fixed number of rounds, every wait under a timeout (the sockets' read timeouts).
 #![cfg(all(feature = "tokio", target_os = "linux"))]
 
 use std::net::UdpSocket as StdUdp;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
-use tokio::time::timeout;
 use voice_proto::control::{ClientMessage, Credential, ServerMessage};
 use voice_proto::{AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, Seq, SessionSecret, Timestamp};
 use voice_relay::driver::UdpPath;
@@ -17,12 +15,13 @@ const MEMBERS: usize = 8;
 const BOUND: Duration = Duration::from_secs(10);
 
 /// Feeds the path until `expected` datagrams went through it; returns the allocations counted inside the turns.
-async fn pump(path: &mut UdpPath, udp: &UdpSocket, expected: usize) -> u64 {
+fn pump(path: &mut UdpPath, udp: &StdUdp, expected: usize) -> u64 {
     let (mut got, mut allocations) = (0, 0);
     while got < expected {
-        timeout(BOUND, udp.readable()).await.expect("datagrams arrive").expect("readable");
         let mut n = 0;
+        // `turn` blocks in `recvmmsg` for the first datagram, at most the socket's read timeout.
         let info = allocation_counter::measure(|| n = path.turn(udp).expect("udp path"));
+        assert!(n > 0, "datagrams arrive within {BOUND:?}");
         got += n;
         allocations += info.count_total;
     }
@@ -39,19 +38,19 @@ fn drain(members: &[StdUdp], n: usize) {
     }
 }
 
-#[tokio::test]
-async fn driver_udp_path_allocates_nothing_per_forwarded_packet() {
-    forward_without_allocating(voice_relay::driver::DEFAULT_UDP_CHUNK).await;
+#[test]
+fn driver_udp_path_allocates_nothing_per_forwarded_packet() {
+    forward_without_allocating(voice_relay::driver::DEFAULT_UDP_CHUNK);
 }
 
 /// The same with the copies of every datagram (and of every 3) sent before the next is handled.
-#[tokio::test]
-async fn driver_udp_path_in_small_chunks_allocates_nothing_and_forwards_everything() {
-    forward_without_allocating(1).await;
-    forward_without_allocating(3).await;
+#[test]
+fn driver_udp_path_in_small_chunks_allocates_nothing_and_forwards_everything() {
+    forward_without_allocating(1);
+    forward_without_allocating(3);
 }
 
-async fn forward_without_allocating(chunk: usize) {
+fn forward_without_allocating(chunk: usize) {
     let now = Instant::now();
     let mut auth = MemoryAuthenticator::new();
     for i in 0..MEMBERS {
@@ -60,7 +59,8 @@ async fn forward_without_allocating(chunk: usize) {
     let cfg = RelayConfig { packets_per_s: 10_000, packet_burst: 1_000, byte_burst: 1_000_000, ..Default::default() };
     let relay = Relay::new(cfg, Box::new(auth), Box::new(SeededRng::new(5)), now, 0).expect("config");
     let mut path = UdpPath::new(relay).with_chunk(chunk);
-    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("binds");
+    let udp = StdUdp::bind("127.0.0.1:0").expect("binds");
+    udp.set_read_timeout(Some(BOUND)).expect("timeout");
     let relay_addr = udp.local_addr().expect("addr");
     let members: Vec<StdUdp> = (0..MEMBERS)
         .map(|_| {
@@ -96,7 +96,7 @@ async fn forward_without_allocating(chunk: usize) {
         members[i].send_to(&hello, relay_addr).expect("sends hello");
     }
     // Binding addresses allocates (the address table grows): proof that the counter sees inside the turns.
-    let setup_allocations = pump(&mut path, &udp, MEMBERS).await;
+    let setup_allocations = pump(&mut path, &udp, MEMBERS);
     assert!(setup_allocations > 0, "allocations inside UdpPath::turn are counted");
     drain(&members, 1); // HELLO_ACKs
 
@@ -119,7 +119,7 @@ async fn forward_without_allocating(chunk: usize) {
     // Warm-up: buffers and queues reach their working size.
     for _ in 0..40 {
         round(&members);
-        pump(&mut path, &udp, MEMBERS).await;
+        pump(&mut path, &udp, MEMBERS);
         drain(&members, MEMBERS - 1);
     }
     let sent0 = path.sent();
@@ -127,7 +127,7 @@ async fn forward_without_allocating(chunk: usize) {
     let mut allocations = 0;
     for _ in 0..ROUNDS {
         round(&members);
-        allocations += pump(&mut path, &udp, MEMBERS).await;
+        allocations += pump(&mut path, &udp, MEMBERS);
         drain(&members, MEMBERS - 1);
     }
     let forwarded = path.sent() - sent0;

@@ -1,21 +1,20 @@
-//! The core task: owns the relay (behind the lock it shares with the extra UDP threads), the control connections'
-//! queues, the timer, and the UDP socket of thread 0.
+//! The core task: the control connections' queues and the timer around the relay (behind the lock it shares with
+//! the UDP threads). It does no UDP I/O: transmits come only from datagrams, and the UDP thread that fed a
+//! datagram sends its output.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
-use voice_proto::Transmit;
 
 use super::auth::Verifier;
 use super::control::{Cmd, Out};
-use super::udp::{self, BATCH, BatchRecv, BatchSend, DgramSocket, UdpMode};
-use super::{DriverStats, IdlePoll, MetricsSnapshot, SHUTDOWN_GRACE, Shared, UDP_BATCHES_PER_TURN, stopped};
+use super::udp;
+use super::{DriverStats, MetricsSnapshot, SHUTDOWN_GRACE, Shared, stopped};
 use crate::error::DriverError;
 use crate::relay::{ConnId, Event, Relay};
 
@@ -38,22 +37,9 @@ struct ConnState {
 pub(super) struct Core {
     shared: Arc<Shared>,
     conns: HashMap<ConnId, ConnState>,
-    recv: BatchRecv,
-    send: BatchSend,
-    /// Transmits taken from the relay, waiting to be sent (moved out under the lock, sent without it).
-    out: VecDeque<Transmit>,
     /// Encoding buffer for control frames.
     frame: BytesMut,
-    /// Datagrams received so far.
-    received: u64,
-    /// `received`, `send.sent`, `send.errors` as last added to `stats`.
-    published: [u64; 3],
     stats: Arc<DriverStats>,
-    /// Polling while no audio flows (`None`: always wake per datagram).
-    idle_poll: Option<IdlePoll>,
-    /// When audio was last seen accepted, and the relay's accepted-audio count then.
-    last_audio: Instant,
-    audio_seen: u64,
     /// Password verification off this task, if enabled.
     verifier: Option<Verifier>,
     /// For verification tasks to report back (weak: they must not keep the task alive at shutdown).
@@ -64,26 +50,10 @@ impl Core {
     pub(super) fn new(
         shared: Arc<Shared>,
         stats: Arc<DriverStats>,
-        idle_poll: Option<IdlePoll>,
         verifier: Option<Verifier>,
         cmds: mpsc::WeakSender<Cmd>,
     ) -> Self {
-        Self {
-            shared,
-            conns: HashMap::new(),
-            recv: BatchRecv::new(),
-            send: BatchSend::new(),
-            out: VecDeque::with_capacity(udp::OUT_CAPACITY),
-            frame: BytesMut::with_capacity(64 * 1024),
-            received: 0,
-            published: [0; 3],
-            stats,
-            idle_poll,
-            last_audio: Instant::now(),
-            audio_seen: 0,
-            verifier,
-            cmds,
-        }
+        Self { shared, conns: HashMap::new(), frame: BytesMut::with_capacity(64 * 1024), stats, verifier, cmds }
     }
 
     /// The relay, locked.
@@ -93,7 +63,6 @@ impl Core {
 
     pub(super) async fn run(
         &mut self,
-        udp: UdpSocket,
         mut cmds: mpsc::Receiver<Cmd>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), DriverError> {
@@ -102,16 +71,11 @@ impl Core {
         let sleep = tokio::time::sleep_until(far());
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
-        let mut next_idle_read: Option<Instant> = None;
         let mut stopping: Option<Instant> = None;
-        let mut busy = false;
-        // Whether the last receive left datagrams queued.
-        let mut backlog = false;
-        let mut udp = UdpMode::Registered(udp);
         let shared = Arc::clone(&self.shared);
         loop {
             // Re-arm only when the deadline moves earlier: a timer firing early is harmless (handle_timeout just
-            // finds nothing due), and re-registering on every packet is not free.
+            // finds nothing due), and re-registering on every wake-up is not free.
             let next = self.relay().poll_timeout();
             if let Some(t) = next
                 && armed.is_none_or(|a| t < a)
@@ -120,24 +84,6 @@ impl Core {
                 sleep.as_mut().reset(t.into());
             }
             let grace_over = stopping.map(|t| t + SHUTDOWN_GRACE);
-            // Idle: no audio for a while. Then the socket leaves the reactor (nothing wakes for its datagrams) and
-            // is read on a coarse tick; it goes back as soon as audio flows, a send must wait, or shutdown starts.
-            let idle_poll = self
-                .idle_poll
-                .filter(|p| {
-                    !backlog && stopping.is_none() && !self.send.is_blocked() && self.last_audio.elapsed() >= p.after
-                })
-                .map(|p| p.period);
-            // The tick is absolute: commands and timers that wake this loop meanwhile do not push the next read back.
-            let idle_read = match idle_poll {
-                Some(period) => *next_idle_read.get_or_insert_with(|| Instant::now() + period),
-                None => {
-                    next_idle_read = None;
-                    Instant::now()
-                }
-            };
-            udp = udp.into_mode(idle_poll.is_some()).map_err(DriverError::Udp)?;
-            let udp = &udp;
             tokio::select! {
                 biased;
                 () = stopped(&mut stop), if stopping.is_none() => {
@@ -148,108 +94,25 @@ impl Core {
                 cmd = cmds.recv() => match cmd {
                     Some(cmd) => self.command(cmd, stopping.is_some()),
                     // The accept task and every connection task have ended: only after a shutdown.
-                    None => {
-                        self.flush_udp_all(udp).await?;
-                        return Ok(());
-                    }
+                    None => return Ok(()),
                 },
                 () = &mut sleep, if armed.is_some() => {
                     armed = None;
                     sleep.as_mut().reset(far());
                     self.relay().handle_timeout(Instant::now());
                 }
-                // An extra UDP thread left control events (e.g. speaking state) for this task to deliver.
-                () = shared.wake.notified() => {}
+                // A UDP thread left control events (e.g. speaking state) for this task to deliver, or failed.
+                () = shared.wake.notified() => {
+                    if let Some(e) = shared.udp_failed.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                        return Err(e);
+                    }
+                }
+                // Connection tasks that did not finish in time are left behind.
                 () = tokio::time::sleep_until(grace_over.unwrap_or_else(Instant::now).into()), if grace_over.is_some() => {
-                    // Connection tasks that did not finish in time are left behind.
-                    self.flush_udp_all(udp).await?;
                     return Ok(());
                 }
-                r = udp.writable(), if self.send.is_blocked() => r.map_err(DriverError::Udp)?,
-                r = udp.readable(), if !self.send.is_blocked() && !udp.is_idle() => {
-                    r.map_err(DriverError::Udp)?;
-                    busy = self.receive(udp)?;
-                }
-                () = tokio::time::sleep_until(idle_read.into()), if udp.is_idle() => {
-                    next_idle_read = None;
-                    busy = self.receive(udp)?;
-                }
             }
-            self.flush_udp(udp, None)?;
             self.flush_events();
-            self.note_audio();
-            let totals = [self.received, self.send.sent, self.send.errors];
-            self.stats.add(totals, &mut self.published);
-            backlog = std::mem::take(&mut busy);
-            if backlog {
-                // The socket still has datagrams queued: under sustained load UDP readiness never stops, so give
-                // the runtime a turn (connection tasks on this thread, the timer driver) before the next batches.
-                tokio::task::yield_now().await;
-            }
-        }
-    }
-
-    /// Takes up to [`UDP_BATCHES_PER_TURN`] batches of datagrams, sending each batch's output before the next.
-    /// Returns whether the socket may still hold datagrams (every batch was full).
-    fn receive(&mut self, udp: &impl DgramSocket) -> Result<bool, DriverError> {
-        for _ in 0..UDP_BATCHES_PER_TURN {
-            match udp::forward_batch(
-                &self.shared.relay,
-                &mut self.recv,
-                &mut self.send,
-                &mut self.out,
-                udp,
-                self.shared.udp_chunk,
-            ) {
-                Ok(b) => {
-                    self.received += b.received as u64;
-                    if let Err(e) = b.sent {
-                        udp_error(e)?;
-                    }
-                    if b.received < BATCH || self.send.is_blocked() {
-                        return Ok(false);
-                    }
-                }
-                Err(e) => return udp_error(e).map(|()| false),
-            }
-        }
-        Ok(true)
-    }
-
-    /// Notes whether audio was accepted since the last call (for the switch between idle poll and per-datagram
-    /// wake-ups).
-    fn note_audio(&mut self) {
-        let accepted = self.relay().counters().audio_accepted;
-        if accepted != self.audio_seen {
-            self.audio_seen = accepted;
-            self.last_audio = Instant::now();
-        }
-    }
-
-    /// Sends the relay's transmits as far as the socket takes them without waiting. `origin`: the receive time of
-    /// the datagram batch they answer, if they do (for the forward-latency histogram).
-    fn flush_udp(&mut self, udp: &impl DgramSocket, origin: Option<Instant>) -> Result<(), DriverError> {
-        {
-            let mut relay = udp::lock(&self.shared.relay);
-            while let Some(t) = relay.poll_transmit() {
-                self.out.push_back(t);
-            }
-        }
-        let out = &mut self.out;
-        match self.send.send(udp, origin, || out.pop_front()) {
-            Ok(()) => Ok(()),
-            Err(e) => udp_error(e),
-        }
-    }
-
-    /// Sends every transmit, waiting for the socket if needed (used on the way out).
-    async fn flush_udp_all(&mut self, udp: &UdpMode) -> Result<(), DriverError> {
-        loop {
-            self.flush_udp(udp, None)?;
-            if !self.send.is_blocked() {
-                return Ok(());
-            }
-            udp.writable().await.map_err(DriverError::Udp)?;
         }
     }
 
@@ -297,7 +160,7 @@ impl Core {
                 }
             }
             Cmd::Metrics { reply } => {
-                let mut forward_latency = self.send.latency.clone();
+                let mut forward_latency = crate::metrics::LatencyHistogram::new();
                 for worker in &self.shared.latency {
                     forward_latency.merge(&udp::lock_histogram(worker));
                 }

@@ -3,8 +3,11 @@
 //! # Threads, tasks and queues
 //!
 //! ```text
-//!                     ┌──────────────────────────── core task (owns the Relay) ─────────────────────────────┐
-//!  UDP socket ──recvmmsg (≤64)──► handle_datagram ─► poll_transmit ──sendmmsg (≤64)──► UDP socket           │
+//!  UDP thread i (plain thread, one per socket; n ≥ 1, SO_REUSEPORT when n > 1)
+//!    socket i ──recvmmsg (blocks for the first, ≤64)──► lock ─► handle_datagram ─► poll_transmit ─► unlock
+//!             ◄──sendmmsg (≤64)──────────────────────── copies (Bytes shared by every recipient)
+//!                                 │ control events left in the relay ─► Notify ─┐
+//!                     ┌──────────────────── core task (tokio, current thread) ──▼───────────────────────────────┐
 //!                     │  Cmd queue (bounded, 1024) ◄── Opened / Bytes / Closed ── connection tasks (1 per TCP)│
 //!                     │  per-connection Out queue (bounded, 256) ──► Frame / Close ──► connection task writes │
 //!                     │  timer: one tokio Sleep armed from poll_timeout ─► handle_timeout                    │
@@ -12,22 +15,28 @@
 //!  accept task: TcpListener::accept ─► spawns a connection task, sends Cmd::Opened
 //! ```
 //!
-//! * **One core task** owns the control side, the timer and UDP socket 0; the [`Relay`] sits behind a lock it
-//!   shares with the extra UDP threads (below), held only for in-memory work, never across a system call. It waits
-//!   (with `select!`, in this priority order) on shutdown, the command queue from the control tasks, the timer, a
-//!   wake-up from the UDP threads, and UDP readiness. On UDP readiness it takes up to 64 datagrams per `recvmmsg`
-//!   (Linux; one `recv_from` each elsewhere), then under one lock feeds them to the relay with one `Instant::now()`
-//!   per batch (taken when `recvmmsg` returns) and moves the transmits out, then sends them with `sendmmsg` in
-//!   batches of 64 before it receives again (so a receive buffer's datagrams are all sent and dropped before the
-//!   buffer pool is recycled: no allocation in steady state; `tests/driver_no_alloc.rs`). After every input it
-//!   drains the relay in the documented order: transmits, then events, then the timeout.
+//! * **The UDP threads** (`voice-relay-udp0`…) own the UDP sockets and run the forwarding loop as plain blocking
+//!   code, the way a hand-written fan-out loop would: one `recvmmsg` with `MSG_WAITFORONE` sleeps in the kernel
+//!   until a datagram arrives and returns it with whatever queued behind it (up to 64; one `recv_from` each
+//!   elsewhere), then, under the relay's lock, the batch is fed to the relay with one `Instant::now()` (taken when
+//!   `recvmmsg` returns) and the transmits are moved out; then they are sent with `sendmmsg` in batches of 64
+//!   before the thread receives again (so a receive buffer's datagrams are all sent and dropped before the buffer
+//!   pool is recycled: no allocation in steady state; `tests/driver_no_alloc.rs`). No reactor sits in between:
+//!   a wake-up costs the one `recvmmsg` and the `sendmmsg`, not an `epoll_wait` and a second receive to clear
+//!   readiness (measured with `relay-bench`, see `RESULTS.md`). The socket's read timeout (20 ms) bounds how long
+//!   a thread takes to see a shutdown. Only datagrams make transmits, so the thread that fed a datagram sends its
+//!   copies; control events it leaves in the relay (speaking state, …) wake the core task.
+//! * **One core task** owns the control side and the timer; the [`Relay`] sits behind a lock it shares with the
+//!   UDP threads, held only for in-memory work, never across a system call. It waits (with `select!`, in this
+//!   priority order) on shutdown, the command queue from the control tasks, the timer, and a wake-up from the UDP
+//!   threads; after each it delivers the relay's events.
 //! * **Forward latency**: every datagram sent because of a received batch is recorded in a fixed log-scale
 //!   histogram (from the return of that batch's `recvmmsg` to the return of the `sendmmsg` that sent it), served
 //!   with the counters by [`MetricsHandle`] and the optional HTTP endpoint ([`Server::with_metrics`]).
-//! * **Idle poll** ([`IdlePoll`], on by default): after 1 s without accepted audio the core task takes socket 0 out
-//!   of the reactor and reads it every 20 ms, so idle sessions' keepalives stop waking the thread one by one; the
-//!   first audio packet (or a send that must wait, or shutdown) puts it back. Price: while idle, a HELLO, a PING or
-//!   the first audio packet waits up to 20 ms.
+//! * **Idle poll** ([`IdlePoll`], on by default): after 1 s without accepted audio a UDP thread stops sleeping in
+//!   `recvmmsg` and instead takes what queued every 20 ms, so idle sessions' keepalives stop waking it one by one;
+//!   the first audio packet puts it back. Price: while idle, a HELLO, a PING or the first audio packet waits up to
+//!   20 ms.
 //! * **One task per TCP connection** (module `control`) only moves bytes: it reads into a buffer and sends the bytes to
 //!   the core over the bounded command queue (a full queue makes readers wait: backpressure); the core keeps each
 //!   connection's reassembly buffer, calls [`Relay::handle_control_bytes`], encodes each `Event::Send` into a frame
@@ -36,20 +45,19 @@
 //!   and its session detached (it may resume).
 //! * **Graceful shutdown** ([`ShutdownHandle::shutdown`]): the core calls [`Relay::shutdown`] (Goodbye
 //!   `SHUTTING_DOWN` and close for every connection), the accept task stops, and [`Server::run`] returns the relay
-//!   once every connection task has written its Goodbye and ended, or after [`SHUTDOWN_GRACE`].
+//!   once every connection task has written its Goodbye and ended, or after [`SHUTDOWN_GRACE`]; the UDP threads
+//!   stop then.
 //!
 //! # Several UDP threads (`SO_REUSEPORT`, one shared relay)
 //!
 //! [`Server::with_udp_threads`]`(n)` binds `n` sockets to the same address with `SO_REUSEPORT` (Linux); the kernel
 //! spreads clients over them by 4-tuple hash, so one client's datagrams always reach the same thread, in order.
-//! Thread 0 is the core task; threads 1..n each run the same batch loop on their own current-thread runtime and
-//! wake the core task when the relay has control events for it (e.g. speaking state). The threads share the one
-//! [`Relay`] behind a `Mutex` taken **once per batch** (up to 64 datagrams), for the in-memory work only
-//! (≈ 1 µs per datagram); `recvmmsg` and `sendmmsg` — most of the cost — run in parallel. The alternative, one
-//! relay shard per thread, needs steering clients to the shard that knows their session and room (a per-shard
-//! port announced in LoginOk) or cross-shard forwarding; it is the next step if the lock becomes the limit.
-//! Default: 1 thread. The relay's authenticator runs under the lock too, which is why password checks (argon2id,
-//! tens of ms) belong off it: [`Server::with_auth_offload`].
+//! The threads share the one [`Relay`] behind a `Mutex` taken **once per batch** (up to 64 datagrams), for the
+//! in-memory work only (≈ 1 µs per datagram); `recvmmsg` and `sendmmsg` — most of the cost — run in parallel. The
+//! alternative, one relay shard per thread, needs steering clients to the shard that knows their session and room
+//! (a per-shard port announced in LoginOk) or cross-shard forwarding; it is the next step if the lock becomes the
+//! limit. Default: 1 thread. The relay's authenticator runs under the lock too, which is why password checks
+//! (argon2id, tens of ms) belong off it: [`Server::with_auth_offload`].
 
 mod auth;
 mod control;
@@ -64,11 +72,11 @@ pub use http::{MAX_REQUEST_BYTES, MetricsHandle, MetricsSnapshot};
 pub use udp::{DEFAULT_UDP_CHUNK, UdpPath};
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
 use self::control::Cmd;
@@ -105,9 +113,6 @@ impl Default for IdlePoll {
     }
 }
 
-/// Most UDP batches handled in a row before the core task looks at control commands and the timer again.
-const UDP_BATCHES_PER_TURN: usize = 16;
-
 /// Most UDP threads ([`Server::with_udp_threads`]).
 pub const MAX_UDP_THREADS: usize = 64;
 
@@ -136,15 +141,17 @@ impl DriverStats {
     }
 }
 
-/// What the core task and the extra UDP threads share.
+/// What the core task and the UDP threads share.
 #[derive(Debug)]
 struct Shared {
     /// The relay. Held only for in-memory work (a batch's datagrams, a control message, a timer), never across a
     /// system call.
     relay: Mutex<Relay>,
-    /// Wakes the core task when an extra UDP thread left control events in the relay.
+    /// Wakes the core task when a UDP thread left control events in the relay, or failed.
     wake: Notify,
-    /// Forward-latency histogram of each extra UDP thread (copied there after each of its turns).
+    /// The error that ended a UDP thread (the server then ends with it).
+    udp_failed: Mutex<Option<DriverError>>,
+    /// Forward-latency histogram of each UDP thread (copied there after each of its turns that forwarded).
     latency: Vec<Mutex<LatencyHistogram>>,
     /// Datagrams of a receive batch handled before their copies are sent ([`Server::with_udp_chunk`]).
     udp_chunk: usize,
@@ -259,10 +266,10 @@ impl Server {
 
     /// Runs the UDP path on `threads` threads (default 1; at most [`MAX_UDP_THREADS`]; Linux only beyond 1): the
     /// socket is replaced by `threads` sockets bound to the same address with `SO_REUSEPORT`, so the kernel spreads
-    /// clients over them by address hash (one client's datagrams always reach the same thread, in order). Thread 0
-    /// is the core task; each other thread runs its own `recvmmsg` → relay → `sendmmsg` loop. All share the one
-    /// relay behind a lock held only for the in-memory work of a batch, never across a system call. The idle poll
-    /// ([`with_idle_poll`](Self::with_idle_poll)) applies to thread 0 only.
+    /// clients over them by address hash (one client's datagrams always reach the same thread, in order). Each
+    /// thread runs its own `recvmmsg` → relay → `sendmmsg` loop; all share the one relay behind a lock held only for
+    /// the in-memory work of a batch, never across a system call. The idle poll
+    /// ([`with_idle_poll`](Self::with_idle_poll)) applies to each thread.
     pub fn with_udp_threads(mut self, threads: usize) -> Result<Self, DriverError> {
         let bind = |source| DriverError::Bind { what: "udp", source };
         if threads == 0 || threads > MAX_UDP_THREADS {
@@ -379,9 +386,6 @@ impl Server {
         let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, idle_poll, auth_offload, udp_chunk, .. } =
             self;
         let weak_cmds = cmd_tx.downgrade();
-        let mut sockets = udp.into_iter();
-        let first = sockets.next().ok_or_else(|| DriverError::Udp(std::io::ErrorKind::NotFound.into()))?;
-        let udp = UdpSocket::from_std(first).map_err(DriverError::Udp)?;
         let tcp = TcpListener::from_std(tcp).map_err(|source| DriverError::Bind { what: "tcp", source })?;
         if let Some((listener, _)) = metrics {
             let listener =
@@ -389,30 +393,35 @@ impl Server {
             tokio::spawn(http::serve(listener, MetricsHandle::new(cmd_tx.downgrade()), stop.subscribe()));
         }
         tokio::spawn(control::accept_loop(tcp, cmd_tx, stop.subscribe()));
-        let extra: Vec<std::net::UdpSocket> = sockets.collect();
         let shared = Arc::new(Shared {
             relay: Mutex::new(relay),
             wake: Notify::new(),
-            latency: extra.iter().map(|_| Mutex::default()).collect(),
+            udp_failed: Mutex::new(None),
+            latency: udp.iter().map(|_| Mutex::default()).collect(),
             udp_chunk,
         });
-        let (workers_stop, workers_stopped) = watch::channel(false);
-        let mut threads = Vec::with_capacity(extra.len());
-        for (index, sock) in extra.into_iter().enumerate() {
-            let (shared, stats, stop) = (Arc::clone(&shared), Arc::clone(&stats), workers_stopped.clone());
-            match workers::spawn(index, sock, shared, stats, stop) {
+        let udp_stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::with_capacity(udp.len());
+        for (index, sock) in udp.into_iter().enumerate() {
+            let cx = workers::Context {
+                shared: Arc::clone(&shared),
+                stats: Arc::clone(&stats),
+                stop: Arc::clone(&udp_stop),
+                idle_poll,
+            };
+            match workers::spawn(index, sock, cx) {
                 Ok(t) => threads.push(t),
                 Err(e) => {
-                    workers_stop.send_replace(true);
+                    udp_stop.store(true, Ordering::Relaxed);
                     workers::join(threads).await;
                     return Err(DriverError::Runtime(e));
                 }
             }
         }
         let verifier = auth_offload.map(auth::Verifier::new);
-        let mut core = core::Core::new(Arc::clone(&shared), stats, idle_poll, verifier, weak_cmds);
-        let result = core.run(udp, cmd_rx, stop.subscribe()).await;
-        workers_stop.send_replace(true);
+        let mut core = core::Core::new(Arc::clone(&shared), stats, verifier, weak_cmds);
+        let result = core.run(cmd_rx, stop.subscribe()).await;
+        udp_stop.store(true, Ordering::Relaxed);
         workers::join(threads).await;
         drop(core);
         result?;

@@ -10,139 +10,24 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::net::UdpSocket;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 use voice_proto::{MAX_DATAGRAM_LEN, Transmit};
 
 use crate::metrics::LatencyHistogram;
 use crate::relay::Relay;
 
-/// A UDP socket the batched I/O works on: one registered with tokio (its `try_io` keeps tokio's readiness
-/// right), a plain non-blocking std socket that no reactor watches (nothing wakes for its datagrams: the idle
-/// poll), or either ([`UdpMode`]).
-pub(crate) trait DgramSocket {
-    /// Runs the non-blocking system call `f` for `interest`.
-    fn io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
-    /// The file descriptor.
-    #[cfg(target_os = "linux")]
-    fn raw_fd(&self) -> std::os::fd::RawFd;
-    /// One non-blocking `recv_from` (portable fallback).
-    #[cfg(not(target_os = "linux"))]
-    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
-    /// One non-blocking `send_to` (portable fallback).
-    #[cfg(not(target_os = "linux"))]
-    fn send_one(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize>;
-}
-
-impl DgramSocket for UdpSocket {
-    fn io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        self.try_io(interest, f)
-    }
-    #[cfg(target_os = "linux")]
-    fn raw_fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsRawFd::as_raw_fd(self)
-    }
-    #[cfg(not(target_os = "linux"))]
-    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.try_recv_from(buf)
-    }
-    #[cfg(not(target_os = "linux"))]
-    fn send_one(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        self.try_send_to(buf, to)
-    }
-}
-
-impl DgramSocket for std::net::UdpSocket {
-    fn io<R>(&self, _: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        f()
-    }
-    #[cfg(target_os = "linux")]
-    fn raw_fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsRawFd::as_raw_fd(self)
-    }
-    #[cfg(not(target_os = "linux"))]
-    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.recv_from(buf)
-    }
-    #[cfg(not(target_os = "linux"))]
-    fn send_one(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        self.send_to(buf, to)
-    }
-}
-
-/// The driver's UDP socket in one of its two modes.
-#[derive(Debug)]
-pub(crate) enum UdpMode {
-    /// Registered with the tokio reactor: the core task wakes when datagrams arrive.
-    Registered(UdpSocket),
-    /// Not registered (idle poll): no wake-up per datagram; the core task reads it on a timer tick.
-    Idle(std::net::UdpSocket),
-}
-
-impl UdpMode {
-    /// The socket in the idle mode (`idle`) or registered; switching costs one `epoll_ctl`.
-    pub(crate) fn into_mode(self, idle: bool) -> io::Result<Self> {
-        Ok(match (self, idle) {
-            (Self::Registered(s), true) => Self::Idle(s.into_std()?),
-            (Self::Idle(s), false) => Self::Registered(UdpSocket::from_std(s)?),
-            (m, _) => m,
-        })
-    }
-
-    /// Whether the socket is in the idle mode.
-    pub(crate) fn is_idle(&self) -> bool {
-        matches!(self, Self::Idle(_))
-    }
-
-    /// Waits until the socket is readable (forever in the idle mode).
-    pub(crate) async fn readable(&self) -> io::Result<()> {
-        match self {
-            Self::Registered(s) => s.readable().await,
-            Self::Idle(_) => std::future::pending().await,
-        }
-    }
-
-    /// Waits until the socket is writable (forever in the idle mode).
-    pub(crate) async fn writable(&self) -> io::Result<()> {
-        match self {
-            Self::Registered(s) => s.writable().await,
-            Self::Idle(_) => std::future::pending().await,
-        }
-    }
-}
-
-impl DgramSocket for UdpMode {
-    fn io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        match self {
-            Self::Registered(s) => s.io(interest, f),
-            Self::Idle(s) => s.io(interest, f),
-        }
-    }
-    #[cfg(target_os = "linux")]
-    fn raw_fd(&self) -> std::os::fd::RawFd {
-        match self {
-            Self::Registered(s) => s.raw_fd(),
-            Self::Idle(s) => s.raw_fd(),
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        match self {
-            Self::Registered(s) => s.recv_one(buf),
-            Self::Idle(s) => s.recv_one(buf),
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    fn send_one(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        match self {
-            Self::Registered(s) => s.send_one(buf, to),
-            Self::Idle(s) => s.send_one(buf, to),
-        }
-    }
+/// How a receive waits for its first datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Block until one arrives (at most the socket's read timeout, `SO_RCVTIMEO`), then take what else is queued:
+    /// one system call per wake-up, no reactor in between (`MSG_WAITFORONE` on Linux).
+    Block,
+    /// Take only what is already queued (the idle poll's tick).
+    NoWait,
 }
 
 /// Most datagrams taken or sent per system call.
@@ -187,18 +72,18 @@ impl BatchRecv {
         }
     }
 
-    /// Takes up to [`BATCH`] datagrams that are already queued on `sock`, without waiting, and gives each to `f`
+    /// Takes up to [`BATCH`] datagrams from `sock` (waiting for the first as `wait` says) and gives each to `f`
     /// with the batch's receive time (read once, right after the system call returned) and its source. Returns how
-    /// many were taken and that time; `Err(WouldBlock)` when none was queued (the socket's readiness is then
-    /// cleared, so `sock.readable().await` waits for the next one).
+    /// many were taken and that time; `Err(WouldBlock)` when none came (nothing queued, or the read timeout passed).
     pub(crate) fn recv(
         &mut self,
-        sock: &impl DgramSocket,
+        sock: &UdpSocket,
+        wait: Wait,
         mut f: impl FnMut(Instant, SocketAddr, BytesMut),
     ) -> io::Result<(usize, Instant)> {
         self.refill();
         self.got.clear();
-        self.recv_into(sock)?;
+        self.recv_into(sock, wait)?;
         let now = Instant::now();
         let mut region = self.pool.split_to(self.got.len() * SLOT);
         for &(len, from) in &self.got {
@@ -210,39 +95,55 @@ impl BatchRecv {
     }
 
     #[cfg(target_os = "linux")]
-    fn recv_into(&mut self, sock: &impl DgramSocket) -> io::Result<()> {
+    fn recv_into(&mut self, sock: &UdpSocket, wait: Wait) -> io::Result<()> {
         use std::io::IoSliceMut;
 
         use nix::sys::socket::{MsgFlags, recvmmsg};
 
-        let fd = sock.raw_fd();
-        let (pool, headers, got) = (&mut self.pool, &mut self.headers, &mut self.got);
-        sock.io(Interest::READABLE, || {
-            let mut chunks = pool[..BATCH * SLOT].chunks_mut(SLOT);
-            let mut slices: [[IoSliceMut<'_>; 1]; BATCH] =
-                std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
-            let results = recvmmsg(fd, headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)?;
-            for m in results {
-                // UDP datagrams always carry a source address; one without (or of another family) is skipped.
-                if let Some(from) = m.address.as_ref().and_then(to_std) {
-                    got.push((m.bytes.min(SLOT), from));
-                }
-            }
-            Ok(())
-        })
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn recv_into(&mut self, sock: &impl DgramSocket) -> io::Result<()> {
-        // Portable fallback: one `recv_from` per datagram, each into its own slot.
-        for slot in self.pool[..BATCH * SLOT].chunks_mut(SLOT) {
-            match sock.recv_one(slot) {
-                Ok((len, from)) => self.got.push((len.min(SLOT), from)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.got.is_empty() => break,
-                Err(e) => return Err(e),
+        let flags = match wait {
+            Wait::Block => MsgFlags::MSG_WAITFORONE,
+            Wait::NoWait => MsgFlags::MSG_DONTWAIT,
+        };
+        let mut chunks = self.pool[..BATCH * SLOT].chunks_mut(SLOT);
+        let mut slices: [[IoSliceMut<'_>; 1]; BATCH] =
+            std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(sock);
+        let results = recvmmsg(fd, &mut self.headers, slices.iter_mut(), flags, None)?;
+        for m in results {
+            // UDP datagrams always carry a source address; one without (or of another family) is skipped.
+            if let Some(from) = m.address.as_ref().and_then(to_std) {
+                self.got.push((m.bytes.min(SLOT), from));
             }
         }
         Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn recv_into(&mut self, sock: &UdpSocket, wait: Wait) -> io::Result<()> {
+        // Portable fallback: one `recv_from` per datagram, each into its own slot. Blocking: the first only (the
+        // socket is in blocking mode with a read timeout); not waiting: the socket is non-blocking meanwhile.
+        let slots = self.pool[..BATCH * SLOT].chunks_mut(SLOT);
+        if wait == Wait::Block {
+            for slot in slots.take(1) {
+                let (len, from) = sock.recv_from(slot)?;
+                self.got.push((len.min(SLOT), from));
+            }
+            return Ok(());
+        }
+        sock.set_nonblocking(true)?;
+        let mut result = Ok(());
+        for slot in slots {
+            match sock.recv_from(slot) {
+                Ok((len, from)) => self.got.push((len.min(SLOT), from)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.got.is_empty() => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        sock.set_nonblocking(false)?;
+        result
     }
 }
 
@@ -301,7 +202,7 @@ impl BatchSend {
     /// sent it. Transmits still pending from an earlier call keep their earlier origin.
     pub(crate) fn send(
         &mut self,
-        sock: &impl DgramSocket,
+        sock: &UdpSocket,
         origin: Option<Instant>,
         mut next: impl FnMut() -> Option<Transmit>,
     ) -> io::Result<()> {
@@ -341,31 +242,30 @@ impl BatchSend {
 
     /// Sends the pending transmits (at most [`BATCH`]); returns how many went.
     #[cfg(target_os = "linux")]
-    fn send_batch(&mut self, sock: &impl DgramSocket) -> io::Result<usize> {
+    fn send_batch(&mut self, sock: &UdpSocket) -> io::Result<usize> {
         use std::io::IoSlice;
 
         use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmmsg};
 
-        let fd = sock.raw_fd();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(sock);
         self.addrs.clear();
         self.addrs.extend(self.pending.iter().map(|t| Some(SockaddrStorage::from(t.destination))));
         let n = self.pending.len();
-        let (pending, headers, addrs) = (&self.pending, &mut self.headers, &self.addrs);
-        sock.io(Interest::WRITABLE, || {
-            let slices: [[IoSlice<'_>; 1]; BATCH] =
-                std::array::from_fn(|i| [IoSlice::new(pending.get(i).map_or(&[][..], |t| &t.payload[..]))]);
-            let cmsgs: [ControlMessage<'_>; 0] = [];
-            let sent = sendmmsg(fd, headers, slices[..n].iter(), &addrs[..n], cmsgs, MsgFlags::MSG_DONTWAIT)?;
-            Ok(sent.count())
-        })
+        let pending = &self.pending;
+        let slices: [[IoSlice<'_>; 1]; BATCH] =
+            std::array::from_fn(|i| [IoSlice::new(pending.get(i).map_or(&[][..], |t| &t.payload[..]))]);
+        let cmsgs: [ControlMessage<'_>; 0] = [];
+        let sent =
+            sendmmsg(fd, &mut self.headers, slices[..n].iter(), &self.addrs[..n], cmsgs, MsgFlags::MSG_DONTWAIT)?;
+        Ok(sent.count())
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn send_batch(&mut self, sock: &impl DgramSocket) -> io::Result<usize> {
-        // Portable fallback: one `send_to` per datagram.
+    fn send_batch(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        // Portable fallback: one `send_to` per datagram (the socket is in blocking mode: it waits for room).
         let mut sent = 0;
         for t in &self.pending {
-            match sock.send_one(&t.payload, t.destination) {
+            match sock.send_to(&t.payload, t.destination) {
                 Ok(_) => sent += 1,
                 Err(e) if sent > 0 && e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if sent > 0 => {
@@ -388,6 +288,8 @@ pub(crate) struct Batch {
     pub(crate) sent: io::Result<()>,
     /// Whether the relay now holds control events (for the core task to deliver).
     pub(crate) events: bool,
+    /// The relay's count of accepted audio packets after the batch (none when nothing was received).
+    pub(crate) audio_accepted: Option<u64>,
 }
 
 /// Locks the relay (a panic elsewhere while holding the lock leaves the relay usable: its state is always
@@ -396,7 +298,8 @@ pub(crate) fn lock(relay: &Mutex<Relay>) -> MutexGuard<'_, Relay> {
     relay.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One turn of the UDP fast path: one `recvmmsg` batch (no lock held), fed to the relay with the batch's receive
+/// One turn of the UDP fast path: one `recvmmsg` batch (no lock held; waiting for its first datagram as `wait`
+/// says), fed to the relay with the batch's receive
 /// time, `chunk` datagrams at a time: after each chunk the relay's transmits are moved to `out` (one lock per chunk,
 /// no system call under it) and sent with `sendmmsg` (no lock held) before the next chunk is handled, so the first
 /// datagrams' copies do not wait for the whole batch ([`DEFAULT_UDP_CHUNK`]; `chunk` ≥ [`BATCH`]: one lock and one
@@ -407,7 +310,8 @@ pub(crate) fn forward_batch(
     recv: &mut BatchRecv,
     send: &mut BatchSend,
     out: &mut VecDeque<Transmit>,
-    sock: &impl DgramSocket,
+    sock: &UdpSocket,
+    wait: Wait,
     chunk: usize,
 ) -> io::Result<Batch> {
     let chunk = chunk.max(1);
@@ -415,7 +319,8 @@ pub(crate) fn forward_batch(
     let mut handled = 0usize;
     let mut events = false;
     let mut sent = Ok(());
-    let (received, now) = recv.recv(sock, |now, from, d| {
+    let mut audio_accepted = None;
+    let (received, now) = recv.recv(sock, wait, |now, from, d| {
         guard.get_or_insert_with(|| lock(relay)).handle_datagram(now, from, d);
         handled += 1;
         if handled.is_multiple_of(chunk)
@@ -425,6 +330,7 @@ pub(crate) fn forward_batch(
                 out.push_back(t);
             }
             events |= r.has_events();
+            audio_accepted = Some(r.counters().audio_accepted);
             drop(r);
             if sent.is_ok() {
                 sent = send.send(sock, Some(now), || out.pop_front());
@@ -436,11 +342,33 @@ pub(crate) fn forward_batch(
             out.push_back(t);
         }
         events |= r.has_events();
+        audio_accepted = Some(r.counters().audio_accepted);
     }
     if sent.is_ok() {
         sent = send.send(sock, Some(now), || out.pop_front());
     }
-    Ok(Batch { received, sent, events })
+    Ok(Batch { received, sent, events, audio_accepted })
+}
+
+/// Waits until `sock` can take a datagram again, at most `limit` (Linux: `poll`; elsewhere the socket is in
+/// blocking mode and its sends wait by themselves).
+pub(crate) fn wait_writable(sock: &UdpSocket, limit: Duration) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (sock, limit);
+        Ok(())
+    }
 }
 
 /// Locks a histogram shared between a UDP thread and the core task.
@@ -463,7 +391,7 @@ pub struct UdpPath {
 }
 
 impl UdpPath {
-    /// The path around `relay`, with the same buffers the core task uses.
+    /// The path around `relay`, with the same buffers a UDP thread uses.
     #[must_use]
     pub fn new(relay: Relay) -> Self {
         Self {
@@ -488,10 +416,11 @@ impl UdpPath {
         self.relay.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// One batch: the datagrams already queued on `sock` (at most 64) go through the relay, and its output is sent.
-    /// Returns how many were received (0 when none was queued: the socket's readiness is then cleared).
+    /// One batch: waits for a datagram on `sock` (in blocking mode: at most its read timeout), takes it and those
+    /// queued behind it (at most 64) through the relay, and sends the output. Returns how many were received (0
+    /// when none came in time).
     pub fn turn(&mut self, sock: &UdpSocket) -> io::Result<usize> {
-        match forward_batch(&self.relay, &mut self.recv, &mut self.send, &mut self.out, sock, self.chunk) {
+        match forward_batch(&self.relay, &mut self.recv, &mut self.send, &mut self.out, sock, Wait::Block, self.chunk) {
             Ok(b) => b.sent.map(|()| b.received),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(e) => Err(e),

@@ -1,36 +1,50 @@
-//! The extra UDP threads ([`super::Server::with_udp_threads`]): each owns one `SO_REUSEPORT` socket and runs the
-//! same batch loop as the core task's UDP path, on its own current-thread runtime, sharing the relay's lock.
+//! The UDP threads: each owns one socket (several: all bound to the same address with `SO_REUSEPORT`) and runs
+//! the forwarding loop as plain blocking code — no runtime, no reactor: one `recvmmsg` that sleeps until a
+//! datagram arrives and returns it with whatever queued behind it, the relay under its lock, one `sendmmsg` —
+//! the same system calls a hand-written fan-out loop makes.
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use super::core::udp_error;
-use super::udp::{self, BATCH, BatchRecv, BatchSend};
-use super::{DriverStats, Shared, UDP_BATCHES_PER_TURN, stopped};
+use super::udp::{self, BATCH, BatchRecv, BatchSend, Wait};
+use super::{DriverStats, IdlePoll, Shared};
 use crate::error::DriverError;
+
+/// Longest a UDP thread blocks in one system call: how soon it sees the stop flag, and how often an idle relay
+/// with the idle poll off wakes anyway.
+const WAIT_SLICE: Duration = Duration::from_millis(20);
 
 /// A running UDP thread and the signal it sends (by dropping it) when it ends.
 pub(super) type Worker = (JoinHandle<()>, oneshot::Receiver<()>);
 
-/// Starts UDP thread `index` (of the extra threads) on `sock`; it runs until `stop` turns true or its socket fails.
-pub(super) fn spawn(
-    index: usize,
-    sock: std::net::UdpSocket,
-    shared: Arc<Shared>,
-    stats: Arc<DriverStats>,
-    stop: watch::Receiver<bool>,
-) -> io::Result<Worker> {
+/// What a UDP thread needs besides its socket.
+pub(super) struct Context {
+    pub(super) shared: Arc<Shared>,
+    pub(super) stats: Arc<DriverStats>,
+    /// Set when the server stops.
+    pub(super) stop: Arc<AtomicBool>,
+    pub(super) idle_poll: Option<IdlePoll>,
+}
+
+/// Starts UDP thread `index` on `sock`; it runs until `stop` is set or its socket fails (then the failure is left in
+/// `shared.udp_failed` and the core task woken: the server ends with it).
+pub(super) fn spawn(index: usize, sock: UdpSocket, cx: Context) -> io::Result<Worker> {
     let (done_tx, done_rx) = oneshot::channel::<()>();
-    let handle = std::thread::Builder::new().name(format!("voice-relay-udp{}", index + 1)).spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        // A socket failure ends this thread only; the kernel then spreads its clients over the other sockets.
-        let _ = rt.block_on(run(index, sock, &shared, &stats, stop));
+    let handle = std::thread::Builder::new().name(format!("voice-relay-udp{index}")).spawn(move || {
+        if let Err(e) = run(index, &sock, &cx) {
+            let mut failed = cx.shared.udp_failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            failed.get_or_insert(e);
+            drop(failed);
+            cx.shared.wake.notify_one();
+        }
         drop(done_tx);
     })?;
     Ok((handle, done_rx))
@@ -44,74 +58,93 @@ pub(super) async fn join(workers: Vec<Worker>) {
     }
 }
 
-async fn run(
-    index: usize,
-    sock: std::net::UdpSocket,
-    shared: &Shared,
-    stats: &DriverStats,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), DriverError> {
-    let sock = UdpSocket::from_std(sock).map_err(DriverError::Udp)?;
+/// The loop of one UDP thread.
+fn run(index: usize, sock: &UdpSocket, cx: &Context) -> Result<(), DriverError> {
+    sock.set_nonblocking(false).map_err(DriverError::Udp)?;
+    sock.set_read_timeout(Some(WAIT_SLICE)).map_err(DriverError::Udp)?;
     let mut recv = BatchRecv::new();
     let mut send = BatchSend::new();
     let mut out = VecDeque::with_capacity(udp::OUT_CAPACITY);
     let (mut received, mut published) = (0u64, [0u64; 3]);
-    loop {
-        let mut backlog = false;
-        tokio::select! {
-            biased;
-            () = stopped(&mut stop) => return Ok(()),
-            r = sock.writable(), if send.is_blocked() => {
-                r.map_err(DriverError::Udp)?;
-                if let Err(e) = send.send(&sock, None, || out.pop_front()) {
-                    udp_error(e)?;
-                }
+    // When audio was last seen accepted, the relay's count then, and the next idle-poll tick.
+    let (mut last_audio, mut audio_seen) = (Instant::now(), 0u64);
+    // `send.latency`'s count when it was last copied to `shared.latency`.
+    let mut latency_published = 0u64;
+    let mut next_tick: Option<Instant> = None;
+    while !cx.stop.load(Ordering::Relaxed) {
+        if send.is_blocked() {
+            udp::wait_writable(sock, WAIT_SLICE).map_err(DriverError::Udp)?;
+            if let Err(e) = send.send(sock, None, || out.pop_front()) {
+                udp_error(e)?;
             }
-            r = sock.readable(), if !send.is_blocked() => {
-                r.map_err(DriverError::Udp)?;
-                backlog = true;
-                for _ in 0..UDP_BATCHES_PER_TURN {
-                    match udp::forward_batch(&shared.relay, &mut recv, &mut send, &mut out, &sock, shared.udp_chunk) {
-                        Ok(b) => {
-                            received += b.received as u64;
-                            if b.events {
-                                shared.wake.notify_one();
-                            }
-                            if let Err(e) = b.sent {
-                                udp_error(e)?;
-                            }
-                            if b.received < BATCH || send.is_blocked() {
-                                backlog = false;
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            udp_error(e)?;
-                            backlog = false;
-                            break;
-                        }
+            continue;
+        }
+        // Idle (no audio for a while): nothing wakes this thread per datagram; it takes what queued on a tick.
+        let wait = match cx.idle_poll.filter(|p| last_audio.elapsed() >= p.after) {
+            Some(p) => {
+                let tick = *next_tick.get_or_insert_with(|| Instant::now() + p.period);
+                std::thread::sleep(tick.saturating_duration_since(Instant::now()));
+                // Absolute ticks; a tick missed by far is not caught up with a burst of them.
+                next_tick = Some((tick + p.period).max(Instant::now()));
+                Wait::NoWait
+            }
+            None => {
+                next_tick = None;
+                Wait::Block
+            }
+        };
+        // On a tick, everything queued (batch after batch); otherwise one batch, and the loop comes back at once.
+        loop {
+            match udp::forward_batch(&cx.shared.relay, &mut recv, &mut send, &mut out, sock, wait, cx.shared.udp_chunk)
+            {
+                Ok(b) => {
+                    received += b.received as u64;
+                    if b.events {
+                        cx.shared.wake.notify_one();
+                    }
+                    if let Some(n) = b.audio_accepted
+                        && n != audio_seen
+                    {
+                        audio_seen = n;
+                        last_audio = Instant::now();
+                    }
+                    if let Err(e) = b.sent {
+                        udp_error(e)?;
+                    }
+                    if wait == Wait::Block || b.received < BATCH || send.is_blocked() {
+                        break;
                     }
                 }
+                Err(e) => {
+                    udp_error(e)?;
+                    break;
+                }
             }
         }
-        stats.add([received, send.sent, send.errors], &mut published);
-        if let Some(h) = shared.latency.get(index) {
-            udp::lock_histogram(h).clone_from(&send.latency);
-        }
-        if backlog {
-            tokio::task::yield_now().await;
+        cx.stats.add([received, send.sent, send.errors], &mut published);
+        if latency_published != send.latency.count() {
+            // Only when something was forwarded since (an uncontended lock and a copy of a few dozen counters).
+            latency_published = send.latency.count();
+            if let Some(h) = cx.shared.latency.get(index) {
+                udp::lock_histogram(h).clone_from(&send.latency);
+            }
         }
     }
+    // Stopping: what is still queued goes out if the socket takes it now.
+    if let Err(e) = send.send(sock, None, || out.pop_front()) {
+        udp_error(e)?;
+    }
+    Ok(())
 }
 
-/// A non-blocking UDP socket bound to `addr` with `SO_REUSEPORT` (every socket sharing the port needs it).
+/// A UDP socket bound to `addr` with `SO_REUSEPORT` (every socket sharing the port needs it).
 #[cfg(target_os = "linux")]
-pub(super) fn reuseport_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+pub(super) fn reuseport_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, setsockopt, socket, sockopt};
     use std::os::fd::AsRawFd;
     let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)?;
+    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
     setsockopt(&fd, sockopt::ReusePort, &true)?;
     bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-    Ok(std::net::UdpSocket::from(fd))
+    Ok(UdpSocket::from(fd))
 }
