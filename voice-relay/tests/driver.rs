@@ -38,6 +38,14 @@ async fn start_with(
     idle: Option<IdlePoll>,
     udp_threads: usize,
 ) -> (SocketAddr, SocketAddr, SocketAddr, ShutdownHandle, Running) {
+    let server = server_with(idle, udp_threads);
+    let (udp, tcp, handle) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
+    let metrics = server.metrics_addr().expect("metrics bound");
+    (udp, tcp, metrics, handle, server.spawn().expect("driver thread"))
+}
+
+/// A server on loopback (serving metrics too) with the given idle polling and UDP threads, not started.
+fn server_with(idle: Option<IdlePoll>, udp_threads: usize) -> Server {
     let auth = MemoryAuthenticator::new()
         .with_user("alice", "pw-alice")
         .with_user("bob", "pw-bob")
@@ -53,16 +61,13 @@ async fn start_with(
     )
     .expect("valid config");
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("address");
-    let server = Server::bind(relay, lo, lo)
+    Server::bind(relay, lo, lo)
         .expect("binds on loopback")
         .with_metrics(lo)
         .expect("binds metrics")
         .with_idle_poll(idle)
         .with_udp_threads(udp_threads)
-        .expect("SO_REUSEPORT sockets");
-    let (udp, tcp, handle) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
-    let metrics = server.metrics_addr().expect("metrics bound");
-    (udp, tcp, metrics, handle, server.spawn().expect("driver thread"))
+        .expect("SO_REUSEPORT sockets")
 }
 
 async fn finish(running: Running) -> Relay {
@@ -338,6 +343,26 @@ async fn idle_poll_mode_binds_and_forwards() {
     }
     shutdown.shutdown();
     assert_eq!(finish(task).await.counters().audio_forwarded, N);
+}
+
+/// `Server::run` as an ordinary task: it is `Send`.
+#[tokio::test]
+async fn server_runs_as_a_task_spawned_on_the_callers_runtime() {
+    // `Server::run` is `Send` (this would not compile otherwise): here it shares the test's runtime.
+    let server = server_with(Some(IdlePoll::default()), 1);
+    let (udp, tcp, shutdown) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
+    let task = tokio::spawn(server.run());
+    let mut alice = Client::ready("alice", tcp, udp).await;
+    let bob = Client::ready("bob", tcp, udp).await;
+    let bytes = alice.audio(b"hello from a spawned relay");
+    alice.udp.send_to(&bytes, udp).await.expect("sends audio");
+    let mut buf = [0u8; MAX_DATAGRAM_LEN];
+    let (n, _) = timeout(BOUND, bob.udp.recv_from(&mut buf)).await.expect("audio arrives").expect("recv");
+    let Ok(Datagram::AudioDown(a)) = Datagram::decode_from_relay(&buf[..n]) else { panic!("AUDIO_DOWN") };
+    assert_eq!(a.sender, alice.public_id);
+    shutdown.shutdown();
+    let relay = timeout(BOUND, task).await.expect("server stops").expect("task joins").expect("server ran");
+    assert_eq!(relay.counters().audio_forwarded, 1);
 }
 
 /// Four UDP threads on one port (`SO_REUSEPORT`): eight clients spread over them by the kernel; every packet still

@@ -377,11 +377,10 @@ impl Server {
     }
 
     /// Runs the relay until shut down (see the module docs for the tasks it spawns); returns the relay, e.g. to read
-    /// its counters. Fails only if the UDP socket fails as a whole.
+    /// its counters. Fails if a UDP socket fails (not for errors about one datagram or one peer).
     ///
-    /// The future is not `Send` (the batched-I/O headers hold raw pointers), so it cannot be given to
-    /// `tokio::spawn`: drive it with `Runtime::block_on` (as [`spawn`](Self::spawn) does) or `spawn_local`. It
-    /// spawns the control tasks with `tokio::spawn`, on whatever runtime drives it.
+    /// The future is `Send`: it can run on any tokio runtime, with `tokio::spawn` or `block_on`. It spawns the
+    /// control tasks with `tokio::spawn` on that runtime; the UDP threads are its own plain threads.
     pub async fn run(self) -> Result<Relay, DriverError> {
         let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, idle_poll, auth_offload, udp_chunk, .. } =
             self;
