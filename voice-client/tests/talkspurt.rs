@@ -1,4 +1,5 @@
-//! END_OF_TALKSPURT when muting and when voice activation closes its gate, in simulation (relay core + sessions,
+//! END_OF_TALKSPURT when muting, when voice activation closes its gate, when push-to-talk is selected mid-talkspurt,
+//! when the whisper target changes and when leaving the room, in simulation (relay core + sessions,
 //! clean simulated network, virtual clock): the receiver stops at once — no concealment after the talker stops,
 //! and the relay reports "not speaking" within a couple of frames instead of after its 400 ms timeout.
 
@@ -100,4 +101,60 @@ fn a_key_released_while_muted_sends_nothing_after_unmuting() {
     w.run(20);
     assert_eq!(w.peers[0].session.stats().packets_sent, sent, "key up: nothing sent after unmuting");
     assert_eq!(concealed(&w), 0, "the mute ended the talkspurt");
+}
+
+/// Frames `listener` concealed for `talker` so far.
+fn concealed_at(w: &World, listener: usize, talker: usize) -> u64 {
+    let id = w.id(talker);
+    w.peers[listener].session.stats().speakers.iter().find(|s| s.id == id).map_or(0, |s| s.concealed)
+}
+
+#[test]
+fn switching_to_push_to_talk_mid_talkspurt_ends_it() {
+    let mut w = world(TalkMode::Continuous);
+    w.speak(0, speech_like(48_000 * 4, 6));
+    w.run(50);
+    let (before, sent) = (concealed(&w), w.peers[0].session.stats().packets_sent);
+    // Push-to-talk with the key up: sending stops, and the talkspurt is ended rather than cut off.
+    w.peers[0].session.set_talk_mode(TalkMode::PushToTalk);
+    let ticks = ticks_until_not_speaking(&mut w, 15);
+    w.run(30);
+    assert_eq!(w.peers[0].session.stats().packets_sent, sent + 1, "one END_OF_TALKSPURT datagram, then nothing");
+    assert!(ticks.is_some_and(|t| t <= 2), "the relay saw the end of the talkspurt: {ticks:?}");
+    assert_eq!(concealed(&w), before, "bob did not conceal after the switch");
+}
+
+#[test]
+fn changing_the_whisper_target_mid_talkspurt_ends_it_for_those_no_longer_addressed() {
+    let mut w = World::new(3, "lobby", ConditionerConfig::default(), TalkMode::Continuous);
+    w.connect_all();
+    let carol = w.id(2);
+    w.peers[0].session.set_whisper(voice_proto::WhisperTarget(1), &[carol]).expect("whisper list");
+    w.speak(0, speech_like(48_000 * 4, 7));
+    w.run(50);
+    let (bob_before, carol_before) = (concealed_at(&w, 1, 0), concealed_at(&w, 2, 0));
+    let sent = w.peers[0].session.stats().packets_sent;
+    // Alice now whispers to carol only: bob's stream from her ends (END_OF_TALKSPURT to the room), carol's goes on.
+    w.peers[0].session.select_whisper_target(voice_proto::WhisperTarget(1));
+    w.run(40);
+    let sent_after = w.peers[0].session.stats().packets_sent;
+    let bob_packets = w.peers[1].session.stats().speakers.iter().map(|s| s.packets).sum::<u64>();
+    eprintln!("sent {sent} → {sent_after}; bob concealed {bob_before} → {}", concealed_at(&w, 1, 0));
+    assert_eq!(sent_after, sent + 1 + 40, "one END_OF_TALKSPURT to the room, then every frame to carol");
+    assert_eq!(concealed_at(&w, 1, 0), bob_before, "bob did not conceal when alice turned to carol");
+    assert_eq!(concealed_at(&w, 2, 0), carol_before, "carol kept hearing alice without a gap");
+    assert!(bob_packets > 0);
+}
+
+#[test]
+fn leaving_mid_talkspurt_ends_it_first() {
+    let mut w = world(TalkMode::Continuous);
+    w.speak(0, speech_like(48_000 * 4, 9));
+    w.run(50);
+    let (before, sent) = (concealed(&w), w.peers[0].session.stats().packets_sent);
+    w.peers[0].session.leave().expect("in a room");
+    assert_eq!(w.peers[0].session.stats().packets_sent, sent + 1, "the END_OF_TALKSPURT goes out with the leave");
+    w.run(30);
+    assert_eq!(w.peers[0].session.stats().packets_sent, sent + 1, "one END_OF_TALKSPURT datagram, then nothing");
+    assert_eq!(concealed(&w), before, "bob did not conceal after alice left");
 }

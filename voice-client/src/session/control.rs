@@ -108,13 +108,17 @@ impl Session {
         self.try_send_control(&ClientMessage::Join { room: room.into(), password: password.map(Into::into) })
     }
 
-    /// Leaves the room.
+    /// Leaves the room. A talkspurt going on ends first (END_OF_TALKSPURT), and no audio goes out while the
+    /// server confirms.
     pub fn leave(&mut self) -> Result<(), Error> {
         self.want_room = None;
         self.require_up()?;
         if self.room.is_none() {
             return Err(Error::NotInRoom);
         }
+        // Nothing to end (or nothing that can be sent) is fine: the leave goes out either way.
+        let _ = self.end_talkspurt();
+        self.leaving = true;
         self.send_control(&ClientMessage::Leave);
         Ok(())
     }
@@ -236,6 +240,7 @@ impl Session {
                 let map: BTreeMap<PublicId, Member> = members.iter().map(|m| (m.id, m.clone())).collect();
                 self.speakers.retain(|id, _| map.contains_key(id));
                 self.room = Some(Room { name: room.clone(), config, members: map });
+                self.leaving = false;
                 // Remember the room (and the password it was joined with) for a rejoin after a fresh login.
                 let password = match self.want_room.take() {
                     Some((wanted, password)) if wanted == room => password,
@@ -296,6 +301,7 @@ impl Session {
             }
             ServerMessage::RoomLeft => {
                 self.room = None;
+                self.leaving = false;
                 self.stop_media();
                 self.events.push_back(Event::Left);
             }

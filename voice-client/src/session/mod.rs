@@ -122,6 +122,8 @@ pub struct Session {
     ptt: bool,
     /// The key was released: the next frame goes out with END_OF_TALKSPURT, then nothing.
     ptt_release_pending: bool,
+    /// [`leave`](Self::leave) was called: no audio until the server confirms or another room's state arrives.
+    leaving: bool,
     /// In a talkspurt: the TOC byte of the last frame sent (not marked END_OF_TALKSPURT) and when it was sent.
     talkspurt: Option<(u8, Instant)>,
     /// The muted state goes to the server at this time (after the END_OF_TALKSPURT datagram of a mute).
@@ -186,6 +188,7 @@ impl Session {
             deafened: false,
             ptt: false,
             ptt_release_pending: false,
+            leaving: false,
             talkspurt: None,
             state_due: None,
             whisper: WhisperTarget::ROOM,
@@ -283,6 +286,7 @@ impl Session {
         };
         talking
             && !self.muted
+            && !self.leaving
             && self.bound
             && self.keys[0].is_some()
             && self.room.as_ref().is_some_and(|r| r.config.allow_voice)
@@ -420,7 +424,13 @@ impl Session {
 
     /// Selects who hears what this session sends: [`WhisperTarget::ROOM`] or a list set with
     /// [`set_whisper`](Self::set_whisper).
+    /// A talkspurt going on ends first (END_OF_TALKSPURT to the old target), so those no longer addressed stop at
+    /// once instead of concealing; the next frame starts a talkspurt to the new target.
     pub fn select_whisper_target(&mut self, target: WhisperTarget) {
+        if target != self.whisper {
+            // Nothing to end (or nothing that can be sent) is fine: the switch happens either way.
+            let _ = self.end_talkspurt();
+        }
         self.whisper = target;
     }
 
