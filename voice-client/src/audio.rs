@@ -50,7 +50,8 @@ pub trait AudioStreams: Send + std::fmt::Debug {
 }
 
 /// The file backend: a WAV file read as a microphone, paced in real time in 10 ms chunks (then silence), and
-/// what is played written to a WAV file (48 kHz mono 32-bit float by default). Either side may be absent
+/// what is played written to a WAV file (48 kHz mono 32-bit float by default) as it plays: created at start,
+/// streamed by a writer thread (memory stays bounded however long the run), finalized at stop. Either side may be absent
 /// (silence in, nothing out). No system dependencies.
 #[derive(Clone, Debug, Default)]
 pub struct FileAudio {
@@ -95,13 +96,7 @@ pub fn read_wav(path: &std::path::Path) -> Result<(AudioFormat, Vec<f32>), Error
 
 /// Writes interleaved f32 samples to a 32-bit float WAV file.
 pub fn write_wav(path: &std::path::Path, format: AudioFormat, samples: &[f32]) -> Result<(), Error> {
-    let spec = hound::WavSpec {
-        channels: format.channels,
-        sample_rate: format.rate_hz,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(path, spec).map_err(|e| Error::Wav(e.to_string()))?;
+    let mut w = wav_writer(path, format)?;
     for &s in samples {
         w.write_sample(s).map_err(|e| Error::Wav(e.to_string()))?;
     }
@@ -123,18 +118,27 @@ impl AudioBackend for FileAudio {
             None => Vec::new(),
         };
         let (in_fmt, out_fmt) = (self.input_format(), self.output_format());
-        let output = self.output.clone();
         let stop = Arc::new(AtomicBool::new(false));
+        // What is played goes through a ring to a writer thread that streams it into the file: memory stays
+        // bounded however long the run, and the paced thread never allocates or touches the disk.
+        let (mut played, writer) = match &self.output {
+            Some(path) => {
+                let file = wav_writer(path, out_fmt)?;
+                let (tx, rx) = crate::sample_ring(out_fmt.rate_hz as usize * usize::from(out_fmt.channels));
+                let done = Arc::new(AtomicBool::new(false));
+                (Some(tx), Some((spawn_writer(file, rx, Arc::clone(&done))?, done)))
+            }
+            None => (None, None),
+        };
         let flag = Arc::clone(&stop);
         let input_enabled = Arc::new(AtomicBool::new(true));
         let enabled = Arc::clone(&input_enabled);
         // One thread stands for both device callbacks: every 10 ms it pushes 10 ms of the file and pops 10 ms for
-        // the speaker. Reading and writing the files happens outside the "callback" (before and after the loop).
+        // the speaker. Reading the input file happens before the loop; writing the output, on the writer thread.
         let thread = std::thread::Builder::new().name("voice-file-audio".into()).spawn(move || {
             let in_chunk = (in_fmt.rate_hz / 100) as usize * usize::from(in_fmt.channels);
             let mut out_chunk = vec![0.0f32; (out_fmt.rate_hz / 100) as usize * usize::from(out_fmt.channels)];
             let silence = vec![0.0f32; in_chunk];
-            let mut played = Vec::with_capacity(out_chunk.len() * 100 * 60);
             let (start, mut pos, mut ticks) = (Instant::now(), 0usize, 0u32);
             while !flag.load(Ordering::Relaxed) {
                 let end = (pos + in_chunk).min(input.len());
@@ -145,27 +149,74 @@ impl AudioBackend for FileAudio {
                 }
                 pos = end;
                 speaker.pop_or_silence(&mut out_chunk);
-                if output.is_some() {
-                    played.extend_from_slice(&out_chunk);
+                if let Some(tx) = &mut played {
+                    tx.push(&out_chunk);
                 }
                 ticks += 1;
                 let deadline = start + Duration::from_millis(10) * ticks;
                 std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
             }
-            match output {
-                Some(path) => write_wav(&path, out_fmt, &played),
-                None => Ok(()),
-            }
         })?;
-        Ok(Box::new(FileStreams { stop, input_enabled, thread }))
+        Ok(Box::new(FileStreams { stop, input_enabled, thread, writer }))
     }
+}
+
+/// A 32-bit float WAV file created at `path` for `format`.
+fn wav_writer(path: &std::path::Path, format: AudioFormat) -> Result<WavFile, Error> {
+    let spec = hound::WavSpec {
+        channels: format.channels,
+        sample_rate: format.rate_hz,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    hound::WavWriter::create(path, spec).map_err(|e| Error::Wav(e.to_string()))
+}
+
+type WavFile = hound::WavWriter<std::io::BufWriter<std::fs::File>>;
+
+/// The thread writing the output file.
+type Writer = JoinHandle<Result<(), Error>>;
+
+/// How often the writer thread empties the ring into the file.
+const WRITE_PERIOD: Duration = Duration::from_millis(50);
+
+/// Streams what `rx` receives into `file` until `stop` is set (after the last push) and the ring is empty;
+/// finalizes the file.
+fn spawn_writer(
+    mut file: WavFile,
+    mut rx: SampleConsumer,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<Result<(), Error>>, Error> {
+    let thread = std::thread::Builder::new().name("voice-file-writer".into()).spawn(move || {
+        let mut buf = vec![0.0f32; 4096];
+        loop {
+            // Read the flag first: it is set after the last push, so that push is in the ring by then.
+            let stopping = stop.load(Ordering::Acquire);
+            loop {
+                let n = rx.pop(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                for &s in &buf[..n] {
+                    file.write_sample(s).map_err(|e| Error::Wav(e.to_string()))?;
+                }
+            }
+            if stopping {
+                return file.finalize().map_err(|e| Error::Wav(e.to_string()));
+            }
+            std::thread::sleep(WRITE_PERIOD);
+        }
+    })?;
+    Ok(thread)
 }
 
 #[derive(Debug)]
 struct FileStreams {
     stop: Arc<AtomicBool>,
     input_enabled: Arc<AtomicBool>,
-    thread: JoinHandle<Result<(), Error>>,
+    thread: JoinHandle<()>,
+    /// The output file's writer and its stop flag, if there is an output.
+    writer: Option<(Writer, Arc<AtomicBool>)>,
 }
 
 impl AudioStreams for FileStreams {
@@ -175,6 +226,15 @@ impl AudioStreams for FileStreams {
 
     fn stop(self: Box<Self>) -> Result<(), Error> {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().map_err(|_| Error::Stopped)?
+        // The paced thread first (it may push one last chunk), then the writer drains the ring and finalizes.
+        let paced = self.thread.join().map_err(|_| Error::Stopped);
+        let written = match self.writer {
+            Some((w, done)) => {
+                done.store(true, Ordering::Release);
+                w.join().map_err(|_| Error::Stopped)?
+            }
+            None => Ok(()),
+        };
+        paced.and(written)
     }
 }

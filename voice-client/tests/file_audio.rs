@@ -1,0 +1,34 @@
+//! The file backend streams what is played into its output file through a ring and a writer thread (memory stays
+//! bounded however long the run) and loses nothing at stop. Bounded: the wait for the paced thread to play the
+//! samples has a limit, and nothing is asserted about timing.
+
+use std::time::{Duration, Instant};
+
+use voice_client::{AudioBackend, FileAudio, read_wav, sample_ring};
+
+#[test]
+fn file_backend_writes_every_played_sample_in_order() {
+    let dir = std::env::temp_dir().join(format!("voice-client-file-audio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("out.wav");
+    let mut backend = FileAudio::new(None, Some(path.clone())).expect("backend");
+    let (mic, _mic_rx) = sample_ring(48_000);
+    let (mut speaker_tx, speaker) = sample_ring(48_000);
+    let streams = backend.start(mic, speaker).expect("starts");
+    // The output file exists from the start (it is written while the run goes on).
+    assert!(path.exists(), "output file created at start");
+    // 0.3 s of a ramp that never repeats, played in real time by the paced thread.
+    let ramp: Vec<f32> = (0..14_400).map(|i| (i + 1) as f32 / 20_000.0).collect();
+    assert_eq!(speaker_tx.push(&ramp), ramp.len());
+    let limit = Instant::now() + Duration::from_secs(10);
+    while speaker_tx.vacant() < 48_000 && Instant::now() < limit {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    streams.stop().expect("stops and finalizes");
+    let (format, written) = read_wav(&path).expect("a valid WAV file");
+    assert_eq!((format.rate_hz, format.channels), (48_000, 1));
+    let first = written.iter().position(|&s| s != 0.0).expect("the ramp was written");
+    assert_eq!(&written[first..first + ramp.len()], &ramp[..], "every sample, in order");
+    assert!(written[first + ramp.len()..].iter().all(|&s| s == 0.0), "then silence");
+    let _ = std::fs::remove_dir_all(&dir);
+}
