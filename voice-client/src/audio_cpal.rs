@@ -1,6 +1,11 @@
 //! The sound-card backend (feature `cpal`): cpal input and output streams whose callbacks only move samples
 //! through the sample rings, device selection by name or the default device, and recovery when a device
 //! disappears (the streams are rebuilt on the same or the default device).
+//!
+//! Streams are 32-bit float when the device offers it at its default rate and channels; otherwise the device's
+//! own format (16- or 32-bit integer, unsigned 16-bit), converted in the callbacks through a small stack buffer
+//! (no allocation). A device whose streams cannot be opened at all fails [`AudioBackend::start`] with cpal's
+//! reason; later failures (a device unplugged) are retried.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, Sample, SampleFormat, SizedSample};
 
 use crate::audio::{AudioBackend, AudioFormat, AudioStreams};
 use crate::{Error, SampleConsumer, SampleProducer};
@@ -23,6 +29,9 @@ pub struct CpalAudio {
     output_name: Option<String>,
     input: AudioFormat,
     output: AudioFormat,
+    /// Sample formats of the device streams (the rings are always f32).
+    input_sample: SampleFormat,
+    output_sample: SampleFormat,
 }
 
 /// Names of the input and output devices of the default host (for a device picker).
@@ -49,22 +58,59 @@ fn no_device(what: &str) -> Error {
     Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, format!("no {what} audio device")))
 }
 
+fn device_error(e: impl std::fmt::Display) -> Error {
+    Error::Io(std::io::Error::other(e.to_string()))
+}
+
+/// The stream format for `device`: its default rate and channels, in f32 if it offers f32 there, else in its
+/// default sample format if the callbacks can convert it.
+fn stream_format(device: &cpal::Device, input: bool) -> Result<(AudioFormat, SampleFormat), Error> {
+    let config = if input { device.default_input_config() } else { device.default_output_config() };
+    let config = config.map_err(device_error)?;
+    let format = AudioFormat { rate_hz: config.sample_rate().0, channels: config.channels() };
+    let offers_f32 = |mut ranges: Box<dyn Iterator<Item = cpal::SupportedStreamConfigRange>>| {
+        ranges.any(|r| {
+            r.sample_format() == SampleFormat::F32
+                && r.channels() == format.channels
+                && (r.min_sample_rate().0..=r.max_sample_rate().0).contains(&format.rate_hz)
+        })
+    };
+    let ranges: Option<Box<dyn Iterator<Item = _>>> = if input {
+        device.supported_input_configs().ok().map(|r| Box::new(r) as Box<dyn Iterator<Item = _>>)
+    } else {
+        device.supported_output_configs().ok().map(|r| Box::new(r) as Box<dyn Iterator<Item = _>>)
+    };
+    let sample = if config.sample_format() == SampleFormat::F32 || ranges.is_some_and(offers_f32) {
+        SampleFormat::F32
+    } else {
+        config.sample_format()
+    };
+    match sample {
+        SampleFormat::F32 | SampleFormat::I16 | SampleFormat::I32 | SampleFormat::U16 => Ok((format, sample)),
+        other => Err(device_error(format!(
+            "the {} device's sample format {other} is not supported (f32, i16, i32 or u16 are)",
+            if input { "input" } else { "output" }
+        ))),
+    }
+}
+
 impl CpalAudio {
     /// Opens the named devices (`None`, or a name that is not found: the default device) and reads their
     /// default formats.
     pub fn new(input_name: Option<&str>, output_name: Option<&str>) -> Result<Self, Error> {
-        let format = |input: bool| -> Result<AudioFormat, Error> {
+        let format = |input: bool| -> Result<(AudioFormat, SampleFormat), Error> {
             let device = find(input, if input { input_name } else { output_name })
                 .ok_or_else(|| no_device(if input { "input" } else { "output" }))?;
-            let config = if input { device.default_input_config() } else { device.default_output_config() };
-            let config = config.map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
-            Ok(AudioFormat { rate_hz: config.sample_rate().0, channels: config.channels() })
+            stream_format(&device, input)
         };
+        let ((input, input_sample), (output, output_sample)) = (format(true)?, format(false)?);
         Ok(Self {
             input_name: input_name.map(Into::into),
             output_name: output_name.map(Into::into),
-            input: format(true)?,
-            output: format(false)?,
+            input,
+            output,
+            input_sample,
+            output_sample,
         })
     }
 }
@@ -112,29 +158,52 @@ impl AudioBackend for CpalAudio {
         let input_enabled = Arc::new(AtomicBool::new(true));
         let enabled = Arc::clone(&input_enabled);
         let names = (self.input_name.clone(), self.output_name.clone());
-        let formats = (self.input, self.output);
+        let formats = (
+            Formats { ring: self.input, sample: self.input_sample },
+            Formats { ring: self.output, sample: self.output_sample },
+        );
+        let (ready_tx, ready_rx) = mpsc::channel();
         // cpal streams are not `Send` on every platform: one thread owns them for their whole life.
         let thread = std::thread::Builder::new()
             .name("voice-cpal".into())
-            .spawn(move || supervise(names, formats, mic, speaker, &stop_rx, &enabled))?;
-        Ok(Box::new(CpalStreams { stop: stop_tx, input_enabled, thread }))
+            .spawn(move || supervise(names, formats, (mic, speaker), &stop_rx, &enabled, ready_tx))?;
+        // The first attempt decides: a device that cannot stream at all is an error now, not a silent retry.
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Box::new(CpalStreams { stop: stop_tx, input_enabled, thread })),
+            Ok(Err(reason)) => {
+                let _ = thread.join();
+                Err(device_error(format!("audio streams could not start: {reason}")))
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(Error::Stopped)
+            }
+        }
     }
+}
+
+/// One side's formats: the ring's (rate, channels; always f32) and the device stream's sample format.
+#[derive(Clone, Copy, Debug)]
+struct Formats {
+    ring: AudioFormat,
+    sample: SampleFormat,
 }
 
 fn supervise(
     (input_name, output_name): (Option<String>, Option<String>),
-    (input, output): (AudioFormat, AudioFormat),
-    mic: SampleProducer,
-    speaker: SampleConsumer,
+    (input, output): (Formats, Formats),
+    (mic, speaker): (SampleProducer, SampleConsumer),
     stop: &Receiver<()>,
     input_enabled: &AtomicBool,
+    ready: Sender<Result<(), String>>,
 ) -> Result<(), Error> {
     let (mic_home, mic_back) = mpsc::channel();
     let (spk_home, spk_back) = mpsc::channel();
     let (mut mic, mut speaker) = (Some(mic), Some(speaker));
+    let mut ready = Some(ready);
     loop {
         let failed = Arc::new(AtomicBool::new(false));
-        let streams = build(
+        let built = build(
             (input_name.as_deref(), output_name.as_deref()),
             (input, output),
             (
@@ -143,6 +212,16 @@ fn supervise(
             ),
             &failed,
         );
+        // The first attempt's outcome goes back to `start`; a first failure ends this thread.
+        if let Some(ready) = ready.take() {
+            let first = built.as_ref().map(|_| ()).map_err(Clone::clone);
+            let failed_first = first.is_err();
+            let _ = ready.send(first);
+            if failed_first {
+                return Ok(());
+            }
+        }
+        let streams = built.ok();
         // Run until stopped or until a device fails; pause the microphone while it is released.
         let mut input_playing = true;
         let stopped = loop {
@@ -174,48 +253,140 @@ fn supervise(
     }
 }
 
-/// Builds and starts both streams; `None` if a device is missing or refuses (the supervisor retries).
+/// Builds and starts both streams; the reason if a device is missing or refuses (the supervisor retries).
 fn build(
     (input_name, output_name): (Option<&str>, Option<&str>),
-    (input, output): (AudioFormat, AudioFormat),
-    (mut mic, mut speaker): (Mic, Speaker),
+    (input, output): (Formats, Formats),
+    (mic, speaker): (Mic, Speaker),
     failed: &Arc<AtomicBool>,
-) -> Option<(cpal::Stream, cpal::Stream)> {
-    let config = |f: AudioFormat| cpal::StreamConfig {
+) -> Result<(cpal::Stream, cpal::Stream), String> {
+    let in_dev = find(true, input_name).ok_or("no input device")?;
+    let out_dev = find(false, output_name).ok_or("no output device")?;
+    let in_stream = match input.sample {
+        SampleFormat::I16 => input_stream::<i16>(&in_dev, input.ring, mic, failed),
+        SampleFormat::I32 => input_stream::<i32>(&in_dev, input.ring, mic, failed),
+        SampleFormat::U16 => input_stream::<u16>(&in_dev, input.ring, mic, failed),
+        _ => input_stream::<f32>(&in_dev, input.ring, mic, failed),
+    }
+    .map_err(|e| format!("input: {e}"))?;
+    let out_stream = match output.sample {
+        SampleFormat::I16 => output_stream::<i16>(&out_dev, output.ring, speaker, failed),
+        SampleFormat::I32 => output_stream::<i32>(&out_dev, output.ring, speaker, failed),
+        SampleFormat::U16 => output_stream::<u16>(&out_dev, output.ring, speaker, failed),
+        _ => output_stream::<f32>(&out_dev, output.ring, speaker, failed),
+    }
+    .map_err(|e| format!("output: {e}"))?;
+    in_stream.play().map_err(|e| format!("input: {e}"))?;
+    out_stream.play().map_err(|e| format!("output: {e}"))?;
+    Ok((in_stream, out_stream))
+}
+
+fn stream_config(f: AudioFormat) -> cpal::StreamConfig {
+    cpal::StreamConfig {
         channels: f.channels,
         sample_rate: cpal::SampleRate(f.rate_hz),
         buffer_size: cpal::BufferSize::Default,
-    };
-    let (f1, f2) = (Arc::clone(failed), Arc::clone(failed));
-    let in_dev = find(true, input_name)?;
-    let out_dev = find(false, output_name)?;
-    // The callbacks: move samples through the rings, nothing else (no allocation, lock, I/O or logging).
-    let in_stream = in_dev
-        .build_input_stream(
-            &config(input),
-            move |data: &[f32], _: &cpal::InputCallbackInfo| {
-                if let Some(r) = &mut mic.ring {
-                    r.push(data);
-                }
-            },
-            move |_| f1.store(true, Ordering::Relaxed),
-            None,
-        )
-        .ok()?;
-    let out_stream = out_dev
-        .build_output_stream(
-            &config(output),
-            move |data: &mut [f32], _: &cpal::OutputCallbackInfo| match &mut speaker.ring {
-                Some(r) => r.pop_or_silence(data),
-                None => data.fill(0.0),
-            },
-            move |_| f2.store(true, Ordering::Relaxed),
-            None,
-        )
-        .ok()?;
-    in_stream.play().ok()?;
-    out_stream.play().ok()?;
-    Some((in_stream, out_stream))
+    }
+}
+
+/// The microphone stream in sample type `T`. Its callback only moves samples into the ring (converted to f32).
+fn input_stream<T>(
+    device: &cpal::Device,
+    format: AudioFormat,
+    mut mic: Mic,
+    failed: &Arc<AtomicBool>,
+) -> Result<cpal::Stream, cpal::BuildStreamError>
+where
+    T: SizedSample,
+    f32: FromSample<T>,
+{
+    let failed = Arc::clone(failed);
+    device.build_input_stream(
+        &stream_config(format),
+        move |data: &[T], _: &cpal::InputCallbackInfo| {
+            if let Some(r) = &mut mic.ring {
+                push_converted(r, data);
+            }
+        },
+        move |_| failed.store(true, Ordering::Relaxed),
+        None,
+    )
+}
+
+/// The speaker stream in sample type `T`. Its callback only moves samples out of the ring (silence when empty).
+fn output_stream<T>(
+    device: &cpal::Device,
+    format: AudioFormat,
+    mut speaker: Speaker,
+    failed: &Arc<AtomicBool>,
+) -> Result<cpal::Stream, cpal::BuildStreamError>
+where
+    T: SizedSample + FromSample<f32>,
+{
+    let failed = Arc::clone(failed);
+    device.build_output_stream(
+        &stream_config(format),
+        move |data: &mut [T], _: &cpal::OutputCallbackInfo| match &mut speaker.ring {
+            Some(r) => pop_converted(r, data),
+            None => data.fill(T::EQUILIBRIUM),
+        },
+        move |_| failed.store(true, Ordering::Relaxed),
+        None,
+    )
+}
+
+/// Samples converted per step in the callbacks (a stack buffer: no allocation).
+const CONVERT_CHUNK: usize = 256;
+
+/// Pushes device samples into the f32 ring, converting through a stack buffer (none needed for f32).
+fn push_converted<T: Sample>(ring: &mut SampleProducer, data: &[T])
+where
+    f32: FromSample<T>,
+{
+    let mut buf = [0.0f32; CONVERT_CHUNK];
+    for chunk in data.chunks(CONVERT_CHUNK) {
+        for (o, &s) in buf.iter_mut().zip(chunk) {
+            *o = f32::from_sample(s);
+        }
+        ring.push(&buf[..chunk.len()]);
+    }
+}
+
+/// Fills device samples from the f32 ring (silence where it runs dry), converting through a stack buffer.
+fn pop_converted<T: Sample + FromSample<f32>>(ring: &mut SampleConsumer, data: &mut [T]) {
+    let mut buf = [0.0f32; CONVERT_CHUNK];
+    for chunk in data.chunks_mut(CONVERT_CHUNK) {
+        let buf = &mut buf[..chunk.len()];
+        ring.pop_or_silence(buf);
+        for (o, &s) in chunk.iter_mut().zip(buf.iter()) {
+            *o = T::from_sample(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_samples_convert_both_ways() {
+        let (mut p, mut c) = crate::sample_ring(2048);
+        let input: Vec<i16> = (0..1000).map(|i| (i * 61 - 30_000) as i16).collect();
+        push_converted(&mut p, &input);
+        let mut back = vec![0i16; 1000];
+        pop_converted(&mut c, &mut back);
+        assert_eq!(back, input, "i16 → f32 → i16 is exact");
+        push_converted(&mut p, &[u16::MIN, 32_768, u16::MAX]);
+        let mut f = [0.0f32; 3];
+        assert_eq!(c.pop(&mut f), 3);
+        assert_eq!(f[0], -1.0);
+        assert_eq!(f[1], 0.0);
+        assert!((f[2] - 1.0).abs() < 1e-4, "{f:?}");
+        // A dry ring plays silence: the device's equilibrium (32 768 for u16).
+        let mut out = [1u16; 600];
+        pop_converted(&mut c, &mut out);
+        assert!(out.iter().all(|&s| s == 32_768));
+    }
 }
 
 #[derive(Debug)]
