@@ -2,7 +2,8 @@
 //! fail with a typed error). Then ALSA's `file` PCM over `null` (an `.asoundrc` in a temporary HOME, in a child
 //! process so this process's environment is untouched) carries samples bit-exactly through the real cpal
 //! streams and the rings: what the capture callback pushed equals the input file, and the output file starts with
-//! what was queued for the speaker. The file PCM is not paced in real time, so nothing about timing is checked.
+//! what was queued for the speaker. Through ALSA's `linear` plugin (integer formats only) the backend opens a
+//! 16-bit stream and converts exactly. The file PCM is not paced in real time, so nothing about timing is checked.
 #![cfg(feature = "cpal")]
 
 use std::path::Path;
