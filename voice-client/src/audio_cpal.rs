@@ -376,6 +376,12 @@ mod tests {
         let mut back = vec![0i16; 1000];
         pop_converted(&mut c, &mut back);
         assert_eq!(back, input, "i16 → f32 → i16 is exact");
+        // What the callbacks run allocates nothing.
+        let info = allocation_counter::measure(|| {
+            push_converted(&mut p, &input);
+            pop_converted(&mut c, &mut back);
+        });
+        assert_eq!(info.count_total, 0, "conversion in the callbacks allocated");
         push_converted(&mut p, &[u16::MIN, 32_768, u16::MAX]);
         let mut f = [0.0f32; 3];
         assert_eq!(c.pop(&mut f), 3);
