@@ -175,12 +175,24 @@ impl Media {
         self.dump = None;
         result?;
         let Some(dir) = dir else { return Ok(()) };
+        if let Err(e) = self.start_dump(dir) {
+            // All or nothing: a dump that could not start for one speaker does not run for the others.
+            let _ = self.capture.set_dumper(None).map(Dumper::finish);
+            for p in self.speakers.values_mut() {
+                let _ = p.set_dumper(None).map(Dumper::finish);
+            }
+            return Err(e);
+        }
+        self.dump = Some(dir.to_path_buf());
+        Ok(())
+    }
+
+    fn start_dump(&mut self, dir: &Path) -> Result<(), Error> {
         std::fs::create_dir_all(dir)?;
         self.capture.set_dumper(Some(Dumper::new(dir, &[DumpStage::RawMic, DumpStage::PostDsp])));
         for (&id, p) in &mut self.speakers {
             p.set_dumper(Some(speaker_dumper(dir, id)?));
         }
-        self.dump = Some(dir.to_path_buf());
         Ok(())
     }
 

@@ -166,3 +166,30 @@ fn unnoticed_address_change_is_repaired_after_two_seconds_of_silence() {
     let after = w.peers[1].session.stats().speakers.iter().find(|s| s.id == alice).unwrap().packets;
     assert!(after - before >= 19, "audio flows again: {before} → {after}");
 }
+
+/// An audio dump is all or nothing: when one remote speaker's files cannot be created, `set_dump` fails, nothing
+/// is being dumped afterwards (the microphone files it had started are stopped), and the media go on.
+#[test]
+fn a_dump_that_cannot_start_for_one_speaker_runs_for_none() {
+    let mut w = World::new(2, "lobby", ConditionerConfig::default(), TalkMode::Continuous);
+    w.connect_all();
+    w.speak(0, speech_like(48_000 * 2, 4));
+    w.run(20);
+    let dir = std::env::temp_dir().join(format!("voice-client-dump-partial-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // A file where the directory of alice's decoder output would go.
+    std::fs::write(dir.join(format!("speaker-{}", w.id(0).0)), b"in the way").expect("blocking file");
+    assert!(w.peers[1].media.set_dump(Some(&dir)).is_err(), "the dump cannot start");
+    assert_eq!(w.peers[1].media.dump_dir(), None);
+    let size = || std::fs::metadata(dir.join("raw_mic.wav")).map_or(0, |m| m.len());
+    let before = size();
+    w.run(20); // capture and mix keep working
+    assert_eq!(size(), before, "nothing is dumped after the failed start");
+    // A dump into a usable directory then works.
+    let good = dir.join("good");
+    w.peers[1].media.set_dump(Some(&good)).expect("dump starts");
+    w.run(10);
+    w.peers[1].media.set_dump(None).expect("dump stops");
+    assert!(voice_client::read_wav(&good.join("raw_mic.wav")).is_ok_and(|(_, s)| !s.is_empty()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
