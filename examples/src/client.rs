@@ -75,6 +75,9 @@ pub struct Args {
     /// Lists the sound cards and exits. Needs the `cpal` feature.
     #[arg(long)]
     pub list_devices: bool,
+    /// Cancel the echo of what is played (for loudspeakers instead of a headset). Needs the `aec` feature.
+    #[arg(long)]
+    pub echo_cancellation: bool,
 }
 
 /// Talk modes on the command line.
@@ -188,7 +191,9 @@ fn connect(args: &Args, server: SocketAddr, user: &str, credential: Credential, 
     let audio = audio_backend(args)?;
     let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let seed = u64::from(std::process::id()) ^ u64::try_from(clock.as_nanos() & u128::from(u64::MAX)).unwrap_or(0);
-    let config = ClientConfig { session, media: MediaConfig::default(), audio, seed };
+    let mut media = MediaConfig::default();
+    media.capture.echo_cancellation = args.echo_cancellation;
+    let config = ClientConfig { session, media, audio, seed };
     Client::connect(config).context("starting the client")
 }
 

@@ -21,13 +21,15 @@
 //!   Debug aids: a network conditioner on its UDP path (`Client::set_network`) and WAV dumps of the audio
 //!   pipelines (`Client::set_dump`).
 //! * `CpalAudio` (feature `cpal`, off by default: it needs ALSA headers on Linux) — the sound-card backend:
-//!   device by name or the default one, rebuilt when a device disappears.
+//!   device by name or the default one, f32 or the device's integer format, rebuilt when a device disappears.
+//! * Echo cancellation (feature `aec`, off by default): set `MediaConfig::capture.echo_cancellation`; what the
+//!   client plays is the far-end reference of its capture pipeline (WebRTC AEC3 in Rust, via voice-codec).
 //! * [`Bookmarks`] — saved servers in a TOML file in the user's configuration directory.
 //! * test tools: the [`NetworkConditioner`] (seeded loss / latency / jitter / reordering, changeable at runtime),
 //!   also built into the driver on its UDP path both ways (`Client::set_network`, `Client::network_stats`).
 //!
-//! What it does **not** do (yet): no TLS on the control connection, no echo cancellation wiring (voice-codec's `aec` feature exists), no 0-byte
-//! keepalives (the UDP ping every second keeps the binding alive instead).
+//! What it does **not** do (yet): no TLS on the control connection, no 0-byte keepalives (the UDP ping every
+//! second keeps the binding alive instead).
 //!
 //! ## Run loop of the sans-IO core
 //! Feed input (`handle_connected`, `handle_control_bytes`, `handle_disconnected`, `handle_datagram`,

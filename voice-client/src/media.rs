@@ -151,7 +151,10 @@ impl Media {
                 p.play(&playout)?;
             }
         }
-        Ok(self.mixer.mix(self.speakers.values_mut(), samples)?)
+        self.mixer.mix(self.speakers.values_mut(), samples)?;
+        // What is about to be played is the far end for echo cancellation (a no-op unless it is enabled).
+        self.capture.push_echo_reference(self.mixer.last_mix(), self.mixer.channels());
+        Ok(self.mixer.last_output())
     }
 
     /// Starts (`Some(dir)`) or stops (`None`) the audio dump for debugging: 32-bit float WAV files of the

@@ -71,6 +71,11 @@ impl Mixer {
         &self.acc[..self.last_len]
     }
 
+    /// The last mix in the device's rate and channels, soft-clipped: what [`mix`](Self::mix) returned.
+    pub fn last_output(&self) -> &[f32] {
+        &self.out
+    }
+
     /// Channel count of the 48 kHz mix.
     pub fn channels(&self) -> usize {
         self.channels

@@ -189,11 +189,18 @@ fn ci(root: &Path, envs: &Envs) -> Result<(), String> {
         &["clippy", "-p", "voice-codec", "--all-targets", "--features", "aec", "--", "-D", "warnings"],
         &[],
     )?;
+    cargo(
+        root,
+        envs,
+        &["clippy", "-p", "voice-client", "--all-targets", "--features", "aec", "--", "-D", "warnings"],
+        &[],
+    )?;
     let mut doc_envs = envs.clone();
     doc_envs.push(("RUSTDOCFLAGS".into(), "-D warnings".into()));
     cargo(root, &doc_envs, &["doc", "--workspace", "--no-deps"], &[])?;
     test(root, envs, &[])?;
     cargo(root, envs, &["test", "-p", "voice-codec", "--features", "aec"], &[])?;
+    cargo(root, envs, &["test", "-p", "voice-client", "--features", "aec", "--test", "echo"], &[])?;
     // The sound-card backend (cpal) needs ALSA's headers: installed from Debian's packages when CI runs as root,
     // otherwise the step is skipped with a note (the default build never needs them).
     if alsa_headers() {

@@ -156,7 +156,9 @@ impl Client {
             output_channels: output.channels,
             ..config.media
         };
-        let media = Media::new(media_config)?;
+        // Checked here so a bad setting fails `connect`; the media thread builds its own (the echo canceller is
+        // not `Send`, so it is created on the thread that uses it).
+        drop(Media::new(media_config.clone())?);
         let (to_media, media_rx) = mpsc::channel();
         let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::channel();
@@ -176,7 +178,7 @@ impl Client {
         let media_thread = std::thread::Builder::new().name("voice-media".into()).spawn(move || {
             MediaLoop {
                 session,
-                media,
+                media: Media::new(media_config)?,
                 rx: media_rx,
                 net: net_tx,
                 events: event_tx,
