@@ -235,4 +235,13 @@ pub enum DriverError {
     /// [`crate::driver::Server::from_config`]: the relay refused the configuration.
     #[error(transparent)]
     Relay(#[from] Error),
+    /// The TLS certificate or key could not be used ([`crate::driver::server_config_from_pem`]): the file is
+    /// missing, holds no PEM certificate / key, or the key does not match the certificate.
+    #[error("TLS: {}: {reason}", path.display())]
+    Tls {
+        /// The file concerned.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }

@@ -48,6 +48,8 @@ fn example_file_parses_and_builds_a_relay() {
     assert_eq!(cfg.users.len(), 1);
     let jwt = cfg.auth.jwt.as_ref().unwrap();
     assert_eq!(jwt.issuer.as_deref(), Some("api.example"));
+    assert!(cfg.tls.cert.as_ref().is_some_and(|p| p.ends_with("fullchain.pem")));
+    assert!(shipped.tls.cert.is_none() && shipped.tls.key.is_none(), "TLS is off as shipped");
     // Keys shown with their default values really are the defaults.
     assert_eq!(cfg.limits, Config::default().limits);
     assert_eq!(cfg.listen, Config::default().listen);
@@ -56,6 +58,16 @@ fn example_file_parses_and_builds_a_relay() {
     let auth = cfg.authenticator().unwrap();
     let relay = Relay::new(rc, Box::new(auth), Box::new(SeededRng::new(1)), Instant::now(), 0).unwrap();
     assert_eq!(relay.room_count(), 3);
+}
+
+#[test]
+fn tls_cert_and_key_go_together() {
+    let err = Config::from_toml_str("[tls]\ncert = \"a.pem\"\n").unwrap_err();
+    assert_eq!(err.to_string(), "line 2, column 8: `tls.cert`: needs `tls.key` too");
+    let err = Config::from_toml_str("[tls]\nkey = \"k.pem\"\n").unwrap_err();
+    assert!(err.to_string().contains("`tls.key`: needs `tls.cert` too"), "{err}");
+    let cfg = Config::from_toml_str("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n").unwrap();
+    assert_eq!(cfg.tls.key.as_deref(), Some(std::path::Path::new("k.pem")));
 }
 
 #[test]

@@ -70,6 +70,21 @@ pub struct Config {
     pub users: Vec<UserSection>,
     /// `[auth]`: token (JWT) authentication.
     pub auth: AuthSection,
+    /// `[tls]`: TLS on the control connections (default: off).
+    pub tls: TlsSection,
+}
+
+/// `[tls]`: serve the control connections over TLS. Both keys or neither; paths are relative to the working
+/// directory. Audio is encrypted either way (`PROTOCOL.md`); TLS protects passwords, tokens, chat and the media
+/// keys on the control connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsSection {
+    /// `cert`: PEM file with the certificate chain, leaf first (e.g. Let's Encrypt's `fullchain.pem`).
+    pub cert: Option<PathBuf>,
+    /// `key`: PEM file with its private key (e.g. `privkey.pem`).
+    pub key: Option<PathBuf>,
 }
 
 /// `[server]`.

@@ -59,6 +59,11 @@ pub(super) fn check(c: &Config) -> Result<(), Violation> {
     if c.listen.idle_poll_ms > 1000 {
         return Err(violation(&[Key("listen"), Key("idle_poll_ms")], "must be at most 1000"));
     }
+    match (&c.tls.cert, &c.tls.key) {
+        (Some(_), None) => return Err(violation(&[Key("tls"), Key("cert")], "needs `tls.key` too")),
+        (None, Some(_)) => return Err(violation(&[Key("tls"), Key("key")], "needs `tls.cert` too")),
+        _ => {}
+    }
     let l = &c.limits;
     let at_least = |key, v: u64, min: u64| {
         if v < min { Err(violation(&[Key("limits"), Key(key)], format!("must be at least {min}"))) } else { Ok(()) }

@@ -5,9 +5,10 @@
 //! ([`Out::Frame`], already encoded) it writes; [`Out::Close`] (or the core dropping its sender) ends it.
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 
 use crate::relay::ConnId;
 
@@ -42,8 +43,15 @@ pub(crate) enum Out {
     Close,
 }
 
-/// Accepts connections until `stop` turns true; each gets a fresh [`ConnId`] and its own task.
-pub(crate) async fn accept_loop(listener: TcpListener, cmds: mpsc::Sender<Cmd>, mut stop: watch::Receiver<bool>) {
+/// Accepts connections until `stop` turns true; each gets a fresh [`ConnId`] and its own task. With `tls`, the
+/// task first completes the TLS handshake (within [`super::TLS_HANDSHAKE_TIMEOUT`]); only then does the core hear
+/// of the connection.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    cmds: mpsc::Sender<Cmd>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut next_id = 1u64;
     loop {
         let accepted = tokio::select! {
@@ -64,17 +72,39 @@ pub(crate) async fn accept_loop(listener: TcpListener, cmds: mpsc::Sender<Cmd>, 
         let _ = stream.set_nodelay(true);
         let conn = ConnId(next_id);
         next_id += 1;
-        let (tx, rx) = mpsc::channel(CONN_QUEUE);
-        if cmds.send(Cmd::Opened { conn, tx }).await.is_err() {
+        if cmds.is_closed() {
             return; // the core task is gone
         }
-        tokio::spawn(connection(conn, stream, cmds.clone(), rx));
+        let cmds = cmds.clone();
+        match &tls {
+            None => {
+                tokio::spawn(connection(conn, stream, cmds));
+            }
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                tokio::spawn(async move {
+                    match tokio::time::timeout(super::TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(stream)) => connection(conn, stream, cmds).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
 }
 
-/// One control connection: reads into a buffer and forwards the bytes, writes what the core sends.
-async fn connection(conn: ConnId, stream: TcpStream, cmds: mpsc::Sender<Cmd>, mut rx: mpsc::Receiver<Out>) {
-    let (mut reader, mut writer) = stream.into_split();
+/// One control connection (plain TCP or TLS): tells the core it opened, then reads into a buffer and forwards the
+/// bytes, and writes what the core sends.
+async fn connection<S>(conn: ConnId, stream: S, cmds: mpsc::Sender<Cmd>)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (tx, mut rx) = mpsc::channel(CONN_QUEUE);
+    if cmds.send(Cmd::Opened { conn, tx }).await.is_err() {
+        return; // the core task is gone
+    }
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(4096);
     loop {
         tokio::select! {

@@ -63,11 +63,13 @@ mod auth;
 mod control;
 mod core;
 mod http;
+mod tls;
 mod udp;
 mod workers;
 
 pub use auth::{AuthOffload, MAX_CONCURRENT_VERIFICATIONS};
 pub use http::{MAX_REQUEST_BYTES, MetricsHandle, MetricsSnapshot};
+pub use tls::{TLS_HANDSHAKE_TIMEOUT, server_config_from_pem};
 #[doc(hidden)]
 pub use udp::{DEFAULT_UDP_CHUNK, UdpPath};
 
@@ -174,6 +176,8 @@ pub struct Server {
     idle_poll: Option<IdlePoll>,
     auth_offload: Option<AuthOffload>,
     udp_chunk: usize,
+    /// TLS on the control connections.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Asks a running [`Server`] to shut down gracefully. Cheap to clone.
@@ -200,8 +204,8 @@ impl Server {
     /// Everything a configuration file describes, bound and ready to [`run`](Self::run): the relay
     /// ([`Config::relay_config`](crate::config::Config::relay_config), its `udp_port` set to the bound port), its
     /// authenticator ([`Config::authenticator`](crate::config::Config::authenticator)) with password checks off the
-    /// core task ([`AuthOffload`]), the system random source, the idle poll and UDP threads of `[listen]`, and the
-    /// metrics endpoint if enabled. Reads the clock (for chat timestamps).
+    /// core task ([`AuthOffload`]), the system random source, the idle poll and UDP threads of `[listen]`, the
+    /// metrics endpoint if enabled, and TLS if `[tls]` names a certificate. Reads the clock (for chat timestamps).
     pub fn from_config(config: &crate::config::Config) -> Result<Self, DriverError> {
         let l = &config.listen;
         let udp = std::net::UdpSocket::bind(l.udp).map_err(|source| DriverError::Bind { what: "udp", source })?;
@@ -223,6 +227,9 @@ impl Server {
             .with_udp_threads(l.udp_threads)?;
         if l.metrics_enabled {
             server = server.with_metrics(l.metrics)?;
+        }
+        if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
+            server = server.with_tls(server_config_from_pem(cert, key)?);
         }
         Ok(server)
     }
@@ -253,6 +260,7 @@ impl Server {
             idle_poll: Some(IdlePoll::default()),
             auth_offload: None,
             udp_chunk: DEFAULT_UDP_CHUNK,
+            tls: None,
         })
     }
 
@@ -293,6 +301,15 @@ impl Server {
             }
             Ok(self)
         }
+    }
+
+    /// Serves the control connections over TLS with `config` (e.g. from [`server_config_from_pem`]): a client must
+    /// complete the handshake within [`TLS_HANDSHAKE_TIMEOUT`]; one that speaks plain TCP, or fails the handshake,
+    /// is dropped before the relay sees it. Audio is unaffected (it has its own encryption).
+    #[must_use]
+    pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// Sends the copies of each `chunk` datagrams of a receive batch (up to 64) before handling the next ones
@@ -382,8 +399,9 @@ impl Server {
     /// The future is `Send`: it can run on any tokio runtime, with `tokio::spawn` or `block_on`. It spawns the
     /// control tasks with `tokio::spawn` on that runtime; the UDP threads are its own plain threads.
     pub async fn run(self) -> Result<Relay, DriverError> {
-        let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, idle_poll, auth_offload, udp_chunk, .. } =
-            self;
+        let Self {
+            relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, idle_poll, auth_offload, udp_chunk, tls, ..
+        } = self;
         let weak_cmds = cmd_tx.downgrade();
         let tcp = TcpListener::from_std(tcp).map_err(|source| DriverError::Bind { what: "tcp", source })?;
         if let Some((listener, _)) = metrics {
@@ -391,7 +409,8 @@ impl Server {
                 TcpListener::from_std(listener).map_err(|source| DriverError::Bind { what: "metrics", source })?;
             tokio::spawn(http::serve(listener, MetricsHandle::new(cmd_tx.downgrade()), stop.subscribe()));
         }
-        tokio::spawn(control::accept_loop(tcp, cmd_tx, stop.subscribe()));
+        let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+        tokio::spawn(control::accept_loop(tcp, tls, cmd_tx, stop.subscribe()));
         let shared = Arc::new(Shared {
             relay: Mutex::new(relay),
             wake: Notify::new(),
