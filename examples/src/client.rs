@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use voice_client::{
-    Bookmark, Bookmarks, Client, ClientConfig, ConditionerConfig, Event, FileAudio, MediaConfig, SessionConfig,
-    TalkMode,
+    Bookmark, Bookmarks, Client, ClientConfig, ConditionerConfig, ControlTls, Event, FileAudio, MediaConfig,
+    SessionConfig, TalkMode,
 };
 use voice_proto::control::Credential;
 use voice_proto::{PublicId, WhisperTarget};
@@ -78,6 +78,15 @@ pub struct Args {
     /// Cancel the echo of what is played (for loudspeakers instead of a headset). Needs the `aec` feature.
     #[arg(long)]
     pub echo_cancellation: bool,
+    /// Connect to the control port over TLS, checking the server's certificate against the public (Mozilla) roots.
+    #[arg(long)]
+    pub tls: bool,
+    /// Connect over TLS trusting only this PEM file's CA certificate(s), e.g. the server's self-signed one.
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
+    /// With TLS: the name the server's certificate must carry (default: the host of --server).
+    #[arg(long, value_name = "NAME")]
+    pub tls_name: Option<String>,
 }
 
 /// Talk modes on the command line.
@@ -104,6 +113,8 @@ impl From<Talk> for TalkMode {
 /// What `Args` resolve to, bookmarks applied.
 struct Resolved {
     server: SocketAddr,
+    /// The host part of the server address as given (the default TLS server name).
+    host: String,
     user: String,
     credential: Credential,
 }
@@ -123,11 +134,7 @@ fn resolve(args: &Args) -> Result<Resolved> {
         (None, Some(b)) => format!("{}:{}", b.host, b.port),
         (None, None) => "127.0.0.1:7000".into(),
     };
-    let server = server_text
-        .to_socket_addrs()
-        .with_context(|| format!("server address {server_text:?}"))?
-        .next()
-        .with_context(|| format!("{server_text:?} resolves to no address"))?;
+    let (server, host) = server_addr(&server_text)?;
     let user = args
         .user
         .clone()
@@ -151,7 +158,30 @@ fn resolve(args: &Args) -> Result<Resolved> {
         marks.save(p).with_context(|| format!("saving bookmarks to {}", p.display()))?;
         eprintln!("bookmark {name:?} saved in {}", p.display());
     }
-    Ok(Resolved { server, user, credential })
+    Ok(Resolved { server, host, user, credential })
+}
+
+/// Resolves `HOST:PORT` to its first address; also returns the host as given (brackets of an IPv6 literal
+/// removed), the default name for TLS.
+fn server_addr(text: &str) -> Result<(SocketAddr, String)> {
+    let server = text
+        .to_socket_addrs()
+        .with_context(|| format!("server address {text:?}"))?
+        .next()
+        .with_context(|| format!("{text:?} resolves to no address"))?;
+    let host = text.rsplit_once(':').map_or(text, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+    Ok((server, host.to_string()))
+}
+
+/// The TLS settings `args` ask for (`None`: plain TCP), checking the server's certificate for `host` unless
+/// `--tls-name` says otherwise.
+fn control_tls(args: &Args, host: &str) -> Result<Option<ControlTls>> {
+    let name = args.tls_name.as_deref().unwrap_or(host);
+    Ok(match (&args.ca_cert, args.tls) {
+        (Some(ca), _) => Some(ControlTls::with_ca_file(name, ca)?),
+        (None, true) => Some(ControlTls::public_roots(name)?),
+        (None, false) => None,
+    })
 }
 
 /// Sound cards (feature `cpal`) unless WAV files are named; WAV files (or silence) otherwise.
@@ -183,7 +213,13 @@ fn list_devices() -> Result<()> {
 }
 
 /// Starts a [`Client`] for `user` on `server` with the audio backend and room of `args`.
-fn connect(args: &Args, server: SocketAddr, user: &str, credential: Credential, mode: TalkMode) -> Result<Client> {
+fn connect(
+    args: &Args,
+    (server, host): (SocketAddr, &str),
+    user: &str,
+    credential: Credential,
+    mode: TalkMode,
+) -> Result<Client> {
     let mut session = SessionConfig::new(server, user, credential).with_talk_mode(mode);
     if let Some(room) = &args.room {
         session = session.with_room(room.clone());
@@ -193,7 +229,8 @@ fn connect(args: &Args, server: SocketAddr, user: &str, credential: Credential, 
     let seed = u64::from(std::process::id()) ^ u64::try_from(clock.as_nanos() & u128::from(u64::MAX)).unwrap_or(0);
     let mut media = MediaConfig::default();
     media.capture.echo_cancellation = args.echo_cancellation;
-    let config = ClientConfig { session, media, audio, seed };
+    let tls = control_tls(args, host)?;
+    let config = ClientConfig { session, media, audio, seed, tls };
     Client::connect(config).context("starting the client")
 }
 
@@ -213,7 +250,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let limit = args.seconds.map(Duration::try_from_secs_f64).transpose().context("--seconds")?;
     let r = resolve(&args)?;
-    let client = connect(&args, r.server, &r.user, r.credential, mode)?;
+    let client = connect(&args, (r.server, &r.host), &r.user, r.credential, mode)?;
     let result = headless_loop(&client, limit, args.room.is_none());
     let stats = client.stats();
     client.shutdown().context("stopping the client")?;
@@ -270,17 +307,12 @@ fn run_tui(args: &Args, mode: TalkMode) -> Result<()> {
     let auto =
         (args.server.is_some() || args.bookmark.is_some()) && (!form.password.is_empty() || args.token.is_some());
     let connect_form = |f: &crate::tui::login::LoginForm| -> Result<Client> {
-        let server = f
-            .server
-            .to_socket_addrs()
-            .with_context(|| format!("server address {:?}", f.server))?
-            .next()
-            .with_context(|| format!("{:?} resolves to no address", f.server))?;
+        let (server, host) = server_addr(&f.server)?;
         let credential = match (&args.token, f.password.is_empty()) {
             (Some(t), true) => Credential::Token(t.clone()),
             _ => Credential::Password(f.password.clone()),
         };
-        connect(args, server, &f.user, credential, mode)
+        connect(args, (server, &host), &f.user, credential, mode)
     };
     let save = |f: &crate::tui::login::LoginForm| -> Result<String> {
         let p = path.as_ref().context("no config directory for bookmarks on this system")?;

@@ -47,6 +47,10 @@ pub fn run(args: Args) -> Result<()> {
     let server = Server::from_config(&config).context("starting the relay")?;
     println!("voice-server {} listening", env!("CARGO_PKG_VERSION"));
     println!("  control (TCP)  {}", server.tcp_addr());
+    match &config.tls.cert {
+        Some(cert) => println!("  control TLS    certificate {}", cert.display()),
+        None => tracing::warn!("no [tls] in the config: control connections (passwords, chat) are not encrypted"),
+    }
     println!("  audio (UDP)    {}", server.udp_addr());
     if let Some(m) = server.metrics_addr() {
         println!("  metrics (HTTP) http://{m}/metrics");

@@ -1,6 +1,7 @@
 //! End to end with the real binaries on loopback: `voice-server` from a config file, headless `voice-client`
 //! processes. Speech goes in at one client and comes out at another; chat reaches the room; a killed client is
-//! removed from the room; a client whose control connection is cut resumes without leaving. Every wait is bounded.
+//! removed from the room; a client whose control connection is cut resumes without leaving; with `[tls]` in the
+//! server's config, clients given its certificate log in and chat over TLS. Every wait is bounded.
 
 mod support;
 
@@ -51,6 +52,33 @@ fn speech_and_chat_reach_the_room() {
     server.terminate();
     assert!(server.wait(Duration::from_secs(10)).success(), "graceful shutdown on SIGTERM");
     server.expect_line("stop summary", |l| l.starts_with("stopped:"));
+}
+
+#[test]
+fn clients_reach_a_tls_server_with_its_certificate() {
+    let dir = temp_dir("tls");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+    // `start_server` appends this to `[limits]`: it closes that section and opens `[tls]`.
+    let tls = format!("\n[tls]\ncert = {:?}\nkey = {:?}\n", cert.display().to_string(), key.display().to_string());
+    let (mut server, addr) = start_server(&dir, &["alice", "bob"], &tls);
+    server.expect_line("the TLS line", |l| l.trim_start().starts_with("control TLS"));
+    let cert_arg = cert.to_str().expect("utf-8 path");
+    let tls_args = ["--ca-cert", cert_arg, "--tls-name", "localhost", "--seconds", "20"];
+    let mut bob = start_client("bob", addr, &tls_args);
+    bob.expect_line("media-ready", |l| l == "media-ready");
+    let mut alice = start_client("alice", addr, &tls_args);
+    alice.expect_line("media-ready", |l| l == "media-ready");
+    alice.send("/chat over tls");
+    bob.expect_line("alice's chat", |l| l == "chat alice: over tls");
+    alice.send("/quit");
+    bob.send("/quit");
+    assert!(alice.wait(Duration::from_secs(20)).success());
+    assert!(bob.wait(Duration::from_secs(20)).success());
+    server.terminate();
+    assert!(server.wait(Duration::from_secs(10)).success(), "graceful shutdown on SIGTERM");
 }
 
 /// A TCP proxy whose connections the test can cut.

@@ -63,6 +63,10 @@ pub enum Error {
     /// The bookmarks file could not be parsed or written (the message says where).
     #[error("bookmarks file: {0}")]
     Bookmarks(String),
+    /// TLS settings for the control connection could not be built: a bad server name, or a CA file that is
+    /// missing or holds no usable certificate (the message says which).
+    #[error("tls: {0}")]
+    Tls(String),
     /// The driver's threads stopped (the client was shut down or a thread failed).
     #[error("the client has stopped")]
     Stopped,

@@ -28,8 +28,8 @@
 //! * test tools: the [`NetworkConditioner`] (seeded loss / latency / jitter / reordering, changeable at runtime),
 //!   also built into the driver on its UDP path both ways (`Client::set_network`, `Client::network_stats`).
 //!
-//! What it does **not** do (yet): no TLS on the control connection, no 0-byte keepalives (the UDP ping every
-//! second keeps the binding alive instead).
+//! What it does **not** do (yet): no 0-byte keepalives (the UDP ping every second keeps the binding alive
+//! instead). TLS on the control connection is there ([`ControlTls`]); audio has its own encryption either way.
 //!
 //! ## Run loop of the sans-IO core
 //! Feed input (`handle_connected`, `handle_control_bytes`, `handle_disconnected`, `handle_datagram`,
@@ -93,10 +93,13 @@ pub use audio_cpal::{CpalAudio, device_names};
 pub use bookmarks::{Bookmark, Bookmarks};
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
 #[cfg(feature = "tokio")]
-pub use driver::{Client, ClientConfig, NetworkStats, RingLosses};
+pub use driver::{Client, ClientConfig, ControlTls, NetworkStats, RingLosses};
 pub use error::{ConfigError, Error};
 pub use media::{Media, MediaConfig};
 pub use ring::{RingStats, SampleConsumer, SampleProducer, sample_ring};
+/// The rustls version [`ControlTls::with_config`] takes.
+#[cfg(feature = "tokio")]
+pub use rustls;
 pub use session::{
     ConnectionCommand, EncoderHint, Event, Session, SessionConfig, SessionStats, SpeakerStats, State, TalkMode,
 };

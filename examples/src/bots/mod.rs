@@ -136,8 +136,13 @@ pub fn run(args: &Args) -> Result<Summary> {
         let session = SessionConfig::new(server, user.clone(), Credential::Password(password.clone()))
             .with_room(rooms[room].clone())
             .with_talk_mode(TalkMode::PushToTalk);
-        let config =
-            ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed: args.seed + i as u64 };
+        let config = ClientConfig {
+            session,
+            media: MediaConfig::default(),
+            audio: Box::new(audio),
+            seed: args.seed + i as u64,
+            tls: None,
+        };
         let client = Client::connect(config).with_context(|| format!("starting bot {user}"))?;
         bots.push(Bot { room, talker, client, recording, ready: false });
     }

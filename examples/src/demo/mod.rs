@@ -153,7 +153,8 @@ pub fn run(args: &Args) -> Result<Report> {
         let session = SessionConfig::new(relay.tcp, user.clone(), Credential::Password(password.clone()))
             .with_room("demo")
             .with_talk_mode(TalkMode::PushToTalk);
-        let config = ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed: k as u64 };
+        let config =
+            ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed: k as u64, tls: None };
         let client = Client::connect(config).with_context(|| format!("starting {user}"))?;
         // Each client's conditioner impairs its own datagrams both ways, so a talker's packet crosses two legs:
         // the talker's way out and the listener's way in.

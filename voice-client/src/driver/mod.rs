@@ -12,6 +12,9 @@
 //! ```
 
 mod net;
+mod tls;
+
+pub use tls::ControlTls;
 
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -39,6 +42,8 @@ pub struct ClientConfig {
     pub audio: Box<dyn AudioBackend>,
     /// Seed of the first audio sequence number and timestamp.
     pub seed: u64,
+    /// TLS on the control connection (`None`: plain TCP). The server must serve TLS too.
+    pub tls: Option<ControlTls>,
 }
 
 /// Inputs of the media thread.
@@ -117,7 +122,8 @@ pub struct RingLosses {
 /// let session = SessionConfig::new("127.0.0.1:7000".parse()?, "bot", Credential::Password("pw".into()))
 ///     .with_room("lobby");
 /// let audio = FileAudio::new(Some("speech.wav".into()), Some("heard.wav".into()))?;
-/// let client = Client::connect(ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed: 1 })?;
+/// let config = ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed: 1, tls: None };
+/// let client = Client::connect(config)?;
 /// while let Some(event) = client.next_event(Duration::from_secs(5)) {
 ///     if event == Event::MediaReady {
 ///         client.set_ptt(true)?; // push-to-talk is the default mode
@@ -167,7 +173,8 @@ impl Client {
         let media_rings = Arc::clone(&rings);
         let server = config.session.server;
         let network = Arc::new(Mutex::new(NetworkStats::default()));
-        let net_thread = net::spawn(server, to_media.clone(), net_rx, config.seed, Arc::clone(&network))?;
+        let net_thread =
+            net::spawn(server, config.tls.clone(), to_media.clone(), net_rx, config.seed, Arc::clone(&network))?;
         let to_net = net_tx.clone();
         // Half a second of audio each way: the media thread drains the mic ring every frame period.
         let (mic_prod, mic_cons) = sample_ring(input.rate_hz as usize / 2 * usize::from(input.channels));

@@ -9,13 +9,12 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle as TaskHandle;
 
-use super::{MediaIn, NetOut, NetworkStats};
+use super::{ControlTls, MediaIn, NetOut, NetworkStats};
 use crate::{ConditionerConfig, ConnectionCommand, Error, NetworkConditioner};
 
 /// The two conditioners of the UDP path and the counters shared with the application.
@@ -45,12 +44,39 @@ impl Chaos {
     }
 }
 
-/// Longest wait for the control connection to open.
+/// Longest wait for the control connection to open (TCP connect and, with TLS, the handshake).
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The write half of the control connection (plain TCP or TLS).
+type ControlWriter = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Opens the control connection: TCP, then the TLS handshake if configured; both within [`CONNECT_TIMEOUT`].
+async fn open_control(
+    server: SocketAddr,
+    tls: Option<&ControlTls>,
+) -> std::io::Result<(Box<dyn AsyncRead + Send + Unpin>, ControlWriter)> {
+    let open = async {
+        let stream = TcpStream::connect(server).await?;
+        let _ = stream.set_nodelay(true);
+        Ok::<_, std::io::Error>(match tls {
+            None => {
+                let (r, w) = stream.into_split();
+                (Box::new(r) as Box<dyn AsyncRead + Send + Unpin>, Box::new(w) as ControlWriter)
+            }
+            Some(tls) => {
+                let stream = tls.connector.connect(tls.name.clone(), stream).await?;
+                let (r, w) = tokio::io::split(stream);
+                (Box::new(r) as Box<dyn AsyncRead + Send + Unpin>, Box::new(w) as ControlWriter)
+            }
+        })
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, open).await.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}
 
 /// Binds the UDP socket (on the loopback interface when the server is on it) and starts the network thread.
 pub(super) fn spawn(
     server: SocketAddr,
+    tls: Option<ControlTls>,
     to_media: Sender<MediaIn>,
     rx: UnboundedReceiver<NetOut>,
     seed: u64,
@@ -73,7 +99,7 @@ pub(super) fn spawn(
     let thread = std::thread::Builder::new().name("voice-net".into()).spawn(move || {
         runtime.block_on(async move {
             match UdpSocket::from_std(std_udp) {
-                Ok(udp) => run(server, udp, to_media, rx, chaos).await,
+                Ok(udp) => run(server, tls, udp, to_media, rx, chaos).await,
                 Err(_) => drop(to_media),
             }
         });
@@ -83,13 +109,14 @@ pub(super) fn spawn(
 
 async fn run(
     server: SocketAddr,
+    tls: Option<ControlTls>,
     udp: UdpSocket,
     to_media: Sender<MediaIn>,
     mut rx: UnboundedReceiver<NetOut>,
     mut chaos: Chaos,
 ) {
     let mut buf = vec![0u8; 2048];
-    let mut writer: Option<OwnedWriteHalf> = None;
+    let mut writer: Option<ControlWriter> = None;
     let mut reader: Option<TaskHandle<()>> = None;
     let mut generation = 0u64;
     let mut published = Instant::now();
@@ -122,7 +149,7 @@ async fn run(
                 None | Some(NetOut::Shutdown) => {
                     // Write what is queued (the Leave) before closing.
                     while let Ok(NetOut::Control(b)) = rx.try_recv() {
-                        if let Some(w) = &mut writer { let _ = w.write_all(&b).await; }
+                        if let Some(w) = &mut writer { let _ = w.write_all(&b).await; let _ = w.flush().await; }
                     }
                     if let Some(mut w) = writer.take() { let _ = w.shutdown().await; }
                     break;
@@ -136,7 +163,8 @@ async fn run(
                 }
                 Some(NetOut::Control(b)) => {
                     let failed = match &mut writer {
-                        Some(w) => w.write_all(&b).await.is_err(),
+                        // Flushed: TLS holds written bytes in its own buffer until then.
+                        Some(w) => w.write_all(&b).await.is_err() || w.flush().await.is_err(),
                         None => false,
                     };
                     if failed {
@@ -153,11 +181,8 @@ async fn run(
                     writer = None;
                     generation += 1;
                     // Bounded: while it waits, no datagram moves (the session retries with backoff on failure).
-                    let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(server)).await;
-                    match connect.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
-                        Ok(stream) => {
-                            let _ = stream.set_nodelay(true);
-                            let (mut read, write) = stream.into_split();
+                    match open_control(server, tls.as_ref()).await {
+                        Ok((mut read, write)) => {
                             writer = Some(write);
                             let tx = to_media.clone();
                             let g = generation;

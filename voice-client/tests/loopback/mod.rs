@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use voice_client::{AudioBackend, Client, ClientConfig, Event, MediaConfig, SessionConfig, TalkMode};
+use voice_client::{AudioBackend, Client, ClientConfig, ControlTls, Event, MediaConfig, SessionConfig, TalkMode};
 use voice_proto::control::{ChannelConfig, Credential};
 use voice_relay::driver::Server;
 use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
@@ -16,12 +16,31 @@ pub const BOUND: Duration = Duration::from_secs(20);
 /// A running relay; stopped on drop.
 pub struct TestRelay {
     pub tcp: SocketAddr,
+    /// The clients' TLS settings when the relay serves TLS.
+    tls: Option<ControlTls>,
     shutdown: Option<voice_relay::driver::ShutdownHandle>,
     join: Option<Box<dyn FnOnce()>>,
 }
 
 impl TestRelay {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A relay serving its control connections over TLS with a fresh self-signed certificate for `localhost`
+    /// (PEM files written into `dir`); its clients trust exactly that certificate.
+    pub fn start_tls(dir: &std::path::Path) -> Self {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let (cert, key) = (dir.join("relay-cert.pem"), dir.join("relay-key.pem"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        let server_tls = voice_relay::driver::server_config_from_pem(&cert, &key).expect("usable certificate");
+        let mut relay = Self::start_with(Some(server_tls));
+        relay.tls = Some(ControlTls::with_ca_file("localhost", &cert).expect("trusts the certificate"));
+        relay
+    }
+
+    fn start_with(tls: Option<std::sync::Arc<voice_relay::driver::rustls::ServerConfig>>) -> Self {
         let mut auth = MemoryAuthenticator::new();
         for name in ["alice", "bob", "carol"] {
             auth = auth.with_user(name, format!("pw-{name}"));
@@ -40,11 +59,14 @@ impl TestRelay {
         .unwrap();
         // Port 0: the driver announces the port it bound in LoginOk.
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let server = Server::bind(relay, any, any).expect("relay binds");
+        let mut server = Server::bind(relay, any, any).expect("relay binds");
+        if let Some(tls) = tls {
+            server = server.with_tls(tls);
+        }
         let tcp = server.tcp_addr();
         let shutdown = server.shutdown_handle();
         let thread = server.spawn().expect("relay thread");
-        Self { tcp, shutdown: Some(shutdown), join: Some(Box::new(move || drop(thread.join()))) }
+        Self { tcp, tls: None, shutdown: Some(shutdown), join: Some(Box::new(move || drop(thread.join()))) }
     }
 
     /// A client of `user` in `room`, talking continuously, waited for until its media flows.
@@ -52,7 +74,9 @@ impl TestRelay {
         let session = SessionConfig::new(self.tcp, user, Credential::Password(format!("pw-{user}")))
             .with_room(room)
             .with_talk_mode(TalkMode::Continuous);
-        let client = Client::connect(ClientConfig { session, media: MediaConfig::default(), audio, seed: 11 }).unwrap();
+        let tls = self.tls.clone();
+        let client =
+            Client::connect(ClientConfig { session, media: MediaConfig::default(), audio, seed: 11, tls }).unwrap();
         wait_for(&client, "media", |e| *e == Event::MediaReady);
         client
     }

@@ -69,6 +69,8 @@ mod workers;
 
 pub use auth::{AuthOffload, MAX_CONCURRENT_VERIFICATIONS};
 pub use http::{MAX_REQUEST_BYTES, MetricsHandle, MetricsSnapshot};
+/// The rustls version [`Server::with_tls`] takes (for building a `ServerConfig` by hand).
+pub use rustls;
 pub use tls::{TLS_HANDSHAKE_TIMEOUT, server_config_from_pem};
 #[doc(hidden)]
 pub use udp::{DEFAULT_UDP_CHUNK, UdpPath};
