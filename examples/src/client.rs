@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use voice_client::{
-    Bookmark, Bookmarks, Client, ClientConfig, ConditionerConfig, ControlTls, Event, FileAudio, MediaConfig,
-    SessionConfig, TalkMode,
+    Bookmark, BookmarkTls, Bookmarks, Client, ClientConfig, ConditionerConfig, ControlTls, Event, FileAudio,
+    MediaConfig, SessionConfig, TalkMode,
 };
 use voice_proto::control::Credential;
 use voice_proto::{PublicId, WhisperTarget};
@@ -115,6 +115,8 @@ struct Resolved {
     server: SocketAddr,
     /// The host part of the server address as given (the default TLS server name).
     host: String,
+    /// TLS settings: the command line's, else the bookmark's.
+    tls: Option<BookmarkTls>,
     user: String,
     credential: Credential,
 }
@@ -135,6 +137,7 @@ fn resolve(args: &Args) -> Result<Resolved> {
         (None, None) => "127.0.0.1:7000".into(),
     };
     let (server, host) = server_addr(&server_text)?;
+    let tls = args_tls(args).or_else(|| bookmark.as_ref().and_then(|b| b.tls.clone()));
     let user = args
         .user
         .clone()
@@ -151,6 +154,7 @@ fn resolve(args: &Args) -> Result<Resolved> {
         let mut marks = if p.exists() { Bookmarks::load(p)? } else { Bookmarks::default() };
         let (host, port) = server_text.rsplit_once(':').context("server as HOST:PORT")?;
         let mut mark = Bookmark::new(name.clone(), host, port.parse().context("server port")?, user.clone());
+        mark.tls.clone_from(&tls);
         if let (true, Credential::Password(pw)) = (args.save_password, &credential) {
             mark = mark.with_password(pw.clone());
         }
@@ -158,7 +162,7 @@ fn resolve(args: &Args) -> Result<Resolved> {
         marks.save(p).with_context(|| format!("saving bookmarks to {}", p.display()))?;
         eprintln!("bookmark {name:?} saved in {}", p.display());
     }
-    Ok(Resolved { server, host, user, credential })
+    Ok(Resolved { server, host, user, credential, tls })
 }
 
 /// Resolves `HOST:PORT` to its first address; also returns the host as given (brackets of an IPv6 literal
@@ -173,15 +177,21 @@ fn server_addr(text: &str) -> Result<(SocketAddr, String)> {
     Ok((server, host.to_string()))
 }
 
-/// The TLS settings `args` ask for (`None`: plain TCP), checking the server's certificate for `host` unless
-/// `--tls-name` says otherwise.
-fn control_tls(args: &Args, host: &str) -> Result<Option<ControlTls>> {
-    let name = args.tls_name.as_deref().unwrap_or(host);
-    Ok(match (&args.ca_cert, args.tls) {
-        (Some(ca), _) => Some(ControlTls::with_ca_file(name, ca)?),
-        (None, true) => Some(ControlTls::public_roots(name)?),
-        (None, false) => None,
-    })
+/// The TLS settings the command line asks for (`--tls`, `--ca-cert`, `--tls-name`), if any.
+fn args_tls(args: &Args) -> Option<BookmarkTls> {
+    (args.tls || args.ca_cert.is_some())
+        .then(|| BookmarkTls { ca_cert: args.ca_cert.clone(), name: args.tls_name.clone() })
+}
+
+/// The client side of `tls` (`None`: plain TCP): the certificate must carry `tls.name`, else `host`; it is checked
+/// against `tls.ca_cert` if set, else the public roots.
+fn control_tls(tls: Option<&BookmarkTls>, host: &str) -> Result<Option<ControlTls>> {
+    let Some(tls) = tls else { return Ok(None) };
+    let name = tls.name.as_deref().unwrap_or(host);
+    Ok(Some(match &tls.ca_cert {
+        Some(ca) => ControlTls::with_ca_file(name, ca)?,
+        None => ControlTls::public_roots(name)?,
+    }))
 }
 
 /// Sound cards (feature `cpal`) unless WAV files are named; WAV files (or silence) otherwise.
@@ -215,7 +225,7 @@ fn list_devices() -> Result<()> {
 /// Starts a [`Client`] for `user` on `server` with the audio backend and room of `args`.
 fn connect(
     args: &Args,
-    (server, host): (SocketAddr, &str),
+    (server, host, tls): (SocketAddr, &str, Option<&BookmarkTls>),
     user: &str,
     credential: Credential,
     mode: TalkMode,
@@ -229,7 +239,7 @@ fn connect(
     let seed = u64::from(std::process::id()) ^ u64::try_from(clock.as_nanos() & u128::from(u64::MAX)).unwrap_or(0);
     let mut media = MediaConfig::default();
     media.capture.echo_cancellation = args.echo_cancellation;
-    let tls = control_tls(args, host)?;
+    let tls = control_tls(tls, host)?;
     let config = ClientConfig { session, media, audio, seed, tls };
     Client::connect(config).context("starting the client")
 }
@@ -250,7 +260,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let limit = args.seconds.map(Duration::try_from_secs_f64).transpose().context("--seconds")?;
     let r = resolve(&args)?;
-    let client = connect(&args, (r.server, &r.host), &r.user, r.credential, mode)?;
+    let client = connect(&args, (r.server, &r.host, r.tls.as_ref()), &r.user, r.credential, mode)?;
     let result = headless_loop(&client, limit, args.room.is_none());
     let stats = client.stats();
     client.shutdown().context("stopping the client")?;
@@ -283,6 +293,7 @@ fn run_tui(args: &Args, mode: TalkMode) -> Result<()> {
                 server: format!("{}:{}", b.host, b.port),
                 user: b.nickname.clone(),
                 password: b.password.clone(),
+                tls: b.tls.clone(),
             })
             .collect(),
         ..Default::default()
@@ -312,13 +323,18 @@ fn run_tui(args: &Args, mode: TalkMode) -> Result<()> {
             (Some(t), true) => Credential::Token(t.clone()),
             _ => Credential::Password(f.password.clone()),
         };
-        connect(args, (server, &host), &f.user, credential, mode)
+        // TLS: the command line's, else that of the highlighted bookmark if the form still shows its server.
+        let saved = f.bookmarks.get(f.cursor).filter(|b| b.server == f.server).and_then(|b| b.tls.clone());
+        let tls = args_tls(args).or(saved);
+        connect(args, (server, &host, tls.as_ref()), &f.user, credential, mode)
     };
     let save = |f: &crate::tui::login::LoginForm| -> Result<String> {
         let p = path.as_ref().context("no config directory for bookmarks on this system")?;
         let mut marks = if p.exists() { Bookmarks::load(p)? } else { Bookmarks::default() };
         let (host, port) = f.server.rsplit_once(':').context("server as HOST:PORT")?;
-        marks.upsert(Bookmark::new(host, host, port.parse().context("server port")?, f.user.clone()));
+        let mut mark = Bookmark::new(host, host, port.parse().context("server port")?, f.user.clone());
+        mark.tls = args_tls(args);
+        marks.upsert(mark);
         marks.save(p).with_context(|| format!("saving bookmarks to {}", p.display()))?;
         Ok(format!("bookmark {host:?} saved in {}", p.display()))
     };

@@ -1,7 +1,8 @@
 //! End to end with the real binaries on loopback: `voice-server` from a config file, headless `voice-client`
 //! processes. Speech goes in at one client and comes out at another; chat reaches the room; a killed client is
 //! removed from the room; a client whose control connection is cut resumes without leaving; with `[tls]` in the
-//! server's config, clients given its certificate log in and chat over TLS. Every wait is bounded.
+//! server's config, clients given its certificate (on the command line, or saved in a bookmark) log in and chat
+//! over TLS. Every wait is bounded.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{Proc, speech_match, start_client, start_server, temp_dir};
+use support::{Proc, speech_match, start_client, start_client_in, start_server, temp_dir};
 use voice_client::{AudioFormat, read_wav, write_wav};
 
 #[test]
@@ -66,10 +67,11 @@ fn clients_reach_a_tls_server_with_its_certificate() {
     let (mut server, addr) = start_server(&dir, &["alice", "bob"], &tls);
     server.expect_line("the TLS line", |l| l.trim_start().starts_with("control TLS"));
     let cert_arg = cert.to_str().expect("utf-8 path");
-    let tls_args = ["--ca-cert", cert_arg, "--tls-name", "localhost", "--seconds", "20"];
-    let mut bob = start_client("bob", addr, &tls_args);
+    // Bob gives the certificate on the command line and saves it with a bookmark; alice uses that bookmark only.
+    let bob_args = ["--ca-cert", cert_arg, "--tls-name", "localhost", "--save-bookmark", "sec", "--seconds", "20"];
+    let mut bob = start_client_in(&dir, "bob", addr, &bob_args);
     bob.expect_line("media-ready", |l| l == "media-ready");
-    let mut alice = start_client("alice", addr, &tls_args);
+    let mut alice = start_client_in(&dir, "alice", addr, &["--bookmark", "sec", "--seconds", "20"]);
     alice.expect_line("media-ready", |l| l == "media-ready");
     alice.send("/chat over tls");
     bob.expect_line("alice's chat", |l| l == "chat alice: over tls");

@@ -1,5 +1,5 @@
-//! Bookmarks: saved servers (address, port, nickname; a password only if the user asks) in a TOML file in the
-//! user's configuration directory.
+//! Bookmarks: saved servers (address, port, nickname, TLS settings; a password only if the user asks) in a TOML
+//! file in the user's configuration directory.
 //!
 //! ```toml
 //! [[bookmark]]
@@ -7,6 +7,10 @@
 //! host = "voice.example.org"
 //! port = 7000
 //! nickname = "alice"
+//!
+//! [bookmark.tls]          # the control connection over TLS (absent: plain TCP)
+//! ca_cert = "/home/alice/voice-ca.pem"   # optional: trust only this CA (default: the public roots)
+//! name = "voice.example.org"             # optional: the name the certificate carries (default: host)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -30,13 +34,36 @@ pub struct Bookmark {
     /// the user can read (mode 0600 on Unix).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Connect over TLS with these settings (`None`: plain TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BookmarkTls>,
+}
+
+/// A bookmark's TLS settings (see [`ControlTls`](crate::ControlTls)).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookmarkTls {
+    /// Trust only the CA certificate(s) in this PEM file (e.g. the server's self-signed one); `None`: the public
+    /// (Mozilla) roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
+    /// The name the server's certificate must carry; `None`: the bookmark's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl Bookmark {
     /// A bookmark without a password.
     #[must_use]
     pub fn new(name: impl Into<String>, host: impl Into<String>, port: u16, nickname: impl Into<String>) -> Self {
-        Self { name: name.into(), host: host.into(), port, nickname: nickname.into(), password: None }
+        Self { name: name.into(), host: host.into(), port, nickname: nickname.into(), password: None, tls: None }
+    }
+
+    /// The same bookmark connecting over TLS with `tls`.
+    #[must_use]
+    pub fn with_tls(mut self, tls: BookmarkTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// The same bookmark with its password saved (only when the user asked).
@@ -134,6 +161,9 @@ mod tests {
         assert!(b.entries.is_empty(), "missing file = no bookmarks");
         b.upsert(Bookmark::new("home", "voice.example.org", 7000, "alice"));
         b.upsert(Bookmark::new("work", "10.0.0.5", 7100, "alice.w").with_password("s3cret"));
+        let tls = BookmarkTls { ca_cert: Some("/tmp/ca.pem".into()), name: Some("voice.work".into()) };
+        b.upsert(Bookmark::new("secure", "10.0.0.6", 7000, "alice").with_tls(tls.clone()));
+        b.upsert(Bookmark::new("public", "voice.example.com", 7000, "alice").with_tls(BookmarkTls::default()));
         b.upsert(Bookmark::new("home", "voice.example.org", 7001, "alice"));
         b.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -141,6 +171,9 @@ mod tests {
         let loaded = Bookmarks::load(&path).unwrap();
         assert_eq!(loaded, b);
         assert_eq!(loaded.get("home").map(|b| b.port), Some(7001));
+        assert_eq!(loaded.get("secure").and_then(|b| b.tls.clone()), Some(tls));
+        assert_eq!(loaded.get("public").and_then(|b| b.tls.clone()), Some(BookmarkTls::default()));
+        assert_eq!(loaded.get("home").and_then(|b| b.tls.clone()), None, "plain TCP unless saved with TLS");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

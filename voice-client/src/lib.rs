@@ -90,7 +90,7 @@ mod session;
 pub use audio::{AudioBackend, AudioFormat, AudioStreams, FileAudio, read_wav, write_wav};
 #[cfg(feature = "cpal")]
 pub use audio_cpal::{CpalAudio, device_names};
-pub use bookmarks::{Bookmark, Bookmarks};
+pub use bookmarks::{Bookmark, BookmarkTls, Bookmarks};
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
 #[cfg(feature = "tokio")]
 pub use driver::{Client, ClientConfig, ControlTls, NetworkStats, RingLosses};

@@ -13,6 +13,8 @@ pub struct BookmarkRow {
     pub user: String,
     /// The saved password, if the user chose to save it.
     pub password: Option<String>,
+    /// Its TLS settings (`None`: plain TCP).
+    pub tls: Option<voice_client::BookmarkTls>,
 }
 
 /// Which field of the form is being typed into.
@@ -125,12 +127,19 @@ mod tests {
     fn bookmarks_fill_the_form_and_typing_goes_to_the_current_field() {
         let mut form = LoginForm {
             bookmarks: vec![
-                BookmarkRow { name: "home".into(), server: "10.0.0.2:7000".into(), user: "al".into(), password: None },
+                BookmarkRow {
+                    name: "home".into(),
+                    server: "10.0.0.2:7000".into(),
+                    user: "al".into(),
+                    password: None,
+                    tls: None,
+                },
                 BookmarkRow {
                     name: "work".into(),
                     server: "voice.example:7000".into(),
                     user: "alice".into(),
                     password: Some("pw".into()),
+                    tls: Some(voice_client::BookmarkTls::default()),
                 },
             ],
             ..LoginForm::default()

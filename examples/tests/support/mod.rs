@@ -144,6 +144,11 @@ pub fn start_server(dir: &Path, users: &[&str], limits: &str) -> (Proc, SocketAd
 
 /// Starts a headless `voice-client` for `user` on `server`.
 pub fn start_client(user: &str, server: SocketAddr, extra: &[&str]) -> Proc {
+    start_client_in(&std::env::temp_dir(), user, server, extra)
+}
+
+/// [`start_client`] with `home` as HOME (where its bookmarks file lives, under `.config`).
+pub fn start_client_in(home: &Path, user: &str, server: SocketAddr, extra: &[&str]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voice-client"));
     cmd.args([
         "--headless",
@@ -157,7 +162,8 @@ pub fn start_client(user: &str, server: SocketAddr, extra: &[&str]) -> Proc {
         "lobby",
     ])
     .args(extra)
-    .env("HOME", std::env::temp_dir());
+    .env("HOME", home)
+    .env_remove("XDG_CONFIG_HOME");
     Proc::spawn(user, &mut cmd)
 }
 
