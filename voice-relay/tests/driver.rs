@@ -293,21 +293,37 @@ async fn metrics_endpoint_serves_counters_and_forward_latency_over_http() {
     alice.udp.send_to(&[], udp).await.expect("sends");
     let stray = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
     stray.send_to(&[], udp).await.expect("sends");
-    // Its drop is counted by the time a later round trip through the core task completes.
-    alice.send(&ClientMessage::Ping { nonce: 7 }).await;
-    alice.expect(|m| *m == ServerMessage::Pong { nonce: 7 }).await;
+    // Their drops are counted by the time a later datagram to the same socket (one UDP thread, handled in order)
+    // has its answer: a UDP PING from alice, answered with a PONG.
+    let mut ping = Vec::new();
+    Datagram::Ping(voice_proto::Ping { token: alice.token, echo: 7 }).encode(&mut ping);
+    alice.udp.send_to(&ping, udp).await.expect("sends ping");
+    let (n, _) = timeout(BOUND, alice.udp.recv_from(&mut buf)).await.expect("pong arrives").expect("recv");
+    assert!(matches!(Datagram::decode_from_relay(&buf[..n]), Ok(Datagram::Pong(_))), "a PONG");
 
-    let response = http(metrics, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").await;
-    let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
+    // Every forwarded packet, the two HELLO_ACKs and the PONG have a forward latency. A UDP thread publishes its
+    // histogram right after its send returns, so the scrape may briefly lag the datagrams: read until it shows
+    // them all (bounded).
+    let expected = (N + 3) as f64;
+    let deadline = Instant::now() + BOUND;
+    let (head, body) = loop {
+        let response = http(metrics, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").await;
+        let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
+        if sample(body, "voice_relay_forward_latency_seconds_count") >= expected {
+            break (head.to_string(), body.to_string());
+        }
+        assert!(Instant::now() < deadline, "the forward latencies never reached {expected}: {body}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let body = body.as_str();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
     assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
     assert_eq!(sample(body, "voice_relay_sessions"), 2.0);
     assert_eq!(sample(body, "voice_relay_audio_forwarded_total"), N as f64);
     assert_eq!(sample(body, "voice_relay_dropped_packets_total{reason=\"stray_keepalive\"}"), 1.0);
-    // Every forwarded packet (and the two HELLO_ACKs) has a forward latency; buckets are cumulative.
     let count = sample(body, "voice_relay_forward_latency_seconds_count");
-    assert_eq!(count, (N + 2) as f64);
+    assert_eq!(count, expected, "buckets are cumulative, nothing counted twice");
     assert_eq!(sample(body, "voice_relay_forward_latency_seconds_bucket{le=\"+Inf\"}"), count);
     assert!(sample(body, "voice_relay_udp_datagrams_total{op=\"send\"}") >= count);
 
@@ -363,6 +379,23 @@ async fn server_runs_as_a_task_spawned_on_the_callers_runtime() {
     shutdown.shutdown();
     let relay = timeout(BOUND, task).await.expect("server stops").expect("task joins").expect("server ran");
     assert_eq!(relay.counters().audio_forwarded, 1);
+}
+
+/// A `Server::run` task that is aborted stops its UDP threads too: the port is released (bounded wait).
+#[tokio::test]
+async fn aborting_the_server_task_releases_the_udp_port() {
+    let server = server_with(Some(IdlePoll::default()), 1);
+    let udp = server.udp_addr();
+    let task = tokio::spawn(server.run());
+    // Let it start its threads, then abort it.
+    tokio::task::yield_now().await;
+    task.abort();
+    let _ = task.await;
+    let deadline = Instant::now() + BOUND;
+    while std::net::UdpSocket::bind(udp).is_err() {
+        assert!(Instant::now() < deadline, "the UDP port is still held {BOUND:?} after the abort");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Four UDP threads on one port (`SO_REUSEPORT`): eight clients spread over them by the kernel; every packet still

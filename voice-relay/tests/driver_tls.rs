@@ -121,10 +121,8 @@ async fn control_connection_over_tls_logs_in_and_plain_tcp_is_dropped() {
     // never sees a login.
     let mut plain = TcpStream::connect(tcp_addr).await.expect("connects");
     send_msg(&mut plain, &login()).await;
-    let mut rbuf = BytesMut::new();
     let mut raw = [0u8; 256];
     let got = timeout(BOUND, plain.read(&mut raw)).await.expect("closed in time");
-    assert!(decode_frame(&mut rbuf).ok().flatten().is_none());
     assert!(
         got.is_err() || got.is_ok_and(|n| n == 0 || raw[0] == 0x15),
         "no relay frame, only a TLS alert or the close"

@@ -240,7 +240,9 @@ impl Core {
 /// Sorts a UDP error: `WouldBlock` and errors about one datagram or one peer are not fatal.
 pub(super) fn udp_error(e: io::Error) -> Result<(), DriverError> {
     match e.kind() {
+        // `TimedOut`: a read timeout on some platforms (Windows), like `WouldBlock` elsewhere.
         io::ErrorKind::WouldBlock
+        | io::ErrorKind::TimedOut
         | io::ErrorKind::Interrupted
         | io::ErrorKind::ConnectionRefused
         | io::ErrorKind::ConnectionReset

@@ -405,6 +405,10 @@ impl Server {
             relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, idle_poll, auth_offload, udp_chunk, tls, ..
         } = self;
         let weak_cmds = cmd_tx.downgrade();
+        let udp_stop = Arc::new(AtomicBool::new(false));
+        // However this future ends — returned, failed, dropped unfinished (an aborted task) or by a panic — the UDP
+        // threads, the accept loop and the metrics task stop.
+        let _stop_all = StopOnDrop { udp: Arc::clone(&udp_stop), tasks: Arc::clone(&stop) };
         let tcp = TcpListener::from_std(tcp).map_err(|source| DriverError::Bind { what: "tcp", source })?;
         if let Some((listener, _)) = metrics {
             let listener =
@@ -420,7 +424,6 @@ impl Server {
             latency: udp.iter().map(|_| Mutex::default()).collect(),
             udp_chunk,
         });
-        let udp_stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::with_capacity(udp.len());
         for (index, sock) in udp.into_iter().enumerate() {
             let cx = workers::Context {
@@ -448,6 +451,20 @@ impl Server {
         let shared =
             Arc::try_unwrap(shared).map_err(|_| DriverError::Runtime(std::io::Error::other("UDP thread left")))?;
         Ok(shared.relay.into_inner().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Stops the UDP threads (they see the flag within their 20 ms read timeout) and the control and metrics tasks
+/// when [`Server::run`] ends in any way.
+struct StopOnDrop {
+    udp: Arc<AtomicBool>,
+    tasks: Arc<watch::Sender<bool>>,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.udp.store(true, Ordering::Relaxed);
+        self.tasks.send_replace(true);
     }
 }
 

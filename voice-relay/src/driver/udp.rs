@@ -195,7 +195,7 @@ impl BatchSend {
 
     /// Sends what is pending, then everything `next` yields, in batches. `Err(WouldBlock)` when the socket's send
     /// buffer is full: the rest stays pending (and `next` is not drained further) until the next call, after
-    /// `sock.writable().await`. Datagrams the kernel refuses are dropped and counted in `errors`.
+    /// [`wait_writable`]. Datagrams the kernel refuses are dropped and counted in `errors`.
     ///
     /// `origin` is the receive time of the datagram batch that caused the transmits (none for other output); each
     /// datagram sent is recorded in `latency` as the time from its origin to the return of the `sendmmsg` that

@@ -39,7 +39,10 @@ pub(super) struct Context {
 pub(super) fn spawn(index: usize, sock: UdpSocket, cx: Context) -> io::Result<Worker> {
     let (done_tx, done_rx) = oneshot::channel::<()>();
     let handle = std::thread::Builder::new().name(format!("voice-relay-udp{index}")).spawn(move || {
-        if let Err(e) = run(index, &sock, &cx) {
+        // A panic (a bug) ends the server like a socket failure instead of silently stopping this socket's audio.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(index, &sock, &cx)));
+        let ran = ran.unwrap_or_else(|_| Err(DriverError::Udp(io::Error::other("a UDP thread panicked"))));
+        if let Err(e) = ran {
             let mut failed = cx.shared.udp_failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             failed.get_or_insert(e);
             drop(failed);
