@@ -137,7 +137,7 @@ fn resolve(args: &Args) -> Result<Resolved> {
         (None, None) => "127.0.0.1:7000".into(),
     };
     let (server, host) = server_addr(&server_text)?;
-    let tls = args_tls(args).or_else(|| bookmark.as_ref().and_then(|b| b.tls.clone()));
+    let tls = tls_settings(args, bookmark.as_ref().and_then(|b| b.tls.clone()))?;
     let user = args
         .user
         .clone()
@@ -177,10 +177,33 @@ fn server_addr(text: &str) -> Result<(SocketAddr, String)> {
     Ok((server, host.to_string()))
 }
 
-/// The TLS settings the command line asks for (`--tls`, `--ca-cert`, `--tls-name`), if any.
-fn args_tls(args: &Args) -> Option<BookmarkTls> {
-    (args.tls || args.ca_cert.is_some())
-        .then(|| BookmarkTls { ca_cert: args.ca_cert.clone(), name: args.tls_name.clone() })
+/// The TLS settings to use (`None`: plain TCP): the command line's (`--tls`, `--ca-cert`; the CA path made
+/// absolute, so a saved bookmark works from any directory), else `saved` (a bookmark's), with `--tls-name`
+/// applied either way. `--tls-name` alone is an error rather than silently ignored.
+fn tls_settings(args: &Args, saved: Option<BookmarkTls>) -> Result<Option<BookmarkTls>> {
+    let tls = if args.tls || args.ca_cert.is_some() {
+        let ca_cert = args.ca_cert.as_deref().map(std::path::absolute).transpose().context("--ca-cert")?;
+        Some(BookmarkTls { ca_cert, name: None })
+    } else {
+        saved
+    };
+    let Some(mut tls) = tls else {
+        if args.tls_name.is_some() {
+            bail!("--tls-name needs --tls, --ca-cert or a bookmark saved with TLS");
+        }
+        return Ok(None);
+    };
+    if args.tls_name.is_some() {
+        tls.name.clone_from(&args.tls_name);
+    }
+    Ok(Some(tls))
+}
+
+/// The TLS settings for what the login form shows: [`tls_settings`] with the highlighted bookmark's, if the form
+/// still shows its server.
+fn form_tls(args: &Args, f: &crate::tui::login::LoginForm) -> Result<Option<BookmarkTls>> {
+    let saved = f.bookmarks.get(f.cursor).filter(|b| b.server == f.server).and_then(|b| b.tls.clone());
+    tls_settings(args, saved)
 }
 
 /// The client side of `tls` (`None`: plain TCP): the certificate must carry `tls.name`, else `host`; it is checked
@@ -323,9 +346,7 @@ fn run_tui(args: &Args, mode: TalkMode) -> Result<()> {
             (Some(t), true) => Credential::Token(t.clone()),
             _ => Credential::Password(f.password.clone()),
         };
-        // TLS: the command line's, else that of the highlighted bookmark if the form still shows its server.
-        let saved = f.bookmarks.get(f.cursor).filter(|b| b.server == f.server).and_then(|b| b.tls.clone());
-        let tls = args_tls(args).or(saved);
+        let tls = form_tls(args, f)?;
         connect(args, (server, &host, tls.as_ref()), &f.user, credential, mode)
     };
     let save = |f: &crate::tui::login::LoginForm| -> Result<String> {
@@ -333,7 +354,7 @@ fn run_tui(args: &Args, mode: TalkMode) -> Result<()> {
         let mut marks = if p.exists() { Bookmarks::load(p)? } else { Bookmarks::default() };
         let (host, port) = f.server.rsplit_once(':').context("server as HOST:PORT")?;
         let mut mark = Bookmark::new(host, host, port.parse().context("server port")?, f.user.clone());
-        mark.tls = args_tls(args);
+        mark.tls = form_tls(args, f)?;
         marks.upsert(mark);
         marks.save(p).with_context(|| format!("saving bookmarks to {}", p.display()))?;
         Ok(format!("bookmark {host:?} saved in {}", p.display()))
@@ -410,6 +431,7 @@ fn headless_loop(client: &Client, limit: Option<Duration>, join_first_room: bool
             Event::ServerError { code, message } => println!("error {} {message}", code.0),
             Event::RequestRefused(why) => println!("refused {why}"),
             Event::ConnectionLost => println!("connection-lost"),
+            Event::ConnectFailed(why) => println!("connect-failed {why}"),
             Event::Resumed => println!("resumed"),
             Event::Closed { reason } => {
                 println!("closed {}", reason.map_or_else(String::new, |(c, m)| format!("{} {m}", c.0)));
@@ -475,4 +497,27 @@ pub(crate) fn apply(client: &Client, cmd: &crate::tui::Command) -> Result<()> {
         C::Dump(on) => client.set_dump(on.then(|| PathBuf::from(DUMP_DIR)))?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("voice-client").chain(line.iter().copied())).expect("valid arguments")
+    }
+
+    #[test]
+    fn tls_settings_merge_the_command_line_and_the_bookmark() {
+        assert_eq!(tls_settings(&args(&[]), None).unwrap(), None, "plain TCP by default");
+        assert!(tls_settings(&args(&["--tls-name", "x"]), None).is_err(), "--tls-name alone is refused");
+        let saved = BookmarkTls { ca_cert: Some("/etc/ca.pem".into()), name: Some("old".into()) };
+        let renamed = tls_settings(&args(&["--tls-name", "new"]), Some(saved.clone())).unwrap().unwrap();
+        assert_eq!((renamed.ca_cert, renamed.name.as_deref()), (saved.ca_cert.clone(), Some("new")));
+        assert_eq!(tls_settings(&args(&[]), Some(saved.clone())).unwrap(), Some(saved.clone()), "the bookmark's");
+        let public = tls_settings(&args(&["--tls"]), Some(saved)).unwrap().unwrap();
+        assert_eq!(public, BookmarkTls::default(), "the command line wins: public roots, the host's name");
+        let ca = tls_settings(&args(&["--ca-cert", "rel/ca.pem"]), None).unwrap().unwrap();
+        assert!(ca.ca_cert.is_some_and(|p| p.is_absolute() && p.ends_with("rel/ca.pem")), "saved absolute");
+    }
 }

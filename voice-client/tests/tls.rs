@@ -31,12 +31,17 @@ fn a_client_that_does_not_trust_the_certificate_never_logs_in() {
     let tls = Some(ControlTls::public_roots("localhost").expect("roots"));
     let audio = Box::new(FileAudio::new(None, None).expect("file audio"));
     let carol = Client::connect(ClientConfig { session, media: MediaConfig::default(), audio, seed: 3, tls }).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(3).min(BOUND);
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        if let Some(e) = carol.next_event(left.min(Duration::from_millis(100))) {
-            assert!(!matches!(e, Event::LoggedIn { .. }), "logged in without a trusted certificate");
+    // She is told why (and never logs in).
+    let deadline = Instant::now() + BOUND;
+    let reason = loop {
+        let left = deadline.checked_duration_since(Instant::now()).expect("a connect failure is reported");
+        match carol.next_event(left.min(Duration::from_millis(100))) {
+            Some(Event::ConnectFailed(reason)) => break reason,
+            Some(e) => assert!(!matches!(e, Event::LoggedIn { .. }), "logged in without a trusted certificate"),
+            None => {}
         }
-    }
+    };
+    assert!(reason.contains("certificate"), "the reason names the certificate: {reason}");
     assert!(matches!(
         ControlTls::with_ca_file("localhost", &dir.join("missing.pem")),
         Err(voice_client::Error::Tls(_))

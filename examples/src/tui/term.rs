@@ -209,6 +209,7 @@ fn on_event(app: &mut App, me: &mut Option<PublicId>, ev: Event) {
         Event::ServerError { code, message } => app.status = format!("server: {message} ({})", code.0),
         Event::RequestRefused(why) => app.status = format!("refused: {why}"),
         Event::ConnectionLost => app.status = "connection lost: reconnecting…".into(),
+        Event::ConnectFailed(why) => app.status = format!("cannot connect ({why}): retrying…"),
         Event::Resumed => app.status = "reconnected".into(),
         _ => {}
     }

@@ -53,6 +53,8 @@ pub(crate) enum MediaIn {
     Connected(u64),
     ControlBytes(u64, Bytes),
     Disconnected(u64),
+    /// Opening connection `u64` failed, for this reason.
+    ConnectFailed(u64, String),
     Command(Command),
 }
 
@@ -481,7 +483,14 @@ impl MediaLoop {
             MediaIn::Connected(g) if g == self.conn_gen => self.session.handle_connected(now),
             MediaIn::ControlBytes(g, b) if g == self.conn_gen => self.session.handle_control_bytes(now, &b),
             MediaIn::Disconnected(g) if g == self.conn_gen => self.session.handle_disconnected(now),
-            MediaIn::Connected(_) | MediaIn::ControlBytes(..) | MediaIn::Disconnected(_) => {}
+            MediaIn::ConnectFailed(g, reason) if g == self.conn_gen => {
+                let _ = self.events.send(Event::ConnectFailed(reason));
+                self.session.handle_disconnected(now);
+            }
+            MediaIn::Connected(_)
+            | MediaIn::ControlBytes(..)
+            | MediaIn::Disconnected(_)
+            | MediaIn::ConnectFailed(..) => {}
             MediaIn::Command(c) => self.command(now, c)?,
         }
         Ok(())

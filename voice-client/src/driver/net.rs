@@ -202,7 +202,7 @@ async fn run(
                                 let _ = tx.send(MediaIn::Disconnected(g));
                             }));
                         }
-                        Err(_) => { let _ = to_media.send(MediaIn::Disconnected(generation)); }
+                        Err(e) => { let _ = to_media.send(MediaIn::ConnectFailed(generation, e.to_string())); }
                     }
                 }
             }

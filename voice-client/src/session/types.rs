@@ -209,6 +209,10 @@ pub enum Event {
     RequestRefused(String),
     /// The control connection dropped; the session reconnects and resumes by itself.
     ConnectionLost,
+    /// The control connection could not be opened (refused, timed out, a TLS certificate that does not verify,
+    /// …: the text says); the session retries with backoff. Only the threaded `Client`, which opens connections,
+    /// reports this.
+    ConnectFailed(String),
     /// The session was resumed on a new control connection (same room, same identity, no re-login).
     Resumed,
     /// The session ended for good (the server's code and text, or `None` after
