@@ -135,7 +135,9 @@ impl AudioBackend for FileAudio {
         let enabled = Arc::clone(&input_enabled);
         // One thread stands for both device callbacks: every 10 ms it pushes 10 ms of the file and pops 10 ms for
         // the speaker. Reading the input file happens before the loop; writing the output, on the writer thread.
-        let thread = std::thread::Builder::new().name("voice-file-audio".into()).spawn(move || {
+        // It returns how many played samples the ring to the writer could not take (the disk fell behind by > 1 s).
+        let spawned = std::thread::Builder::new().name("voice-file-audio".into()).spawn(move || {
+            let mut unwritten = 0usize;
             let in_chunk = (in_fmt.rate_hz / 100) as usize * usize::from(in_fmt.channels);
             let mut out_chunk = vec![0.0f32; (out_fmt.rate_hz / 100) as usize * usize::from(out_fmt.channels)];
             let silence = vec![0.0f32; in_chunk];
@@ -150,14 +152,19 @@ impl AudioBackend for FileAudio {
                 pos = end;
                 speaker.pop_or_silence(&mut out_chunk);
                 if let Some(tx) = &mut played {
-                    tx.push(&out_chunk);
+                    unwritten += out_chunk.len() - tx.push(&out_chunk);
                 }
                 ticks += 1;
                 let deadline = start + Duration::from_millis(10) * ticks;
                 std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
             }
-        })?;
-        Ok(Box::new(FileStreams { stop, input_enabled, thread, writer }))
+            unwritten
+        });
+        // From here on, dropping the streams (or failing to start them) ends both threads and finalizes the file.
+        let streams = FileStreams { stop, input_enabled, thread: None, writer };
+        let mut streams = Box::new(streams);
+        streams.thread = Some(spawned?);
+        Ok(streams)
     }
 }
 
@@ -214,9 +221,39 @@ fn spawn_writer(
 struct FileStreams {
     stop: Arc<AtomicBool>,
     input_enabled: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    /// The paced thread; it returns the number of played samples that could not be written.
+    thread: Option<JoinHandle<usize>>,
     /// The output file's writer and its stop flag, if there is an output.
     writer: Option<(Writer, Arc<AtomicBool>)>,
+}
+
+impl FileStreams {
+    /// Stops the paced thread first (it may push one last chunk), then lets the writer drain the ring and finalize.
+    fn finish(&mut self) -> Result<(), Error> {
+        self.stop.store(true, Ordering::Relaxed);
+        let unwritten = match self.thread.take() {
+            Some(t) => t.join().map_err(|_| Error::Stopped),
+            None => Ok(0),
+        };
+        let written = match self.writer.take() {
+            Some((w, done)) => {
+                done.store(true, Ordering::Release);
+                w.join().map_err(|_| Error::Stopped)?
+            }
+            None => Ok(()),
+        };
+        match unwritten? {
+            0 => written,
+            n => written.and(Err(Error::Wav(format!("{n} played samples were not written: the disk fell behind")))),
+        }
+    }
+}
+
+impl Drop for FileStreams {
+    fn drop(&mut self) {
+        // Not stopped with `stop`: end the threads anyway (errors have no one to go to).
+        let _ = self.finish();
+    }
 }
 
 impl AudioStreams for FileStreams {
@@ -224,17 +261,7 @@ impl AudioStreams for FileStreams {
         self.input_enabled.store(enabled, Ordering::Relaxed);
     }
 
-    fn stop(self: Box<Self>) -> Result<(), Error> {
-        self.stop.store(true, Ordering::Relaxed);
-        // The paced thread first (it may push one last chunk), then the writer drains the ring and finalizes.
-        let paced = self.thread.join().map_err(|_| Error::Stopped);
-        let written = match self.writer {
-            Some((w, done)) => {
-                done.store(true, Ordering::Release);
-                w.join().map_err(|_| Error::Stopped)?
-            }
-            None => Ok(()),
-        };
-        paced.and(written)
+    fn stop(mut self: Box<Self>) -> Result<(), Error> {
+        self.finish()
     }
 }

@@ -32,3 +32,24 @@ fn file_backend_writes_every_played_sample_in_order() {
     assert!(written[first + ramp.len()..].iter().all(|&s| s == 0.0), "then silence");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Streams dropped without `stop` still end their threads and leave a finalized file.
+#[test]
+fn dropped_streams_still_finalize_the_file() {
+    let dir = std::env::temp_dir().join(format!("voice-client-file-audio-drop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("out.wav");
+    let mut backend = FileAudio::new(None, Some(path.clone())).expect("backend");
+    let (mic, _mic_rx) = sample_ring(48_000);
+    let (mut speaker_tx, speaker) = sample_ring(48_000);
+    let streams = backend.start(mic, speaker).expect("starts");
+    assert_eq!(speaker_tx.push(&[0.25; 4_800]), 4_800);
+    let limit = Instant::now() + Duration::from_secs(10);
+    while speaker_tx.vacant() < 48_000 && Instant::now() < limit {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(streams);
+    let (_, written) = read_wav(&path).expect("a finalized WAV file");
+    assert_eq!(written.iter().filter(|&&s| s == 0.25).count(), 4_800, "what was played is in the file");
+    let _ = std::fs::remove_dir_all(&dir);
+}
