@@ -338,7 +338,8 @@ where
 /// Samples converted per step in the callbacks (a stack buffer: no allocation).
 const CONVERT_CHUNK: usize = 256;
 
-/// Pushes device samples into the f32 ring, converting through a stack buffer (none needed for f32).
+/// Pushes device samples into the f32 ring, converting through a stack buffer (f32 samples are copied through it
+/// too).
 fn push_converted<T: Sample>(ring: &mut SampleProducer, data: &[T])
 where
     f32: FromSample<T>,

@@ -29,7 +29,8 @@
 //!   also built into the driver on its UDP path both ways (`Client::set_network`, `Client::network_stats`).
 //!
 //! What it does **not** do (yet): no 0-byte keepalives (the UDP ping every second keeps the binding alive
-//! instead). TLS on the control connection is there ([`ControlTls`]); audio has its own encryption either way.
+//! instead). TLS on the control connection is there ([`ControlTls`]); use it across untrusted networks: the media keys
+//! travel on the control connection.
 //!
 //! ## Run loop of the sans-IO core
 //! Feed input (`handle_connected`, `handle_control_bytes`, `handle_disconnected`, `handle_datagram`,

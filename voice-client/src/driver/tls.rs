@@ -11,7 +11,8 @@ use tokio_rustls::TlsConnector;
 use crate::Error;
 
 /// How the control connection is secured: the TLS client settings and the name the server's certificate must
-/// carry. Audio has its own encryption either way; TLS protects the password or token, chat and the media keys.
+/// carry. TLS protects the password or token, chat and the media keys (audio is sealed with those keys, so without
+/// TLS an on-path attacker who reads the control connection can also read the audio).
 #[derive(Clone)]
 pub struct ControlTls {
     pub(super) connector: TlsConnector,

@@ -75,8 +75,8 @@ pub struct Config {
 }
 
 /// `[tls]`: serve the control connections over TLS. Both keys or neither; paths are relative to the working
-/// directory. Audio is encrypted either way (`PROTOCOL.md`); TLS protects passwords, tokens, chat and the media
-/// keys on the control connection.
+/// directory. Audio is sealed with a room key (`PROTOCOL.md`), but that key travels on the control connection with
+/// the passwords, tokens and chat: without TLS an on-path attacker can read them all, and so the audio.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]

@@ -307,7 +307,8 @@ impl Server {
 
     /// Serves the control connections over TLS with `config` (e.g. from [`server_config_from_pem`]): a client must
     /// complete the handshake within [`TLS_HANDSHAKE_TIMEOUT`]; one that speaks plain TCP, or fails the handshake,
-    /// is dropped before the relay sees it. Audio is unaffected (it has its own encryption).
+    /// is dropped before the relay sees it. The UDP audio path is unchanged (sealed with the media keys, which
+    /// then travel inside TLS).
     #[must_use]
     pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
         self.tls = Some(config);
