@@ -1,29 +1,37 @@
 //! The file backend streams what is played into its output file through a ring and a writer thread (memory stays
-//! bounded however long the run) and loses nothing at stop. Bounded: the wait for the paced thread to play the
-//! samples has a limit, and nothing is asserted about timing.
+//! bounded however long the run) and loses nothing at stop, or when its streams are dropped without a stop.
+//! Bounded: the wait for the paced thread to play the samples has a limit, and nothing is asserted about timing.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use voice_client::{AudioBackend, FileAudio, read_wav, sample_ring};
+use voice_client::{AudioBackend, AudioStreams, FileAudio, SampleProducer, read_wav, sample_ring};
 
-#[test]
-fn file_backend_writes_every_played_sample_in_order() {
-    let dir = std::env::temp_dir().join(format!("voice-client-file-audio-{}", std::process::id()));
+/// File-backend streams writing to `<temp>/<tag>/out.wav`, with `played` queued for the speaker and waited for
+/// (bounded) until the paced thread took it all. Returns the directory, the file, and the streams.
+fn play(tag: &str, played: &[f32]) -> (PathBuf, PathBuf, Box<dyn AudioStreams>) {
+    let dir = std::env::temp_dir().join(format!("voice-client-file-audio-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("out.wav");
     let mut backend = FileAudio::new(None, Some(path.clone())).expect("backend");
     let (mic, _mic_rx) = sample_ring(48_000);
-    let (mut speaker_tx, speaker) = sample_ring(48_000);
+    let (mut speaker_tx, speaker): (SampleProducer, _) = sample_ring(48_000);
     let streams = backend.start(mic, speaker).expect("starts");
     // The output file exists from the start (it is written while the run goes on).
     assert!(path.exists(), "output file created at start");
-    // 0.3 s of a ramp that never repeats, played in real time by the paced thread.
-    let ramp: Vec<f32> = (0..14_400).map(|i| (i + 1) as f32 / 20_000.0).collect();
-    assert_eq!(speaker_tx.push(&ramp), ramp.len());
+    assert_eq!(speaker_tx.push(played), played.len());
     let limit = Instant::now() + Duration::from_secs(10);
     while speaker_tx.vacant() < 48_000 && Instant::now() < limit {
         std::thread::sleep(Duration::from_millis(10));
     }
+    (dir, path, streams)
+}
+
+#[test]
+fn file_backend_writes_every_played_sample_in_order() {
+    // 0.3 s of a ramp that never repeats, played in real time by the paced thread.
+    let ramp: Vec<f32> = (0..14_400).map(|i| (i + 1) as f32 / 20_000.0).collect();
+    let (dir, path, streams) = play("order", &ramp);
     streams.stop().expect("stops and finalizes");
     let (format, written) = read_wav(&path).expect("a valid WAV file");
     assert_eq!((format.rate_hz, format.channels), (48_000, 1));
@@ -36,18 +44,7 @@ fn file_backend_writes_every_played_sample_in_order() {
 /// Streams dropped without `stop` still end their threads and leave a finalized file.
 #[test]
 fn dropped_streams_still_finalize_the_file() {
-    let dir = std::env::temp_dir().join(format!("voice-client-file-audio-drop-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("out.wav");
-    let mut backend = FileAudio::new(None, Some(path.clone())).expect("backend");
-    let (mic, _mic_rx) = sample_ring(48_000);
-    let (mut speaker_tx, speaker) = sample_ring(48_000);
-    let streams = backend.start(mic, speaker).expect("starts");
-    assert_eq!(speaker_tx.push(&[0.25; 4_800]), 4_800);
-    let limit = Instant::now() + Duration::from_secs(10);
-    while speaker_tx.vacant() < 48_000 && Instant::now() < limit {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (dir, path, streams) = play("drop", &[0.25; 4_800]);
     drop(streams);
     let (_, written) = read_wav(&path).expect("a finalized WAV file");
     assert_eq!(written.iter().filter(|&&s| s == 0.25).count(), 4_800, "what was played is in the file");
