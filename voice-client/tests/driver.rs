@@ -50,3 +50,20 @@ fn two_clients_talk_over_loopback_with_file_audio() {
     assert!(energy_out > energy_in * 0.3, "bob played alice's speech");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A media setting the pipelines refuse fails `connect` (the media thread reports it) and leaves no thread behind.
+#[test]
+fn a_refused_media_setting_fails_connect() {
+    let relay = TestRelay::start();
+    let session = voice_client::SessionConfig::new(
+        relay.tcp,
+        "alice",
+        voice_proto::control::Credential::Password("pw-alice".into()),
+    );
+    let mut media = voice_client::MediaConfig::default();
+    media.capture.gain = Some(f32::NAN);
+    let audio = Box::new(FileAudio::new(None, None).unwrap());
+    let config = voice_client::ClientConfig { session, media, audio, seed: 1, tls: None };
+    let err = voice_client::Client::connect(config).expect_err("a NaN gain is refused");
+    assert!(matches!(err, voice_client::Error::Codec(_)), "{err}");
+}

@@ -44,8 +44,10 @@ fn run(cancel: bool, delay: usize) -> (f64, f64, std::time::Duration) {
     (energy(tail), said, w.peers[1].capture_time / 300)
 }
 
-/// What echo cancellation adds to the capture side (run with `--release --nocapture` for meaningful figures).
+/// What echo cancellation adds to the capture side: a measurement, not a check (run it with
+/// `cargo test --release -p voice-client --features aec --test echo -- --ignored --nocapture`).
 #[test]
+#[ignore = "CPU measurement: prints figures, asserts nothing"]
 fn capture_time_with_and_without_echo_cancellation_is_printed() {
     let (_, _, off) = run(false, 2);
     let (_, _, on) = run(true, 2);

@@ -17,7 +17,7 @@ fn world(mode: TalkMode) -> World {
 
 /// Frames bob concealed for alice so far.
 fn concealed(w: &World) -> u64 {
-    w.peers[1].session.stats().speakers.first().map_or(0, |s| s.concealed)
+    concealed_at(w, 1, 0)
 }
 
 /// Ticks until bob hears that alice stopped speaking (bounded by `max`).

@@ -164,9 +164,6 @@ impl Client {
             output_channels: output.channels,
             ..config.media
         };
-        // Checked here so a bad setting fails `connect`; the media thread builds its own (the echo canceller is
-        // not `Send`, so it is created on the thread that uses it).
-        drop(Media::new(media_config.clone())?);
         let (to_media, media_rx) = mpsc::channel();
         let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::channel();
@@ -184,10 +181,23 @@ impl Client {
         let (spk_prod, spk_cons) = sample_ring(spk_capacity);
         let session = Session::new(config.session, Instant::now(), config.seed);
         let media_stats = Arc::clone(&stats);
+        // The media thread builds the pipelines itself (the echo canceller is not `Send`) and says whether that
+        // worked, so a bad setting still fails `connect`.
+        let (media_ready, media_built) = mpsc::sync_channel::<Result<(), Error>>(1);
         let media_thread = std::thread::Builder::new().name("voice-media".into()).spawn(move || {
+            let media = match Media::new(media_config) {
+                Ok(m) => m,
+                Err(e) => {
+                    // The network thread ends too (the client keeps a sender to it, so it would wait forever).
+                    let _ = net_tx.send(NetOut::Shutdown);
+                    let _ = media_ready.send(Err(e));
+                    return Ok(());
+                }
+            };
+            let _ = media_ready.send(Ok(()));
             MediaLoop {
                 session,
-                media: Media::new(media_config)?,
+                media,
                 rx: media_rx,
                 net: net_tx,
                 events: event_tx,
@@ -213,7 +223,8 @@ impl Client {
             net_thread: Some(net_thread),
             streams: None,
         };
-        // If the audio device cannot start, the threads stop again (dropping `client` joins them).
+        // If the pipelines or the audio device cannot start, the threads stop again (dropping `client` joins them).
+        media_built.recv().map_err(|_| Error::Stopped)??;
         client.streams = Some(config.audio.start(mic_prod, spk_cons)?);
         Ok(client)
     }
