@@ -290,6 +290,8 @@ pub(crate) struct Batch {
     pub(crate) events: bool,
     /// The relay's count of accepted audio packets after the batch (none when nothing was received).
     pub(crate) audio_accepted: Option<u64>,
+    /// When the batch was received.
+    pub(crate) at: Instant,
 }
 
 /// Locks the relay (a panic elsewhere while holding the lock leaves the relay usable: its state is always
@@ -347,7 +349,7 @@ pub(crate) fn forward_batch(
     if sent.is_ok() {
         sent = send.send(sock, Some(now), || out.pop_front());
     }
-    Ok(Batch { received, sent, events, audio_accepted })
+    Ok(Batch { received, sent, events, audio_accepted, at: now })
 }
 
 /// Waits until `sock` can take a datagram again, at most `limit` (Linux: `poll`; elsewhere the socket is in

@@ -109,7 +109,7 @@ fn run(index: usize, sock: &UdpSocket, cx: &Context) -> Result<(), DriverError> 
                         && n != audio_seen
                     {
                         audio_seen = n;
-                        last_audio = Instant::now();
+                        last_audio = b.at;
                     }
                     if let Err(e) = b.sent {
                         udp_error(e)?;
