@@ -4,11 +4,14 @@
 //! * [`demo`] — the `demo` binary (the README's first command): relay + three clients on loopback, speech through
 //!   the whole stack under a realistic network condition, WAV files and a report.
 //! * [`bots`] — the `voice-bots` load test: N headless clients in R rooms, JSON summary.
+//! * [`quality`] — the `voice-quality` listening harness (`cargo xtask quality`): speech through the real relay and
+//!   clients under a matrix of network conditions, PESQ-WB against offline libopus with the same lost packets.
 #![forbid(unsafe_code)]
 
 pub mod bots;
 pub mod client;
 pub mod demo;
+pub mod quality;
 pub mod server;
 pub mod tui;
 

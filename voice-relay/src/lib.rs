@@ -89,6 +89,6 @@ pub use counters::{Counters, DropReason};
 #[cfg(feature = "tokio")]
 pub use error::DriverError;
 pub use error::{AuthError, ConfigError, Error, RequestError, RngError};
-pub use relay::{ConnId, Event, Relay, RelayConfig, bitrate_policy};
+pub use relay::{BitrateController, ConnId, Event, Hint, LinkReport, MIN_HINT_BITRATE_BPS, Relay, RelayConfig};
 pub use rng::{RandomSource, SeededRng, SystemRng};
 pub use room::RoomConfig;

@@ -16,17 +16,22 @@ pub(crate) struct Whisper {
     pub(crate) members: Box<[PublicId]>,
 }
 
-/// What receivers reported about this session as a sender since the last bitrate decision.
+/// What receivers reported about this session as a sender since the last bitrate decision, and the controller
+/// that turns it into encoder hints.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct LossState {
     /// Worst `fraction_lost` (1/256) any receiver reported since the last decision.
     pub(crate) worst: u8,
+    /// Largest interarrival jitter any receiver reported since the last decision, ms.
+    pub(crate) max_jitter_ms: u32,
+    /// This session's own latest UDP round-trip time (from its receiver reports), ms.
+    pub(crate) rtt_ms: Option<u32>,
     /// At least one report arrived since the last decision.
     pub(crate) seen: bool,
-    /// The bitrate last suggested (0 = none yet: the room's configured bitrate).
-    pub(crate) bitrate_bps: u32,
-    /// The last hint sent, to send only changes: (bitrate, fec, expected loss %).
-    pub(crate) last_hint: Option<(u32, bool, u8)>,
+    /// Loss / congestion → bitrate and FEC.
+    pub(crate) controller: crate::relay::hints::BitrateController,
+    /// The last hint sent, to send only changes.
+    pub(crate) last_hint: Option<crate::relay::hints::Hint>,
 }
 
 /// A logged-in session. Lives until its control connection has been gone for the resume grace period.

@@ -232,33 +232,60 @@ fn ping_is_answered_only_from_the_bound_address_with_equal_size() {
 fn receiver_reports_become_bitrate_hints_for_the_sender() {
     let mut sim = Sim::room_of(3, "lobby");
     let alice = sim.clients[0].id();
-    let report = |sim: &mut Sim, i: usize, fraction: u8| {
+    let report = |sim: &mut Sim, i: usize, fraction: u8, rtt_ms: u16| {
         let blocks = [ReportBlock { source: alice, fraction_lost: fraction, ..Default::default() }];
         let mut v = Vec::new();
         let token = sim.clients[i].token.unwrap();
-        Datagram::ReceiverReport(ReceiverReport::new(token, Some(40), &blocks).unwrap()).encode(&mut v);
+        Datagram::ReceiverReport(ReceiverReport::new(token, Some(rtt_ms), &blocks).unwrap()).encode(&mut v);
         let a = sim.clients[i].addr;
         sim.datagram(a, &v);
     };
-    report(&mut sim, 1, 5);
-    report(&mut sim, 2, 51); // 20 %: the worst receiver decides
+    let hints = |sim: &Sim, i: usize| -> Vec<ServerMessage> {
+        sim.clients[i].inbox.iter().filter(|m| matches!(m, ServerMessage::BitrateHint { .. })).cloned().collect()
+    };
+    // A clean link: nothing to say (clients start at the room's bitrate with FEC off).
+    report(&mut sim, 1, 0, 40);
     sim.advance(Duration::from_secs(2));
-    let hints: Vec<_> =
-        sim.clients[0].inbox.iter().filter(|m| matches!(m, ServerMessage::BitrateHint { .. })).cloned().collect();
-    assert_eq!(hints, vec![ServerMessage::BitrateHint { bitrate_bps: 24_000, fec: true, expected_loss_pct: 20 }]);
-    assert!(!sim.clients[1].inbox.iter().any(|m| matches!(m, ServerMessage::BitrateHint { .. })));
-    // Clean reports: back up, FEC off.
-    report(&mut sim, 1, 0);
+    assert!(hints(&sim, 0).is_empty());
+    report(&mut sim, 1, 5, 40);
+    report(&mut sim, 2, 51, 40); // 20 %: the worst receiver decides
     sim.advance(Duration::from_secs(2));
+    // Random loss (no delay growth): FEC on at the loss seen, the room's bitrate kept.
     assert_eq!(
-        sim.clients[0].inbox.last(),
-        Some(&ServerMessage::BitrateHint { bitrate_bps: 26_400, fec: false, expected_loss_pct: 0 })
+        hints(&sim, 0),
+        vec![ServerMessage::BitrateHint { bitrate_bps: 32_000, fec: true, expected_loss_pct: 20 }]
+    );
+    assert!(hints(&sim, 1).is_empty());
+    // Clean reports: FEC off again once the smoothed loss has decayed.
+    for _ in 0..12 {
+        report(&mut sim, 1, 0, 40);
+        report(&mut sim, 0, 0, 30); // alice's own reports keep her address bound and carry her RTT
+        sim.advance(Duration::from_secs(2));
+    }
+    assert_eq!(
+        hints(&sim, 0).last(),
+        Some(&ServerMessage::BitrateHint { bitrate_bps: 32_000, fec: false, expected_loss_pct: 0 })
     );
     // QualityReport over control: 50 ‰ loss.
     sim.control(1, ClientMessage::QualityReport { rtt_ms: 40, loss_permille: 50, jitter_ms: 3, playout_delay_ms: 40 });
     sim.advance(Duration::from_secs(2));
     assert_eq!(
-        sim.clients[0].inbox.last(),
-        Some(&ServerMessage::BitrateHint { bitrate_bps: 26_400, fec: true, expected_loss_pct: 5 })
+        hints(&sim, 0).last(),
+        Some(&ServerMessage::BitrateHint { bitrate_bps: 32_000, fec: true, expected_loss_pct: 5 })
     );
+    // Congestion: alice's own round-trip time climbs while loss appears: the bitrate comes down, not below 16 kb/s.
+    for _ in 0..3 {
+        report(&mut sim, 0, 0, 30);
+        report(&mut sim, 1, 0, 40);
+        sim.advance(Duration::from_secs(2));
+    }
+    for k in 0..10u16 {
+        report(&mut sim, 0, 0, 200 + 20 * k);
+        report(&mut sim, 1, 20, 40);
+        sim.advance(Duration::from_secs(2));
+    }
+    let Some(ServerMessage::BitrateHint { bitrate_bps, fec, .. }) = hints(&sim, 0).last().cloned() else {
+        panic!("no hint")
+    };
+    assert_eq!((bitrate_bps, fec), (voice_relay::MIN_HINT_BITRATE_BPS, true), "{:?}", hints(&sim, 0));
 }

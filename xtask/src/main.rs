@@ -13,7 +13,10 @@
 //! `CMAKE_POLICY_VERSION_MINIMUM=3.5` is always set (also in `.cargo/config.toml`) because the bundled libopus's
 //! CMakeLists predates CMake 3.5, which CMake 4 refuses without it.
 //!
-//! Commands: `demo`, `test`, `ci`, `env` (print the `export` lines for a shell: `eval "$(cargo xtask env)"`).
+//! `quality` also installs the `pesq` and `numpy` packages from PyPI into `target/tools/pesq` (no root) for the
+//! listening harness's PESQ-WB scores, and uses Debian's `espeak-ng` for speech when it is installed.
+//!
+//! Commands: `demo`, `test`, `ci`, `quality`, `env` (print the `export` lines for a shell: `eval "$(cargo xtask env)"`).
 
 use std::env;
 use std::ffi::OsString;
@@ -31,12 +34,14 @@ fn main() -> ExitCode {
         "demo" => provision(&root, true).and_then(|envs| demo(&root, &envs, rest)),
         "test" => provision(&root, true).and_then(|envs| test(&root, &envs, rest)),
         "ci" => provision(&root, true).and_then(|envs| ci(&root, &envs)),
+        "quality" => provision(&root, true).and_then(|envs| quality(&root, &envs, rest)),
         "env" => provision(&root, false).map(|envs| print_env(&envs)),
         _ => {
             eprintln!("usage: cargo xtask <demo|test|ci|env> [args for cargo]");
             eprintln!("  demo  provision libopus, then run the end-to-end demo (release build)");
             eprintln!("  test  provision libopus, then run the whole test suite");
             eprintln!("  ci    everything .ci/run checks: fmt, clippy, docs, tests, benches and fuzz targets built");
+            eprintln!("  quality  provision PESQ (PyPI, into target/tools/pesq), then run the listening harness");
             eprintln!("  env   provision, then print `export` lines for your shell: eval \"$(cargo xtask env)\"");
             return if cmd == "help" || cmd == "--help" { ExitCode::SUCCESS } else { ExitCode::from(2) };
         }
@@ -151,6 +156,40 @@ fn demo(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {
         args.push("--");
     }
     cargo(root, envs, &args, extra)
+}
+
+/// The listening harness (`voice-quality`): PESQ-WB of speech through the stack against offline libopus. Installs
+/// the scorer from PyPI into `target/tools/pesq` first (once; `pip install --target`, no root).
+fn quality(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {
+    let tools = root.join("target/tools/pesq");
+    let python = if succeeds(Command::new("python3").arg("--version")) { "python3" } else { "python" };
+    let importable = || succeeds(Command::new(python).env("PYTHONPATH", &tools).args(["-c", "import pesq, numpy"]));
+    if !importable() {
+        eprintln!("xtask: installing the PESQ scorer from PyPI into target/tools/pesq (pesq, numpy; once)");
+        let status = Command::new(python)
+            .env("PIP_ROOT_USER_ACTION", "ignore")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-script-location"])
+            .arg("--target")
+            .arg(&tools)
+            .args(["pesq", "numpy"])
+            .status()
+            .map_err(|e| format!("could not run {python} -m pip: {e}"))?;
+        if !status.success() || !importable() {
+            return Err(format!("installing `pesq` and `numpy` from PyPI failed ({status}); it needs a C compiler"));
+        }
+    }
+    if !succeeds(Command::new("espeak-ng").arg("--version")) {
+        eprintln!(
+            "xtask: espeak-ng is not installed: the harness uses generated speech (Debian: apt-get install espeak-ng)"
+        );
+    }
+    let mut envs = envs.clone();
+    envs.push(("VOICE_PESQ_PATH".into(), tools.into_os_string()));
+    let mut args = vec!["run", "--release", "--quiet", "-p", "voice-examples", "--bin", "voice-quality"];
+    if !extra.is_empty() {
+        args.push("--");
+    }
+    cargo(root, &envs, &args, extra)
 }
 
 fn test(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {

@@ -31,6 +31,12 @@ impl LocalRelay {
         Self::start_on(users, rooms, any, any, 1)
     }
 
+    /// Starts a relay on 127.0.0.1 (free ports) with `users` (name, password) and rooms configured by the caller.
+    pub fn start_rooms(users: &[(String, String)], rooms: Vec<RoomConfig>) -> Result<Self> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_configured(users, rooms, any, any, 1)
+    }
+
     /// Starts a relay with its UDP socket on `udp` and its control listener on `tcp`. It announces its bound UDP
     /// port in LoginOk, and clients send their datagrams to that port at the IP address of `tcp`.
     /// `udp_threads` > 1 binds that many UDP sockets with `SO_REUSEPORT`, each served by its own thread (Linux).
@@ -41,12 +47,18 @@ impl LocalRelay {
         tcp: SocketAddr,
         udp_threads: usize,
     ) -> Result<Self> {
+        Self::start_configured(users, rooms.iter().map(RoomConfig::new).collect(), udp, tcp, udp_threads)
+    }
+
+    fn start_configured(
+        users: &[(String, String)],
+        rooms: Vec<RoomConfig>,
+        udp: SocketAddr,
+        tcp: SocketAddr,
+        udp_threads: usize,
+    ) -> Result<Self> {
         let auth = users.iter().fold(MemoryAuthenticator::new(), |a, (u, p)| a.with_user(u.clone(), p.clone()));
-        let config = RelayConfig {
-            rooms: rooms.iter().map(RoomConfig::new).collect(),
-            max_sessions: users.len() + 16,
-            ..RelayConfig::default()
-        };
+        let config = RelayConfig { rooms, max_sessions: users.len() + 16, ..RelayConfig::default() };
         let relay = Relay::new(config, Box::new(auth), Box::new(SeededRng::new(7)), Instant::now(), unix_ms())
             .context("relay configuration")?;
         let server = Server::bind(relay, udp, tcp)

@@ -248,7 +248,7 @@ impl Session {
                 };
                 self.want_room = Some((room.clone(), password));
                 self.events.push_back(Event::Joined { room, config, members });
-                self.set_room_hint(config);
+                self.set_room_hint(config, true);
                 if !self.bound || !rejoined {
                     self.send_hello(now, HELLO_INTERVAL);
                 }
@@ -290,12 +290,15 @@ impl Session {
                     }
                     r.config = config;
                 }
-                self.set_room_hint(config);
+                self.set_room_hint(config, false);
                 self.events.push_back(Event::ChannelConfig(config));
             }
             ServerMessage::BitrateHint { bitrate_bps, fec, expected_loss_pct } => {
-                let frame_ms = self.room.as_ref().map_or(20, |r| r.config.frame_ms);
-                let hint = EncoderHint { bitrate_bps, fec, expected_loss_pct, frame_ms };
+                let base = self.current_hint.unwrap_or_else(|| {
+                    EncoderHint::for_room(&self.room.as_ref().map(|r| r.config).unwrap_or_default())
+                });
+                let hint = EncoderHint { bitrate_bps, fec, expected_loss_pct, ..base };
+                self.current_hint = Some(hint);
                 self.encoder_hint = Some(hint);
                 self.events.push_back(Event::EncoderHint(hint));
             }
@@ -358,14 +361,20 @@ impl Session {
         self.next_ctl_ping = Some(now + self.config.control_ping_interval);
     }
 
-    fn set_room_hint(&mut self, config: voice_proto::control::ChannelConfig) {
-        let prev = self.encoder_hint.unwrap_or(EncoderHint {
-            bitrate_bps: config.bitrate_bps,
-            fec: config.fec,
-            expected_loss_pct: 10,
-            frame_ms: config.frame_ms,
-        });
-        self.encoder_hint = Some(EncoderHint { bitrate_bps: config.bitrate_bps, frame_ms: config.frame_ms, ..prev });
+    /// A room was joined (`fresh`) or its configuration changed: the room's bitrate, frame duration and DTX; FEC
+    /// starts off in a new room and stays as the relay last asked (if the room allows it) on a change.
+    fn set_room_hint(&mut self, config: voice_proto::control::ChannelConfig, fresh: bool) {
+        let room = EncoderHint::for_room(&config);
+        let hint = match self.current_hint {
+            Some(prev) if !fresh => EncoderHint {
+                fec: prev.fec && config.fec,
+                expected_loss_pct: if prev.fec && config.fec { prev.expected_loss_pct } else { 0 },
+                ..room
+            },
+            _ => room,
+        };
+        self.current_hint = Some(hint);
+        self.encoder_hint = Some(hint);
     }
 }
 

@@ -132,6 +132,8 @@ pub struct Session {
     seq: u64,
     timestamp: u32,
     encoder_hint: Option<EncoderHint>,
+    /// The encoder settings in force (the last hint, applied or not).
+    current_hint: Option<EncoderHint>,
     stats: SessionStats,
     bytes_since_report: u64,
     last_report_at: Instant,
@@ -196,6 +198,7 @@ impl Session {
             seq: seed & ((1 << 40) - 1),
             timestamp: (seed >> 8) as u32,
             encoder_hint: None,
+            current_hint: None,
             stats: SessionStats::default(),
             bytes_since_report: 0,
             last_report_at: now,

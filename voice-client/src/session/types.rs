@@ -125,9 +125,24 @@ pub struct EncoderHint {
     pub expected_loss_pct: u8,
     /// Frame duration of the room, ms (10, 20, 40 or 60).
     pub frame_ms: u8,
+    /// Discontinuous transmission (the room's `dtx`): silent frames are not sent.
+    pub dtx: bool,
 }
 
 impl EncoderHint {
+    /// What a client starts with in a room: the room's bitrate, frame duration and DTX, FEC off (the relay turns
+    /// it on with a BitrateHint once receivers report loss).
+    #[must_use]
+    pub fn for_room(config: &voice_proto::control::ChannelConfig) -> Self {
+        Self {
+            bitrate_bps: config.bitrate_bps,
+            fec: false,
+            expected_loss_pct: 0,
+            frame_ms: config.frame_ms,
+            dtx: config.dtx,
+        }
+    }
+
     /// These settings applied on top of `base`.
     #[must_use]
     pub fn apply_to(&self, base: voice_codec::OpusSettings) -> voice_codec::OpusSettings {
@@ -135,6 +150,7 @@ impl EncoderHint {
             bitrate_bps: self.bitrate_bps.clamp(6_000, 510_000),
             inband_fec: self.fec,
             expected_loss_pct: self.expected_loss_pct.min(100),
+            dtx: self.dtx,
             frame: voice_codec::FrameDuration::from_millis(u32::from(self.frame_ms)).unwrap_or(base.frame),
             ..base
         }

@@ -329,6 +329,8 @@ impl Relay {
         self.leave_room(idx, now);
         let Some(s) = self.sessions.get_mut(idx) else { return Err(RequestError::Internal) };
         s.room = Some(ridx);
+        // A new room: the client starts again from the room's encoder settings, and so does its controller.
+        s.loss = crate::session::LossState::default();
         let member = s.member();
         if let Some(room) = self.rooms.get_mut(ridx) {
             room.members.push(idx);

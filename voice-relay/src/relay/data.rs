@@ -152,6 +152,9 @@ impl Relay {
         let idx = self.bound_session(now, from, r.token)?;
         self.charge(idx, now)?;
         let Some(room) = self.sessions.get(idx).and_then(|s| s.room) else { return Err(DropReason::NotInRoom) };
+        if let (Some(rtt), Some(s)) = (r.rtt_ms, self.sessions.get_mut(idx)) {
+            s.loss.rtt_ms = Some(u32::from(rtt));
+        }
         for b in r.blocks() {
             let Some(&src) = self.by_public.get(&b.source.0) else { continue };
             if src == idx {
@@ -161,6 +164,7 @@ impl Relay {
                 && s.room == Some(room)
             {
                 s.loss.worst = s.loss.worst.max(b.fraction_lost);
+                s.loss.max_jitter_ms = s.loss.max_jitter_ms.max(b.jitter_samples / 48);
                 s.loss.seen = true;
             }
         }

@@ -3,9 +3,10 @@
 
 mod control;
 mod data;
+pub(crate) mod hints;
 mod timers;
 
-pub use timers::bitrate_policy;
+pub use hints::{BitrateController, Hint, LinkReport, MIN_HINT_BITRATE_BPS};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -191,8 +192,9 @@ pub(crate) struct Settings {
 ///   RECEIVER_REPORT are charged to the packet bucket. Control messages are limited per connection; over the limit
 ///   they get Error `RATE_LIMITED`. Chat history is bounded by count and by bytes per room.
 /// * **Bitrate hints.** Every `hint_interval`, each sender that received reports (RECEIVER_REPORT blocks from
-///   members of its room, or their QualityReport) gets [`bitrate_policy`] applied to the worst loss reported, and a
-///   BitrateHint if the result changed.
+///   members of its room, or their QualityReport) is run through its [`BitrateController`] (worst loss, largest
+///   jitter reported about it, its own round-trip time): FEC from the loss receivers report, the bitrate cut only
+///   on congestion; a BitrateHint goes out when the result changed.
 /// * **Same user twice.** Several sessions may log in with the same user name; none is replaced. A Resume on a new
 ///   connection while the old one is still open replaces the old connection (Goodbye `REPLACED`, then close).
 /// * **Chat-only rooms** can be joined; their audio is dropped (`VoiceNotAllowed`) and SetWhisper is refused.

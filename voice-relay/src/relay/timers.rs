@@ -5,35 +5,8 @@ use std::time::Instant;
 
 use voice_proto::control::ServerMessage;
 
+use super::hints::{Hint, LinkReport};
 use super::{ConnId, Relay};
-
-/// Lowest bitrate the relay ever suggests (Opus speech stays intelligible at 8 kb/s).
-pub(crate) const MIN_HINT_BITRATE_BPS: u32 = 8_000;
-
-/// The bitrate policy: from the worst `fraction_lost` (1/256) any receiver reported about a sender since the last
-/// decision, and the bitrate suggested last time, the next hint `(bitrate_bps, fec, expected_loss_pct)`:
-///
-/// * `expected_loss_pct` is the worst loss in percent, rounded up;
-/// * FEC is on when that loss is above 2 %;
-/// * above 10 % loss the bitrate steps down by a quarter (FEC needs room, and congestion is likely); at or below
-///   2 % it steps up by a tenth; in between it holds;
-/// * the bitrate stays within `[min(8 kb/s, room bitrate), room bitrate]`.
-#[must_use]
-pub fn bitrate_policy(worst_fraction_lost: u8, previous_bps: u32, room_bitrate_bps: u32) -> (u32, bool, u8) {
-    let loss_pct = u8::try_from((u32::from(worst_fraction_lost) * 100).div_ceil(256)).unwrap_or(100);
-    let fec = u32::from(worst_fraction_lost) * 100 > 2 * 256;
-    let max = room_bitrate_bps;
-    let min = MIN_HINT_BITRATE_BPS.min(max);
-    let cur = if previous_bps == 0 { max } else { previous_bps.clamp(min, max) };
-    let next = if loss_pct > 10 {
-        cur - cur / 4
-    } else if loss_pct <= 2 {
-        cur.saturating_add((cur / 10).max(1_000))
-    } else {
-        cur
-    };
-    (next.clamp(min, max), fec, loss_pct)
-}
 
 impl Relay {
     /// Runs the timers that are due at `now`. Call it at (or after) [`poll_timeout`](Self::poll_timeout); calling it
@@ -125,38 +98,25 @@ impl Relay {
             if !s.loss.seen {
                 continue;
             }
-            let worst = s.loss.worst;
+            let report = LinkReport {
+                worst_fraction_lost: s.loss.worst,
+                max_jitter_ms: s.loss.max_jitter_ms,
+                sender_rtt_ms: s.loss.rtt_ms,
+            };
             s.loss.seen = false;
             s.loss.worst = 0;
-            let Some(room_bps) = s.room.and_then(|r| self.rooms.get(r)).map(|r| r.config.bitrate_bps) else {
+            s.loss.max_jitter_ms = 0;
+            let Some(room) = s.room.and_then(|r| self.rooms.get(r)).map(|r| r.config) else {
                 continue;
             };
-            let hint = bitrate_policy(worst, s.loss.bitrate_bps, room_bps);
-            s.loss.bitrate_bps = hint.0;
-            if s.loss.last_hint.unwrap_or((room_bps, false, 0)) != hint {
+            let hint = s.loss.controller.decide(report, room.bitrate_bps, room.fec);
+            // A client starts at the room's bitrate with FEC off: only changes from that are sent.
+            let initial = Hint { bitrate_bps: room.bitrate_bps, fec: false, expected_loss_pct: 0 };
+            if s.loss.last_hint.unwrap_or(initial) != hint {
                 s.loss.last_hint = Some(hint);
-                let (bitrate_bps, fec, expected_loss_pct) = hint;
+                let Hint { bitrate_bps, fec, expected_loss_pct } = hint;
                 self.send_session(idx, ServerMessage::BitrateHint { bitrate_bps, fec, expected_loss_pct });
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bitrate_policy;
-
-    #[test]
-    fn policy_steps_down_on_loss_and_up_when_clean() {
-        // 20 % loss: FEC on, bitrate down a quarter.
-        assert_eq!(bitrate_policy(51, 0, 32_000), (24_000, true, 20));
-        // 3 % loss: FEC on, hold.
-        assert_eq!(bitrate_policy(8, 24_000, 32_000), (24_000, true, 4));
-        // Clean: up a tenth (at least 1 kb/s), capped at the room's bitrate.
-        assert_eq!(bitrate_policy(0, 24_000, 32_000), (26_400, false, 0));
-        assert_eq!(bitrate_policy(0, 31_000, 32_000), (32_000, false, 0));
-        // Never below the floor, and the floor never above the room's bitrate.
-        assert_eq!(bitrate_policy(255, 8_000, 32_000), (8_000, true, 100));
-        assert_eq!(bitrate_policy(255, 0, 6_000), (6_000, true, 100));
     }
 }
