@@ -61,6 +61,7 @@
 #![forbid(unsafe_code)]
 
 mod capture;
+mod comfort;
 mod config;
 mod dsp;
 mod dump;
