@@ -68,6 +68,7 @@ mod dump;
 mod error;
 mod mixer;
 mod playback;
+mod preroll;
 mod resample;
 mod stretch;
 
@@ -78,7 +79,8 @@ pub mod harness;
 
 pub use capture::{CAPTURE_BUFFER_SAMPLES, CaptureFrame, CapturePipeline, GateReason};
 pub use config::{
-    Application, CaptureConfig, ChannelLayout, FrameDuration, MAX_SLOT_SAMPLES, OpusSettings, SAMPLE_RATE_HZ, VadConfig,
+    Application, CaptureConfig, ChannelLayout, FrameDuration, MAX_PREROLL_MS, MAX_SLOT_SAMPLES, OpusSettings,
+    SAMPLE_RATE_HZ, VadConfig,
 };
 pub use dump::{DumpStage, Dumper};
 pub use error::CodecError;
