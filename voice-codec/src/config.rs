@@ -121,7 +121,7 @@ pub struct OpusSettings {
     /// Discontinuous transmission: frames that are background are not sent and reported as
     /// [`GateReason::Dtx`](crate::GateReason::Dtx): those Opus itself encodes as 1–2 byte DTX packets, and (since
     /// libopus keeps sending stationary noise above about −45 dBFS at the default complexity) frames that stayed
-    /// within a few dB of the tracked noise floor, below −30 dBFS, for more than 200 ms.
+    /// within a few dB of the tracked noise floor (or below −60 dBFS), below −30 dBFS, for more than 200 ms.
     pub dtx: bool,
     /// Expected packet loss in percent, 0 ..= 100; libopus sizes the FEC data from it (FEC needs it > 0).
     pub expected_loss_pct: u8,

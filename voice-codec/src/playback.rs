@@ -333,7 +333,7 @@ impl PlaybackPipeline {
         let len = RESUME_FADE.min(frames);
         // The loudest 5 ms of the fade's span: decoded audio may itself rise within it (libopus' own smoothing).
         let head = self.slot[..len * ch].chunks(LEVEL_WINDOW * ch).map(rms).fold(0.0, f32::max);
-        if !(head > 0.0) || self.tail_level >= head * LEVEL_MATCH {
+        if head.is_nan() || head <= 0.0 || self.tail_level >= head * LEVEL_MATCH {
             return;
         }
         let g0 = (self.tail_level / head).clamp(0.0, 1.0);

@@ -126,10 +126,9 @@ fn losses(vad: VadConfig, label: &str) -> Vec<f32> {
                 // Background only: from 400 ms after a word's end (past the hangover) to 100 ms before the next.
                 let (mut bg, mut bg_sent) = (0usize, 0usize);
                 for w in onsets.windows(2) {
-                    for t in w[0] + WORD + 19_200..w[1] - 4_800 {
-                        bg += 1;
-                        bg_sent += usize::from(sent[t]);
-                    }
+                    let span = &sent[w[0] + WORD + 19_200..w[1] - 4_800];
+                    bg += span.len();
+                    bg_sent += span.iter().filter(|&&s| s).count();
                 }
                 println!(
                     "{label:9} {kind:9?} noise {:4.0} dBFS snr {snr:2.0} dB: worst {worst:5.1} ms, {clipped:2}/{} clipped, \

@@ -13,6 +13,8 @@ const ONSET_RATIO: f32 = 3.0;
 const BACKGROUND_RATIO: f32 = 2.5;
 /// Background is never louder than this mean square (−30 dBFS).
 const BACKGROUND_MAX: f32 = 1e-3;
+/// Below this mean square (−60 dBFS) a block is background whatever the floor (e.g. noise suppression's residue).
+const BACKGROUND_QUIET: f32 = 1e-6;
 /// Below this mean square (−70 dBFS) nothing is an onset.
 const MIN_ENERGY: f32 = 1e-7;
 /// Floor rise per block while the signal is above it (about 3 dB/s).
@@ -66,13 +68,14 @@ impl OnsetDetector {
         if energy > self.floor * ONSET_RATIO && energy > MIN_ENERGY {
             self.frame_onset = true;
         }
-        if energy > self.floor * BACKGROUND_RATIO || energy > BACKGROUND_MAX {
+        if (energy > self.floor * BACKGROUND_RATIO && energy > BACKGROUND_QUIET) || energy > BACKGROUND_MAX {
             self.frame_background = false;
         }
         self.floor = if energy < self.floor { energy } else { self.floor * FLOOR_RISE };
     }
 
-    /// Whether every block of the last frame stayed within a few dB of the noise floor (and below −30 dBFS).
+    /// Whether every block of the last frame stayed within a few dB of the noise floor or below −60 dBFS (and in any
+    /// case below −30 dBFS).
     pub(crate) fn background(&self) -> bool {
         self.frame_background
     }
