@@ -4,9 +4,10 @@ use audiopus::coder::Encoder;
 use audiopus::{Bitrate, SampleRate};
 
 use crate::CodecError;
-use crate::config::{CaptureConfig, OpusSettings, SAMPLE_RATE_HZ, validate_device};
-use crate::dsp::{NoiseSuppressor, VoiceGate, apply_gain};
+use crate::config::{CaptureConfig, MAX_PREROLL_MS, OpusSettings, SAMPLE_RATE_HZ, VadConfig, validate_device};
+use crate::dsp::{NoiseSuppressor, OnsetDetector, VoiceGate, apply_gain};
 use crate::dump::{DumpStage, Dumper};
+use crate::preroll::PrerollRing;
 use crate::resample::{StreamResampler, remix_into};
 
 /// Capacity of the 48 kHz frame-assembly buffer, samples per channel (1 s): push at most about this much between two
@@ -16,6 +17,8 @@ pub const CAPTURE_BUFFER_SAMPLES: usize = 48_000;
 const MAX_PACKET_BYTES: usize = 4_000;
 /// Device frames remixed per step (bounds the scratch buffer so chunks of any size need no allocation).
 const REMIX_STEP_FRAMES: usize = 512;
+/// With DTX, background lasting longer than this (samples at 48 kHz, 200 ms, as libopus' own DTX) is not sent.
+const DTX_AFTER: usize = 9_600;
 
 /// Why a frame was not transmitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,7 +27,8 @@ pub enum GateReason {
     Vad,
     /// The push-to-talk gate is closed.
     PushToTalk,
-    /// Opus DTX produced an empty (≤ 2 byte) packet for a near-silent frame.
+    /// DTX: Opus produced an empty (≤ 2 byte) packet for a near-silent frame, or the frame is part of more than
+    /// 200 ms of stationary background (see [`OpusSettings::dtx`]).
     Dtx,
 }
 
@@ -45,13 +49,34 @@ pub enum CaptureFrame<'a> {
         /// Which gate closed.
         reason: GateReason,
     },
+    /// Pre-roll ([`VadConfig::preroll_ms`]): a frame that was reported as `Gated { reason: Vad }` earlier, sent now
+    /// because the voice gate opened right after it, so onsets the detector recognized late are not clipped.
+    ///
+    /// Pre-roll frames come oldest first, directly before the [`Packet`](Self::Packet) of the frame that opened the
+    /// gate, and are consecutive in media time up to it. The media timestamp was already advanced for them: do
+    /// **not** advance it again. The frame's media time starts `age_samples` before the current position (the start
+    /// of the frame about to be returned as `Packet`), so send it with timestamp `current − age_samples`. Never
+    /// produced for frames gated by push-to-talk.
+    Preroll {
+        /// The encoded frame.
+        payload: &'a [u8],
+        /// Samples per channel it covers at 48 kHz.
+        samples: u32,
+        /// How far before the current media position it starts, samples per channel at 48 kHz.
+        age_samples: u32,
+    },
 }
 
 /// Encoder pipeline: `push` device chunks of any size, then drain frames with [`poll_frame`](Self::poll_frame).
 ///
 /// Stages, in order, each optional: conversion to 48 kHz and the configured layout → frame assembly → gain → noise
-/// suppression → echo cancellation (feature `aec`) → voice activity gate (with hangover) → push-to-talk gate → Opus. After construction, pushing and
-/// polling allocate nothing (unless a [`Dumper`] is attached).
+/// /// suppression → echo cancellation (feature `aec`) → voice activity gate (with hangover, fast attack and pre-roll) →
+/// push-to-talk gate → Opus (→ DTX). After construction, pushing and polling allocate nothing (unless a [`Dumper`] is
+/// attached).
+///
+/// With a voice gate, the most recent gated audio ([`VadConfig::preroll_ms`]) is kept unencoded; when the gate opens
+/// it is encoded and returned first as [`CaptureFrame::Preroll`] frames (one per `poll_frame` call), so the
+/// encoder's input stays continuous into the onset.
 pub struct CapturePipeline {
     config: CaptureConfig,
     encoder: Encoder,
@@ -65,6 +90,14 @@ pub struct CapturePipeline {
     #[cfg(feature = "aec")]
     echo: Option<crate::dsp::EchoCanceller>,
     vad: Option<VoiceGate>,
+    onset: OnsetDetector,
+    preroll: PrerollRing,
+    /// Next pre-roll entry to send after the gate opened; `None` when not draining.
+    draining: Option<usize>,
+    /// Samples per channel of the frame that opened the gate (waiting in `frame` while the pre-roll drains).
+    pending: usize,
+    /// Samples of background in a row (DTX).
+    dtx_quiet: usize,
     ptt_pressed: bool,
     dumper: Option<Dumper>,
     frames_encoded: u64,
@@ -115,7 +148,12 @@ impl CapturePipeline {
             denoise: config.noise_suppression.then(|| NoiseSuppressor::new(ch)),
             #[cfg(feature = "aec")]
             echo: config.echo_cancellation.then(|| crate::dsp::EchoCanceller::new(ch)),
-            vad: config.vad.map(|v| VoiceGate::new(v.threshold, v.hangover_frames)),
+            vad: config.vad.map(|v| VoiceGate::new(v.threshold, v.hangover_frames, v.fast_attack)),
+            onset: OnsetDetector::new(),
+            preroll: preroll_ring(config.vad, ch),
+            draining: None,
+            pending: 0,
+            dtx_quiet: 0,
             ptt_pressed: false,
             dumper: None,
             frames_encoded: 0,
@@ -159,8 +197,9 @@ impl CapturePipeline {
     }
 
     /// Enables or disables the voice activity gate at runtime.
-    pub fn set_vad(&mut self, vad: Option<crate::VadConfig>) {
-        self.vad = vad.map(|v| VoiceGate::new(v.threshold, v.hangover_frames));
+    pub fn set_vad(&mut self, vad: Option<VadConfig>) {
+        self.vad = vad.map(|v| VoiceGate::new(v.threshold, v.hangover_frames, v.fast_attack));
+        self.preroll = preroll_ring(vad, self.config.layout.count());
         self.config.vad = vad;
     }
 
@@ -174,7 +213,8 @@ impl CapturePipeline {
         std::mem::replace(&mut self.dumper, dumper)
     }
 
-    /// Frames encoded and transmitted, and frames gated, since construction.
+    /// Frames encoded and transmitted, and frames gated, since construction. A pre-roll frame counts in both (it was
+    /// reported gated first, then sent).
     pub fn frame_counts(&self) -> (u64, u64) {
         (self.frames_encoded, self.frames_gated)
     }
@@ -225,8 +265,12 @@ impl CapturePipeline {
         Ok(())
     }
 
-    /// Assembles, processes and encodes the next frame if a whole one is buffered.
+    /// Assembles, processes and encodes the next frame if a whole one is buffered. Right after the voice gate
+    /// opens, returns the pre-roll frames first (one per call), then the frame that opened it.
     pub fn poll_frame(&mut self) -> Result<Option<CaptureFrame<'_>>, CodecError> {
+        if self.draining.is_some() {
+            return self.drain_preroll().map(Some);
+        }
         let ch = self.config.layout.count();
         let samples = self.config.opus.frame.samples();
         let n = samples * ch;
@@ -247,13 +291,14 @@ impl CapturePipeline {
         if let Some(aec) = &mut self.echo {
             aec.process(frame);
         }
+        let mono = &mut self.mono[..samples];
+        for (m, f) in mono.iter_mut().zip(frame.chunks_exact(ch)) {
+            *m = f.iter().sum::<f32>() / ch as f32;
+        }
+        let onset = self.onset.process(mono);
         let mut gate = None;
         if let Some(vad) = &mut self.vad {
-            let mono = &mut self.mono[..samples];
-            for (m, f) in mono.iter_mut().zip(frame.chunks_exact(ch)) {
-                *m = f.iter().sum::<f32>() / ch as f32;
-            }
-            if !vad.process(mono) {
+            if !vad.process(mono, onset) {
                 gate = Some(GateReason::Vad);
             }
         }
@@ -265,16 +310,72 @@ impl CapturePipeline {
         }
         // Frames are at most 2880 samples, so the count fits u32.
         let samples_u32 = samples as u32;
-        if let Some(reason) = gate {
-            self.frames_gated += 1;
-            return Ok(Some(CaptureFrame::Gated { samples: samples_u32, reason }));
+        match gate {
+            Some(GateReason::Vad) => {
+                if self.preroll.entry_samples() != samples {
+                    self.preroll.reset(samples);
+                }
+                self.preroll.push(frame);
+                self.frames_gated += 1;
+                return Ok(Some(CaptureFrame::Gated { samples: samples_u32, reason: GateReason::Vad }));
+            }
+            Some(reason) => {
+                // Nothing from before push-to-talk was pressed is ever sent.
+                self.preroll.clear();
+                self.frames_gated += 1;
+                return Ok(Some(CaptureFrame::Gated { samples: samples_u32, reason }));
+            }
+            None => {}
         }
-        let len = self.encoder.encode_float(frame, &mut self.packet)?;
-        if self.config.opus.dtx && len <= 2 {
+        self.pending = samples;
+        if self.preroll.len() > 0 {
+            self.draining = Some(0);
+            return self.drain_preroll().map(Some);
+        }
+        self.encode_pending().map(Some)
+    }
+
+    /// Encodes the next pre-roll frame, or when they are all sent, the frame that opened the gate.
+    fn drain_preroll(&mut self) -> Result<CaptureFrame<'_>, CodecError> {
+        while let Some(i) = self.draining {
+            if i >= self.preroll.len() {
+                break;
+            }
+            self.draining = Some(i + 1);
+            let entry = self.preroll.entry_samples();
+            // At most 200 ms plus a frame: fits u32.
+            let age = ((self.preroll.len() - i) * entry) as u32;
+            let len = self.encoder.encode_float(self.preroll.get(i), &mut self.packet)?;
+            if self.config.opus.dtx && len <= 2 {
+                continue;
+            }
+            self.frames_encoded += 1;
+            return Ok(CaptureFrame::Preroll { payload: &self.packet[..len], samples: entry as u32, age_samples: age });
+        }
+        self.draining = None;
+        self.preroll.clear();
+        self.encode_pending()
+    }
+
+    /// Encodes the processed frame waiting in `frame` (`pending` samples per channel), applying DTX.
+    fn encode_pending(&mut self) -> Result<CaptureFrame<'_>, CodecError> {
+        let samples = self.pending;
+        let n = samples * self.config.layout.count();
+        let samples_u32 = samples as u32;
+        let len = self.encoder.encode_float(&self.frame[..n], &mut self.packet)?;
+        // The onset detector last saw this frame (the pre-roll drain processes no new frames).
+        self.dtx_quiet = if self.onset.background() { self.dtx_quiet.saturating_add(samples) } else { 0 };
+        if self.config.opus.dtx && (len <= 2 || self.dtx_quiet > DTX_AFTER) {
             self.frames_gated += 1;
-            return Ok(Some(CaptureFrame::Gated { samples: samples_u32, reason: GateReason::Dtx }));
+            return Ok(CaptureFrame::Gated { samples: samples_u32, reason: GateReason::Dtx });
         }
         self.frames_encoded += 1;
-        Ok(Some(CaptureFrame::Packet { payload: &self.packet[..len], samples: samples_u32 }))
+        Ok(CaptureFrame::Packet { payload: &self.packet[..len], samples: samples_u32 })
     }
+}
+
+/// The pre-roll ring for a voice gate configuration (empty without one).
+fn preroll_ring(vad: Option<VadConfig>, channels: usize) -> PrerollRing {
+    let ms = vad.map_or(0, |v| v.preroll_ms.min(MAX_PREROLL_MS)) as usize;
+    PrerollRing::new(ms * SAMPLE_RATE_HZ as usize / 1000, crate::FrameDuration::Ms60.samples(), channels)
 }

@@ -118,7 +118,10 @@ pub struct OpusSettings {
     pub vbr: bool,
     /// In-band forward error correction: each packet carries a low-bitrate copy of the previous frame.
     pub inband_fec: bool,
-    /// Discontinuous transmission: near-silent frames become 1–2 byte packets, reported as gated.
+    /// Discontinuous transmission: frames that are background are not sent and reported as
+    /// [`GateReason::Dtx`](crate::GateReason::Dtx): those Opus itself encodes as 1–2 byte DTX packets, and (since
+    /// libopus keeps sending stationary noise above about −45 dBFS at the default complexity) frames that stayed
+    /// within a few dB of the tracked noise floor (or below −60 dBFS), below −30 dBFS, for more than 200 ms.
     pub dtx: bool,
     /// Expected packet loss in percent, 0 ..= 100; libopus sizes the FEC data from it (FEC needs it > 0).
     pub expected_loss_pct: u8,
@@ -162,11 +165,22 @@ pub struct VadConfig {
     pub threshold: f32,
     /// Frames transmitted after the last speech frame, so word endings are not cut.
     pub hangover_frames: u32,
+    /// Pre-roll, milliseconds (at most [`MAX_PREROLL_MS`]; 0 disables): the most recent VAD-gated audio, up to this
+    /// long, is kept and sent when the gate opens, ahead of the frame that opened it, as
+    /// [`CaptureFrame::Preroll`](crate::CaptureFrame::Preroll). Covers the detector's reaction time, so word
+    /// onsets are not clipped.
+    pub preroll_ms: u32,
+    /// Fast attack: an energy onset well above the tracked noise floor opens the gate at once, before the voice
+    /// detector has decided; if it does not confirm speech within about 100 ms the gate closes again.
+    pub fast_attack: bool,
 }
+
+/// Longest [`VadConfig::preroll_ms`]; longer values are treated as this.
+pub const MAX_PREROLL_MS: u32 = 200;
 
 impl Default for VadConfig {
     fn default() -> Self {
-        Self { threshold: 0.5, hangover_frames: 15 }
+        Self { threshold: 0.5, hangover_frames: 15, preroll_ms: 60, fast_attack: true }
     }
 }
 

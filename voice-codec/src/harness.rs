@@ -106,7 +106,8 @@ pub fn encode_all(signal: &[f32], settings: OpusSettings) -> Result<Vec<Option<V
         while let Some(frame) = cap.poll_frame()? {
             packets.push(match frame {
                 CaptureFrame::Packet { payload, .. } => Some(payload.to_vec()),
-                CaptureFrame::Gated { .. } => None,
+                // No voice gate here, so no pre-roll either.
+                CaptureFrame::Gated { .. } | CaptureFrame::Preroll { .. } => None,
             });
         }
     }

@@ -5,10 +5,31 @@
 //! ```text
 //! capture:  device chunks (any size, rate, channels) ─► 48 kHz + layout (rubato) ─► exact frames (10/20/40/60 ms)
 //!           ─► gain ─► noise suppression (nnnoiseless) ─► echo cancellation (aec3, feature `aec`)
-//!           ─► VAD gate + hangover (earshot) ─► push-to-talk ─► Opus
-//! playback: voice_jitter::Playout ─► decode | FEC of next packet | PLC | silence ─► time-stretch ─► volume
-//!           ─► Mixer: sum of speakers ─► soft clip ─► device rate + channels
+//!           ─► VAD gate (earshot + energy onset, hangover, pre-roll) ─► push-to-talk ─► Opus ─► DTX
+//! playback: voice_jitter::Playout ─► decode | FEC of next packet | PLC | silence/comfort noise ─► seam fades
+//!           ─► time-stretch ─► volume ─► Mixer: sum of speakers ─► soft clip ─► device rate + channels
 //! ```
+//!
+//! What a listener hears, and how the pipelines take care of it:
+//!
+//! - **Seamless concealment.** libopus conceals in 2.5 ms blocks (10 ms in SILK and hybrid streams); what a block
+//!   produces beyond the asked length is kept and played first in the next slot, so the decoder's state never runs
+//!   ahead of the output. Decoded audio that resumes after a concealment or a silence fades in from the level
+//!   reached before it (20 ms; the first 2.5 ms cross-fade from the previous slot's end, so there is no step) and is
+//!   not time-stretched. A silence right after audio (talkspurt end, stalled stream) fades the concealed
+//!   continuation out over 10 ms instead of stepping to zero.
+//! - **Comfort noise.** In [`Action::Silence`](voice_jitter::Action::Silence) slots a speaker who has sent audio gets
+//!   low-level noise shaped like the background of their recently decoded quiet frames (at most −40 dBFS, faded in,
+//!   cross-faded out when audio resumes); never for a speaker that sent nothing or digital silence.
+//!   [`PlaybackConfig::comfort_noise`] turns it off.
+//! - **DTX.** With [`OpusSettings::dtx`], frames libopus encodes as DTX packets *and* frames of stationary
+//!   background (within a few dB of a tracked noise floor for more than 200 ms) are gated as
+//!   [`GateReason::Dtx`]; libopus alone keeps sending background noise above about −45 dBFS.
+//! - **No clipped onsets.** The voice gate opens at once on an energy onset over the noise floor (closing again
+//!   within 100 ms unless earshot confirms speech), and the most recent gated audio ([`VadConfig::preroll_ms`]) is
+//!   sent when it opens, as [`CaptureFrame::Preroll`] frames that carry their position in media time
+//!   (`age_samples` before the current position: the caller must not advance its timestamp for them). Push-to-talk
+//!   never pre-rolls audio from before the key was pressed.
 //!
 //! What it does **not** do: no threads, no audio devices, no sockets, no clock reads, no jitter buffering (that is
 //! voice-jitter's job; this crate carries out its decisions). Every call is plain CPU work on buffers the pipelines
@@ -34,6 +55,7 @@
 //! let mut mixer = Mixer::new(ChannelLayout::Mono, 48_000, 2)?;
 //!
 //! let chunk: Vec<f32> = (0..441 * 2).map(|i| ((i / 2) as f32 * 0.05).sin() * 0.3).collect();
+//! // (With a voice gate, also handle CaptureFrame::Preroll: send it at `timestamp - age_samples`.)
 //! let mut seq = 0u64;
 //! for _ in 0..10 {
 //!     capture.push(&chunk)?; // 10 ms per push
@@ -61,12 +83,14 @@
 #![forbid(unsafe_code)]
 
 mod capture;
+mod comfort;
 mod config;
 mod dsp;
 mod dump;
 mod error;
 mod mixer;
 mod playback;
+mod preroll;
 mod resample;
 mod stretch;
 
@@ -77,7 +101,8 @@ pub mod harness;
 
 pub use capture::{CAPTURE_BUFFER_SAMPLES, CaptureFrame, CapturePipeline, GateReason};
 pub use config::{
-    Application, CaptureConfig, ChannelLayout, FrameDuration, MAX_SLOT_SAMPLES, OpusSettings, SAMPLE_RATE_HZ, VadConfig,
+    Application, CaptureConfig, ChannelLayout, FrameDuration, MAX_PREROLL_MS, MAX_SLOT_SAMPLES, OpusSettings,
+    SAMPLE_RATE_HZ, VadConfig,
 };
 pub use dump::{DumpStage, Dumper};
 pub use error::CodecError;

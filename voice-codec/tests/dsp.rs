@@ -9,7 +9,7 @@ use voice_codec::{
 use voice_jitter::{Action, Playout, Stretch};
 
 /// Runs `signal` (48 kHz mono) through `cap` in 20 ms pushes; returns one char per frame: `#` sent, `v` VAD-gated,
-/// `p` PTT-gated, `d` DTX.
+/// `p` PTT-gated, `d` DTX, `r` pre-roll (a frame gated earlier, sent now).
 fn gate_trace(cap: &mut CapturePipeline, signal: &[f32]) -> String {
     let mut s = String::new();
     for chunk in signal.chunks(960) {
@@ -20,6 +20,7 @@ fn gate_trace(cap: &mut CapturePipeline, signal: &[f32]) -> String {
                 CaptureFrame::Gated { reason: GateReason::Vad, .. } => 'v',
                 CaptureFrame::Gated { reason: GateReason::PushToTalk, .. } => 'p',
                 CaptureFrame::Gated { reason: GateReason::Dtx, .. } => 'd',
+                CaptureFrame::Preroll { .. } => 'r',
             });
         }
     }
@@ -37,7 +38,7 @@ fn noise(n: usize, amp: f32, seed: u64) -> Vec<f32> {
 
 #[test]
 fn vad_gates_silence_and_passes_speech() {
-    let vad = VadConfig { threshold: 0.5, hangover_frames: 5 };
+    let vad = VadConfig { threshold: 0.5, hangover_frames: 5, ..VadConfig::default() };
     let mut cap = CapturePipeline::new(CaptureConfig { vad: Some(vad), ..CaptureConfig::default() }).unwrap();
     // One second of silence with faint noise (−60 dBFS), then speech.
     let quiet = noise(48_000, 0.001, 1);

@@ -1,12 +1,12 @@
-//! Steady-state processing allocates nothing: capture (44.1 kHz stereo → 48 kHz mono, gain, noise suppression, VAD,
-//! push-to-talk, Opus with FEC), playback (decode, FEC, PLC, silence, corrupt packets, shrink and expand) and the
-//! mixer (to 44.1 kHz stereo).
+//! Steady-state processing allocates nothing: capture (44.1 kHz stereo → 48 kHz mono, gain, noise suppression, VAD
+//! with fast attack and pre-roll, push-to-talk, Opus with FEC and DTX), playback (decode, FEC, PLC, silence with
+//! fade-out and comfort noise, resume fades, corrupt packets, shrink and expand) and the mixer (to 44.1 kHz stereo).
 //!
 //! The counting global allocator comes from the `allocation-counter` dev-dependency (thread-local counts, so other
 //! tests running in parallel do not interfere). We do not write our own `GlobalAlloc`: the workspace sets
 //! `unsafe_code = "forbid"`, and `forbid` cannot be lifted by an `#![allow(unsafe_code)]` in a test file (E0453).
 
-use voice_codec::harness::{encode_all, speech_like};
+use voice_codec::harness::{Lcg, encode_all, speech_like};
 use voice_codec::{
     CaptureConfig, CapturePipeline, ChannelLayout, Mixer, OpusSettings, PlaybackConfig, PlaybackPipeline, VadConfig,
 };
@@ -23,14 +23,17 @@ fn steady_state_capture_playback_and_mix_do_not_allocate() {
         gain: Some(1.2),
         noise_suppression: true,
         vad: Some(VadConfig::default()),
+        opus: OpusSettings { dtx: true, ..OpusSettings::default() },
         push_to_talk: true,
         ..CaptureConfig::default()
     })
     .unwrap();
     cap.set_push_to_talk(true);
 
-    let packets: Vec<Vec<u8>> =
-        encode_all(&speech_like(48_000 * 4, 2), OpusSettings::default()).unwrap().into_iter().flatten().collect();
+    // Speech over faint noise, so the playback side learns a background and plays comfort noise in silences.
+    let mut rng = Lcg(3);
+    let noisy: Vec<f32> = speech_like(48_000 * 4, 2).iter().map(|s| s + (rng.next_f32() - 0.5) * 0.004).collect();
+    let packets: Vec<Vec<u8>> = encode_all(&noisy, OpusSettings::default()).unwrap().into_iter().flatten().collect();
     let mut speakers = [
         PlaybackPipeline::new(PlaybackConfig::default()).unwrap(),
         PlaybackPipeline::new(PlaybackConfig {
@@ -42,16 +45,24 @@ fn steady_state_capture_playback_and_mix_do_not_allocate() {
     ];
     let mut mixer = Mixer::new(ChannelLayout::Mono, 44_100, 2).unwrap();
     let corrupt = [0xffu8, 0x00, 0x13];
+    let faint: Vec<f32> = (0..stereo.len()).map(|_| (rng.next_f32() - 0.5) * 0.002).collect();
 
     let step = |i: usize, cap: &mut CapturePipeline, speakers: &mut [PlaybackPipeline; 2], mixer: &mut Mixer| {
         // Odd chunk sizes, as device callbacks deliver them.
         let size = [441, 300, 512, 129][i % 4] * 2;
         let start = (i * 882) % (stereo.len() - 1024);
-        cap.push(&stereo[start..start + size]).unwrap();
-        let mut bytes = 0;
+        // Alternate about 0.8 s of speech and of faint noise, so the voice gate closes and opens again (pre-roll).
+        let chunk = if (i / 100) % 2 == 1 { &faint[start..start + size] } else { &stereo[start..start + size] };
+        cap.push(chunk).unwrap();
+        let (mut bytes, mut prerolled) = (0, 0);
         while let Some(f) = cap.poll_frame().unwrap() {
-            if let voice_codec::CaptureFrame::Packet { payload, .. } = f {
-                bytes += payload.len();
+            match f {
+                voice_codec::CaptureFrame::Packet { payload, .. } => bytes += payload.len(),
+                voice_codec::CaptureFrame::Preroll { payload, .. } => {
+                    bytes += payload.len();
+                    prerolled += 1;
+                }
+                voice_codec::CaptureFrame::Gated { .. } => {}
             }
         }
         let p = &packets[i % packets.len()];
@@ -72,20 +83,23 @@ fn steady_state_capture_playback_and_mix_do_not_allocate() {
             s.play(&Playout { action, stretch }).unwrap();
         }
         let out = mixer.mix(speakers.iter_mut(), 960).unwrap();
-        bytes + out.len()
+        (bytes + out.len(), prerolled)
     };
 
     // Warm up: first frames, resampler blocks, buffers reaching their steady size.
     for i in 0..200 {
         step(i, &mut cap, &mut speakers, &mut mixer);
     }
-    let mut work = 0;
+    let (mut work, mut prerolled) = (0, 0);
     let info = allocation_counter::measure(|| {
         for i in 200..600 {
-            work += step(i, &mut cap, &mut speakers, &mut mixer);
+            let (w, p) = step(i, &mut cap, &mut speakers, &mut mixer);
+            work += w;
+            prerolled += p;
         }
     });
     assert!(work > 0);
+    assert!(prerolled > 0, "the pre-roll path was not exercised");
     // The counter does count on this thread (guards against a silently inactive allocator).
     let probe = allocation_counter::measure(|| drop(std::hint::black_box(vec![1u8; 16])));
     assert_eq!(probe.count_total, 1);

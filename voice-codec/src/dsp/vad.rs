@@ -1,11 +1,14 @@
 //! Voice activity gate: 48 kHz mono is low-passed and decimated to 16 kHz, scored by earshot in 16 ms windows, and
-//! the gate stays open for a hangover after the last speech window.
+//! the gate stays open for a hangover after the last speech window. With fast attack, an energy onset opens the gate
+//! provisionally: it stays open while earshot confirms speech within [`PROVISIONAL`] samples, else it closes.
 
 use earshot::Detector;
 
 const WINDOW: usize = 256;
 const DECIMATION: usize = 3;
 const TAPS: usize = 33;
+/// How long an onset keeps the gate open without earshot confirming speech, samples at 48 kHz (100 ms).
+pub(crate) const PROVISIONAL: usize = 4_800;
 
 /// The gate. Processing allocates nothing.
 pub(crate) struct VoiceGate {
@@ -19,6 +22,8 @@ pub(crate) struct VoiceGate {
     threshold: f32,
     hangover_frames: u32,
     hangover_left: u32,
+    fast_attack: bool,
+    provisional_left: usize,
     last_score: f32,
 }
 
@@ -33,7 +38,7 @@ impl std::fmt::Debug for VoiceGate {
 }
 
 impl VoiceGate {
-    pub(crate) fn new(threshold: f32, hangover_frames: u32) -> Self {
+    pub(crate) fn new(threshold: f32, hangover_frames: u32, fast_attack: bool) -> Self {
         // Windowed-sinc low-pass at 7 kHz (48 kHz rate) against aliasing before keeping every third sample.
         let mut fir = [0.0f32; TAPS];
         let mid = (TAPS / 2) as f32;
@@ -63,6 +68,8 @@ impl VoiceGate {
             threshold,
             hangover_frames,
             hangover_left: 0,
+            fast_attack,
+            provisional_left: 0,
             last_score: 0.0,
         }
     }
@@ -72,8 +79,9 @@ impl VoiceGate {
         self.last_score
     }
 
-    /// Feeds one 48 kHz mono frame; returns whether the gate is open for it.
-    pub(crate) fn process(&mut self, mono: &[f32]) -> bool {
+    /// Feeds one 48 kHz mono frame (`onset`: the energy onset detector fired in it); returns whether the gate is
+    /// open for it.
+    pub(crate) fn process(&mut self, mono: &[f32], onset: bool) -> bool {
         let mut speech = false;
         let mut scored = false;
         for &s in mono {
@@ -103,6 +111,13 @@ impl VoiceGate {
         }
         if speech {
             self.hangover_left = self.hangover_frames;
+            self.provisional_left = 0;
+            true
+        } else if self.fast_attack && (onset || self.provisional_left > 0) && self.hangover_left == 0 {
+            if onset && self.provisional_left == 0 {
+                self.provisional_left = PROVISIONAL;
+            }
+            self.provisional_left = self.provisional_left.saturating_sub(mono.len());
             true
         } else if self.hangover_left > 0 {
             self.hangover_left -= 1;
