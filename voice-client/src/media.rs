@@ -103,6 +103,10 @@ impl Media {
                 CaptureFrame::Packet { payload, .. } => {
                     self.talking = session.send_frame(now, payload, false)?;
                 }
+                CaptureFrame::Preroll { payload, age_samples, .. } => {
+                    // Voice activation opened its gate: the frames just before it go first, at their own times.
+                    self.talking |= session.send_preroll(now, payload, age_samples)?;
+                }
                 CaptureFrame::Gated { samples, .. } => {
                     // Voice activation closed the gate (or the key is up): end the talkspurt with this frame so
                     // receivers stop at once; its END_OF_TALKSPURT packet advances the timestamp by the frame.

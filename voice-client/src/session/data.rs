@@ -225,6 +225,25 @@ impl Session {
         self.queue_audio(&payload, true, samples)
     }
 
+    /// Sends a pre-rolled frame: one the capture side held back while voice activation's gate was closed (its
+    /// media time was already skipped) and sends now that the gate opened, so the onset of a word is not lost.
+    /// It goes out with the timestamp it had, `age_samples` before the current position, and does not advance
+    /// the media timestamp. `Ok(false)` when the session would not send audio now.
+    pub fn send_preroll(&mut self, now: Instant, opus: &[u8], age_samples: u32) -> Result<bool, Error> {
+        if !self.wants_audio() {
+            return Ok(false);
+        }
+        let current = self.timestamp;
+        self.timestamp = current.wrapping_sub(age_samples);
+        let sent = self.queue_audio(opus, false, 0);
+        self.timestamp = current;
+        if sent? {
+            self.talkspurt = opus.first().map(|&toc| (toc, now));
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Seals `opus` as the next AUDIO_UP and queues it; `Ok(false)` without a login or a media key.
     fn queue_audio(&mut self, opus: &[u8], end: bool, samples: u32) -> Result<bool, Error> {
         let (Some(login), Some(key)) = (&self.login, &self.keys[0]) else { return Ok(false) };
