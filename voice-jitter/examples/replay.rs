@@ -8,7 +8,8 @@
 //!
 //! Without `--policy`, both `adaptive` and `fixed:40` are run. TRACE.csv has the header `seq,send_ms,arrival_ms`
 //! (arrival -1 = lost). Models for `--generate`: clean, clean-spike, gamma30-ge5, pareto30-l2, spike5-l2,
-//! ar1-30-l1. The replay model and its assumptions (FEC in every packet, stretch applied in full) are described in
+//! ar1-30-l1, and the listening-test conditions jitter10, jitter20, jitter40 (30 ms + Gaussian jitter, no loss),
+//! loss2, loss5, loss10 (random loss, no jitter) and jitter20-loss5. The replay model and its assumptions (FEC in every packet, stretch applied in full) are described in
 //! `voice_jitter::sim` and repeated in each JSON object. `--seq-offset N` shifts sequence numbers (e.g. to cross the
 //! 64-bit wrap). `--write-trace PATH` saves the (generated) trace as CSV; `--dump-frames PATH` writes every played
 //! frame (`seq,slot_ms,delay_ms`) to `PATH.<policy>.csv`. `--tune key=value` overrides an adaptive tuning knob
