@@ -79,6 +79,17 @@ fn main() {
                     "max_expand" => tuning.max_expand = v,
                     "deadband_ms" => tuning.deadband_ms = v,
                     "fec_after_wait" => tuning.fec_after_wait = v,
+                    "fec_quantile" => tuning.fec_quantile = v,
+                    "lossless_quantile" => tuning.lossless_quantile = v,
+                    "loss_ref" => tuning.loss_ref = v,
+                    "pre_expand_ahead" => tuning.pre_expand_ahead = v,
+                    "fec_on_rate" => tuning.fec_on_rate = v,
+                    "pre_expand_risk" => tuning.pre_expand_risk = v,
+                    "max_pre_expand" => tuning.max_pre_expand = v,
+                    "gentle_shrink" => tuning.gentle_shrink = v,
+                    "fast_shrink_ms" => tuning.fast_shrink_ms = v,
+                    "rate_alpha" => tuning.rate_alpha = v,
+                    "align_start" => tuning.align_start = v,
                     _ => usage(),
                 }
             }

@@ -115,8 +115,12 @@ impl Config {
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tuning {
-    /// Quantile of the long-term delay histogram used as the target.
+    /// Quantile of the long-term delay histogram used as the target on a lossy link (loss rate `loss_ref` or more).
     pub quantile: f64,
+    /// Quantile used as the target on a lossless link; in between, the target moves linearly with the loss rate.
+    pub lossless_quantile: f64,
+    /// Loss rate (fraction of frames lost in the network) from which the target is the `quantile`.
+    pub loss_ref: f64,
     /// A higher quantile: a missing frame is waited for at least until playout reaches it.
     pub wait_quantile: f64,
     /// Per-packet forgetting factor of the histogram.
@@ -142,24 +146,57 @@ pub struct Tuning {
     /// When giving up a frame whose successor is buffered after waiting for it, recover it with FEC (1) rather
     /// than skip it (0) even though playout is behind.
     pub fec_after_wait: f64,
+    /// Quantile of the delay the successor of a lost frame must beat for its FEC to be usable at the lost frame's
+    /// slot: on a lossy link the target is at least this quantile plus one frame.
+    pub fec_quantile: f64,
+    /// Rate of FEC chances per frame (frames recovered by FEC, or concealed while the successor then played) above
+    /// which the target makes room for FEC; it stops below half of it.
+    pub fec_on_rate: f64,
+    /// Preemptive expand: when the next frame has not arrived, the slot is expanded if the chance that it arrives
+    /// after its own slot (given that it has not arrived yet) is at least this.
+    pub pre_expand_risk: f64,
+    /// Preemptive expand looks at the first missing frame up to this many frames ahead.
+    pub pre_expand_ahead: f64,
+    /// Largest preemptive expand per slot, as a fraction of the frame.
+    pub max_pre_expand: f64,
+    /// Largest shrink per slot while the depth is less than `fast_shrink_ms` above the target, as a fraction of
+    /// the frame (`max_shrink` applies beyond).
+    pub gentle_shrink: f64,
+    /// Depth above the target beyond which shrinking is fast (`max_shrink`), ms.
+    pub fast_shrink_ms: f64,
+    /// Per-frame smoothing of the loss and FEC-chance rates.
+    pub rate_alpha: f64,
+    /// Align the start of a talkspurt on the target by stretching the silence before it (1) or not (0).
+    pub align_start: f64,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
         Self {
             quantile: 0.975,
+            lossless_quantile: 0.995,
+            loss_ref: 0.01,
             wait_quantile: 0.99,
             forget: 0.9993,
             peak_decay: 0.95,
             peak_weight: 0.6,
             margin_ms: 2.0,
-            wait_fec_ms: 40.0,
+            wait_fec_ms: 0.0,
             wait_gap_ms: 40.0,
             wait_empty_ms: 500.0,
             max_shrink: 0.5,
             max_expand: 0.25,
             deadband_ms: 4.0,
             fec_after_wait: 1.0,
+            fec_quantile: 0.95,
+            fec_on_rate: 0.005,
+            pre_expand_risk: 0.1,
+            pre_expand_ahead: 1.0,
+            max_pre_expand: 0.5,
+            gentle_shrink: 0.1,
+            fast_shrink_ms: 40.0,
+            rate_alpha: 0.002,
+            align_start: 1.0,
         }
     }
 }

@@ -31,10 +31,16 @@ pub(crate) struct DelayEstimator {
     total: f64,
     /// The target quantile.
     target: QuantileTracker,
+    /// The target quantile of a lossless link.
+    high: QuantileTracker,
     /// A higher quantile: how long a missing frame is worth waiting for.
     wait: QuantileTracker,
+    /// The quantile the successor of a lost frame must beat for its in-band FEC to be there in time.
+    fec: QuantileTracker,
     /// Short-term peak of relative delay, µs.
     peak_us: f64,
+    /// Highest bin that ever held a sample (the tail sums stop there).
+    top_bin: usize,
     /// `1 / forget`: the factor by which each new sample outweighs the previous one.
     growth: f64,
     peak_decay: f64,
@@ -49,8 +55,11 @@ impl DelayEstimator {
             weight: 1.0,
             total: 0.0,
             target: QuantileTracker::new(tuning.quantile),
+            high: QuantileTracker::new(tuning.lossless_quantile),
             wait: QuantileTracker::new(tuning.wait_quantile),
+            fec: QuantileTracker::new(tuning.fec_quantile),
             peak_us: 0.0,
+            top_bin: 0,
             growth: 1.0 / tuning.forget.clamp(0.9, 1.0),
             peak_decay: tuning.peak_decay.clamp(0.0, 1.0),
         }
@@ -98,10 +107,13 @@ impl DelayEstimator {
     fn add(&mut self, rel_us: i64) {
         let bin = usize::try_from(rel_us / BIN_US).unwrap_or(BINS - 1).min(BINS - 1);
         let w = self.weight;
+        self.top_bin = self.top_bin.max(bin);
         self.hist[bin] += w;
         self.total += w;
         self.target.add(&self.hist, self.total, bin, w);
         self.wait.add(&self.hist, self.total, bin, w);
+        self.high.add(&self.hist, self.total, bin, w);
+        self.fec.add(&self.hist, self.total, bin, w);
         self.weight *= self.growth;
         if self.weight > RESCALE_AT {
             self.rescale();
@@ -120,6 +132,8 @@ impl DelayEstimator {
         self.total = total;
         self.target.recompute(&self.hist);
         self.wait.recompute(&self.hist);
+        self.high.recompute(&self.hist);
+        self.fec.recompute(&self.hist);
         self.weight = 1.0;
     }
 
@@ -133,9 +147,38 @@ impl DelayEstimator {
         (self.wait.upper_us(self.total) - BIN_US).max(0)
     }
 
+    /// The lossless-link target quantile of relative delay (upper edge of its bin), µs.
+    pub(crate) fn high_quantile_us(&self) -> i64 {
+        self.high.upper_us(self.total)
+    }
+
+    /// The FEC quantile of relative delay (upper edge of its bin), µs.
+    pub(crate) fn fec_quantile_us(&self) -> i64 {
+        self.fec.upper_us(self.total)
+    }
+
     /// The short-term peak, µs.
     pub(crate) fn peak_us(&self) -> i64 {
         self.peak_us as i64
+    }
+
+    /// Fraction of the (decayed) packets whose relative delay was above `rel_us`: the chance that a packet arrives
+    /// later than that. Counts the bin holding `rel_us` in proportion to the part of it above `rel_us`. At most
+    /// [`BINS`] additions, no allocation.
+    pub(crate) fn survival(&self, rel_us: i64) -> f64 {
+        if self.total <= 0.0 {
+            return 0.0;
+        }
+        if rel_us < 0 {
+            return 1.0;
+        }
+        let bin = usize::try_from(rel_us / BIN_US).unwrap_or(BINS);
+        if bin > self.top_bin {
+            return 0.0;
+        }
+        let part = 1.0 - (rel_us % BIN_US) as f64 / BIN_US as f64;
+        let above: f64 = self.hist[bin + 1..=self.top_bin].iter().sum();
+        ((above + part * self.hist[bin]) / self.total).clamp(0.0, 1.0)
     }
 }
 
@@ -196,6 +239,21 @@ mod tests {
         }
         let q = e.quantile_us();
         assert!((86_000..=96_000).contains(&q), "q90 = {q}");
+    }
+
+    #[test]
+    fn survival_is_the_tail_fraction() {
+        let mut e = DelayEstimator::new(&Tuning { forget: 1.0, ..Tuning::default() });
+        // Delays 0..100 ms uniformly.
+        for i in 0..1000i64 {
+            let media = i * 20_000;
+            e.update(media + (i * 37 % 100) * 1_000 + 40_000, media);
+        }
+        assert!((e.survival(-1) - 1.0).abs() < 1e-9);
+        assert!((e.survival(50_000) - 0.5).abs() < 0.02, "{}", e.survival(50_000));
+        assert!(e.survival(90_000) < 0.11 && e.survival(90_000) > 0.08, "{}", e.survival(90_000));
+        assert_eq!(e.survival(200_000), 0.0);
+        assert_eq!(e.survival(i64::MAX), 0.0);
     }
 
     #[test]
