@@ -82,6 +82,7 @@ fn main() {
                     "fec_quantile" => tuning.fec_quantile = v,
                     "lossless_quantile" => tuning.lossless_quantile = v,
                     "loss_ref" => tuning.loss_ref = v,
+                    "high_cap" => tuning.high_cap = v,
                     "pre_expand_ahead" => tuning.pre_expand_ahead = v,
                     "fec_on_rate" => tuning.fec_on_rate = v,
                     "pre_expand_risk" => tuning.pre_expand_risk = v,

@@ -119,6 +119,9 @@ pub struct Tuning {
     pub quantile: f64,
     /// Quantile used as the target on a lossless link; in between, the target moves linearly with the loss rate.
     pub lossless_quantile: f64,
+    /// The lossless quantile is used up to this multiple of the (lossy) `quantile`: beyond, the tail is heavy or
+    /// holds a delay spike, and waiting for it costs more delay than it saves.
+    pub high_cap: f64,
     /// Loss rate (fraction of frames lost in the network) from which the target is the `quantile`.
     pub loss_ref: f64,
     /// A higher quantile: a missing frame is waited for at least until playout reaches it.
@@ -150,7 +153,7 @@ pub struct Tuning {
     /// slot: on a lossy link the target is at least this quantile plus one frame.
     pub fec_quantile: f64,
     /// Rate of FEC chances per frame (frames recovered by FEC, or concealed while the successor then played) above
-    /// which the target makes room for FEC; it stops below half of it.
+    /// which the target makes room for FEC; it stops below 3/4 of it.
     pub fec_on_rate: f64,
     /// Preemptive expand: when the next frame has not arrived, the slot is expanded if the chance that it arrives
     /// after its own slot (given that it has not arrived yet) is at least this.
@@ -173,9 +176,10 @@ pub struct Tuning {
 impl Default for Tuning {
     fn default() -> Self {
         Self {
-            quantile: 0.975,
-            lossless_quantile: 0.995,
+            quantile: 0.98,
+            lossless_quantile: 0.997,
             loss_ref: 0.01,
+            high_cap: 1.5,
             wait_quantile: 0.99,
             forget: 0.9993,
             peak_decay: 0.95,
@@ -189,9 +193,9 @@ impl Default for Tuning {
             deadband_ms: 4.0,
             fec_after_wait: 1.0,
             fec_quantile: 0.95,
-            fec_on_rate: 0.005,
+            fec_on_rate: 0.008,
             pre_expand_risk: 0.1,
-            pre_expand_ahead: 1.0,
+            pre_expand_ahead: 2.0,
             max_pre_expand: 0.5,
             gentle_shrink: 0.1,
             fast_shrink_ms: 40.0,

@@ -107,7 +107,7 @@ pub struct JitterBuffer<P> {
     /// Smoothed fraction of frames that were, or could have been, recovered by FEC: given up while their
     /// successor was buffered, or concealed while their successor then played.
     fec_rate: f64,
-    /// The target makes room for FEC (`fec_rate` went above `Tuning::fec_on_rate`, and not below half of it since).
+    /// The target makes room for FEC (`fec_rate` went above `Tuning::fec_on_rate`, and not below 3/4 of it since).
     fec_mode: bool,
     /// The last frame given up was concealed without FEC (if the next one plays, FEC could have recovered it).
     gave_up_without_fec: bool,
@@ -184,9 +184,12 @@ impl<P> JitterBuffer<P> {
                 let t = &self.tuning;
                 // A lossless link aims at the high quantile (every late frame is heard); with loss, concealment of
                 // the lost frames dominates and the target moves toward the lower quantile.
+                // The high quantile is trusted only while the tail is light (as with Gaussian jitter): after a
+                // delay spike, or with a heavy tail, it is capped at `high_cap` times the lower quantile.
+                let low = self.estimator.quantile_us() as f64;
+                let high = (self.estimator.high_quantile_us() as f64).min(low * t.high_cap).max(low);
                 let w = (self.loss_rate / t.loss_ref.max(1e-9)).clamp(0.0, 1.0);
-                let high = self.estimator.high_quantile_us() as f64;
-                let q = high - w * (high - self.estimator.quantile_us() as f64).max(0.0);
+                let q = high - w * (high - low);
                 let peak = self.estimator.peak_us() as f64 * t.peak_weight;
                 let mut target = q.max(peak) + t.margin_ms * 1_000.0;
                 if self.fec_mode {
@@ -238,7 +241,7 @@ impl<P> JitterBuffer<P> {
         let on = self.tuning.fec_on_rate;
         if self.fec_rate > on {
             self.fec_mode = true;
-        } else if self.fec_rate < on / 2.0 {
+        } else if self.fec_rate < on * 0.75 {
             self.fec_mode = false;
         }
     }

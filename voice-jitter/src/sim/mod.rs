@@ -69,6 +69,11 @@ pub struct Report {
     /// Packets lost in the network whose successor was lost too (or never sent): no in-band FEC can recover them,
     /// so these are the frames that have to be concealed.
     pub unrecoverable: u64,
+    /// Missing frames skipped without a slot (playout was behind its target): an audible jump, like a cut.
+    pub skipped: u64,
+    /// The buffer's target delay averaged over the active slots, ms (relative to the fastest packet of the last
+    /// ~2 s, so comparable to the delays below).
+    pub mean_target_ms: f64,
     /// Delay statistics over played frames, ms.
     pub mean_delay_ms: f64,
     /// Median delay, ms.
@@ -119,7 +124,7 @@ impl Report {
             s,
             "{{\"policy\":\"{policy}\",\"trace\":\"{trace}\",\"sent\":{},\"network_lost\":{},\"late_lost\":{},\
              \"late_loss_pct\":{:.3},\"played\":{},\"fec_recovered\":{},\"concealed\":{},\"conceal_events\":{},\
-             \"unrecoverable\":{},\"concealed_pct\":{:.3},\"conceal_or_late_pct\":{:.3},\
+             \"unrecoverable\":{},\"skipped\":{},\"mean_target_ms\":{:.1},\"concealed_pct\":{:.3},\"conceal_or_late_pct\":{:.3},\
              \"mean_delay_ms\":{:.1},\"p50_delay_ms\":{:.1},\"p95_delay_ms\":{:.1},\"p99_delay_ms\":{:.1},\
              \"shrink_ops\":{},\"expand_ops\":{},\"silence_stretch_ops\":{},\"shrink_ms\":{:.0},\"expand_ms\":{:.0},\
              \"violations\":{},\
@@ -134,6 +139,8 @@ impl Report {
             self.concealed,
             self.conceal_events,
             self.unrecoverable,
+            self.skipped,
+            self.mean_target_ms,
             self.concealed_pct(),
             self.conceal_or_late_pct(),
             self.mean_delay_ms,
@@ -184,6 +191,8 @@ pub fn replay(trace: &[TracePacket], config: Config, seq_offset: u64) -> Result<
     let mut played = vec![false; trace.len()];
     let mut last_played: Option<u64> = None;
     let mut in_conceal = false;
+    let mut target_sum_ms = 0.0;
+    let mut active_slots = 0u64;
     let mut next = 0;
     let mut slot = first;
     while slot <= last + 5_000_000 {
@@ -204,6 +213,10 @@ pub fn replay(trace: &[TracePacket], config: Config, seq_offset: u64) -> Result<
         }
         let decision = jb.poll_playout(at(slot));
         let silent = matches!(decision.action, Action::Silence { .. });
+        if !silent {
+            target_sum_ms += jb.stats().target_delay.as_secs_f64() * 1_000.0;
+            active_slots += 1;
+        }
         match decision.action {
             Action::Play { payload, .. } => {
                 in_conceal = false;
@@ -258,6 +271,8 @@ pub fn replay(trace: &[TracePacket], config: Config, seq_offset: u64) -> Result<
         slot += (frame_us + stretch_us).max(1_000);
     }
     report.stats = jb.stats();
+    report.skipped = report.stats.skipped_frames;
+    report.mean_target_ms = if active_slots == 0 { 0.0 } else { target_sum_ms / active_slots as f64 };
     report.played = report.frames.len() as u64;
     report.late_lost = trace.len() as u64 - report.network_lost - report.played;
     let mut delays: Vec<f64> = report.frames.iter().map(|f| f.delay_ms).collect();
