@@ -29,6 +29,8 @@ pub(crate) struct DelayEstimator {
     weight: f64,
     /// Sum of `hist`.
     total: f64,
+    /// Fenwick tree over `hist` (1-based): prefix sums, hence the tail above any delay, in `log2(BINS)` steps.
+    tree: [f64; BINS + 1],
     /// The target quantile.
     target: QuantileTracker,
     /// The target quantile of a lossless link.
@@ -54,6 +56,7 @@ impl DelayEstimator {
             hist: [0.0; BINS],
             weight: 1.0,
             total: 0.0,
+            tree: [0.0; BINS + 1],
             target: QuantileTracker::new(tuning.quantile),
             high: QuantileTracker::new(tuning.lossless_quantile),
             wait: QuantileTracker::new(tuning.wait_quantile),
@@ -110,6 +113,11 @@ impl DelayEstimator {
         self.top_bin = self.top_bin.max(bin);
         self.hist[bin] += w;
         self.total += w;
+        let mut i = bin + 1;
+        while i <= BINS {
+            self.tree[i] += w;
+            i += i & i.wrapping_neg();
+        }
         self.target.add(&self.hist, self.total, bin, w);
         self.wait.add(&self.hist, self.total, bin, w);
         self.high.add(&self.hist, self.total, bin, w);
@@ -130,6 +138,15 @@ impl DelayEstimator {
             total += *h;
         }
         self.total = total;
+        // Rebuild the Fenwick tree from the rescaled bins (linear-time construction).
+        self.tree = [0.0; BINS + 1];
+        for i in 1..=BINS {
+            self.tree[i] += self.hist[i - 1];
+            let parent = i + (i & i.wrapping_neg());
+            if parent <= BINS {
+                self.tree[parent] += self.tree[i];
+            }
+        }
         self.target.recompute(&self.hist);
         self.wait.recompute(&self.hist);
         self.high.recompute(&self.hist);
@@ -163,8 +180,8 @@ impl DelayEstimator {
     }
 
     /// Fraction of the (decayed) packets whose relative delay was above `rel_us`: the chance that a packet arrives
-    /// later than that. Counts the bin holding `rel_us` in proportion to the part of it above `rel_us`. At most
-    /// [`BINS`] additions, no allocation.
+    /// later than that. Counts the bin holding `rel_us` in proportion to the part of it above `rel_us`. A Fenwick
+    /// prefix sum: `log2(BINS)` steps, no allocation.
     pub(crate) fn survival(&self, rel_us: i64) -> f64 {
         if self.total <= 0.0 {
             return 0.0;
@@ -176,8 +193,14 @@ impl DelayEstimator {
         if bin > self.top_bin {
             return 0.0;
         }
+        let mut below = 0.0;
+        let mut i = bin + 1;
+        while i > 0 {
+            below += self.tree[i];
+            i &= i - 1;
+        }
         let part = 1.0 - (rel_us % BIN_US) as f64 / BIN_US as f64;
-        let above: f64 = self.hist[bin + 1..=self.top_bin].iter().sum();
+        let above = (self.total - below).max(0.0);
         ((above + part * self.hist[bin]) / self.total).clamp(0.0, 1.0)
     }
 }
@@ -254,6 +277,21 @@ mod tests {
         assert!(e.survival(90_000) < 0.11 && e.survival(90_000) > 0.08, "{}", e.survival(90_000));
         assert_eq!(e.survival(200_000), 0.0);
         assert_eq!(e.survival(i64::MAX), 0.0);
+    }
+
+    #[test]
+    fn survival_survives_rescaling() {
+        // Enough samples that the growing weights are rescaled at least once; the tail sums must stay exact.
+        let mut e = DelayEstimator::new(&Tuning::default());
+        for i in 0..400_000i64 {
+            let media = i * 20_000;
+            e.update(media + (i % 10) * 10_000, media);
+        }
+        assert!(e.weight < RESCALE_AT);
+        let s = e.survival(45_000);
+        assert!((s - 0.5).abs() < 0.01, "{s}");
+        let brute: f64 = e.hist[23..].iter().sum::<f64>() / e.total + 0.5 * e.hist[22] / e.total;
+        assert!((s - brute).abs() < 1e-9, "{s} vs {brute}");
     }
 
     #[test]
