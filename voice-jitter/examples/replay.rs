@@ -74,6 +74,7 @@ fn main() {
                     "margin_ms" => tuning.margin_ms = v,
                     "wait_fec_ms" => tuning.wait_fec_ms = v,
                     "wait_gap_ms" => tuning.wait_gap_ms = v,
+                    "wait_gap_chance" => tuning.wait_gap_chance = v,
                     "wait_empty_ms" => tuning.wait_empty_ms = v,
                     "max_shrink" => tuning.max_shrink = v,
                     "max_expand" => tuning.max_expand = v,

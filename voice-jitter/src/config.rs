@@ -138,6 +138,9 @@ pub struct Tuning {
     pub wait_fec_ms: f64,
     /// How long past the target to wait for a missing frame when only later packets are buffered, ms.
     pub wait_gap_ms: f64,
+    /// With later frames buffered but not the successor, keep waiting for a missing frame only while the chance
+    /// that it arrives within the next slot is at least this.
+    pub wait_gap_chance: f64,
     /// How long past the target to wait when nothing is buffered (a delay spike), ms.
     pub wait_empty_ms: f64,
     /// Largest shrink per slot, as a fraction of the frame.
@@ -187,6 +190,7 @@ impl Default for Tuning {
             margin_ms: 2.0,
             wait_fec_ms: 0.0,
             wait_gap_ms: 40.0,
+            wait_gap_chance: 0.5,
             wait_empty_ms: 500.0,
             max_shrink: 0.5,
             max_expand: 0.25,

@@ -109,6 +109,11 @@ impl<P: Clone> JitterBuffer<P> {
                 // The successor is here: its FEC stands in for the missing frame now unless waiting is allowed —
                 // concealing a slot to wait costs the listener more than the FEC frame does.
                 t.wait_fec_ms > 0.0 && delay_us < limit_after(t.wait_fec_ms, true)
+            } else if adaptive {
+                // Neither this frame nor the next is here: this slot is concealed either way. Keep the frame's
+                // place (it plays next slot, one frame later) only if it is likely to arrive by then; otherwise
+                // the concealed slot stands for it and playout moves on.
+                delay_us < limit_after(t.wait_gap_ms, true) && self.arrival_chance(delay_us) >= t.wait_gap_chance
             } else {
                 delay_us < limit_after(t.wait_gap_ms, true)
             };

@@ -61,6 +61,19 @@ impl<P> JitterBuffer<P> {
         (1.0 - p) * self.estimator.survival(delay_us.saturating_add(extra_us)) / waiting
     }
 
+    /// The chance that a missing frame whose slot is now, at delay `delay_us`, arrives within the next slot:
+    /// (1 − p)·(S(d) − S(d + frame)) / ((1 − p)·S(d) + p).
+    pub(super) fn arrival_chance(&self, delay_us: i64) -> f64 {
+        let p = self.loss_rate.clamp(0.0, 1.0);
+        let missing = self.estimator.survival(delay_us);
+        let waiting = (1.0 - p) * missing + p;
+        if waiting <= 0.0 {
+            return 0.0;
+        }
+        let later = self.estimator.survival(delay_us.saturating_add(self.frame_us));
+        (1.0 - p) * (missing - later).max(0.0) / waiting
+    }
+
     /// Stretch request for a slot that plays a frame at delay `delay_us` against target `target_us`; `missing` is
     /// how many frames after this one the first frame not buffered is (1: the next), `last` whether this frame
     /// ends the talkspurt.
