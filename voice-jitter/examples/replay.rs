@@ -84,6 +84,8 @@ fn main() {
                     "lossless_quantile" => tuning.lossless_quantile = v,
                     "loss_ref" => tuning.loss_ref = v,
                     "high_cap" => tuning.high_cap = v,
+                    "warmup_packets" => tuning.warmup_packets = v,
+                    "initial_delay_ms" => tuning.initial_delay_ms = v,
                     "pre_expand_ahead" => tuning.pre_expand_ahead = v,
                     "fec_on_rate" => tuning.fec_on_rate = v,
                     "pre_expand_risk" => tuning.pre_expand_risk = v,

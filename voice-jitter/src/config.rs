@@ -126,6 +126,11 @@ pub struct Tuning {
     pub loss_ref: f64,
     /// A higher quantile: a missing frame is waited for at least until playout reaches it.
     pub wait_quantile: f64,
+    /// For this many packets after the first, the target is at least the largest delay seen and at least
+    /// `initial_delay_ms` (the histogram's tail is not known yet).
+    pub warmup_packets: f64,
+    /// The least target while warming up, ms.
+    pub initial_delay_ms: f64,
     /// Per-packet forgetting factor of the histogram.
     pub forget: f64,
     /// Per-packet decay factor of the short-term peak estimate.
@@ -184,6 +189,8 @@ impl Default for Tuning {
             loss_ref: 0.01,
             high_cap: 1.5,
             wait_quantile: 0.99,
+            warmup_packets: 100.0,
+            initial_delay_ms: 60.0,
             forget: 0.9993,
             peak_decay: 0.95,
             peak_weight: 0.6,

@@ -43,6 +43,13 @@ pub(crate) struct DelayEstimator {
     peak_us: f64,
     /// Highest bin that ever held a sample (the tail sums stop there).
     top_bin: usize,
+    /// Packets seen so far, up to `warmup`.
+    seen: u32,
+    /// While fewer than `warmup` packets were seen, the histogram's tail is not known yet: the largest relative
+    /// delay seen so far stands in for it.
+    warmup: u32,
+    /// Largest relative delay seen so far (at least the initial delay), µs.
+    max_us: i64,
     /// `1 / forget`: the factor by which each new sample outweighs the previous one.
     growth: f64,
     peak_decay: f64,
@@ -63,6 +70,9 @@ impl DelayEstimator {
             fec: QuantileTracker::new(tuning.fec_quantile),
             peak_us: 0.0,
             top_bin: 0,
+            seen: 0,
+            warmup: tuning.warmup_packets.clamp(0.0, 1e6) as u32,
+            max_us: (tuning.initial_delay_ms.clamp(0.0, 10_000.0) * 1_000.0) as i64,
             growth: 1.0 / tuning.forget.clamp(0.9, 1.0),
             peak_decay: tuning.peak_decay.clamp(0.0, 1.0),
         }
@@ -103,6 +113,10 @@ impl DelayEstimator {
         let min = self.min_offset_us;
 
         let rel_us = offset.saturating_sub(min).max(0);
+        if self.seen < self.warmup {
+            self.seen += 1;
+            self.max_us = self.max_us.max(rel_us);
+        }
         self.peak_us = (self.peak_us * self.peak_decay).max(rel_us as f64);
         self.add(rel_us);
     }
@@ -172,6 +186,12 @@ impl DelayEstimator {
     /// The FEC quantile of relative delay (upper edge of its bin), µs.
     pub(crate) fn fec_quantile_us(&self) -> i64 {
         self.fec.upper_us(self.total)
+    }
+
+    /// While warming up (the first `Tuning::warmup_packets`), the largest relative delay seen so far, and at least
+    /// `Tuning::initial_delay_ms`; 0 after.
+    pub(crate) fn warmup_floor_us(&self) -> i64 {
+        if self.seen < self.warmup { self.max_us } else { 0 }
     }
 
     /// The short-term peak, µs.

@@ -39,7 +39,8 @@ fn spiky_link_returns_to_low_delay() {
         let trace = sim::generate(&TraceSpec::new(Model::Spike5L2, seed, 15_000));
         let report = sim::replay(&trace, Config::default(), u64::MAX - 7_000).expect("valid config");
         assert_eq!(report.violations, 0, "seed {seed}");
-        assert!(report.p50_delay_ms <= 40.0, "seed {seed}: p50 {}", report.p50_delay_ms);
+        // 2% random loss: the target keeps a frame of room for FEC (~20 ms above the jitter alone).
+        assert!(report.p50_delay_ms <= 45.0, "seed {seed}: p50 {}", report.p50_delay_ms);
         assert!(report.late_loss_pct() <= 2.0, "seed {seed}: late {}", report.late_loss_pct());
     }
 }

@@ -191,7 +191,8 @@ impl<P> JitterBuffer<P> {
                 let w = (self.loss_rate / t.loss_ref.max(1e-9)).clamp(0.0, 1.0);
                 let q = high - w * (high - low);
                 let peak = self.estimator.peak_us() as f64 * t.peak_weight;
-                let mut target = q.max(peak) + t.margin_ms * 1_000.0;
+                let warm = self.estimator.warmup_floor_us() as f64;
+                let mut target = q.max(peak).max(warm) + t.margin_ms * 1_000.0;
                 if self.fec_mode {
                     // Room for the successor of a lost frame to be there at the lost frame's slot.
                     let fec = self.estimator.fec_quantile_us() + self.frame_us;
