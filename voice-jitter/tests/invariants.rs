@@ -134,15 +134,18 @@ fn wraparound_is_seamless() {
     let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default()).expect("valid config");
     let base = u64::MAX - 50;
     let mut played = Vec::new();
-    for i in 0..200u64 {
+    // A few slots more than frames: the first frame waits for the start-up target (60 ms).
+    for i in 0..210u64 {
         let now = Duration::from_millis(1_000 + 20 * i);
-        let packet = Packet {
-            seq: Seq(base.wrapping_add(i)),
-            timestamp: Timestamp((i as u32).wrapping_mul(960).wrapping_sub(960 * 100)),
-            end_of_talkspurt: false,
-            payload: i,
-        };
-        jb.push(now, packet).expect("fresh packet");
+        if i < 200 {
+            let packet = Packet {
+                seq: Seq(base.wrapping_add(i)),
+                timestamp: Timestamp((i as u32).wrapping_mul(960).wrapping_sub(960 * 100)),
+                end_of_talkspurt: i == 199,
+                payload: i,
+            };
+            jb.push(now, packet).expect("fresh packet");
+        }
         if let Action::Play { payload, .. } = jb.poll_playout(now).action {
             played.push(payload);
         }

@@ -136,7 +136,10 @@ fn sender_restart_reanchors() {
 
 #[test]
 fn duplicates_and_late_packets_are_counted_and_refused() {
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default()).expect("valid config");
+    // No start-up delay: frame 10 plays at once.
+    let mut config = Config::default();
+    config.tuning.initial_delay_ms = 0.0;
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(config).expect("valid config");
     jb.push(ms(0), packet(10, 0, 10)).expect("fresh");
     assert_eq!(jb.push(ms(1), packet(10, 0, 10)), Err(PushError::Duplicate));
     assert!(matches!(jb.poll_playout(ms(0)).action, Action::Play { seq: Seq(10), .. }));
