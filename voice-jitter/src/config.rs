@@ -17,10 +17,12 @@ pub enum Policy {
         delay: Duration,
     },
     /// The default: the target follows measured delay statistics (a decaying histogram of each packet's delay
-    /// relative to the fastest packet of the last ~2 s, a high quantile of it, and a short-term peak estimate),
-    /// bounded by [`Config::min_delay`] and [`Config::max_delay`]; the depth follows the target through
-    /// time-stretch requests; a missing frame is waited for when the wait is cheaper than losing it, and given up
-    /// sooner when Opus FEC can recover it.
+    /// relative to the fastest packet of the last ~2 s, a high quantile of it that is higher on a lossless link,
+    /// room for FEC on a lossy one, and a short-term peak estimate), bounded by [`Config::min_delay`] and
+    /// [`Config::max_delay`]; the depth follows the target through time-stretch requests (a preemptive expand when
+    /// a frame due soon is late, gentle shrinks, the start of a talkspurt aligned in the silence before it); a
+    /// missing frame is decoded from its successor's FEC when that is buffered, and concealed only once given up.
+    /// See the [crate docs](crate).
     #[default]
     Adaptive,
 }
