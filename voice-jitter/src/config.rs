@@ -154,7 +154,8 @@ pub struct Tuning {
     pub max_shrink: f64,
     /// Largest expand per slot, as a fraction of the frame.
     pub max_expand: f64,
-    /// No stretch while the depth is within this many ms of the target.
+    /// No shrink starts while the depth is within this many ms above the target (once started, it goes down to the
+    /// target).
     pub deadband_ms: f64,
     /// When giving up a frame whose successor is buffered after waiting for it, recover it with FEC (1) rather
     /// than skip it (0) even though playout is behind.
@@ -208,7 +209,7 @@ impl Default for Tuning {
             fec_quantile: 0.95,
             fec_on_rate: 0.008,
             pre_expand_risk: 0.1,
-            pre_expand_ahead: 2.0,
+            pre_expand_ahead: 3.0,
             max_pre_expand: 0.5,
             gentle_shrink: 0.1,
             fast_shrink_ms: 40.0,

@@ -41,13 +41,13 @@
 //! largest delay seen. Everything is bounded by [`Config::min_delay`] and [`Config::max_delay`].
 //!
 //! **Stretch.** The playout delay follows the target through [`Stretch`] requests, never by dropping frames that are
-//! there. A frame that is due soon (the next two) and not buffered is expanded for: if the chance that it arrives
+//! there. A frame that is due soon (within the next three) and not buffered is expanded for: if the chance that it arrives
 //! after its slot, given that it has not arrived yet (from the delay histogram and the loss rate), is 10% or more,
 //! this slot asks for half a frame of expansion (preemptive expand) — the audio we have is stretched instead of
-//! concealing the next slot. Below the target the slot expands by up to a quarter frame. Above the target (more than
-//! a 4 ms dead band) it shrinks gently — at most a tenth of a frame per slot, and only if the next missing frame
-//! stays very likely in time — and by up to half a frame only to drain a backlog more than 40 ms above the target
-//! (after a spike). Larger reductions happen at talkspurt starts: after `END_OF_TALKSPURT` (or a stall) playout
+//! concealing the next slot. Below the target the slot expands by up to a quarter frame. Once the depth is more than a
+//! 4 ms dead band above the target it shrinks back down to the target gently — at most a tenth of a frame per slot,
+//! and only if the next missing frame stays very likely in time — and by up to half a frame only to drain a backlog
+//! more than 40 ms above the target (after a spike). Larger reductions happen at talkspurt starts: after `END_OF_TALKSPURT` (or a stall) playout
 //! restarts at the target, and the silence slot before the first frame is shrunk or expanded (inaudibly, by up to
 //! half a frame) so that the frame starts exactly at the target whenever it arrived a frame or more ahead.
 //!
@@ -58,8 +58,8 @@
 //!   slot) only while it is likely to arrive within a slot, otherwise the concealed slot stands for it;
 //! - nothing buffered (a delay spike, a burst loss): conceal and wait up to 500 ms past the target — a spike's
 //!   packets then play late instead of being lost, and the backlog is drained fast afterwards;
-//! - if playout is already a frame or more behind its target when a frame is given up, it is skipped without a
-//!   slot (the slots concealed while waiting stood for it).
+//! - when a frame is given up after slots were concealed waiting for it (or playout is a frame or more behind its
+//!   target), those slots stand for it and the missing frames: they are skipped without another slot.
 //!
 //! Robust to reordering, duplicates (played once), late packets (counted, never played out of order), sequence
 //! wraparound (extended keys from [`voice_proto::Seq::distance`]), sender restarts and large jumps (flush and

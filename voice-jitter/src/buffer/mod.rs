@@ -101,6 +101,8 @@ pub struct JitterBuffer<P> {
     concealing: bool,
     /// Consecutive slots given up with an empty buffer.
     stalled_slots: u32,
+    /// Slots concealed while waiting for the frame due now (reset whenever playout moves on).
+    waited: u32,
     /// Smoothed fraction of frames lost in the network: given up and never arrived (a frame given up whose packet
     /// then arrives late is taken back out).
     loss_rate: f64,
@@ -109,6 +111,8 @@ pub struct JitterBuffer<P> {
     fec_rate: f64,
     /// The target makes room for FEC (`fec_rate` went above `Tuning::fec_on_rate`, and not below 3/4 of it since).
     fec_mode: bool,
+    /// The depth went beyond the dead band above the target and is being shrunk back down to the target.
+    shrinking: bool,
     /// The last frame given up was concealed without FEC (if the next one plays, FEC could have recovered it).
     gave_up_without_fec: bool,
     stats: Stats,
@@ -146,10 +150,12 @@ impl<P> JitterBuffer<P> {
             played_mask: 0,
             concealing: false,
             stalled_slots: 0,
+            waited: 0,
             loss_rate: 0.0,
             fec_rate: 0.0,
             fec_mode: false,
             gave_up_without_fec: false,
+            shrinking: false,
             stats: Stats::default(),
             config,
         })
@@ -318,6 +324,7 @@ impl<P> JitterBuffer<P> {
         self.next_seq = Seq(self.next_seq.0.wrapping_add(frames));
         self.next_key = self.next_key.wrapping_add(frames);
         self.next_media_us = self.next_media_us.saturating_add(self.frame_us.saturating_mul(frames as i64));
+        self.waited = 0;
         self.played_mask = if frames >= 128 { 0 } else { self.played_mask << frames };
         if played && (1..=128).contains(&frames) {
             self.played_mask |= 1u128 << (frames - 1);

@@ -88,6 +88,8 @@ impl<P: Clone> JitterBuffer<P> {
                     }
                     self.advance(1, false);
                     self.note_outcome(1, false, false);
+                } else {
+                    self.waited += 1;
                 }
                 return self.conceal();
             };
@@ -119,12 +121,18 @@ impl<P: Clone> JitterBuffer<P> {
             };
             if wait {
                 // Worth waiting one more slot for the missing frame: conceal without moving on.
+                self.waited += 1;
                 return self.conceal();
             }
             // Giving the frame up. If playout is a whole frame or more behind its target, the slots already
             // concealed while waiting stand for it: skip it without a slot.
             let spare = delay_us.saturating_sub(target_us).saturating_sub((t.deadband_ms * 1_000.0) as i64);
-            let mut skip = u64::try_from(spare / self.frame_us).unwrap_or(0).min(gap);
+            let mut skip = u64::try_from(spare / self.frame_us).unwrap_or(0);
+            if adaptive && gap > 1 {
+                // Each slot concealed while waiting for this frame stood for a missing frame.
+                skip = skip.max(u64::from(self.waited));
+            }
+            skip = skip.min(gap);
             if gap == 1 && t.fec_after_wait >= 0.5 {
                 skip = 0;
             }

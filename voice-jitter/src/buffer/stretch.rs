@@ -85,8 +85,15 @@ impl<P> JitterBuffer<P> {
         let error = delay_us.saturating_sub(target_us);
         // Below the target there is no dead band: the target already is the least safe depth.
         let mut expand_us = if error < 0 { (-error).min(self.frac_us(t.max_expand)) } else { 0 };
+        // Shrinking starts beyond the dead band and, once started, goes on down to the target (hysteresis: no
+        // endless small corrections, no depth parked at the edge of the band).
         let band = (t.deadband_ms * 1_000.0) as i64;
-        if error > band {
+        if error <= 0 {
+            self.shrinking = false;
+        } else if error > band {
+            self.shrinking = true;
+        }
+        if self.shrinking {
             // Inside a talkspurt the depth comes down gently (the audio side hides small edits in quiet or periodic
             // sound); only a backlog far above the target (after a delay spike) is drained fast. Large reductions
             // otherwise wait for the next talkspurt, which starts at the target.
