@@ -84,7 +84,7 @@ impl<P> JitterBuffer<P> {
         let t = self.tuning;
         let error = delay_us.saturating_sub(target_us);
         // Below the target there is no dead band: the target already is the least safe depth.
-        let mut expand_us = if error < 0 { (-error).min(self.frac_us(t.max_expand)) } else { 0 };
+        let mut expand_us = if error < 0 { error.saturating_neg().min(self.frac_us(t.max_expand)) } else { 0 };
         // Shrinking starts beyond the dead band and, once started, goes on down to the target (hysteresis: no
         // endless small corrections, no depth parked at the edge of the band).
         let band = (t.deadband_ms * 1_000.0) as i64;
@@ -133,7 +133,7 @@ impl<P> JitterBuffer<P> {
                 }
             }
             Policy::Adaptive if self.tuning.align_start < 0.5 => {
-                if delay_us >= target_us - half {
+                if delay_us >= target_us.saturating_sub(half) {
                     Start::Now
                 } else {
                     Start::Wait(Stretch::None)
@@ -144,21 +144,21 @@ impl<P> JitterBuffer<P> {
                     return Start::Now;
                 }
                 // The stretch of this silence slot that makes the next slot land on the target.
-                let want = target_us - delay_us - self.frame_us;
+                let want = target_us.saturating_sub(delay_us).saturating_sub(self.frame_us);
                 if want > half {
                     return Start::Wait(Stretch::None);
                 }
                 if want < -half {
                     // Even the shortest silence slot overshoots: start now (below the target, expanding up to it)
                     // if that is closer.
-                    let below = target_us - delay_us;
-                    let above = delay_us + self.frame_us - half - target_us;
+                    let below = target_us.saturating_sub(delay_us);
+                    let above = delay_us.saturating_add(self.frame_us - half).saturating_sub(target_us);
                     if below <= above {
                         return Start::Now;
                     }
                 }
                 let want = want.clamp(-half, half);
-                if want < 0 { Start::Wait(self.shrink(-want)) } else { Start::Wait(self.expand(want)) }
+                if want < 0 { Start::Wait(self.shrink(want.saturating_neg())) } else { Start::Wait(self.expand(want)) }
             }
         }
     }
