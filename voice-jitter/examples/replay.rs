@@ -8,7 +8,8 @@
 //!
 //! Without `--policy`, both `adaptive` and `fixed:40` are run. TRACE.csv has the header `seq,send_ms,arrival_ms`
 //! (arrival -1 = lost). Models for `--generate`: clean, clean-spike, gamma30-ge5, pareto30-l2, spike5-l2,
-//! ar1-30-l1. The replay model and its assumptions (FEC in every packet, stretch applied in full) are described in
+//! ar1-30-l1, and the listening-test conditions jitter10, jitter20, jitter40 (30 ms + Gaussian jitter, no loss),
+//! loss2, loss5, loss10 (random loss, no jitter) and jitter20-loss5. The replay model and its assumptions (FEC in every packet, stretch applied in full) are described in
 //! `voice_jitter::sim` and repeated in each JSON object. `--seq-offset N` shifts sequence numbers (e.g. to cross the
 //! 64-bit wrap). `--write-trace PATH` saves the (generated) trace as CSV; `--dump-frames PATH` writes every played
 //! frame (`seq,slot_ms,delay_ms`) to `PATH.<policy>.csv`. `--tune key=value` overrides an adaptive tuning knob
@@ -73,11 +74,26 @@ fn main() {
                     "margin_ms" => tuning.margin_ms = v,
                     "wait_fec_ms" => tuning.wait_fec_ms = v,
                     "wait_gap_ms" => tuning.wait_gap_ms = v,
+                    "wait_gap_chance" => tuning.wait_gap_chance = v,
                     "wait_empty_ms" => tuning.wait_empty_ms = v,
                     "max_shrink" => tuning.max_shrink = v,
                     "max_expand" => tuning.max_expand = v,
                     "deadband_ms" => tuning.deadband_ms = v,
                     "fec_after_wait" => tuning.fec_after_wait = v,
+                    "fec_quantile" => tuning.fec_quantile = v,
+                    "lossless_quantile" => tuning.lossless_quantile = v,
+                    "loss_ref" => tuning.loss_ref = v,
+                    "high_cap" => tuning.high_cap = v,
+                    "warmup_packets" => tuning.warmup_packets = v,
+                    "initial_delay_ms" => tuning.initial_delay_ms = v,
+                    "pre_expand_ahead" => tuning.pre_expand_ahead = v,
+                    "fec_on_rate" => tuning.fec_on_rate = v,
+                    "pre_expand_risk" => tuning.pre_expand_risk = v,
+                    "max_pre_expand" => tuning.max_pre_expand = v,
+                    "gentle_shrink" => tuning.gentle_shrink = v,
+                    "fast_shrink_ms" => tuning.fast_shrink_ms = v,
+                    "rate_alpha" => tuning.rate_alpha = v,
+                    "align_start" => tuning.align_start = v,
                     _ => usage(),
                 }
             }

@@ -17,10 +17,12 @@ pub enum Policy {
         delay: Duration,
     },
     /// The default: the target follows measured delay statistics (a decaying histogram of each packet's delay
-    /// relative to the fastest packet of the last ~2 s, a high quantile of it, and a short-term peak estimate),
-    /// bounded by [`Config::min_delay`] and [`Config::max_delay`]; the depth follows the target through
-    /// time-stretch requests; a missing frame is waited for when the wait is cheaper than losing it, and given up
-    /// sooner when Opus FEC can recover it.
+    /// relative to the fastest packet of the last ~2 s, a high quantile of it that is higher on a lossless link,
+    /// room for FEC on a lossy one, and a short-term peak estimate), bounded by [`Config::min_delay`] and
+    /// [`Config::max_delay`]; the depth follows the target through time-stretch requests (a preemptive expand when
+    /// a frame due soon is late, gentle shrinks, the start of a talkspurt aligned in the silence before it); a
+    /// missing frame is decoded from its successor's FEC when that is buffered, and concealed only once given up.
+    /// See the [crate docs](crate).
     #[default]
     Adaptive,
 }
@@ -115,10 +117,22 @@ impl Config {
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tuning {
-    /// Quantile of the long-term delay histogram used as the target.
+    /// Quantile of the long-term delay histogram used as the target on a lossy link (loss rate `loss_ref` or more).
     pub quantile: f64,
+    /// Quantile used as the target on a lossless link; in between, the target moves linearly with the loss rate.
+    pub lossless_quantile: f64,
+    /// The lossless quantile is used up to this multiple of the (lossy) `quantile`: beyond, the tail is heavy or
+    /// holds a delay spike, and waiting for it costs more delay than it saves.
+    pub high_cap: f64,
+    /// Loss rate (fraction of frames lost in the network) from which the target is the `quantile`.
+    pub loss_ref: f64,
     /// A higher quantile: a missing frame is waited for at least until playout reaches it.
     pub wait_quantile: f64,
+    /// For this many packets after the first, the target is at least the largest delay seen and at least
+    /// `initial_delay_ms` (the histogram's tail is not known yet).
+    pub warmup_packets: f64,
+    /// The least target while warming up, ms.
+    pub initial_delay_ms: f64,
     /// Per-packet forgetting factor of the histogram.
     pub forget: f64,
     /// Per-packet decay factor of the short-term peak estimate.
@@ -131,35 +145,76 @@ pub struct Tuning {
     pub wait_fec_ms: f64,
     /// How long past the target to wait for a missing frame when only later packets are buffered, ms.
     pub wait_gap_ms: f64,
+    /// With later frames buffered but not the successor, keep waiting for a missing frame only while the chance
+    /// that it arrives within the next slot is at least this.
+    pub wait_gap_chance: f64,
     /// How long past the target to wait when nothing is buffered (a delay spike), ms.
     pub wait_empty_ms: f64,
     /// Largest shrink per slot, as a fraction of the frame.
     pub max_shrink: f64,
     /// Largest expand per slot, as a fraction of the frame.
     pub max_expand: f64,
-    /// No stretch while the depth is within this many ms of the target.
+    /// No shrink starts while the depth is within this many ms above the target (once started, it goes down to the
+    /// target).
     pub deadband_ms: f64,
     /// When giving up a frame whose successor is buffered after waiting for it, recover it with FEC (1) rather
     /// than skip it (0) even though playout is behind.
     pub fec_after_wait: f64,
+    /// Quantile of the delay the successor of a lost frame must beat for its FEC to be usable at the lost frame's
+    /// slot: on a lossy link the target is at least this quantile plus one frame.
+    pub fec_quantile: f64,
+    /// Rate of FEC chances per frame (frames recovered by FEC, or concealed while the successor then played) above
+    /// which the target makes room for FEC; it stops below 3/4 of it.
+    pub fec_on_rate: f64,
+    /// Preemptive expand: when the next frame has not arrived, the slot is expanded if the chance that it arrives
+    /// after its own slot (given that it has not arrived yet) is at least this.
+    pub pre_expand_risk: f64,
+    /// Preemptive expand looks at the first missing frame up to this many frames ahead.
+    pub pre_expand_ahead: f64,
+    /// Largest preemptive expand per slot, as a fraction of the frame.
+    pub max_pre_expand: f64,
+    /// Largest shrink per slot while the depth is less than `fast_shrink_ms` above the target, as a fraction of
+    /// the frame (`max_shrink` applies beyond).
+    pub gentle_shrink: f64,
+    /// Depth above the target beyond which shrinking is fast (`max_shrink`), ms.
+    pub fast_shrink_ms: f64,
+    /// Per-frame smoothing of the loss and FEC-chance rates.
+    pub rate_alpha: f64,
+    /// Align the start of a talkspurt on the target by stretching the silence before it (1) or not (0).
+    pub align_start: f64,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
         Self {
-            quantile: 0.975,
+            quantile: 0.98,
+            lossless_quantile: 0.997,
+            loss_ref: 0.01,
+            high_cap: 1.5,
             wait_quantile: 0.99,
+            warmup_packets: 100.0,
+            initial_delay_ms: 60.0,
             forget: 0.9993,
             peak_decay: 0.95,
             peak_weight: 0.6,
             margin_ms: 2.0,
-            wait_fec_ms: 40.0,
+            wait_fec_ms: 0.0,
             wait_gap_ms: 40.0,
+            wait_gap_chance: 0.5,
             wait_empty_ms: 500.0,
             max_shrink: 0.5,
             max_expand: 0.25,
             deadband_ms: 4.0,
             fec_after_wait: 1.0,
+            fec_quantile: 0.95,
+            fec_on_rate: 0.008,
+            pre_expand_risk: 0.1,
+            pre_expand_ahead: 3.0,
+            max_pre_expand: 0.5,
+            gentle_shrink: 0.1,
+            fast_shrink_ms: 40.0,
+            rate_alpha: 0.002,
+            align_start: 1.0,
         }
     }
 }

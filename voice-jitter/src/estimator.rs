@@ -29,12 +29,27 @@ pub(crate) struct DelayEstimator {
     weight: f64,
     /// Sum of `hist`.
     total: f64,
+    /// Fenwick tree over `hist` (1-based): prefix sums, hence the tail above any delay, in `log2(BINS)` steps.
+    tree: [f64; BINS + 1],
     /// The target quantile.
     target: QuantileTracker,
+    /// The target quantile of a lossless link.
+    high: QuantileTracker,
     /// A higher quantile: how long a missing frame is worth waiting for.
     wait: QuantileTracker,
+    /// The quantile the successor of a lost frame must beat for its in-band FEC to be there in time.
+    fec: QuantileTracker,
     /// Short-term peak of relative delay, µs.
     peak_us: f64,
+    /// Highest bin that ever held a sample (the tail sums stop there).
+    top_bin: usize,
+    /// Packets seen so far, up to `warmup`.
+    seen: u32,
+    /// While fewer than `warmup` packets were seen, the histogram's tail is not known yet: the largest relative
+    /// delay seen so far stands in for it.
+    warmup: u32,
+    /// Largest relative delay seen so far (at least the initial delay), µs.
+    max_us: i64,
     /// `1 / forget`: the factor by which each new sample outweighs the previous one.
     growth: f64,
     peak_decay: f64,
@@ -48,9 +63,16 @@ impl DelayEstimator {
             hist: [0.0; BINS],
             weight: 1.0,
             total: 0.0,
+            tree: [0.0; BINS + 1],
             target: QuantileTracker::new(tuning.quantile),
+            high: QuantileTracker::new(tuning.lossless_quantile),
             wait: QuantileTracker::new(tuning.wait_quantile),
+            fec: QuantileTracker::new(tuning.fec_quantile),
             peak_us: 0.0,
+            top_bin: 0,
+            seen: 0,
+            warmup: tuning.warmup_packets.clamp(0.0, 1e6) as u32,
+            max_us: (tuning.initial_delay_ms.clamp(0.0, 10_000.0) * 1_000.0) as i64,
             growth: 1.0 / tuning.forget.clamp(0.9, 1.0),
             peak_decay: tuning.peak_decay.clamp(0.0, 1.0),
         }
@@ -91,6 +113,10 @@ impl DelayEstimator {
         let min = self.min_offset_us;
 
         let rel_us = offset.saturating_sub(min).max(0);
+        if self.seen < self.warmup {
+            self.seen += 1;
+            self.max_us = self.max_us.max(rel_us);
+        }
         self.peak_us = (self.peak_us * self.peak_decay).max(rel_us as f64);
         self.add(rel_us);
     }
@@ -98,10 +124,18 @@ impl DelayEstimator {
     fn add(&mut self, rel_us: i64) {
         let bin = usize::try_from(rel_us / BIN_US).unwrap_or(BINS - 1).min(BINS - 1);
         let w = self.weight;
+        self.top_bin = self.top_bin.max(bin);
         self.hist[bin] += w;
         self.total += w;
+        let mut i = bin + 1;
+        while i <= BINS {
+            self.tree[i] += w;
+            i += i & i.wrapping_neg();
+        }
         self.target.add(&self.hist, self.total, bin, w);
         self.wait.add(&self.hist, self.total, bin, w);
+        self.high.add(&self.hist, self.total, bin, w);
+        self.fec.add(&self.hist, self.total, bin, w);
         self.weight *= self.growth;
         if self.weight > RESCALE_AT {
             self.rescale();
@@ -118,8 +152,19 @@ impl DelayEstimator {
             total += *h;
         }
         self.total = total;
+        // Rebuild the Fenwick tree from the rescaled bins (linear-time construction).
+        self.tree = [0.0; BINS + 1];
+        for i in 1..=BINS {
+            self.tree[i] += self.hist[i - 1];
+            let parent = i + (i & i.wrapping_neg());
+            if parent <= BINS {
+                self.tree[parent] += self.tree[i];
+            }
+        }
         self.target.recompute(&self.hist);
         self.wait.recompute(&self.hist);
+        self.high.recompute(&self.hist);
+        self.fec.recompute(&self.hist);
         self.weight = 1.0;
     }
 
@@ -133,9 +178,50 @@ impl DelayEstimator {
         (self.wait.upper_us(self.total) - BIN_US).max(0)
     }
 
+    /// The lossless-link target quantile of relative delay (upper edge of its bin), µs.
+    pub(crate) fn high_quantile_us(&self) -> i64 {
+        self.high.upper_us(self.total)
+    }
+
+    /// The FEC quantile of relative delay (upper edge of its bin), µs.
+    pub(crate) fn fec_quantile_us(&self) -> i64 {
+        self.fec.upper_us(self.total)
+    }
+
+    /// While warming up (the first `Tuning::warmup_packets`), the largest relative delay seen so far, and at least
+    /// `Tuning::initial_delay_ms`; 0 after.
+    pub(crate) fn warmup_floor_us(&self) -> i64 {
+        if self.seen < self.warmup { self.max_us } else { 0 }
+    }
+
     /// The short-term peak, µs.
     pub(crate) fn peak_us(&self) -> i64 {
         self.peak_us as i64
+    }
+
+    /// Fraction of the (decayed) packets whose relative delay was above `rel_us`: the chance that a packet arrives
+    /// later than that. Counts the bin holding `rel_us` in proportion to the part of it above `rel_us`. A Fenwick
+    /// prefix sum: `log2(BINS)` steps, no allocation.
+    pub(crate) fn survival(&self, rel_us: i64) -> f64 {
+        if self.total <= 0.0 {
+            return 0.0;
+        }
+        if rel_us < 0 {
+            return 1.0;
+        }
+        let bin = usize::try_from(rel_us / BIN_US).unwrap_or(BINS);
+        if bin > self.top_bin {
+            return 0.0;
+        }
+        let mut below = 0.0;
+        let mut i = bin + 1;
+        while i > 0 {
+            below += self.tree[i];
+            i &= i - 1;
+        }
+        let part = 1.0 - (rel_us % BIN_US) as f64 / BIN_US as f64;
+        let above = (self.total - below).max(0.0);
+        ((above + part * self.hist[bin]) / self.total).clamp(0.0, 1.0)
     }
 }
 
@@ -196,6 +282,36 @@ mod tests {
         }
         let q = e.quantile_us();
         assert!((86_000..=96_000).contains(&q), "q90 = {q}");
+    }
+
+    #[test]
+    fn survival_is_the_tail_fraction() {
+        let mut e = DelayEstimator::new(&Tuning { forget: 1.0, ..Tuning::default() });
+        // Delays 0..100 ms uniformly.
+        for i in 0..1000i64 {
+            let media = i * 20_000;
+            e.update(media + (i * 37 % 100) * 1_000 + 40_000, media);
+        }
+        assert!((e.survival(-1) - 1.0).abs() < 1e-9);
+        assert!((e.survival(50_000) - 0.5).abs() < 0.02, "{}", e.survival(50_000));
+        assert!(e.survival(90_000) < 0.11 && e.survival(90_000) > 0.08, "{}", e.survival(90_000));
+        assert_eq!(e.survival(200_000), 0.0);
+        assert_eq!(e.survival(i64::MAX), 0.0);
+    }
+
+    #[test]
+    fn survival_survives_rescaling() {
+        // Enough samples that the growing weights are rescaled at least once; the tail sums must stay exact.
+        let mut e = DelayEstimator::new(&Tuning::default());
+        for i in 0..400_000i64 {
+            let media = i * 20_000;
+            e.update(media + (i % 10) * 10_000, media);
+        }
+        assert!(e.weight < RESCALE_AT);
+        let s = e.survival(45_000);
+        assert!((s - 0.5).abs() < 0.01, "{s}");
+        let brute: f64 = e.hist[23..].iter().sum::<f64>() / e.total + 0.5 * e.hist[22] / e.total;
+        assert!((s - brute).abs() < 1e-9, "{s} vs {brute}");
     }
 
     #[test]

@@ -23,23 +23,43 @@
 //! - read [`JitterBuffer::stats`] whenever (NetEQ / W3C-style counters and gauges).
 //!
 //! ## How it decides
-//! Every packet's delay is measured relative to the fastest packet of the last ~2 s (`arrival − media time`,
-//! minus its sliding minimum). The adaptive target is a high quantile (97.5%) of a decaying histogram of those
-//! delays (forgetting factor 0.9993 per packet, a memory of ~30 s), combined with a short-term estimate — a peak
-//! of the recent delays that jumps up with the first late packet of a spike and decays by 5% per packet — as
-//! `max(quantile, 0.6 × peak)`, plus a 2 ms margin, bounded by [`Config::min_delay`] and [`Config::max_delay`].
-//! The playout delay follows the target through [`Stretch`] requests (shrink up to half a frame per slot when
-//! above, expand up to a quarter when below), never by dropping frames that are there.
+//! The buffer is tuned for the ear: a concealed (PLC) slot is far more audible than a few milliseconds of constant
+//! extra delay, an FEC-decoded frame or a small time-stretch, so it stretches rather than conceals while a frame is
+//! only late, conceals only frames it has given up, and puts large delay changes into pauses.
 //!
-//! When the frame due is missing, the buffer weighs waiting (conceal this slot, keep the frame's place: costs
-//! delay, saves the frame if it is only late) against giving up (costs the frame):
-//! - nothing buffered (a delay spike, a burst loss): wait up to 500 ms past the target — a spike's packets then
-//!   play late instead of being lost, and the delay shrinks back within about a second;
-//! - later frames buffered: wait until playout reaches the 99% delay quantile (at least 40 ms past the target on
-//!   a jittery link, nothing on a clean one);
-//! - giving up with the successor buffered decodes its in-band FEC ([`Action::DecodeFec`]); otherwise PLC. If
-//!   playout is already a frame or more behind its target, a missing frame is skipped without a slot (the slots
-//!   concealed while waiting stood for it).
+//! **Target.** Every packet's delay is measured relative to the fastest packet of the last ~2 s (`arrival − media
+//! time`, minus its sliding minimum) into a decaying histogram (forgetting factor 0.9993 per packet, a memory of
+//! ~30 s). The target is a quantile of it that depends on the measured loss rate (frames given up and never
+//! arrived): on a lossless link the 99.7% quantile — every late frame is heard there, so the target keeps late
+//! frames to a few per thousand — capped at 1.5× the 98% quantile (after a delay spike or with a heavy tail the high
+//! quantile is not worth its delay); from 1% loss on, the 98% quantile (the lost frames' concealment dominates);
+//! linear in between. It is combined with a short-term peak (jumps up with the first late packet of a spike, decays
+//! by 5% per packet) as `max(quantile, 0.6 × peak)`, plus a 2 ms margin. When losses that FEC can recover are
+//! frequent (above 0.8% of frames, frames decoded from FEC or concealed while their successor then played), the
+//! target is at least the 95% quantile plus one frame, so the successor of a lost frame is there at its slot and
+//! the frame is decoded from FEC instead of concealed. For the first 100 packets the target is at least 60 ms and the
+//! largest delay seen. Everything is bounded by [`Config::min_delay`] and [`Config::max_delay`].
+//!
+//! **Stretch.** The playout delay follows the target through [`Stretch`] requests, never by dropping frames that are
+//! there. A frame that is due soon (within the next three) and not buffered is expanded for: if the chance that it arrives
+//! after its slot, given that it has not arrived yet (from the delay histogram and the loss rate), is 10% or more,
+//! this slot asks for half a frame of expansion (preemptive expand) — the audio we have is stretched instead of
+//! concealing the next slot. Below the target the slot expands by up to a quarter frame. Once the depth is more than a
+//! 4 ms dead band above the target it shrinks back down to the target gently — at most a tenth of a frame per slot,
+//! and only if the next missing frame stays very likely in time — and by up to half a frame only to drain a backlog
+//! more than 40 ms above the target (after a spike). Larger reductions happen at talkspurt starts: after `END_OF_TALKSPURT` (or a stall) playout
+//! restarts at the target, and the silence slot before the first frame is shrunk or expanded (inaudibly, by up to
+//! half a frame) so that the frame starts exactly at the target whenever it arrived a frame or more ahead.
+//!
+//! **A missing frame.** When the frame due is not buffered:
+//! - its successor is buffered: decode the successor's in-band FEC now ([`Action::DecodeFec`]) — a concealed slot
+//!   while waiting would cost more than the FEC frame. (Its own packet, if it arrives later, is refused as late.)
+//! - only later frames are buffered: this slot is concealed either way; the frame keeps its place (and plays next
+//!   slot) only while it is likely to arrive within a slot, otherwise the concealed slot stands for it;
+//! - nothing buffered (a delay spike, a burst loss): conceal and wait up to 500 ms past the target — a spike's
+//!   packets then play late instead of being lost, and the backlog is drained fast afterwards;
+//! - when a frame is given up after slots were concealed waiting for it (or playout is a frame or more behind its
+//!   target), those slots stand for it and the missing frames: they are skipped without another slot.
 //!
 //! Robust to reordering, duplicates (played once), late packets (counted, never played out of order), sequence
 //! wraparound (extended keys from [`voice_proto::Seq::distance`]), sender restarts and large jumps (flush and

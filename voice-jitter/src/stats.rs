@@ -25,13 +25,14 @@ pub struct Stats {
     pub concealed_frames: u64,
     /// Runs of consecutive concealed slots (each run counts once).
     pub conceal_events: u64,
-    /// Missing frames skipped without a slot because playout was behind its target.
+    /// Missing frames skipped without a slot: the slots concealed while waiting for them stood for them, or playout
+    /// was behind its target.
     pub skipped_frames: u64,
     /// Slots of silence (before the stream starts, after a talkspurt ends).
     pub silence_frames: u64,
-    /// Slots with a shrink request.
+    /// Slots with a shrink request (including silence slots shortened so that a talkspurt starts at the target).
     pub shrink_ops: u64,
-    /// Slots with an expand request.
+    /// Slots with an expand request (including silence slots lengthened so that a talkspurt starts at the target).
     pub expand_ops: u64,
     /// Total samples (48 kHz) asked to be removed by shrink requests.
     pub shrink_samples: u64,

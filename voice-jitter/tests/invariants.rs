@@ -1,11 +1,12 @@
 //! Property tests: arbitrary arrival orders with loss, duplication and reordering, across the 64-bit sequence wrap.
-//! Invariants: each slot yields exactly one decision; no frame is played twice or out of order; FEC only ever
-//! stands for the frame just before a buffered one; depth never exceeds capacity.
+//! Invariants: the statistics count every decision truthfully (played, FEC, concealed, silence slots); no frame is
+//! played twice or out of order; FEC only ever stands for the frame just before a buffered one; depth never exceeds
+//! capacity.
 
 use std::time::Duration;
 
 use proptest::prelude::*;
-use voice_jitter::{Action, Config, JitterBuffer, Packet, Policy};
+use voice_jitter::{Action, Config, JitterBuffer, Packet, Policy, Stretch};
 use voice_proto::{Seq, Timestamp};
 
 #[derive(Clone, Debug)]
@@ -30,7 +31,8 @@ fn run(ops: &[Op], base: u64, capacity: usize, policy: Policy) {
     let mut now = Duration::from_secs(1);
     let mut last_played: Option<u16> = None;
     let mut slots = 0u64;
-    let mut decisions = 0u64;
+    // Decisions by kind: play, FEC, conceal, silence — the buffer's own counters must agree with them.
+    let mut kinds = [0u64; 4];
     for op in ops {
         match *op {
             Op::Push { rel, eot } => {
@@ -51,7 +53,15 @@ fn run(ops: &[Op], base: u64, capacity: usize, policy: Policy) {
             Op::Slot => {
                 slots += 1;
                 let decision = jb.poll_playout(now);
-                decisions += 1;
+                kinds[match decision.action {
+                    Action::Play { .. } => 0,
+                    Action::DecodeFec { .. } => 1,
+                    Action::Conceal { .. } => 2,
+                    Action::Silence { .. } => 3,
+                }] += 1;
+                if let Action::Conceal { .. } = decision.action {
+                    assert_eq!(decision.stretch, Stretch::None, "a concealed slot is never stretched");
+                }
                 match decision.action {
                     Action::Play { seq, payload, .. } => {
                         assert_eq!(seq, Seq(base.wrapping_add(u64::from(payload))));
@@ -72,8 +82,14 @@ fn run(ops: &[Op], base: u64, capacity: usize, policy: Policy) {
             }
         }
     }
-    assert_eq!(slots, decisions);
+    // Every slot is exactly one decision, and the statistics count each kind truthfully.
     let stats = jb.stats();
+    assert_eq!(kinds.iter().sum::<u64>(), slots);
+    assert_eq!(
+        [stats.played, stats.fec_recovered, stats.concealed_frames, stats.silence_frames],
+        kinds,
+        "stats disagree with the decisions"
+    );
     assert!(stats.played <= stats.packets_received);
 }
 
@@ -118,15 +134,18 @@ fn wraparound_is_seamless() {
     let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default()).expect("valid config");
     let base = u64::MAX - 50;
     let mut played = Vec::new();
-    for i in 0..200u64 {
+    // A few slots more than frames: the first frame waits for the start-up target (60 ms).
+    for i in 0..210u64 {
         let now = Duration::from_millis(1_000 + 20 * i);
-        let packet = Packet {
-            seq: Seq(base.wrapping_add(i)),
-            timestamp: Timestamp((i as u32).wrapping_mul(960).wrapping_sub(960 * 100)),
-            end_of_talkspurt: false,
-            payload: i,
-        };
-        jb.push(now, packet).expect("fresh packet");
+        if i < 200 {
+            let packet = Packet {
+                seq: Seq(base.wrapping_add(i)),
+                timestamp: Timestamp((i as u32).wrapping_mul(960).wrapping_sub(960 * 100)),
+                end_of_talkspurt: i == 199,
+                payload: i,
+            };
+            jb.push(now, packet).expect("fresh packet");
+        }
         if let Action::Play { payload, .. } = jb.poll_playout(now).action {
             played.push(payload);
         }

@@ -39,7 +39,8 @@ fn spiky_link_returns_to_low_delay() {
         let trace = sim::generate(&TraceSpec::new(Model::Spike5L2, seed, 15_000));
         let report = sim::replay(&trace, Config::default(), u64::MAX - 7_000).expect("valid config");
         assert_eq!(report.violations, 0, "seed {seed}");
-        assert!(report.p50_delay_ms <= 40.0, "seed {seed}: p50 {}", report.p50_delay_ms);
+        // 2% random loss: the target keeps a frame of room for FEC (~20 ms above the jitter alone).
+        assert!(report.p50_delay_ms <= 45.0, "seed {seed}: p50 {}", report.p50_delay_ms);
         assert!(report.late_loss_pct() <= 2.0, "seed {seed}: late {}", report.late_loss_pct());
     }
 }
@@ -135,7 +136,10 @@ fn sender_restart_reanchors() {
 
 #[test]
 fn duplicates_and_late_packets_are_counted_and_refused() {
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default()).expect("valid config");
+    // No start-up delay: frame 10 plays at once.
+    let mut config = Config::default();
+    config.tuning.initial_delay_ms = 0.0;
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(config).expect("valid config");
     jb.push(ms(0), packet(10, 0, 10)).expect("fresh");
     assert_eq!(jb.push(ms(1), packet(10, 0, 10)), Err(PushError::Duplicate));
     assert!(matches!(jb.poll_playout(ms(0)).action, Action::Play { seq: Seq(10), .. }));

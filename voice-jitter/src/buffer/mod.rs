@@ -14,6 +14,7 @@ use crate::estimator::DelayEstimator;
 use crate::stats::Stats;
 
 mod playout;
+mod stretch;
 
 /// Extended key of the first anchor: far from both ends of `u64`, so keys never wrap.
 const KEY_BASE: u64 = 1 << 62;
@@ -100,6 +101,20 @@ pub struct JitterBuffer<P> {
     concealing: bool,
     /// Consecutive slots given up with an empty buffer.
     stalled_slots: u32,
+    /// Slots concealed while waiting for the frame due now (reset whenever playout moves on).
+    waited: u32,
+    /// Smoothed fraction of frames lost in the network: given up and never arrived (a frame given up whose packet
+    /// then arrives late is taken back out).
+    loss_rate: f64,
+    /// Smoothed fraction of frames that were, or could have been, recovered by FEC: given up while their
+    /// successor was buffered, or concealed while their successor then played.
+    fec_rate: f64,
+    /// The target makes room for FEC (`fec_rate` went above `Tuning::fec_on_rate`, and not below 3/4 of it since).
+    fec_mode: bool,
+    /// The depth went beyond the dead band above the target and is being shrunk back down to the target.
+    shrinking: bool,
+    /// The last frame given up was concealed without FEC (if the next one plays, FEC could have recovered it).
+    gave_up_without_fec: bool,
     stats: Stats,
 }
 
@@ -135,6 +150,12 @@ impl<P> JitterBuffer<P> {
             played_mask: 0,
             concealing: false,
             stalled_slots: 0,
+            waited: 0,
+            loss_rate: 0.0,
+            fec_rate: 0.0,
+            fec_mode: false,
+            gave_up_without_fec: false,
+            shrinking: false,
             stats: Stats::default(),
             config,
         })
@@ -167,9 +188,22 @@ impl<P> JitterBuffer<P> {
             Policy::Fixed { delay } => micros(delay),
             Policy::Adaptive => {
                 let t = &self.tuning;
-                let q = self.estimator.quantile_us() as f64;
+                // A lossless link aims at the high quantile (every late frame is heard); with loss, concealment of
+                // the lost frames dominates and the target moves toward the lower quantile.
+                // The high quantile is trusted only while the tail is light (as with Gaussian jitter): after a
+                // delay spike, or with a heavy tail, it is capped at `high_cap` times the lower quantile.
+                let low = self.estimator.quantile_us() as f64;
+                let high = (self.estimator.high_quantile_us() as f64).min(low * t.high_cap).max(low);
+                let w = (self.loss_rate / t.loss_ref.max(1e-9)).clamp(0.0, 1.0);
+                let q = high - w * (high - low);
                 let peak = self.estimator.peak_us() as f64 * t.peak_weight;
-                let target = q.max(peak) + t.margin_ms * 1_000.0;
+                let warm = self.estimator.warmup_floor_us() as f64;
+                let mut target = q.max(peak).max(warm) + t.margin_ms * 1_000.0;
+                if self.fec_mode {
+                    // Room for the successor of a lost frame to be there at the lost frame's slot.
+                    let fec = self.estimator.fec_quantile_us() + self.frame_us;
+                    target = target.max(fec as f64 + t.margin_ms * 1_000.0);
+                }
                 (target as i64).clamp(min_us, max_us)
             }
         }
@@ -196,6 +230,27 @@ impl<P> JitterBuffer<P> {
         self.played_mask = 0;
         self.concealing = false;
         self.stalled_slots = 0;
+        self.gave_up_without_fec = false;
+    }
+
+    /// Records what became of `frames` frames just passed: the first `played` from its own packet or not, whether
+    /// it was (or could have been) recovered by FEC. Feeds the loss and FEC-chance rates.
+    fn note_outcome(&mut self, frames: u64, played: bool, fec_chance: bool) {
+        let alpha = self.tuning.rate_alpha.clamp(0.0, 1.0);
+        let fec_chance = fec_chance || (played && self.gave_up_without_fec);
+        for i in 0..frames.min(64) {
+            let miss = if i == 0 && played { 0.0 } else { 1.0 };
+            let chance = if i == 0 && fec_chance { 1.0 } else { 0.0 };
+            self.loss_rate += alpha * (miss - self.loss_rate);
+            self.fec_rate += alpha * (chance - self.fec_rate);
+        }
+        self.gave_up_without_fec = !played && !fec_chance;
+        let on = self.tuning.fec_on_rate;
+        if self.fec_rate > on {
+            self.fec_mode = true;
+        } else if self.fec_rate < on * 0.75 {
+            self.fec_mode = false;
+        }
     }
 
     /// Largest sequence distance taken as a gap in one stream; beyond it the sender is taken as restarted.
@@ -238,6 +293,8 @@ impl<P> JitterBuffer<P> {
             let media_us = self.media_us(packet.timestamp);
             self.estimator.update(now_us, media_us);
             self.stats.late += 1;
+            // Its frame was given up as lost; it was only late.
+            self.loss_rate = (self.loss_rate - self.tuning.rate_alpha.clamp(0.0, 1.0)).max(0.0);
             return Err(PushError::Late);
         }
         let key = self.next_key.wrapping_add(distance.unsigned_abs());
@@ -267,6 +324,7 @@ impl<P> JitterBuffer<P> {
         self.next_seq = Seq(self.next_seq.0.wrapping_add(frames));
         self.next_key = self.next_key.wrapping_add(frames);
         self.next_media_us = self.next_media_us.saturating_add(self.frame_us.saturating_mul(frames as i64));
+        self.waited = 0;
         self.played_mask = if frames >= 128 { 0 } else { self.played_mask << frames };
         if played && (1..=128).contains(&frames) {
             self.played_mask |= 1u128 << (frames - 1);
@@ -286,38 +344,5 @@ impl<P> JitterBuffer<P> {
         self.stats.silence_frames += 1;
         self.concealing = false;
         Playout { action: Action::Silence { samples: self.frame_samples }, stretch: Stretch::None }
-    }
-
-    fn to_samples(&self, us: i64) -> u32 {
-        u32::try_from(us.max(0).saturating_mul(i64::from(Timestamp::RATE_HZ)) / 1_000_000).unwrap_or(u32::MAX)
-    }
-
-    /// Stretch request for a slot played at delay `delay_us` against target `target_us`.
-    fn stretch(&mut self, delay_us: i64, target_us: i64) -> Stretch {
-        if !matches!(self.config.policy, Policy::Adaptive) {
-            return Stretch::None;
-        }
-        let error = delay_us.saturating_sub(target_us);
-        let band = (self.tuning.deadband_ms * 1_000.0) as i64;
-        let frame = self.frame_us as f64;
-        if error > band {
-            let us = error.min((frame * self.tuning.max_shrink) as i64);
-            let samples = self.to_samples(us);
-            if samples > 0 {
-                self.stats.shrink_ops += 1;
-                self.stats.shrink_samples += u64::from(samples);
-                return Stretch::Shrink { samples };
-            }
-        } else if error < 0 {
-            // Below the target there is no dead band: the target already is the least safe depth.
-            let us = (-error).min((frame * self.tuning.max_expand) as i64);
-            let samples = self.to_samples(us);
-            if samples > 0 {
-                self.stats.expand_ops += 1;
-                self.stats.expand_samples += u64::from(samples);
-                return Stretch::Expand { samples };
-            }
-        }
-        Stretch::None
     }
 }

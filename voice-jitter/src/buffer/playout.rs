@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::config::Policy;
 use crate::decision::{Action, Playout, Stretch};
 
+use super::stretch::Start;
 use super::{JitterBuffer, STALL_SLOTS, State, micros};
 
 impl<P: Clone> JitterBuffer<P> {
@@ -17,26 +18,29 @@ impl<P: Clone> JitterBuffer<P> {
         let now_us = micros(now);
         let target_us = self.target_us();
         self.stats.target_delay = super::duration_us(target_us);
-        if self.state == State::Idle && !self.try_start(now_us, target_us) {
-            return self.silence();
+        if self.state == State::Idle {
+            if let Start::Wait(stretch) = self.try_start(now_us, target_us) {
+                let mut silence = self.silence();
+                silence.stretch = stretch;
+                return silence;
+            }
         }
         self.decide_active(now_us, target_us)
     }
 
-    /// In `Idle`: starts playout on the earliest buffered packet once it is due. Returns whether playout started.
-    fn try_start(&mut self, now_us: i64, target_us: i64) -> bool {
+    /// In `Idle`: starts playout on the earliest buffered packet once it is due, or says how to stretch the
+    /// silence before it.
+    fn try_start(&mut self, now_us: i64, target_us: i64) -> Start {
         let Some(first) = self.heap.peek() else {
-            return false;
+            return Start::Wait(Stretch::None);
         };
         let delay_us = now_us.saturating_sub(first.media_us).saturating_sub(self.estimator.min_offset_us());
-        let ready = match self.config.policy {
-            // The watermark: the first frame waits until it is `delay` older than the fastest packet would be.
-            Policy::Fixed { .. } => delay_us >= target_us,
-            Policy::Adaptive => delay_us >= target_us - self.frame_us / 2,
-        };
-        if !ready {
-            return false;
+        if let Start::Wait(stretch) = self.start_or_wait(delay_us, target_us) {
+            return Start::Wait(stretch);
         }
+        let Some(first) = self.heap.peek() else {
+            return Start::Wait(Stretch::None);
+        };
         let gap = first.key.wrapping_sub(self.next_key);
         let media_us = first.media_us;
         if gap > 0 {
@@ -48,7 +52,7 @@ impl<P: Clone> JitterBuffer<P> {
         self.started = true;
         self.stalled_slots = 0;
         self.stats.reanchors += 1;
-        true
+        Start::Now
     }
 
     fn decide_active(&mut self, now_us: i64, target_us: i64) -> Playout<P> {
@@ -83,6 +87,9 @@ impl<P: Clone> JitterBuffer<P> {
                         return self.silence();
                     }
                     self.advance(1, false);
+                    self.note_outcome(1, false, false);
+                } else {
+                    self.waited += 1;
                 }
                 return self.conceal();
             };
@@ -95,25 +102,44 @@ impl<P: Clone> JitterBuffer<P> {
                     self.heap.pop();
                     self.stats.discarded += 1;
                     self.advance(1, false);
+                    self.note_outcome(1, false, false);
                     continue;
                 }
                 return self.play(delay_us, target_us);
             }
-            let wait_ms = if gap == 1 { t.wait_fec_ms } else { t.wait_gap_ms };
-            if delay_us < limit_after(wait_ms, true) {
+            let wait = if gap == 1 && adaptive {
+                // The successor is here: its FEC stands in for the missing frame now unless waiting is allowed —
+                // concealing a slot to wait costs the listener more than the FEC frame does.
+                t.wait_fec_ms > 0.0 && delay_us < limit_after(t.wait_fec_ms, true)
+            } else if adaptive {
+                // Neither this frame nor the next is here: this slot is concealed either way. Keep the frame's
+                // place (it plays next slot, one frame later) only if it is likely to arrive by then; otherwise
+                // the concealed slot stands for it and playout moves on.
+                delay_us < limit_after(t.wait_gap_ms, true) && self.arrival_chance(delay_us) >= t.wait_gap_chance
+            } else {
+                delay_us < limit_after(t.wait_gap_ms, true)
+            };
+            if wait {
                 // Worth waiting one more slot for the missing frame: conceal without moving on.
+                self.waited += 1;
                 return self.conceal();
             }
             // Giving the frame up. If playout is a whole frame or more behind its target, the slots already
             // concealed while waiting stand for it: skip it without a slot.
             let spare = delay_us.saturating_sub(target_us).saturating_sub((t.deadband_ms * 1_000.0) as i64);
-            let mut skip = u64::try_from(spare / self.frame_us).unwrap_or(0).min(gap);
+            let mut skip = u64::try_from(spare / self.frame_us).unwrap_or(0);
+            if adaptive && gap > 1 {
+                // Each slot concealed while waiting for this frame stood for a missing frame.
+                skip = skip.max(u64::from(self.waited));
+            }
+            skip = skip.min(gap);
             if gap == 1 && t.fec_after_wait >= 0.5 {
                 skip = 0;
             }
             if skip > 0 {
                 self.stats.skipped_frames += skip;
                 self.advance(skip, false);
+                self.note_outcome(skip, false, false);
                 continue;
             }
             self.stalled_slots = 0;
@@ -121,24 +147,39 @@ impl<P: Clone> JitterBuffer<P> {
                 let missing = self.next_seq;
                 let next_payload = first.payload.clone();
                 self.advance(1, false);
+                self.note_outcome(1, false, true);
                 self.stats.fec_recovered += 1;
                 self.concealing = false;
                 return Playout { action: Action::DecodeFec { missing, next_payload }, stretch: Stretch::None };
             }
             self.advance(1, false);
+            self.note_outcome(1, false, false);
             return self.conceal();
         }
         self.conceal()
     }
 
+    /// How many frames ahead of the one just played the first frame not buffered is (1: the next one; at most 64).
+    fn first_missing(&self) -> u32 {
+        let mut buffered = 0u64;
+        for e in &self.heap {
+            let ahead = e.key.wrapping_sub(self.next_key);
+            if ahead < 64 {
+                buffered |= 1 << ahead;
+            }
+        }
+        (!buffered).trailing_zeros() + 1
+    }
+
     fn play(&mut self, delay_us: i64, target_us: i64) -> Playout<P> {
-        let stretch = self.stretch(delay_us, target_us);
         // The caller checked that the heap's minimum is the frame due now.
         let Some(entry) = self.heap.pop() else {
             return self.conceal();
         };
         self.next_media_us = entry.media_us;
         self.advance(1, true);
+        self.note_outcome(1, true, false);
+        let stretch = self.play_stretch(delay_us, target_us, self.first_missing(), entry.end_of_talkspurt);
         self.stats.played += 1;
         self.concealing = false;
         self.stalled_slots = 0;
