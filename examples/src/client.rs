@@ -78,6 +78,25 @@ pub struct Args {
     /// Cancel the echo of what is played (for loudspeakers instead of a headset). Needs the `aec` feature.
     #[arg(long)]
     pub echo_cancellation: bool,
+    /// Suppress background noise in the microphone signal (RNNoise-style, before the encoder).
+    #[arg(long)]
+    pub noise_suppression: bool,
+    /// Voice activation threshold, 0–1 (speech probability a 16 ms window needs; default 0.5). Lower catches quiet
+    /// speech, higher ignores more noise.
+    #[arg(long, value_name = "SCORE")]
+    pub vad_threshold: Option<f32>,
+    /// Network conditioner: drop this share of this client's datagrams, each way, in percent (testing).
+    #[arg(long, value_name = "PCT", default_value_t = 0.0)]
+    pub loss: f64,
+    /// Network conditioner: add this one-way latency to this client's datagrams, each way, ms (testing).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Network conditioner: normally distributed extra delay with this standard deviation, each way, ms (testing).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub jitter_ms: u64,
+    /// Network conditioner: hold back this share of datagrams by 3 frames so later ones overtake them, percent.
+    #[arg(long, value_name = "PCT", default_value_t = 0.0)]
+    pub reorder: f64,
     /// Connect to the control port over TLS, checking the server's certificate against the public (Mozilla) roots.
     #[arg(long)]
     pub tls: bool,
@@ -260,11 +279,49 @@ fn connect(
     let audio = audio_backend(args)?;
     let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let seed = u64::from(std::process::id()) ^ u64::try_from(clock.as_nanos() & u128::from(u64::MAX)).unwrap_or(0);
-    let mut media = MediaConfig::default();
-    media.capture.echo_cancellation = args.echo_cancellation;
+    let media = media_config(args)?;
+    let network = network_config(args)?;
     let tls = control_tls(tls, host)?;
     let config = ClientConfig { session, media, audio, seed, tls };
-    Client::connect(config).context("starting the client")
+    let client = Client::connect(config).context("starting the client")?;
+    if let Some(network) = network {
+        client.set_network(network).context("network conditioner")?;
+    }
+    Ok(client)
+}
+
+/// The audio processing the command line asks for.
+fn media_config(args: &Args) -> Result<MediaConfig> {
+    let mut media = MediaConfig::default();
+    media.capture.echo_cancellation = args.echo_cancellation;
+    media.capture.noise_suppression = args.noise_suppression;
+    if let Some(t) = args.vad_threshold {
+        if !(t.is_finite() && (0.0..=1.0).contains(&t)) {
+            bail!("--vad-threshold must be between 0 and 1, not {t}");
+        }
+        media.vad.threshold = t;
+    }
+    Ok(media)
+}
+
+/// The network conditions the command line asks for (applied to this client's datagrams both ways); `None`
+/// when it asks for none.
+fn network_config(args: &Args) -> Result<Option<ConditionerConfig>> {
+    for (flag, pct) in [("--loss", args.loss), ("--reorder", args.reorder)] {
+        if !(pct.is_finite() && (0.0..=100.0).contains(&pct)) {
+            bail!("{flag} must be a percentage between 0 and 100, not {pct}");
+        }
+    }
+    if args.loss == 0.0 && args.latency_ms == 0 && args.jitter_ms == 0 && args.reorder == 0.0 {
+        return Ok(None);
+    }
+    Ok(Some(ConditionerConfig {
+        loss: args.loss / 100.0,
+        latency: Duration::from_millis(args.latency_ms),
+        jitter: Duration::from_millis(args.jitter_ms),
+        reorder: args.reorder / 100.0,
+        reorder_delay: Duration::from_millis(60),
+    }))
 }
 
 /// Runs `voice-client` with `args`.
@@ -505,6 +562,20 @@ mod tests {
 
     fn args(line: &[&str]) -> Args {
         Args::try_parse_from(std::iter::once("voice-client").chain(line.iter().copied())).expect("valid arguments")
+    }
+
+    #[test]
+    fn audio_and_network_switches_reach_the_configs() {
+        let a = args(&["--noise-suppression", "--vad-threshold", "0.3", "--loss", "5", "--jitter-ms", "20"]);
+        let media = media_config(&a).unwrap();
+        assert!(media.capture.noise_suppression);
+        assert!((media.vad.threshold - 0.3).abs() < 1e-6);
+        let net = network_config(&a).unwrap().expect("conditions asked for");
+        assert!((net.loss - 0.05).abs() < 1e-9);
+        assert_eq!(net.jitter, Duration::from_millis(20));
+        assert_eq!(network_config(&args(&[])).unwrap(), None, "a clean network unless asked");
+        assert!(media_config(&args(&["--vad-threshold", "1.5"])).is_err());
+        assert!(network_config(&args(&["--loss", "150"])).is_err());
     }
 
     #[test]

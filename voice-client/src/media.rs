@@ -26,6 +26,10 @@ pub struct MediaConfig {
     pub output_rate_hz: u32,
     /// Output device channels.
     pub output_channels: u16,
+    /// Ask the OS for real-time scheduling of the [`Client`](crate::Client)'s media and network threads (falls back
+    /// to a raised, then to normal priority when that is not allowed; see
+    /// [`Client::thread_priorities`](crate::Client::thread_priorities)). Default `true`.
+    pub realtime_priority: bool,
 }
 
 impl Default for MediaConfig {
@@ -35,6 +39,7 @@ impl Default for MediaConfig {
             vad: VadConfig::default(),
             output_rate_hz: 48_000,
             output_channels: 1,
+            realtime_priority: true,
         }
     }
 }

@@ -13,8 +13,8 @@
 //! `CMAKE_POLICY_VERSION_MINIMUM=3.5` is always set (also in `.cargo/config.toml`) because the bundled libopus's
 //! CMakeLists predates CMake 3.5, which CMake 4 refuses without it.
 //!
-//! `quality` also installs the `pesq` and `numpy` packages from PyPI into `target/tools/pesq` (no root) for the
-//! listening harness's PESQ-WB scores, and uses Debian's `espeak-ng` for speech when it is installed.
+//! `demo` and `quality` also install the `pesq` and `numpy` packages from PyPI into `target/tools/pesq` (no root,
+//! once) for their PESQ-WB scores, and use Debian's `espeak-ng` for speech when it is installed.
 //!
 //! Commands: `demo`, `test`, `ci`, `quality`, `env` (print the `export` lines for a shell: `eval "$(cargo xtask env)"`).
 
@@ -151,6 +151,13 @@ fn cargo(root: &Path, envs: &Envs, args: &[&str], extra: &[String]) -> Result<()
 }
 
 fn demo(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {
+    // The demo scores what was heard with PESQ-WB when the scorer can be installed; without it, it says so.
+    let mut envs = envs.clone();
+    match pesq_tools(root) {
+        Ok(tools) => envs.push(("VOICE_PESQ_PATH".into(), tools.into_os_string())),
+        Err(e) => eprintln!("xtask: the demo runs without its PESQ-WB score: {e}"),
+    }
+    let envs = &envs;
     let mut args = vec!["run", "--release", "--quiet", "-p", "voice-examples", "--bin", "demo"];
     if !extra.is_empty() {
         args.push("--");
@@ -158,9 +165,9 @@ fn demo(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {
     cargo(root, envs, &args, extra)
 }
 
-/// The listening harness (`voice-quality`): PESQ-WB of speech through the stack against offline libopus. Installs
-/// the scorer from PyPI into `target/tools/pesq` first (once; `pip install --target`, no root).
-fn quality(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {
+/// Installs the PESQ scorer (`pesq` and `numpy` from PyPI) into `target/tools/pesq` unless python3 can already
+/// import them from there; returns that directory.
+fn pesq_tools(root: &Path) -> Result<PathBuf, String> {
     let tools = root.join("target/tools/pesq");
     let python = if succeeds(Command::new("python3").arg("--version")) { "python3" } else { "python" };
     let importable = || succeeds(Command::new(python).env("PYTHONPATH", &tools).args(["-c", "import pesq, numpy"]));
@@ -178,10 +185,14 @@ fn quality(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {
             return Err(format!("installing `pesq` and `numpy` from PyPI failed ({status}); it needs a C compiler"));
         }
     }
+    Ok(tools)
+}
+
+/// The listening harness (`voice-quality`): PESQ-WB of speech through the stack against offline libopus.
+fn quality(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {
+    let tools = pesq_tools(root)?;
     if !succeeds(Command::new("espeak-ng").arg("--version")) {
-        eprintln!(
-            "xtask: espeak-ng is not installed: the harness uses generated speech (Debian: apt-get install espeak-ng)"
-        );
+        eprintln!("xtask: espeak-ng is not installed: the harness uses generated speech (Debian: apt-get install espeak-ng)");
     }
     let mut envs = envs.clone();
     envs.push(("VOICE_PESQ_PATH".into(), tools.into_os_string()));

@@ -163,6 +163,8 @@ struct Device {
 
 impl Device {
     fn run(mut self) {
+        // A sound card's callbacks run at real-time priority; this thread stands in for them.
+        let _ = voice_client::raise_current_thread_priority();
         let mut mic_chunk = [0.0f32; CHUNK];
         let mut out_chunk = [0.0f32; CHUNK];
         let start = Instant::now();

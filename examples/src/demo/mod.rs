@@ -4,9 +4,14 @@
 //! client's network conditioner (`Client::set_network`, both ways), each listener's audio written to a WAV file, and
 //! a short report.
 //!
-//! The three talk in turns (1.2 s slots: a 5 ms marker, 0.9 s of speech, silence), so every listener's WAV holds the
-//! other two one after the other, and each heard turn gives one mouth-to-ear latency (marker captured → its onset
-//! played, on the process clock; see [`crate::bots::audio`]) and one correlation of what was said with what was heard.
+//! The three talk in turns (each slot: a 5 ms marker, one sentence — espeak-ng's voices if it is installed, else
+//! generated speech — and 0.3 s of silence), so every listener's WAV holds the other two one after the other, and
+//! each heard turn gives one mouth-to-ear latency (marker captured → its onset played, on the process clock; see
+//! [`crate::bots::audio`]), one correlation of what was said with what was heard, and its part of the PESQ-WB score
+//! ([`listen`]) set beside what libopus alone delivers for the same speech. The clients run the path a user's
+//! would: noise suppression on the microphone, Opus with the relay's FEC hints, the adaptive jitter buffer.
+
+pub mod listen;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -21,16 +26,18 @@ use voice_client::{
 };
 use voice_proto::control::Credential;
 
-use crate::bots::audio::{Clock, RATE_HZ, Recording, ScriptedAudio, TalkScript, first_onsets, turn_with_marker};
+use crate::bots::audio::{
+    Clock, MARKER_SAMPLES, RATE_HZ, Recording, ScriptedAudio, TalkScript, first_onsets, turn_with_marker,
+};
 use crate::bots::local::LocalRelay;
 use crate::bots::summary::Stat;
 
 /// The talkers.
 const NAMES: [&str; 3] = ["alice", "bob", "carol"];
-/// One talker's slot in the round-robin.
-const SLOT_SAMPLES: usize = RATE_HZ * 6 / 5;
-/// Speech per turn.
+/// Generated speech per turn (when espeak-ng is not installed).
 const SPEECH_SAMPLES: usize = RATE_HZ * 9 / 10;
+/// Silence after each turn before the next talker starts.
+const TURN_GAP: usize = RATE_HZ * 3 / 10;
 /// A turn heard later than this counts as missed.
 const MATCH_WINDOW: Duration = Duration::from_secs(1);
 /// Correlation window, samples (20 ms).
@@ -61,6 +68,12 @@ pub struct Args {
     /// Seed of the speech and of the network conditions.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Leave the microphone signal as it is (no noise suppression before the encoder).
+    #[arg(long)]
+    pub no_noise_suppression: bool,
+    /// Where python3 finds the `pesq` package for the PESQ-WB score (`cargo xtask demo` installs it there).
+    #[arg(long, env = "VOICE_PESQ_PATH")]
+    pub pesq_path: Option<PathBuf>,
 }
 
 /// One speaker as heard by one listener.
@@ -95,6 +108,10 @@ pub struct Report {
     pub missed: usize,
     /// Mean correlation over all heard turns.
     pub correlation: f64,
+    /// PESQ-WB of the heard turns, and of the same speech through libopus alone.
+    pub listening: listen::Listening,
+    /// Where the speech came from.
+    pub speech: String,
     /// Audio packets sent (all talkers) during the talk.
     pub sent: u64,
     /// Deliveries expected (each packet to both other clients).
@@ -136,7 +153,10 @@ pub fn run(args: &Args) -> Result<Report> {
         ..ConditionerConfig::default()
     };
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let cycle = SLOT_SAMPLES * NAMES.len();
+    let (sentences, speech_source) =
+        crate::quality::speech::sentences(NAMES.len(), args.seed, SPEECH_SAMPLES, &args.out)?;
+    let slot = sentences.iter().map(Vec::len).max().unwrap_or(SPEECH_SAMPLES) + MARKER_SAMPLES + TURN_GAP;
+    let cycle = slot * NAMES.len();
     let cycles = (args.seconds * RATE_HZ as f64 / cycle as f64 - 1e-6).ceil().max(1.0) as usize;
     let talk = Duration::from_secs_f64((cycle * cycles) as f64 / RATE_HZ as f64);
 
@@ -146,15 +166,15 @@ pub fn run(args: &Args) -> Result<Report> {
     let clock = Arc::new(Clock::default());
     let mut clients = Vec::new();
     for (k, (user, password)) in users.iter().enumerate() {
-        let speech = voice_codec::harness::speech_like(SPEECH_SAMPLES, args.seed * 10 + k as u64);
-        let script = TalkScript { cycle, offset: k * SLOT_SAMPLES, turn: Arc::new(turn_with_marker(&speech)), cycles };
+        let script = TalkScript { cycle, offset: k * slot, turn: Arc::new(turn_with_marker(&sentences[k])), cycles };
         let audio = ScriptedAudio::new(Arc::clone(&clock), Some(script.clone()), true);
         let recording = audio.recording();
         let session = SessionConfig::new(relay.tcp, user.clone(), Credential::Password(password.clone()))
             .with_room("demo")
             .with_talk_mode(TalkMode::PushToTalk);
-        let config =
-            ClientConfig { session, media: MediaConfig::default(), audio: Box::new(audio), seed: k as u64, tls: None };
+        let mut media = MediaConfig::default();
+        media.capture.noise_suppression = !args.no_noise_suppression;
+        let config = ClientConfig { session, media, audio: Box::new(audio), seed: k as u64, tls: None };
         let client = Client::connect(config).with_context(|| format!("starting {user}"))?;
         // Each client's conditioner impairs its own datagrams both ways, so a talker's packet crosses two legs:
         // the talker's way out and the listener's way in.
@@ -205,6 +225,22 @@ pub fn run(args: &Args) -> Result<Report> {
     tracing::debug!("relay stopped");
 
     let mut report = measure(&heard, &before, &after);
+    report.speech = speech_source;
+    let matched: Vec<Vec<Vec<Option<usize>>>> = heard
+        .iter()
+        .map(|(_, said)| {
+            heard
+                .iter()
+                .map(|(_, listener)| {
+                    first_onsets(&said.markers, &listener.onsets, MATCH_WINDOW)
+                        .into_iter()
+                        .map(|o| o.and_then(|i| listener.onset_samples.get(i).copied()))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    report.listening = listen::score(&heard, &matched, 32_000, &args.out, args.pesq_path.as_deref())?;
     report.condition = format!(
         "{}% loss, {} ms latency, {} ms jitter client → client (each leg, in the clients' conditioners: {:.2}% loss, {} ms, σ {:.1} ms)",
         args.loss_pct,
@@ -315,6 +351,8 @@ fn measure(heard: &[(TalkScript, Recording)], before: &[SessionStats], after: &[
         latency_ms: Stat::of(&mut all_lat),
         missed,
         correlation,
+        listening: listen::Listening::default(),
+        speech: String::new(),
         sent,
         expected,
         received,
@@ -361,7 +399,7 @@ fn tracked_correlation(said: &[f32], heard: &[f32], onset: usize) -> Option<f64>
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "network      {}", self.condition)?;
-        writeln!(f, "talk         {:.1} s, three talkers in turns (generated speech, Opus 20 ms frames)", self.talk_s)?;
+        writeln!(f, "talk         {:.1} s, three talkers in turns ({}; noise suppression, Opus 20 ms frames)", self.talk_s, self.speech)?;
         let l = &self.latency_ms;
         writeln!(
             f,
@@ -389,6 +427,15 @@ impl fmt::Display for Report {
             self.udp_rtt_ms,
             self.jitter_buffer_ms
         )?;
+        match (&self.listening.heard, &self.listening.reference, &self.listening.note) {
+            (Some(h), Some(r), _) => writeln!(
+                f,
+                "PESQ-WB      heard {h:.2}, the same speech through libopus alone {r:.2} (ratio {:.2}; 1 = bad, 4.6 = perfect)",
+                h / r
+            )?,
+            (_, _, Some(note)) => writeln!(f, "PESQ-WB      not measured: {note}")?,
+            _ => writeln!(f, "PESQ-WB      not measured: no turn could be aligned")?,
+        }
         writeln!(
             f,
             "speech       correlation said vs heard {:.2} (20 ms windows, aligned ±5 ms; mean over turns)",

@@ -14,7 +14,7 @@
 pub mod netem;
 pub mod reference;
 pub mod score;
-mod speech;
+pub mod speech;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,6 +66,11 @@ pub struct Args {
     /// Seed of the network impairments and the generated speech.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Instead of running the matrix: score WAV files, `--score SAID.wav HEARD.wav [MORE.wav…]` — PESQ-WB of each
+    /// later file against the first (aligned segment by segment), e.g. a trace replay's output
+    /// (`cargo run -p voice-jitter --example replay -- TRACE.csv --audio SAID.wav --out HEARD.wav`).
+    #[arg(long, num_args = 2.., value_name = "WAV")]
+    pub score: Vec<PathBuf>,
     /// Where python3 finds the `pesq` package (PYTHONPATH); `cargo xtask quality` installs it in target/tools/pesq.
     #[arg(long, env = "VOICE_PESQ_PATH")]
     pub pesq_path: Option<PathBuf>,
@@ -160,7 +165,7 @@ pub struct Outcome {
 
 /// Runs the harness: every asked condition in turn, then the table.
 pub fn run(args: &Args) -> Result<Vec<Outcome>> {
-    if !(args.seconds >= 9.0 && args.seconds <= 600.0) {
+    if args.score.is_empty() && !(args.seconds >= 9.0 && args.seconds <= 600.0) {
         bail!("--seconds must be in [9, 600] (PESQ segments are 8 s)");
     }
     if !score::pesq_available(args.pesq_path.as_deref()) {
@@ -169,6 +174,10 @@ pub fn run(args: &Args) -> Result<Vec<Outcome>> {
              target/tools/pesq), or `python3 -m pip install pesq numpy` and pass --pesq-path",
             args.pesq_path.as_ref().map(|p| format!(" from {}", p.display())).unwrap_or_default()
         );
+    }
+    if !args.score.is_empty() {
+        score_files(args)?;
+        return Ok(Vec::new());
     }
     let all = matrix();
     let chosen: Vec<Condition> = if args.conditions.is_empty() {
@@ -221,6 +230,29 @@ pub fn run(args: &Args) -> Result<Vec<Outcome>> {
     let path = args.out.join("quality.json");
     std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
     Ok(outcomes)
+}
+
+/// `--score SAID HEARD…`: prints PESQ-WB of each HEARD against SAID.
+fn score_files(args: &Args) -> Result<()> {
+    let read = |p: &Path| -> Result<Vec<f32>> {
+        let (format, x) = voice_client::read_wav(p).with_context(|| format!("reading {}", p.display()))?;
+        if format.rate_hz != 48_000 {
+            bail!("{}: {} Hz; the scorer takes 48 kHz WAVs", p.display(), format.rate_hz);
+        }
+        Ok(x.chunks(usize::from(format.channels.max(1))).map(|c| c[0]).collect())
+    };
+    let said = read(&args.score[0])?;
+    let segs = score::segments(&said, 0, SEGMENT);
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    for (k, path) in args.score[1..].iter().enumerate() {
+        let heard = read(path)?;
+        let (pairs, _) = score::write_pairs(&args.out, &format!("score{k}"), &said, &segs, &heard, 0, heard.len())?;
+        let scores = score::pesq(&pairs, args.pesq_path.as_deref())?;
+        let s: Vec<f64> = scores.iter().flatten().copied().collect();
+        let mean = if s.is_empty() { f64::NAN } else { s.iter().sum::<f64>() / s.len() as f64 };
+        println!("{}: PESQ-WB {mean:.2} over {} of {} segments", path.display(), s.len(), segs.len());
+    }
+    Ok(())
 }
 
 fn load_average() -> Option<f64> {

@@ -38,13 +38,8 @@ const VOICES: [&str; 5] = ["en-us", "en-us+f3", "en-gb+m3", "en-gb+f2", "en-us+f
 
 /// Speech of about `seconds`: espeak-ng's (`source` = "auto" or "espeak") or generated. Returns the samples (48 kHz
 /// mono) and a description of the source.
-pub(super) fn make(source: &str, seconds: f64, seed: u64, tmp: &Path) -> Result<(Vec<f32>, String)> {
-    let have_espeak = Command::new("espeak-ng")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+pub fn make(source: &str, seconds: f64, seed: u64, tmp: &Path) -> Result<(Vec<f32>, String)> {
+    let have_espeak = espeak_installed();
     match source {
         "espeak" if !have_espeak => {
             bail!("--speech espeak: espeak-ng is not installed (Debian: apt-get install espeak-ng)")
@@ -57,6 +52,55 @@ pub(super) fn make(source: &str, seconds: f64, seed: u64, tmp: &Path) -> Result<
     }
 }
 
+/// One sentence per talker, each in its own voice: espeak-ng's (Harvard sentences, levelled to about −26 dBFS)
+/// when `espeak-ng` is installed, else generated speech-like talkspurts of `fallback_samples`. Returns the sentences
+/// and a description of the source.
+pub fn sentences(talkers: usize, seed: u64, fallback_samples: usize, tmp: &Path) -> Result<(Vec<Vec<f32>>, String)> {
+    if !espeak_installed() {
+        let out = (0..talkers as u64)
+            .map(|k| {
+                let mut x = voice_codec::harness::speech_like(fallback_samples, seed * 10 + k);
+                level(&mut x, 0.05);
+                x
+            })
+            .collect();
+        return Ok((out, "generated speech-like talkspurts (espeak-ng not installed)".into()));
+    }
+    let path = tmp.join("espeak.wav");
+    let mut out = Vec::new();
+    for k in 0..talkers {
+        let sentence = SENTENCES[(k + seed as usize) % SENTENCES.len()];
+        out.push(speak(sentence, VOICES[k % VOICES.len()], &path)?);
+    }
+    Ok((out, format!("espeak-ng, one Harvard sentence per talker in {} voices", talkers.min(VOICES.len()))))
+}
+
+fn espeak_installed() -> bool {
+    Command::new("espeak-ng").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// `sentence` spoken by `voice`, 48 kHz, levelled.
+fn speak(sentence: &str, voice: &str, path: &Path) -> Result<Vec<f32>> {
+    let status = Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "155", "-w"])
+        .arg(path)
+        .arg(sentence)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("running espeak-ng")?;
+    if !status.success() {
+        bail!("espeak-ng failed ({status}) for voice {voice}");
+    }
+    let mut reader = hound::WavReader::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let rate = reader.spec().sample_rate;
+    let samples: Vec<f32> =
+        reader.samples::<i16>().map(|s| s.map(|v| f32::from(v) / 32_768.0)).collect::<Result<_, _>>()?;
+    let mut x = resample(&samples, rate, RATE_HZ as u32);
+    level(&mut x, 0.05);
+    Ok(x)
+}
+
 fn espeak(seconds: f64, seed: u64, tmp: &Path) -> Result<(Vec<f32>, String)> {
     let want = (seconds * RATE_HZ as f64) as usize;
     let mut rng = voice_codec::harness::Lcg(seed.wrapping_add(17));
@@ -65,25 +109,7 @@ fn espeak(seconds: f64, seed: u64, tmp: &Path) -> Result<(Vec<f32>, String)> {
     let mut k = 0usize;
     while out.len() < want {
         let sentence = SENTENCES[(k + seed as usize) % SENTENCES.len()];
-        let voice = VOICES[k % VOICES.len()];
-        let status = Command::new("espeak-ng")
-            .args(["-v", voice, "-s", "155", "-w"])
-            .arg(&path)
-            .arg(sentence)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .context("running espeak-ng")?;
-        if !status.success() {
-            bail!("espeak-ng failed ({status}) for voice {voice}");
-        }
-        let mut reader = hound::WavReader::open(&path).with_context(|| format!("reading {}", path.display()))?;
-        let rate = reader.spec().sample_rate;
-        let samples: Vec<f32> =
-            reader.samples::<i16>().map(|s| s.map(|v| f32::from(v) / 32_768.0)).collect::<Result<_, _>>()?;
-        let mut x = resample(&samples, rate, RATE_HZ as u32);
-        level(&mut x, 0.05);
-        out.extend_from_slice(&x);
+        out.extend_from_slice(&speak(sentence, VOICES[k % VOICES.len()], &path)?);
         let pause = RATE_HZ * 4 / 10 + (rng.next_u32() as usize % (RATE_HZ * 4 / 10));
         out.extend(std::iter::repeat_n(0.0, pause));
         k += 1;

@@ -12,8 +12,10 @@
 //! ```
 
 mod net;
+mod priority;
 mod tls;
 
+pub use priority::{ThreadPriority, raise_current_thread_priority};
 pub use tls::ControlTls;
 
 use std::net::SocketAddr;
@@ -49,7 +51,9 @@ pub struct ClientConfig {
 /// Inputs of the media thread.
 #[derive(Debug)]
 pub(crate) enum MediaIn {
-    Datagram(SocketAddr, Bytes),
+    /// A datagram and when the network thread received it (its arrival time for the jitter buffer, even when the
+    /// media thread gets to it late: a stalled media thread must not look like a network delay spike).
+    Datagram(Instant, SocketAddr, Bytes),
     Connected(u64),
     ControlBytes(u64, Bytes),
     Disconnected(u64),
@@ -111,6 +115,16 @@ pub struct RingLosses {
     pub speaker: crate::RingStats,
 }
 
+/// The scheduling priority the client's own real-time threads obtained ([`Client::thread_priorities`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ThreadPriorities {
+    /// The media thread (capture, encode, jitter buffers, decode, mix).
+    pub media: ThreadPriority,
+    /// The network thread (sockets).
+    pub network: ThreadPriority,
+}
+
 /// A running voice client: threads, sockets and audio streams around a [`Session`] and a [`Media`].
 ///
 /// Requests (`set_ptt`, `join`, …) are queued to the media thread and carried out within a frame period; a
@@ -142,6 +156,7 @@ pub struct Client {
     stats: Arc<Mutex<SessionStats>>,
     rings: Arc<Mutex<RingLosses>>,
     network: Arc<Mutex<NetworkStats>>,
+    priorities: Arc<Mutex<ThreadPriorities>>,
     to_net: tokio::sync::mpsc::UnboundedSender<NetOut>,
     media_thread: Option<JoinHandle<Result<(), Error>>>,
     net_thread: Option<JoinHandle<()>>,
@@ -172,8 +187,17 @@ impl Client {
         let media_rings = Arc::clone(&rings);
         let server = config.session.server;
         let network = Arc::new(Mutex::new(NetworkStats::default()));
-        let net_thread =
-            net::spawn(server, config.tls.clone(), to_media.clone(), net_rx, config.seed, Arc::clone(&network))?;
+        let priorities = Arc::new(Mutex::new(ThreadPriorities::default()));
+        let realtime = config.media.realtime_priority;
+        let net_priority = realtime.then(|| Arc::clone(&priorities));
+        let net_thread = net::spawn(
+            server,
+            config.tls.clone(),
+            to_media.clone(),
+            net_rx,
+            (config.seed, net_priority),
+            Arc::clone(&network),
+        )?;
         let to_net = net_tx.clone();
         // Half a second of audio each way: the media thread drains the mic ring every frame period.
         let (mic_prod, mic_cons) = sample_ring(input.rate_hz as usize / 2 * usize::from(input.channels));
@@ -184,7 +208,14 @@ impl Client {
         // The media thread builds the pipelines itself (the echo canceller is not `Send`) and says whether that
         // worked, so a bad setting still fails `connect`.
         let (media_ready, media_built) = mpsc::sync_channel::<Result<(), Error>>(1);
+        let media_priorities = Arc::clone(&priorities);
         let media_thread = std::thread::Builder::new().name("voice-media".into()).spawn(move || {
+            if realtime {
+                let got = priority::raise_current_thread_priority();
+                if let Ok(mut p) = media_priorities.lock() {
+                    p.media = got;
+                }
+            }
             let media = match Media::new(media_config) {
                 Ok(m) => m,
                 Err(e) => {
@@ -218,6 +249,7 @@ impl Client {
             stats,
             rings,
             network,
+            priorities,
             to_net,
             media_thread: Some(media_thread),
             net_thread: Some(net_thread),
@@ -243,6 +275,13 @@ impl Client {
     #[must_use]
     pub fn stats(&self) -> SessionStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// What scheduling priority the media and network threads obtained (real-time where the OS allows it; see
+    /// [`MediaConfig::realtime_priority`]). Set as the threads start.
+    #[must_use]
+    pub fn thread_priorities(&self) -> ThreadPriorities {
+        self.priorities.lock().map(|p| *p).unwrap_or_default()
     }
 
     /// Overruns and underruns of the audio rings (updated once per frame period).
@@ -490,7 +529,7 @@ impl MediaLoop {
     fn handle(&mut self, input: MediaIn) -> Result<(), Error> {
         let now = Instant::now();
         match input {
-            MediaIn::Datagram(from, bytes) => self.session.handle_datagram(now, from, &bytes),
+            MediaIn::Datagram(at, from, bytes) => self.session.handle_datagram(at.min(now), from, &bytes),
             MediaIn::Connected(g) if g == self.conn_gen => self.session.handle_connected(now),
             MediaIn::ControlBytes(g, b) if g == self.conn_gen => self.session.handle_control_bytes(now, &b),
             MediaIn::Disconnected(g) if g == self.conn_gen => self.session.handle_disconnected(now),

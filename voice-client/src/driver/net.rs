@@ -79,7 +79,7 @@ pub(super) fn spawn(
     tls: Option<ControlTls>,
     to_media: Sender<MediaIn>,
     rx: UnboundedReceiver<NetOut>,
-    seed: u64,
+    (seed, priority): (u64, Option<Arc<Mutex<super::ThreadPriorities>>>),
     stats: Arc<Mutex<NetworkStats>>,
 ) -> Result<JoinHandle<()>, Error> {
     let local: SocketAddr = match (server.ip().is_loopback(), server.is_ipv4()) {
@@ -97,6 +97,12 @@ pub(super) fn spawn(
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let thread = std::thread::Builder::new().name("voice-net".into()).spawn(move || {
+        if let Some(p) = priority {
+            let got = super::priority::raise_current_thread_priority();
+            if let Ok(mut p) = p.lock() {
+                p.network = got;
+            }
+        }
         runtime.block_on(async move {
             match UdpSocket::from_std(std_udp) {
                 Ok(udp) => run(server, tls, udp, to_media, rx, chaos).await,
@@ -128,7 +134,7 @@ async fn run(
             let _ = udp.send_to(&t.payload, t.destination).await;
         }
         while let Some((from, bytes)) = chaos.down.poll(now) {
-            if to_media.send(MediaIn::Datagram(from, bytes)).is_err() {
+            if to_media.send(MediaIn::Datagram(now, from, bytes)).is_err() {
                 return;
             }
         }

@@ -14,6 +14,10 @@
 //! 64-bit wrap). `--write-trace PATH` saves the (generated) trace as CSV; `--dump-frames PATH` writes every played
 //! frame (`seq,slot_ms,delay_ms`) to `PATH.<policy>.csv`. `--tune key=value` overrides an adaptive tuning knob
 //! (experiments only).
+//!
+//! `--audio SPEECH.wav --out HEARD.wav [--reference-out REF.wav]` also plays speech through the trace with real
+//! Opus and voice-codec's playback pipeline, under the first policy (see `audio.rs`): listen to it, or score it
+//! with `cargo xtask quality --score SPEECH.wav HEARD.wav REF.wav` (PESQ-WB).
 
 use std::time::Duration;
 
@@ -21,11 +25,13 @@ use voice_jitter::Config;
 use voice_jitter::Policy;
 use voice_jitter::sim::{self, Model, TraceSpec};
 
+mod audio;
+
 fn usage() -> ! {
     eprintln!(
         "usage: replay (TRACE.csv | --generate MODEL --seed N [--packets N] [--drift-ppm X]) \
          [--policy adaptive|fixed:MS]... [--seq-offset N] [--write-trace PATH] [--dump-frames PATH] \
-         [--tune key=value]..."
+         [--tune key=value]... [--audio SPEECH.wav --out HEARD.wav [--reference-out REF.wav]]"
     );
     std::process::exit(2);
 }
@@ -50,6 +56,8 @@ fn main() {
     let mut tuning = voice_jitter::Tuning::default();
     let mut dump_frames: Option<String> = None;
     let mut write_trace: Option<String> = None;
+    let (mut audio_in, mut audio_out, mut reference_out): (Option<String>, Option<String>, Option<String>) =
+        (None, None, None);
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -61,6 +69,9 @@ fn main() {
             "--seq-offset" => seq_offset = value().parse().unwrap_or_else(|_| usage()),
             "--dump-frames" => dump_frames = Some(value()),
             "--write-trace" => write_trace = Some(value()),
+            "--audio" => audio_in = Some(value()),
+            "--out" => audio_out = Some(value()),
+            "--reference-out" => reference_out = Some(value()),
             "--tune" => {
                 let kv = value();
                 let (k, v) = kv.split_once('=').unwrap_or_else(|| usage());
@@ -133,6 +144,37 @@ fn main() {
     }
     if policies.is_empty() {
         policies = vec!["adaptive".into(), "fixed:40".into()];
+    }
+    if let Some(speech) = &audio_in {
+        let Some(out) = &audio_out else { usage() };
+        let policy = parse_policy(&policies[0]).unwrap_or_else(|| usage());
+        let mut config = Config::default().with_policy(policy);
+        config.tuning = tuning;
+        let rendered = audio::read_speech(std::path::Path::new(speech))
+            .and_then(|s| audio::render(&trace, config, &s))
+            .and_then(|r| {
+                audio::write_wav(std::path::Path::new(out), &r.heard)?;
+                if let Some(path) = &reference_out {
+                    audio::write_wav(std::path::Path::new(path), &r.reference)?;
+                }
+                Ok(r)
+            });
+        match rendered {
+            Ok(r) => eprintln!(
+                "audio ({}): {out} written, {:.1} s, {} slots concealed, {} from FEC{}",
+                policies[0],
+                r.heard.len() as f64 / 48_000.0,
+                r.concealed,
+                r.fec,
+                reference_out.as_ref().map(|p| format!("; libopus alone with the same losses: {p}")).unwrap_or_default()
+            ),
+            Err(e) => {
+                eprintln!("audio: {e}");
+                std::process::exit(1)
+            }
+        }
+    } else if audio_out.is_some() || reference_out.is_some() {
+        usage();
     }
     for p in &policies {
         let policy = parse_policy(p).unwrap_or_else(|| usage());
