@@ -94,7 +94,10 @@ pub use audio_cpal::{CpalAudio, device_names};
 pub use bookmarks::{Bookmark, BookmarkTls, Bookmarks};
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
 #[cfg(feature = "tokio")]
-pub use driver::{Client, ClientConfig, ControlTls, NetworkStats, RingLosses, ThreadPriorities, ThreadPriority, raise_current_thread_priority};
+pub use driver::{
+    Client, ClientConfig, ControlTls, NetworkStats, RingLosses, ThreadPriorities, ThreadPriority,
+    raise_current_thread_priority,
+};
 pub use error::{ConfigError, Error};
 pub use media::{Media, MediaConfig};
 pub use ring::{RingStats, SampleConsumer, SampleProducer, sample_ring};

@@ -134,7 +134,11 @@ impl Media {
         for &id in &self.ids {
             if !self.speakers.contains_key(&id) {
                 let volume = self.volumes.get(&id).copied().unwrap_or(1.0);
-                let mut p = PlaybackPipeline::new(PlaybackConfig { volume, ..PlaybackConfig::default() })?;
+                // Comfort noise fills the pauses of rooms with DTX (senders stop in background noise); elsewhere a
+                // talkspurt's end (push-to-talk released, voice activation closed) is followed by silence.
+                let comfort_noise = session.channel_config().is_some_and(|c| c.dtx);
+                let mut p =
+                    PlaybackPipeline::new(PlaybackConfig { volume, comfort_noise, ..PlaybackConfig::default() })?;
                 if let Some(dir) = &self.dump {
                     // A debugging aid: a speaker whose file cannot be created is simply not dumped.
                     p.set_dumper(speaker_dumper(dir, id).ok());

@@ -45,7 +45,9 @@ fn push_to_talk_is_the_default_and_sends_nothing_before_key_down() {
     let quiet = w.peers[1].out.len();
     w.run(20);
     assert_eq!(w.peers[0].session.stats().packets_sent, after);
-    assert!(heard(&w, 1, quiet) < 1e-6, "silence after the talkspurt ended");
+    // The lobby has DTX (the default), so the pause is filled with comfort noise: never louder than −40 dBFS.
+    let n = (w.peers[1].out.len() - quiet) as f64;
+    assert!(heard(&w, 1, quiet) <= 1e-4 * n, "at most comfort noise after the talkspurt ended");
 }
 
 #[test]

@@ -56,11 +56,22 @@ pub struct PlaybackConfig {
     /// the background of the recently decoded quiet frames (at most −40 dBFS), faded in. `false` plays digital
     /// silence. A speaker that never sent audio (or sent digital silence) is silent either way.
     pub comfort_noise: bool,
+    /// Apply a [`Stretch::Shrink`] only where the slot has a pause between words (a window below about −40 dBFS),
+    /// never inside a word: shrinking is never urgent (the cost of not shrinking is a little delay), and time-warped
+    /// speech is audible. Expansion is applied wherever the signal allows (it stands in for a concealment).
+    /// Default `true`.
+    pub shrink_in_pauses: bool,
 }
 
 impl Default for PlaybackConfig {
     fn default() -> Self {
-        Self { layout: ChannelLayout::Mono, frame: FrameDuration::Ms20, volume: 1.0, comfort_noise: true }
+        Self {
+            layout: ChannelLayout::Mono,
+            frame: FrameDuration::Ms20,
+            volume: 1.0,
+            comfort_noise: true,
+            shrink_in_pauses: true,
+        }
     }
 }
 
@@ -152,6 +163,7 @@ pub struct PlaybackPipeline {
     /// RMS of `hist`.
     tail_level: f32,
     comfort: Option<ComfortNoise>,
+    shrink_in_pauses: bool,
     stretcher: Stretcher,
     out: Vec<f32>,
     dumper: Option<Dumper>,
@@ -190,6 +202,7 @@ impl PlaybackPipeline {
             hist: Vec::with_capacity(LEVEL_WINDOW * ch),
             tail_level: 0.0,
             comfort: config.comfort_noise.then(ComfortNoise::new),
+            shrink_in_pauses: config.shrink_in_pauses,
             stretcher: Stretcher::new(slot_frames, ch),
             out: Vec::with_capacity(OUTPUT_SLOTS * slot_frames * ch),
             dumper: None,
@@ -280,7 +293,8 @@ impl PlaybackPipeline {
             _ if resumed => {}
             Stretch::None => {}
             Stretch::Shrink { samples } => {
-                let removed = self.stretcher.shrink(&mut self.slot, ch, frames, samples as usize);
+                let removed =
+                    self.stretcher.shrink(&mut self.slot, ch, frames, samples as usize, self.shrink_in_pauses);
                 frames -= removed;
                 self.stats.shrunk_samples += removed as u64;
                 stretched = -(removed as i64);

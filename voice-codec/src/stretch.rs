@@ -9,6 +9,8 @@
 
 /// Below this RMS a region counts as silence (about −50 dBFS).
 const SILENCE_RMS: f32 = 0.003;
+/// Below this RMS a region counts as a pause between words (about −40 dBFS): where a shrink may go.
+const PAUSE_RMS: f32 = 0.01;
 /// Shortest pitch period searched: 96 samples, 500 Hz.
 const MIN_LAG: usize = 96;
 /// Longest pitch period searched: 720 samples, ~67 Hz.
@@ -32,7 +34,7 @@ impl Stretcher {
     }
 
     /// Finds where (`s`) and by how much (`p`) to edit `frames` frames for a request of `want` samples.
-    fn plan(&mut self, buf: &[f32], ch: usize, frames: usize, want: usize) -> Option<(usize, usize)> {
+    fn plan(&mut self, buf: &[f32], ch: usize, frames: usize, want: usize, pause_only: bool) -> Option<(usize, usize)> {
         let max_lag = want.min(frames / 2).min(MAX_LAG);
         if max_lag == 0 || frames > self.mono.len() {
             return None;
@@ -57,6 +59,9 @@ impl Stretcher {
         let rms = (best_e / win as f32).sqrt();
         if rms < SILENCE_RMS {
             return Some((best_s, max_lag));
+        }
+        if pause_only && rms >= PAUSE_RMS {
+            return None;
         }
         if max_lag < MIN_LAG {
             return None;
@@ -84,10 +89,10 @@ impl Stretcher {
         Some((s, best.1))
     }
 
-    /// Removes up to `want` frames from the first `frames` frames of `buf` (interleaved, `ch` channels). Returns the
-    /// number removed.
-    pub(crate) fn shrink(&mut self, buf: &mut [f32], ch: usize, frames: usize, want: usize) -> usize {
-        let Some((s, p)) = self.plan(buf, ch, frames, want) else {
+    /// Removes up to `want` frames from the first `frames` frames of `buf` (interleaved, `ch` channels), only in a
+    /// pause between words (a window below about −40 dBFS) when `pause_only`. Returns the number removed.
+    pub(crate) fn shrink(&mut self, buf: &mut [f32], ch: usize, frames: usize, want: usize, pause_only: bool) -> usize {
+        let Some((s, p)) = self.plan(buf, ch, frames, want, pause_only) else {
             return 0;
         };
         for i in 0..p {
@@ -106,7 +111,7 @@ impl Stretcher {
     /// frames. Returns the number added.
     pub(crate) fn expand(&mut self, buf: &mut [f32], ch: usize, frames: usize, want: usize) -> usize {
         let room = (buf.len() / ch).saturating_sub(frames);
-        let Some((s, p)) = self.plan(buf, ch, frames, want.min(room)) else {
+        let Some((s, p)) = self.plan(buf, ch, frames, want.min(room), false) else {
             return 0;
         };
         let insert = &mut self.insert[..p * ch];
@@ -157,7 +162,7 @@ mod tests {
         let mut st = Stretcher::new(2000, 1);
         let mut buf = tone(960, 160, 0.5);
         let before = max_step(&buf);
-        let removed = st.shrink(&mut buf, 1, 960, 400);
+        let removed = st.shrink(&mut buf, 1, 960, 400, false);
         assert!((160..=400).contains(&removed), "removed {removed}");
         assert_eq!(removed % 160, 0);
         assert!(max_step(&buf[..960 - removed]) <= before * 1.05);
@@ -178,7 +183,7 @@ mod tests {
     fn silence_takes_any_amount_and_noise_takes_none() {
         let mut st = Stretcher::new(2000, 1);
         let mut buf = vec![0.0; 960];
-        assert_eq!(st.shrink(&mut buf, 1, 960, 37), 37);
+        assert_eq!(st.shrink(&mut buf, 1, 960, 37, false), 37);
         // Loud deterministic noise: not periodic, not silent.
         let mut x = 12345u32;
         let mut noise: Vec<f32> = (0..960)
@@ -187,6 +192,22 @@ mod tests {
                 (x >> 8) as f32 / (1u32 << 24) as f32 - 0.5
             })
             .collect();
-        assert_eq!(st.shrink(&mut noise, 1, 960, 200), 0);
+        assert_eq!(st.shrink(&mut noise, 1, 960, 200, false), 0);
+    }
+
+    #[test]
+    fn pause_only_shrink_leaves_words_alone_and_uses_pauses() {
+        let mut st = Stretcher::new(2_000, 1);
+        // A voiced slot (periodic, loud): shrinkable, but not in pause-only mode.
+        let voiced: Vec<f32> = (0..960).map(|i| 0.3 * (2.0 * std::f32::consts::PI * i as f32 / 240.0).sin()).collect();
+        let mut buf = voiced.clone();
+        buf.resize(2_000, 0.0);
+        assert_eq!(st.shrink(&mut buf, 1, 960, 240, true), 0, "no shrink inside a word");
+        assert!(st.shrink(&mut buf, 1, 960, 240, false) > 0, "the same slot can be shrunk when it is urgent");
+        // A word ending in a pause: the pause takes the shrink.
+        let mut buf: Vec<f32> = voiced[..480].to_vec();
+        buf.extend(std::iter::repeat_n(0.001, 480));
+        buf.resize(2_000, 0.0);
+        assert_eq!(st.shrink(&mut buf, 1, 960, 200, true), 200);
     }
 }

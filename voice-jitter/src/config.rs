@@ -128,10 +128,11 @@ pub struct Tuning {
     pub loss_ref: f64,
     /// A higher quantile: a missing frame is waited for at least until playout reaches it.
     pub wait_quantile: f64,
-    /// For this many packets after the first, the target is at least the largest delay seen and at least
-    /// `initial_delay_ms` (the histogram's tail is not known yet).
+    /// For this many packets after the first, the target is at least the largest delay seen, raised toward
+    /// `initial_delay_ms` in proportion to it (at most three times it): the histogram's tail is not known yet, and a
+    /// link that showed no jitter at all (loopback, a LAN) is not made to wait for one.
     pub warmup_packets: f64,
-    /// The least target while warming up, ms.
+    /// The target while warming up on a link that has shown jitter (see `warmup_packets`), ms.
     pub initial_delay_ms: f64,
     /// Per-packet forgetting factor of the histogram.
     pub forget: f64,
@@ -188,12 +189,12 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             quantile: 0.98,
-            lossless_quantile: 0.997,
+            lossless_quantile: 0.9995,
             loss_ref: 0.01,
             high_cap: 1.5,
             wait_quantile: 0.99,
             warmup_packets: 100.0,
-            initial_delay_ms: 60.0,
+            initial_delay_ms: 20.0,
             forget: 0.9993,
             peak_decay: 0.95,
             peak_weight: 0.6,

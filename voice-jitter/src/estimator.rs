@@ -48,8 +48,10 @@ pub(crate) struct DelayEstimator {
     /// While fewer than `warmup` packets were seen, the histogram's tail is not known yet: the largest relative
     /// delay seen so far stands in for it.
     warmup: u32,
-    /// Largest relative delay seen so far (at least the initial delay), µs.
+    /// Largest relative delay seen so far while warming up, µs.
     max_us: i64,
+    /// `Tuning::initial_delay_ms`, µs.
+    initial_us: i64,
     /// `1 / forget`: the factor by which each new sample outweighs the previous one.
     growth: f64,
     peak_decay: f64,
@@ -72,7 +74,8 @@ impl DelayEstimator {
             top_bin: 0,
             seen: 0,
             warmup: tuning.warmup_packets.clamp(0.0, 1e6) as u32,
-            max_us: (tuning.initial_delay_ms.clamp(0.0, 10_000.0) * 1_000.0) as i64,
+            max_us: 0,
+            initial_us: (tuning.initial_delay_ms.clamp(0.0, 10_000.0) * 1_000.0) as i64,
             growth: 1.0 / tuning.forget.clamp(0.9, 1.0),
             peak_decay: tuning.peak_decay.clamp(0.0, 1.0),
         }
@@ -188,10 +191,11 @@ impl DelayEstimator {
         self.fec.upper_us(self.total)
     }
 
-    /// While warming up (the first `Tuning::warmup_packets`), the largest relative delay seen so far, and at least
-    /// `Tuning::initial_delay_ms`; 0 after.
+    /// While warming up (the first `Tuning::warmup_packets`), the largest relative delay seen so far, raised
+    /// toward `Tuning::initial_delay_ms` in proportion to it (up to three times it): a link that has shown jitter
+    /// starts with room for its unseen tail, a link that has shown none (loopback, a LAN) starts at once. 0 after.
     pub(crate) fn warmup_floor_us(&self) -> i64 {
-        if self.seen < self.warmup { self.max_us } else { 0 }
+        if self.seen < self.warmup { self.max_us.max(self.initial_us.min(self.max_us.saturating_mul(3))) } else { 0 }
     }
 
     /// The short-term peak, µs.

@@ -102,8 +102,14 @@ fn random_losses_are_recovered_by_fec_not_concealed() {
         let report = sim::replay(&trace, Config::default(), 0).expect("valid config");
         let name = model.name();
         let recoverable = report.network_lost - report.unrecoverable;
-        // A few losses in the first second, before the buffer has made room for FEC, are concealed.
-        assert!(report.concealed <= report.unrecoverable + 5, "{name}: {report:?}");
+        // A few losses in the first seconds, before the buffer has made room for FEC, are concealed (a link that
+        // shows no jitter starts at the lowest delay, so the first losses find no successor buffered yet).
+        assert!(
+            report.concealed <= report.unrecoverable + 8,
+            "{name}: concealed {} unrecoverable {}",
+            report.concealed,
+            report.unrecoverable
+        );
         assert!(report.fec_recovered + 5 >= recoverable, "{name}: {} of {recoverable}", report.fec_recovered);
         assert_eq!(report.late_lost, 0, "{name}");
     }
@@ -219,4 +225,55 @@ fn delay_changes_go_into_pauses_or_gentle_shrinks() {
         "end of the spike talkspurt {end_of_fourth}, next start {:?}",
         starts[4]
     );
+}
+
+/// A stalled playout side (the media thread starved of CPU for 600 ms: no slots, while packets keep arriving and
+/// are pushed with their true arrival times once it runs again) is recovered from within 3 s: the backlog is
+/// played out faster and the delay is back near what it was, instead of the stall being learned as a network
+/// delay spike that holds the delay up for the histogram's memory.
+#[test]
+fn a_stalled_playout_side_recovers_within_three_seconds() {
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default()).expect("valid config");
+    let at = |ms: f64| Duration::from_micros((ms * 1_000.0).round() as u64);
+    let (stall_from, stall_ms) = (10_000.0, 600.0);
+    let mut slot_ms = 1_005.0;
+    let mut next_seq = 0u64;
+    let mut before = None;
+    let mut recovered_at = None;
+    while slot_ms < 20_000.0 {
+        // Every packet sent until this slot has arrived (5 ms one-way, no jitter).
+        while 1_000.0 + next_seq as f64 * 20.0 + 5.0 <= slot_ms {
+            let arrival = 1_000.0 + next_seq as f64 * 20.0 + 5.0;
+            let packet = Packet {
+                seq: Seq(next_seq),
+                timestamp: Timestamp((next_seq * 960) as u32),
+                end_of_talkspurt: false,
+                payload: next_seq,
+            };
+            let _ = jb.push(at(arrival), packet);
+            next_seq += 1;
+        }
+        let decision = jb.poll_playout(at(slot_ms));
+        let delay = jb.stats().current_delay.as_secs_f64() * 1e3;
+        if slot_ms < stall_from {
+            before = Some(delay);
+        } else if recovered_at.is_none() && before.is_some_and(|b| delay <= b + 10.0) {
+            recovered_at = Some(slot_ms - stall_from - stall_ms);
+        }
+        let stretch_ms = match decision.stretch {
+            Stretch::None => 0.0,
+            Stretch::Shrink { samples } => -f64::from(samples) / 48.0,
+            Stretch::Expand { samples } => f64::from(samples) / 48.0,
+        };
+        slot_ms += 20.0 + stretch_ms;
+        if (stall_from..stall_from + 20.0).contains(&slot_ms) {
+            slot_ms += stall_ms;
+        }
+    }
+    let recovered_ms = recovered_at.expect("the delay came back near its level before the stall");
+    eprintln!(
+        "delay before the stall {:.1} ms; back within 10 ms of it {recovered_ms:.0} ms after",
+        before.unwrap_or(0.0)
+    );
+    assert!(recovered_ms <= 3_000.0, "recovered after {recovered_ms} ms");
 }

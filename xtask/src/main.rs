@@ -192,7 +192,9 @@ fn pesq_tools(root: &Path) -> Result<PathBuf, String> {
 fn quality(root: &Path, envs: &Envs, extra: &[String]) -> Result<(), String> {
     let tools = pesq_tools(root)?;
     if !succeeds(Command::new("espeak-ng").arg("--version")) {
-        eprintln!("xtask: espeak-ng is not installed: the harness uses generated speech (Debian: apt-get install espeak-ng)");
+        eprintln!(
+            "xtask: espeak-ng is not installed: the harness uses generated speech (Debian: apt-get install espeak-ng)"
+        );
     }
     let mut envs = envs.clone();
     envs.push(("VOICE_PESQ_PATH".into(), tools.into_os_string()));

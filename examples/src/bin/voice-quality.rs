@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     voice_examples::init_logging("warn");
     let args = voice_examples::quality::Args::parse();
     match voice_examples::quality::run(&args) {
+        Ok(outcomes) if outcomes.is_empty() => ExitCode::SUCCESS,
         Ok(outcomes) => {
             println!("{}", voice_examples::quality::table(&outcomes));
             println!("JSON report: {}", args.out.join("quality.json").display());

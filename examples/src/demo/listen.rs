@@ -47,7 +47,8 @@ pub fn score(
             for onset in matched[s][l].iter().flatten() {
                 // The speech follows the marker; find it within ±40 ms of where the marker says it starts.
                 let from = onset + MARKER_SAMPLES;
-                let Some(at) = score::locate(speech, 0, speech.len(), &listener.played, from.saturating_sub(1_920), from + 1_920)
+                let Some(at) =
+                    score::locate(speech, 0, speech.len(), &listener.played, from.saturating_sub(1_920), from + 1_920)
                 else {
                     continue;
                 };

@@ -399,7 +399,11 @@ fn tracked_correlation(said: &[f32], heard: &[f32], onset: usize) -> Option<f64>
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "network      {}", self.condition)?;
-        writeln!(f, "talk         {:.1} s, three talkers in turns ({}; noise suppression, Opus 20 ms frames)", self.talk_s, self.speech)?;
+        writeln!(
+            f,
+            "talk         {:.1} s, three talkers in turns ({}; noise suppression, Opus 20 ms frames)",
+            self.talk_s, self.speech
+        )?;
         let l = &self.latency_ms;
         writeln!(
             f,

@@ -250,7 +250,14 @@ fn score_files(args: &Args) -> Result<()> {
         let scores = score::pesq(&pairs, args.pesq_path.as_deref())?;
         let s: Vec<f64> = scores.iter().flatten().copied().collect();
         let mean = if s.is_empty() { f64::NAN } else { s.iter().sum::<f64>() / s.len() as f64 };
-        println!("{}: PESQ-WB {mean:.2} over {} of {} segments", path.display(), s.len(), segs.len());
+        let each: Vec<String> = scores.iter().map(|x| x.map_or("-".into(), |v| format!("{v:.2}"))).collect();
+        println!(
+            "{}: PESQ-WB {mean:.2} over {} of {} segments ({})",
+            path.display(),
+            s.len(),
+            segs.len(),
+            each.join(", ")
+        );
     }
     Ok(())
 }

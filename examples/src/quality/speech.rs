@@ -76,7 +76,12 @@ pub fn sentences(talkers: usize, seed: u64, fallback_samples: usize, tmp: &Path)
 }
 
 fn espeak_installed() -> bool {
-    Command::new("espeak-ng").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("espeak-ng")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// `sentence` spoken by `voice`, 48 kHz, levelled.

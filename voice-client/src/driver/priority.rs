@@ -64,9 +64,10 @@ mod tests {
     /// What the function reports is what the OS applied (run on a thread of its own: the policy sticks).
     #[test]
     fn the_reported_priority_is_the_one_in_force() {
-        let (got, policy) = std::thread::spawn(|| (raise_current_thread_priority(), thread_priority::thread_schedule_policy()))
-            .join()
-            .expect("the thread ran");
+        let (got, policy) =
+            std::thread::spawn(|| (raise_current_thread_priority(), thread_priority::thread_schedule_policy()))
+                .join()
+                .expect("the thread ran");
         let policy = policy.expect("the policy can be read");
         let realtime = matches!(policy, thread_priority::ThreadSchedulePolicy::Realtime(_));
         assert_eq!(got == ThreadPriority::Realtime, realtime, "{got:?} reported, {policy:?} in force");

@@ -303,7 +303,12 @@ impl Session {
         let (token, relay) = (login.token, login.relay);
         let rtt_ms = self.udp_rtt.map(|d| u16::try_from(d.as_millis()).unwrap_or(u16::MAX - 1));
         let blocks: Vec<ReportBlock> = self.speakers.iter_mut().map(|(id, sp)| sp.report_block(*id)).collect();
-        for chunk in blocks.chunks(MAX_REPORT_BLOCKS) {
+        // With nobody to report on, one report without blocks still carries this client's RTT, which the relay's
+        // congestion detection for this client as a sender needs.
+        let empty: [ReportBlock; 0] = [];
+        let chunks: Vec<&[ReportBlock]> =
+            if blocks.is_empty() { vec![&empty[..]] } else { blocks.chunks(MAX_REPORT_BLOCKS).collect() };
+        for chunk in chunks {
             if let Some(report) = ReceiverReport::new(token, rtt_ms, chunk) {
                 let mut out = Vec::new();
                 Datagram::ReceiverReport(report).encode(&mut out);

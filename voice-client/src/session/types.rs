@@ -37,7 +37,7 @@ pub struct SessionConfig {
     pub room_password: Option<String>,
     /// Talk mode at start. Default push-to-talk.
     pub talk_mode: TalkMode,
-    /// Period of receiver reports (PROTOCOL.md §2.7 asks for 2–5 s). Default 2 s.
+    /// Period of receiver reports (PROTOCOL.md §2.7 asks for 1–5 s). Default 1 s, so FEC follows loss quickly.
     pub report_interval: Duration,
     /// Period of UDP pings (RTT). Default 1 s.
     pub ping_interval: Duration,
@@ -48,7 +48,7 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    /// A configuration with the defaults: push-to-talk, no room, reports every 2 s.
+    /// A configuration with the defaults: push-to-talk, no room, reports every second.
     #[must_use]
     pub fn new(server: SocketAddr, user: impl Into<String>, credential: Credential) -> Self {
         Self {
@@ -59,7 +59,7 @@ impl SessionConfig {
             room: None,
             room_password: None,
             talk_mode: TalkMode::PushToTalk,
-            report_interval: Duration::from_secs(2),
+            report_interval: Duration::from_secs(1),
             ping_interval: Duration::from_secs(1),
             control_ping_interval: Duration::from_secs(5),
             jitter_delay_bounds: (Duration::ZERO, Duration::from_secs(1)),

@@ -8,9 +8,7 @@
 
 use std::path::Path;
 
-use voice_codec::{
-    CaptureConfig, CaptureFrame, CapturePipeline, OpusSettings, PlaybackConfig, PlaybackPipeline,
-};
+use voice_codec::{CaptureConfig, CaptureFrame, CapturePipeline, OpusSettings, PlaybackConfig, PlaybackPipeline};
 use voice_jitter::sim::TracePacket;
 use voice_jitter::{Config, JitterBuffer, Packet};
 use voice_proto::{Seq, Timestamp};
@@ -27,6 +25,8 @@ pub(crate) struct Rendered {
     pub(crate) concealed: u64,
     /// Slots decoded from FEC.
     pub(crate) fec: u64,
+    /// Stretch applied per 5 s of playout: (samples added, samples removed).
+    pub(crate) stretch_by_5s: Vec<(i64, i64)>,
 }
 
 /// Reads a WAV as 48 kHz mono (first channel), resampling linearly if needed.
@@ -62,7 +62,12 @@ pub(crate) fn read_speech(path: &Path) -> Result<Vec<f32>, String> {
 
 /// Writes 48 kHz mono float WAV.
 pub(crate) fn write_wav(path: &Path, x: &[f32]) -> Result<(), String> {
-    let spec = hound::WavSpec { channels: 1, sample_rate: 48_000, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
     let mut w = hound::WavWriter::create(path, spec).map_err(|e| format!("{}: {e}", path.display()))?;
     for &v in x {
         w.write_sample(v).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -95,7 +100,8 @@ pub(crate) fn render(trace: &[TracePacket], config: Config, speech: &[f32]) -> R
     }
     // The reference: the same packets, a perfect receiver.
     let mut reference = Vec::with_capacity(input.len());
-    let mut dec = PlaybackPipeline::new(PlaybackConfig { comfort_noise: false, ..PlaybackConfig::default() }).map_err(err)?;
+    let mut dec =
+        PlaybackPipeline::new(PlaybackConfig { comfort_noise: false, ..PlaybackConfig::default() }).map_err(err)?;
     for (i, p) in trace.iter().enumerate() {
         let action = if p.arrival_ms.is_some() {
             voice_jitter::Action::Play { seq: Seq(p.seq), timestamp: Timestamp(0), payload: packets[i].as_slice() }
@@ -120,6 +126,7 @@ pub(crate) fn render(trace: &[TracePacket], config: Config, speech: &[f32]) -> R
     let (mut now_ms, mut next) = (first, 0usize);
     let mut heard = Vec::with_capacity(input.len() + 48_000);
     let (mut concealed, mut fec) = (0, 0);
+    let mut stretch_by_5s: Vec<(i64, i64)> = Vec::new();
     let at = |ms: f64| std::time::Duration::from_micros((ms.max(0.0) * 1_000.0) as u64);
     while now_ms < end {
         while let Some(&(a, i)) = arrivals.get(next) {
@@ -143,10 +150,19 @@ pub(crate) fn render(trace: &[TracePacket], config: Config, speech: &[f32]) -> R
             _ => {}
         }
         let report = playback.play(&playout).map_err(err)?;
+        let bucket = ((now_ms - first) / 5_000.0) as usize;
+        if stretch_by_5s.len() <= bucket {
+            stretch_by_5s.resize(bucket + 1, (0, 0));
+        }
+        if report.stretched > 0 {
+            stretch_by_5s[bucket].0 += report.stretched;
+        } else {
+            stretch_by_5s[bucket].1 -= report.stretched;
+        }
         let mut out = vec![0.0; playback.buffered()];
         playback.read(&mut out);
         heard.extend_from_slice(&out);
         now_ms += report.samples.max(1) as f64 / 48.0;
     }
-    Ok(Rendered { heard, reference, concealed, fec })
+    Ok(Rendered { heard, reference, concealed, fec, stretch_by_5s })
 }

@@ -160,14 +160,22 @@ fn main() {
                 Ok(r)
             });
         match rendered {
-            Ok(r) => eprintln!(
-                "audio ({}): {out} written, {:.1} s, {} slots concealed, {} from FEC{}",
-                policies[0],
-                r.heard.len() as f64 / 48_000.0,
-                r.concealed,
-                r.fec,
-                reference_out.as_ref().map(|p| format!("; libopus alone with the same losses: {p}")).unwrap_or_default()
-            ),
+            Ok(r) => {
+                let stretch: Vec<String> =
+                    r.stretch_by_5s.iter().map(|(a, d)| format!("+{}/-{}", a / 48, d / 48)).collect();
+                eprintln!(
+                    "audio ({}): {out} written, {:.1} s, {} slots concealed, {} from FEC{}; stretch per 5 s, ms: {}",
+                    policies[0],
+                    r.heard.len() as f64 / 48_000.0,
+                    r.concealed,
+                    r.fec,
+                    reference_out
+                        .as_ref()
+                        .map(|p| format!("; libopus alone with the same losses: {p}"))
+                        .unwrap_or_default(),
+                    stretch.join(" ")
+                )
+            }
             Err(e) => {
                 eprintln!("audio: {e}");
                 std::process::exit(1)

@@ -76,7 +76,7 @@ pub struct RelayConfig {
     pub max_rooms: usize,
     /// Most whisper lists one session keeps (default 8).
     pub max_whisper_lists: usize,
-    /// How often receiver reports are turned into bitrate hints (default 2 s).
+    /// How often receiver reports are turned into bitrate hints (default 1 s: FEC follows loss within a second or two).
     pub hint_interval: Duration,
     /// Period of the housekeeping timer: binding and session expiry, idle connections, ad-hoc room removal
     /// (default 1 s; expiry times are precise to this period).
@@ -107,7 +107,7 @@ impl Default for RelayConfig {
             max_sessions: 100_000,
             max_rooms: 2_000,
             max_whisper_lists: 8,
-            hint_interval: Duration::from_secs(2),
+            hint_interval: Duration::from_secs(1),
             housekeeping_interval: Duration::from_secs(1),
         }
     }
