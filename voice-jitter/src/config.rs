@@ -194,7 +194,7 @@ impl Default for Tuning {
             high_cap: 1.5,
             wait_quantile: 0.99,
             warmup_packets: 100.0,
-            initial_delay_ms: 20.0,
+            initial_delay_ms: 60.0,
             forget: 0.9993,
             peak_decay: 0.95,
             peak_weight: 0.6,

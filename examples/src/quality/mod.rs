@@ -18,7 +18,6 @@ pub mod speech;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -63,6 +62,10 @@ pub struct Args {
     /// Speech source: `auto` (espeak-ng if installed, else generated), `espeak`, `generated`.
     #[arg(long, default_value = "auto")]
     pub speech: String,
+    /// Run every condition with this many busy processes competing for the CPU (a loaded machine: e.g. one per
+    /// core); the `loaded` condition always has one per core.
+    #[arg(long, default_value_t = 0)]
+    pub busy: usize,
     /// Seed of the network impairments and the generated speech.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -76,6 +79,34 @@ pub struct Args {
     pub pesq_path: Option<PathBuf>,
 }
 
+/// Busy processes (`sh` spinning), one per asked core, at normal priority; killed when dropped.
+struct Busy(Vec<std::process::Child>);
+
+impl Busy {
+    fn start(n: usize) -> Self {
+        let children = (0..n)
+            .filter_map(|_| {
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .ok()
+            })
+            .collect();
+        Self(children)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// One network condition of the matrix.
 #[derive(Clone, Debug, Serialize)]
 pub struct Condition {
@@ -85,7 +116,7 @@ pub struct Condition {
     pub description: String,
     #[serde(skip)]
     impairment: Impairment,
-    /// Busy threads competing for the CPU during the run (one per core for `loaded`).
+    /// Busy processes competing for the CPU during the run (one per core for `loaded`).
     pub busy_threads: usize,
 }
 
@@ -117,7 +148,7 @@ pub fn matrix() -> Vec<Condition> {
         c("jitter40", "30 ms latency, jitter σ 40 ms, no loss", jitter(40)),
         Condition {
             busy_threads: cores,
-            ..c("loaded", "clean link, one busy thread per core competing for the CPU", Impairment::default())
+            ..c("loaded", "clean link, one busy process per core competing for the CPU", Impairment::default())
         },
     ]
 }
@@ -161,6 +192,8 @@ pub struct Outcome {
     pub send_bitrate_bps: u32,
     /// 1-minute load average before the condition started.
     pub load_before: Option<f64>,
+    /// 1-minute load average when the talk ended.
+    pub load_after: Option<f64>,
 }
 
 /// Runs the harness: every asked condition in turn, then the table.
@@ -300,21 +333,10 @@ fn run_condition(args: &Args, condition: &Condition, script: &[f32], segs: &[(us
     wait_media(&listener).context("listener joining")?;
     wait_media(&talker).context("talker joining")?;
 
-    let stop_busy = Arc::new(AtomicBool::new(false));
-    let busy: Vec<_> = (0..condition.busy_threads)
-        .map(|_| {
-            let stop = Arc::clone(&stop_busy);
-            std::thread::spawn(move || {
-                let mut x = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    for _ in 0..10_000 {
-                        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
-                    }
-                }
-            })
-        })
-        .collect();
+    let busy = Busy::start(condition.busy_threads.max(args.busy));
     let before = listener.stats();
+    // VOICE_QUALITY_TRACE=1: the listener's jitter buffer every 100 ms (debugging).
+    let trace = std::env::var_os("VOICE_QUALITY_TRACE").is_some();
     let origin = Instant::now() + Duration::from_millis(500);
     clock.start(origin);
     let end = origin + Duration::from_secs_f64(script.len() as f64 / RATE_HZ as f64) + Duration::from_secs(1);
@@ -322,11 +344,17 @@ fn run_condition(args: &Args, condition: &Condition, script: &[f32], segs: &[(us
         std::thread::sleep(Duration::from_millis(100).min(end.saturating_duration_since(Instant::now())));
         while listener.try_event().is_some() {}
         while talker.try_event().is_some() {}
+        if trace {
+            for sp in listener.stats().speakers {
+                eprintln!(
+                    "  listener: delay {:?} target {:?} depth {} concealed {} fec {} late {} jitter {:?}",
+                    sp.current_delay, sp.target_delay, sp.depth, sp.concealed, sp.fec_recovered, sp.late, sp.jitter
+                );
+            }
+        }
     }
-    stop_busy.store(true, Ordering::Relaxed);
-    for b in busy {
-        let _ = b.join();
-    }
+    let load_after = load_average();
+    drop(busy);
     let after = listener.stats();
     let send_bitrate_bps = talker.stats().send_bitrate_bps;
     talker.shutdown().context("stopping the talker")?;
@@ -418,6 +446,7 @@ fn run_condition(args: &Args, condition: &Condition, script: &[f32], segs: &[(us
         segment_delay_ms: seg_delay,
         send_bitrate_bps,
         load_before,
+        load_after,
     })
 }
 
@@ -452,12 +481,12 @@ fn wait_media(client: &Client) -> Result<()> {
 #[must_use]
 pub fn table(outcomes: &[Outcome]) -> String {
     let mut s = String::from(
-        "| condition | PESQ-WB stack | offline Opus | ratio | lost | concealed | FEC | late | marker m2e ms | delay mean / max ms | load |\n\
+        "| condition | PESQ-WB stack | offline Opus | ratio | lost | concealed | FEC | late | marker m2e ms | delay mean / max ms | load before / after |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for o in outcomes {
         s.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {:.2} | {} / {} | {} ({:.2} %) | {} | {} | {} | {:.0} / {:.0} | {} |\n",
+            "| {} | {:.2} | {:.2} | {:.2} | {} / {} | {} ({:.2} %) | {} | {} | {} | {:.0} / {:.0} | {} / {} |\n",
             o.condition.name,
             o.pesq_stack,
             o.pesq_reference,
@@ -472,6 +501,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
             o.segment_delay_ms.0,
             o.segment_delay_ms.1,
             o.load_before.map_or("-".into(), |l| format!("{l:.2}")),
+            o.load_after.map_or("-".into(), |l| format!("{l:.2}")),
         ));
     }
     s

@@ -109,6 +109,8 @@ pub struct JitterBuffer<P> {
     /// Smoothed fraction of frames that were, or could have been, recovered by FEC: given up while their
     /// successor was buffered, or concealed while their successor then played.
     fec_rate: f64,
+    /// Weight the two rates have gathered (`1 − (1 − rate_alpha)^frames`), for their bias correction.
+    rate_weight: f64,
     /// The target makes room for FEC (`fec_rate` went above `Tuning::fec_on_rate`, and not below 3/4 of it since).
     fec_mode: bool,
     /// The depth went beyond the dead band above the target and is being shrunk back down to the target.
@@ -153,6 +155,7 @@ impl<P> JitterBuffer<P> {
             waited: 0,
             loss_rate: 0.0,
             fec_rate: 0.0,
+            rate_weight: 0.0,
             fec_mode: false,
             gave_up_without_fec: false,
             shrinking: false,
@@ -243,12 +246,17 @@ impl<P> JitterBuffer<P> {
             let chance = if i == 0 && fec_chance { 1.0 } else { 0.0 };
             self.loss_rate += alpha * (miss - self.loss_rate);
             self.fec_rate += alpha * (chance - self.fec_rate);
+            self.rate_weight += alpha * (1.0 - self.rate_weight);
         }
         self.gave_up_without_fec = !played && !fec_chance;
+        // The averages start at zero; early in a stream they are divided by the weight they have gathered (as a
+        // bias-corrected moving average), so the first losses of a lossy link make room for FEC within a second
+        // instead of after the average has filled up (5 s at 2 % loss).
+        let fec_rate = self.fec_rate / self.rate_weight.max(alpha).max(1e-9);
         let on = self.tuning.fec_on_rate;
-        if self.fec_rate > on {
+        if fec_rate > on {
             self.fec_mode = true;
-        } else if self.fec_rate < on * 0.75 {
+        } else if fec_rate < on * 0.75 {
             self.fec_mode = false;
         }
     }

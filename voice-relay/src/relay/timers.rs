@@ -110,7 +110,7 @@ impl Relay {
                 continue;
             };
             let hint = s.loss.controller.decide(report, room.bitrate_bps, room.fec);
-            tracing::debug!(session = idx, ?report, ?hint, "encoder hint decision");
+            tracing::trace!(session = idx, ?report, ?hint, "encoder hint decision");
             // A client starts at the room's bitrate with FEC off: only changes from that are sent.
             let initial = Hint { bitrate_bps: room.bitrate_bps, fec: false, expected_loss_pct: 0 };
             if s.loss.last_hint.unwrap_or(initial) != hint {
