@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use voice_codec::{
     CaptureConfig, CaptureFrame, CapturePipeline, ChannelLayout, DumpStage, Dumper, Mixer, PlaybackConfig,
@@ -43,6 +43,10 @@ impl Default for MediaConfig {
         }
     }
 }
+
+/// Decoded audio a speaker's pipeline may hold beyond the period being mixed before it is shrunk away (48 kHz
+/// samples, 2.5 ms).
+const LEAD_SAMPLES: u32 = 120;
 
 /// Capture pipeline, one decoder pipeline per remote speaker, and the mixer. Sans-IO like [`Session`]: the caller
 /// pushes microphone samples in ([`capture`](Self::capture)) and asks for one frame period of speaker output at a
@@ -151,16 +155,23 @@ impl Media {
                 if p.buffered() >= samples {
                     break;
                 }
-                // The slot starts playing when what the decoder already holds has played.
-                let starts = now + Duration::from_micros(p.buffered() as u64 * 1_000 / 48);
-                let Some(mut playout) = session.poll_playout(starts, id) else { break };
-                // A shrink with nothing else buffered would leave the rest of this period to concealment: the
-                // next packet is not due before the next period. The excess delay is then only the phase between
-                // packet arrival and the playout period, which no shrink can remove; skip it (the buffer allows
-                // the audio side to apply less than asked).
-                if matches!(playout.stretch, Stretch::Shrink { .. }) && session.jitter_depth(id) == 0 {
-                    playout.stretch = Stretch::None;
-                }
+                // The jitter buffer decides at the real time of the decision: a packet has to be here by now. (Its
+                // slot plays after what the decoder already holds, but waiting for a packet until then is not
+                // possible once the slot is decoded.)
+                let Some(mut playout) = session.poll_playout(now, id) else { break };
+                // A shrink takes no more than the decoder holds beyond this period: the slot then still fills the
+                // period, so one decision per period suffices (a second one now would ask for a frame a whole
+                // period before it is due, and conceal it).
+                // What the decoder holds beyond the period is delay the buffer does not see (it left with the
+                // expansions that made it): when the buffer asks for nothing, that lead is shrunk too, in the pauses
+                // between words, so latency does not creep up.
+                let spare = p.buffered() as u32;
+                playout.stretch = match playout.stretch {
+                    Stretch::Shrink { samples: want } if spare > 0 => Stretch::Shrink { samples: want.min(spare) },
+                    Stretch::Shrink { .. } => Stretch::None,
+                    Stretch::None if spare > LEAD_SAMPLES => Stretch::Shrink { samples: spare },
+                    other => other,
+                };
                 p.play(&playout)?;
             }
         }
