@@ -483,19 +483,13 @@ impl MediaLoop {
     }
 
     /// Playout follows the device's clock, not this thread's: at each frame deadline, mix while the speaker ring
-    /// holds less than a frame and a half (usually once; twice or not at all when the clocks drift apart). Polls of
-    /// the jitter buffers stay a frame apart in time: the buffer decides at the slot's time whether its packet is
-    /// there. With only one frame as the low-water mark, a device that takes its audio in chunks smaller than a
-    /// frame (5–10 ms periods) drains the ring unevenly against this thread's period, and a period would often mix
-    /// none and the next two — the second at the same instant, a frame before its packet is due, which the buffer
-    /// can only conceal (measured: 20 of 600 frames on a 30 ± 10 ms link, 4 with the higher mark). Mixing whenever
-    /// the ring runs low (checked four times per period) instead makes the polls irregular and conceals as often.
+    /// holds less than a frame (usually once; twice or not at all when the clocks drift apart). Each mix asks the
+    /// jitter buffers at the real time (`Media::mix`): they decide whether a packet is there by now.
     fn playout(&mut self, now: Instant) -> Result<(), Error> {
         let frame_out =
             self.output.rate_hz as usize * self.session.frame_ms() as usize / 1000 * usize::from(self.output.channels);
-        let low_water = frame_out + frame_out / 2;
         for _ in 0..3 {
-            if self.speaker_capacity - self.speaker.vacant() >= low_water {
+            if self.speaker_capacity - self.speaker.vacant() >= frame_out {
                 break;
             }
             match self.media.mix(&mut self.session, now) {
