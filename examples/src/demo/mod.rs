@@ -281,12 +281,14 @@ fn add(a: ConditionerStats, b: ConditionerStats) -> ConditionerStats {
     }
 }
 
-fn wait_media(client: &Client) -> Result<()> {
+/// Waits (20 s at most) until `client` can send and receive audio.
+pub(crate) fn wait_media(client: &Client) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         match client.next_event(Duration::from_millis(100)) {
             Some(Event::MediaReady) => return Ok(()),
             Some(Event::Closed { reason }) => bail!("refused: {reason:?}"),
+            Some(Event::ConnectFailed(reason)) => bail!("could not connect: {reason}"),
             _ => {}
         }
     }

@@ -23,12 +23,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde::Serialize;
-use voice_client::{Client, ClientConfig, Event, MediaConfig, SessionConfig, SessionStats, TalkMode};
+use voice_client::{Client, ClientConfig, MediaConfig, SessionConfig, SessionStats, TalkMode};
 use voice_proto::control::{ChannelConfig, Credential};
 use voice_relay::RoomConfig;
 
 use crate::bots::audio::{Clock, RATE_HZ, ScriptedAudio, TalkScript, first_onsets, turn_with_marker};
 use crate::bots::local::LocalRelay;
+use crate::demo::wait_media;
 use netem::{Impairment, Netem};
 use reference::{FRAME, RefSettings};
 
@@ -462,19 +463,6 @@ fn speaker_delta(before: &SessionStats, after: &SessionStats) -> (u64, u64, u64,
         t.3 += d(|s| s.packets) + d(|s| s.concealed);
     }
     t
-}
-
-fn wait_media(client: &Client) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        match client.next_event(Duration::from_millis(100)) {
-            Some(Event::MediaReady) => return Ok(()),
-            Some(Event::Closed { reason }) => bail!("refused: {reason:?}"),
-            Some(Event::ConnectFailed(reason)) => bail!("could not connect: {reason}"),
-            _ => {}
-        }
-    }
-    bail!("no media path within 20 s")
 }
 
 /// The report as a Markdown table.
