@@ -5,7 +5,7 @@
 //! speaks ~45 s of speech (espeak-ng's voices when `espeak-ng` is installed, generated speech otherwise) and a
 //! listener whose path from the relay runs through a loopback proxy ([`netem`]) that applies the condition's loss,
 //! latency and jitter to the relay's audio and logs which packets it delivered. What the listener played is scored
-//! with PESQ-WB against what was said; in the same run the same speech goes through libopus alone ([`reference`]:
+//! with PESQ-WB against what was said; in the same run the same speech goes through libopus alone ([`mod@reference`]:
 //! the room's bitrate, FEC at the measured loss when there is loss, exactly the frames the listener never received
 //! dropped, FEC/PLC as a perfect receiver would use them), and is scored the same way. The report is the table of
 //! both scores and their ratio per condition, plus concealment, FEC, late packets and the playout delay, as text

@@ -1,12 +1,12 @@
 //! Scheduling priority of the client's own real-time threads (media and network). Under CPU contention — a game,
 //! a build — a thread at normal priority waits behind every busy process, and audio arrives late or not at all.
 //!
-//! [`raise_current`] asks the OS for a real-time policy (Linux: `SCHED_FIFO` at a low real-time priority, which
+//! [`raise_current_thread_priority`] asks the OS for a real-time policy (Linux: `SCHED_FIFO` at a low real-time priority, which
 //! needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` grant such as PipeWire's or JACK's limits.conf entries), then for
 //! the highest normal priority (a negative nice value, which needs the same kind of grant), and otherwise leaves
 //! the thread as it is. Nothing fails: the result only says what was obtained.
 
-/// What a thread got from [`raise_current`].
+/// What a thread got from [`raise_current_thread_priority`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ThreadPriority {
