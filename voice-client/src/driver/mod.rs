@@ -15,7 +15,7 @@ mod net;
 mod priority;
 mod tls;
 
-pub use priority::{ThreadPriority, raise_current_thread_priority};
+pub use priority::{ThreadPriorities, ThreadPriority, raise_current_thread_priority};
 pub use tls::ControlTls;
 
 use std::net::SocketAddr;
@@ -113,16 +113,6 @@ pub struct RingLosses {
     pub mic: crate::RingStats,
     /// Speaker ring: samples the device callback replaced by silence (underruns) or that did not fit.
     pub speaker: crate::RingStats,
-}
-
-/// The scheduling priority the client's own real-time threads obtained ([`Client::thread_priorities`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ThreadPriorities {
-    /// The media thread (capture, encode, jitter buffers, decode, mix).
-    pub media: ThreadPriority,
-    /// The network thread (sockets).
-    pub network: ThreadPriority,
 }
 
 /// A running voice client: threads, sockets and audio streams around a [`Session`] and a [`Media`].

@@ -19,6 +19,16 @@ pub enum ThreadPriority {
     Normal,
 }
 
+/// The scheduling priority the client's own real-time threads obtained ([`Client::thread_priorities`](crate::Client::thread_priorities)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ThreadPriorities {
+    /// The media thread (capture, encode, jitter buffers, decode, mix).
+    pub media: ThreadPriority,
+    /// The network thread (sockets).
+    pub network: ThreadPriority,
+}
+
 /// Real-time priority used on Linux, in 1..=99: above ordinary processes, below the kernel's own threads and the
 /// sound server's (PipeWire and JACK use 20–88).
 #[cfg(target_os = "linux")]
