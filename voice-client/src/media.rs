@@ -150,7 +150,7 @@ impl Media {
                 self.speakers.insert(id, p);
             }
             let Some(p) = self.speakers.get_mut(&id) else { continue };
-            // One slot per frame period, plus one more when a shrink left less than a frame (bounded).
+            // One slot per frame period (another only if a slot came out shorter than a frame; bounded).
             for _ in 0..4 {
                 if p.buffered() >= samples {
                     break;

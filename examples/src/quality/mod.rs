@@ -118,7 +118,7 @@ pub struct Condition {
     #[serde(skip)]
     impairment: Impairment,
     /// Busy processes competing for the CPU during the run (one per core for `loaded`).
-    pub busy_threads: usize,
+    pub busy_processes: usize,
 }
 
 /// Every condition the harness knows.
@@ -129,7 +129,7 @@ pub fn matrix() -> Vec<Condition> {
         name: name.into(),
         description: description.into(),
         impairment,
-        busy_threads: 0,
+        busy_processes: 0,
     };
     let loss = |p: f64| Impairment { loss: p, ..Impairment::default() };
     let jitter = |s: u64| Impairment { latency: ms(30), jitter: ms(s), ..Impairment::default() };
@@ -148,7 +148,7 @@ pub fn matrix() -> Vec<Condition> {
         c("jitter20", "30 ms latency, jitter σ 20 ms, no loss", jitter(20)),
         c("jitter40", "30 ms latency, jitter σ 40 ms, no loss", jitter(40)),
         Condition {
-            busy_threads: cores,
+            busy_processes: cores,
             ..c("loaded", "clean link, one busy process per core competing for the CPU", Impairment::default())
         },
     ]
@@ -334,7 +334,7 @@ fn run_condition(args: &Args, condition: &Condition, script: &[f32], segs: &[(us
     wait_media(&listener).context("listener joining")?;
     wait_media(&talker).context("talker joining")?;
 
-    let busy = Busy::start(condition.busy_threads.max(args.busy));
+    let busy = Busy::start(condition.busy_processes.max(args.busy));
     let before = listener.stats();
     // VOICE_QUALITY_TRACE=1: the listener's jitter buffer every 100 ms (debugging).
     let trace = std::env::var_os("VOICE_QUALITY_TRACE").is_some();
@@ -493,10 +493,4 @@ pub fn table(outcomes: &[Outcome]) -> String {
         ));
     }
     s
-}
-
-/// Where `cargo xtask quality` installs the scorer.
-#[must_use]
-pub fn default_pesq_path(root: &Path) -> PathBuf {
-    root.join("target/tools/pesq")
 }

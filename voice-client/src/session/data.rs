@@ -233,25 +233,28 @@ impl Session {
         if !self.wants_audio() {
             return Ok(false);
         }
-        let current = self.timestamp;
-        self.timestamp = current.wrapping_sub(age_samples);
-        let sent = self.queue_audio(opus, false, 0);
-        self.timestamp = current;
-        if sent? {
+        if self.queue_audio_at(opus, false, 0, self.timestamp.wrapping_sub(age_samples))? {
             self.talkspurt = opus.first().map(|&toc| (toc, now));
             return Ok(true);
         }
         Ok(false)
     }
 
-    /// Seals `opus` as the next AUDIO_UP and queues it; `Ok(false)` without a login or a media key.
+    /// Seals `opus` as the next AUDIO_UP at the current media timestamp and queues it; `Ok(false)` without a login
+    /// or a media key.
     fn queue_audio(&mut self, opus: &[u8], end: bool, samples: u32) -> Result<bool, Error> {
+        self.queue_audio_at(opus, end, samples, self.timestamp)
+    }
+
+    /// [`queue_audio`](Self::queue_audio) with the frame's media `timestamp` given; advances the current one by
+    /// `samples` when sent.
+    fn queue_audio_at(&mut self, opus: &[u8], end: bool, samples: u32, timestamp: u32) -> Result<bool, Error> {
         let (Some(login), Some(key)) = (&self.login, &self.keys[0]) else { return Ok(false) };
         let header = AudioHeader {
             flags: if end { AudioFlags::END_OF_TALKSPURT } else { AudioFlags::NONE },
             key_id: key.id(),
             seq: Seq(self.seq),
-            timestamp: Timestamp(self.timestamp),
+            timestamp: Timestamp(timestamp),
             target: self.whisper,
         };
         let n = key.seal_audio_up(login.token, login.public_id, &header, opus, &mut self.scratch[..])?;
