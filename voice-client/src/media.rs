@@ -9,7 +9,6 @@ use voice_codec::{
     CaptureConfig, CaptureFrame, CapturePipeline, ChannelLayout, DumpStage, Dumper, Mixer, PlaybackConfig,
     PlaybackPipeline, PlaybackStats, VadConfig,
 };
-use voice_jitter::Stretch;
 use voice_proto::PublicId;
 
 use crate::{Error, Session, TalkMode};
@@ -44,12 +43,8 @@ impl Default for MediaConfig {
     }
 }
 
-/// Decoded audio a speaker's pipeline may hold beyond the period being mixed before it is shrunk away (48 kHz
-/// samples, 2.5 ms).
-const LEAD_SAMPLES: u32 = 120;
-
 /// Capture pipeline, one decoder pipeline per remote speaker, and the mixer. Sans-IO like [`Session`]: the caller
-/// pushes microphone samples in ([`capture`](Self::capture)) and asks for one frame period of speaker output at a
+/// pushes microphone samples in ([`capture`](Self::capture)) and asks for up to a frame period of speaker output at a
 /// time ([`mix`](Self::mix)). It allocates only when a new speaker appears.
 ///
 /// Why a separate struct: the [`Session`] deals in Opus packets and protocol state only, so it can be tested and
@@ -128,8 +123,16 @@ impl Media {
         Ok(())
     }
 
-    /// One playout slot: takes every remote speaker's playout decision from the session, decodes it, and mixes
-    /// one frame period of the room. Returns the device-format audio to play (interleaved).
+    /// Up to one frame period of the room's audio: each remote speaker whose previous slot has been mixed away
+    /// gets its next playout decision from the session (at `now`), decoded; then as much as every speaker with
+    /// audio holds, at most a frame, is mixed. Returns the device-format audio to play (interleaved; empty when the
+    /// resampler is still filling a block).
+    ///
+    /// Call it when the device is about to need audio (a driver: when its speaker ring runs low), at the real
+    /// time: each jitter buffer then decides whether a packet is there by the moment its slot is needed, and the
+    /// time-stretch it asks for moves the moment of the next decision. A slot shrunk in a pause makes this call
+    /// return less than a frame, so the device comes back for more sooner: that is how a listener's playout moves
+    /// toward the packets' arrival, and delay does not stay on a clean link.
     pub fn mix(&mut self, session: &mut Session, now: Instant) -> Result<&[f32], Error> {
         let samples = session.frame_ms() as usize * 48;
         self.speakers.retain(|id, _| session.has_speaker(*id));
@@ -150,32 +153,17 @@ impl Media {
                 self.speakers.insert(id, p);
             }
             let Some(p) = self.speakers.get_mut(&id) else { continue };
-            // One slot per frame period (another only if a slot came out shorter than a frame; bounded).
-            for _ in 0..4 {
-                if p.buffered() >= samples {
-                    break;
+            // One decision per slot, when the previous slot has been played: the decision is taken at the moment
+            // its audio is needed, so the jitter buffer's stretch requests are carried out as asked.
+            if p.buffered() == 0 {
+                if let Some(playout) = session.poll_playout(now, id) {
+                    p.play(&playout)?;
                 }
-                // The jitter buffer decides at the real time of the decision: a packet has to be here by now. (Its
-                // slot plays after what the decoder already holds, but waiting for a packet until then is not
-                // possible once the slot is decoded.)
-                let Some(mut playout) = session.poll_playout(now, id) else { break };
-                // A shrink takes no more than the decoder holds beyond this period: the slot then still fills the
-                // period, so one decision per period suffices (a second one now would ask for a frame a whole
-                // period before it is due, and conceal it).
-                // What the decoder holds beyond the period is delay the buffer does not see (it left with the
-                // expansions that made it): when the buffer asks for nothing, that lead is shrunk too, in the pauses
-                // between words, so latency does not creep up.
-                let spare = p.buffered() as u32;
-                playout.stretch = match playout.stretch {
-                    Stretch::Shrink { samples: want } if spare > 0 => Stretch::Shrink { samples: want.min(spare) },
-                    Stretch::Shrink { .. } => Stretch::None,
-                    Stretch::None if spare > LEAD_SAMPLES => Stretch::Shrink { samples: spare },
-                    other => other,
-                };
-                p.play(&playout)?;
             }
         }
-        self.mixer.mix(self.speakers.values_mut(), samples)?;
+        // As much as every speaker holds (the others keep the rest of their slot for the next call).
+        let n = self.speakers.values().map(PlaybackPipeline::buffered).filter(|&b| b > 0).min();
+        self.mixer.mix(self.speakers.values_mut(), n.unwrap_or(samples).min(samples))?;
         // What is about to be played is the far end for echo cancellation (a no-op unless it is enabled).
         self.capture.push_echo_reference(self.mixer.last_mix(), self.mixer.channels());
         Ok(self.mixer.last_output())

@@ -12,16 +12,21 @@
 //! every path; ringbuf's SPSC ring is made of two atomic indices, and the counters are atomics).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use ringbuf::traits::{Consumer as _, Observer as _, Producer as _, Split as _};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
-/// Overrun / underrun counters shared by both ends (relaxed atomics: counters, not synchronisation).
+/// Overrun / underrun counters shared by both ends, and the largest transfer each end has made (relaxed atomics:
+/// counters, not synchronisation).
 #[derive(Debug, Default)]
 struct Counters {
     dropped: AtomicU64,
     silence: AtomicU64,
+    /// Largest single [`SampleProducer::push`] so far (a capture device's period).
+    largest_push: AtomicUsize,
+    /// Largest single [`SampleConsumer::pop_or_silence`] so far (a playback device's period).
+    largest_read: AtomicUsize,
 }
 
 /// What a ring has lost so far.
@@ -69,6 +74,7 @@ pub fn sample_ring(capacity: usize) -> (SampleProducer, SampleConsumer) {
 impl SampleProducer {
     /// Appends as many of `samples` as fit; the rest are dropped and counted. Returns how many were taken.
     pub fn push(&mut self, samples: &[f32]) -> usize {
+        self.counters.largest_push.fetch_max(samples.len(), Ordering::Relaxed);
         let n = self.prod.push_slice(samples);
         if n < samples.len() {
             self.counters.dropped.fetch_add((samples.len() - n) as u64, Ordering::Relaxed);
@@ -87,6 +93,13 @@ impl SampleProducer {
     pub fn stats(&self) -> RingStats {
         stats(&self.counters)
     }
+
+    /// The most samples the reading end has asked for in one [`SampleConsumer::pop_or_silence`] so far (on a
+    /// speaker ring: the playback device's period, interleaved), or `None` before its first call.
+    #[must_use]
+    pub fn largest_read(&self) -> Option<usize> {
+        nonzero(&self.counters.largest_read)
+    }
 }
 
 impl SampleConsumer {
@@ -97,6 +110,7 @@ impl SampleConsumer {
 
     /// Fills all of `out`: samples from the ring, then silence for what is missing (counted).
     pub fn pop_or_silence(&mut self, out: &mut [f32]) {
+        self.counters.largest_read.fetch_max(out.len(), Ordering::Relaxed);
         let n = self.cons.pop_slice(out);
         if n < out.len() {
             out[n..].fill(0.0);
@@ -115,6 +129,17 @@ impl SampleConsumer {
     pub fn stats(&self) -> RingStats {
         stats(&self.counters)
     }
+
+    /// The most samples the writing end has pushed at once so far (on a microphone ring: the capture device's
+    /// period, interleaved), or `None` before its first push.
+    #[must_use]
+    pub fn largest_push(&self) -> Option<usize> {
+        nonzero(&self.counters.largest_push)
+    }
+}
+
+fn nonzero(counter: &AtomicUsize) -> Option<usize> {
+    Some(counter.load(Ordering::Relaxed)).filter(|&n| n > 0)
 }
 
 fn stats(c: &Counters) -> RingStats {
@@ -136,6 +161,10 @@ mod tests {
         assert_eq!(out, [1.0, 2.0, 3.0, 4.0, 0.0, 0.0]);
         assert_eq!(c.stats(), RingStats { dropped_samples: 1, silence_samples: 2 });
         assert_eq!(c.pop(&mut out), 0);
+        // The largest transfers of the device's ends (push, pop_or_silence), seen from the other end.
+        assert_eq!((c.largest_push(), p.largest_read()), (Some(3), Some(6)));
+        c.pop_or_silence(&mut out[..2]);
+        assert_eq!(p.largest_read(), Some(6));
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! Mouth-to-ear latency in simulation, with a marker signal and no network delay: from the moment a sample
-//! reaches the capture side (end of the microphone chunk that carries it) to the moment it is played (position in
-//! the mixed output). Covers frame assembly, encode, seal, relay, open, jitter buffer, decode and mix; not the
-//! device buffers of a real sound card.
+//! Mouth-to-ear latency in simulation, with a marker signal and no network delay: from the moment a sample is
+//! spoken to the moment it is played (position in the played output), with sound devices whose period is a quarter
+//! frame on both sides. Covers the capture device's period, frame assembly, encode, seal, relay, open, jitter
+//! buffer, decode, mix and the speaker ring; not the device buffers of a real sound card.
 //!
 //! Run with `cargo test -p voice-client --test latency -- --nocapture` to see the figures.
 
@@ -29,9 +29,9 @@ fn measure(room: &str) -> (f64, f64) {
     let mut lat = Vec::new();
     for &p in &positions {
         let onset = out[p..].iter().position(|x| x.abs() > 0.05).expect("marker heard") + p;
-        // Output sample i plays at tick time + i; input sample j reached the capture side one frame after its
-        // chunk began: latency = (i - j) / 48 kHz + one frame.
-        let ms = (onset - p) as f64 / 48.0 + (frame / 48) as f64;
+        // Input sample j is spoken at j / 48 kHz after the first device period began; output sample i plays at
+        // the end of that period + i / 48 kHz: latency = (i - j) / 48 kHz + one device period (a quarter frame).
+        let ms = (onset - p) as f64 / 48.0 + (frame / 4) as f64 / 48.0;
         lat.push(ms);
     }
     let mean = lat.iter().sum::<f64>() / lat.len() as f64;

@@ -183,6 +183,10 @@ pub struct Tuning {
     pub rate_alpha: f64,
     /// Align the start of a talkspurt on the target by stretching the silence before it (1) or not (0).
     pub align_start: f64,
+    /// Length of a silence slot while nothing is buffered (before a stream, between talkspurts), as a fraction of
+    /// the frame: the next talkspurt's first packet is then looked at within this much of its arrival, not up to a
+    /// whole frame later (with a caller that polls when each slot has played, as a driver draining its audio does).
+    pub idle_slot: f64,
 }
 
 impl Default for Tuning {
@@ -216,6 +220,7 @@ impl Default for Tuning {
             fast_shrink_ms: 40.0,
             rate_alpha: 0.002,
             align_start: 1.0,
+            idle_slot: 0.25,
         }
     }
 }

@@ -57,13 +57,18 @@ fn drive(stream: &[Sent]) -> Vec<Slot> {
             Stretch::Shrink { samples } => -f64::from(samples) / 48.0,
             Stretch::Expand { samples } => f64::from(samples) / 48.0,
         };
+        // A silence slot may be shorter than a frame (`Tuning::idle_slot`).
+        let slot_len_ms = match decision.action {
+            Action::Silence { samples } => f64::from(samples) / 48.0,
+            _ => 20.0,
+        };
         slots.push(Slot {
             action: decision.action,
             stretch: decision.stretch,
             delay_ms: stats.current_delay.as_secs_f64() * 1_000.0,
             target_ms: stats.target_delay.as_secs_f64() * 1_000.0,
         });
-        slot_ms += 20.0 + stretch_ms;
+        slot_ms += slot_len_ms + stretch_ms;
         assert!(slots.len() < 100_000, "the stream never drains");
     }
     slots
@@ -220,9 +225,11 @@ fn delay_changes_go_into_pauses_or_gentle_shrinks() {
         })
         .next()
         .expect("frame 299 played");
+    // (The spike empties the buffer for longer than a stall: its frames restart playout within a quarter frame of
+    // arriving, so the fourth talkspurt ends about 20 ms lower than with whole-frame silence slots.)
     assert!(
-        end_of_fourth > starts[4].1 + 30.0,
-        "end of the spike talkspurt {end_of_fourth}, next start {:?}",
+        end_of_fourth > starts[4].1 + 15.0 && (starts[4].1 - starts[4].2).abs() <= 0.5,
+        "end of the spike talkspurt {end_of_fourth}, next start {:?} (all {starts:?})",
         starts[4]
     );
 }
@@ -265,7 +272,11 @@ fn a_stalled_playout_side_recovers_within_three_seconds() {
             Stretch::Shrink { samples } => -f64::from(samples) / 48.0,
             Stretch::Expand { samples } => f64::from(samples) / 48.0,
         };
-        slot_ms += 20.0 + stretch_ms;
+        let slot_len_ms = match decision.action {
+            Action::Silence { samples } => f64::from(samples) / 48.0,
+            _ => 20.0,
+        };
+        slot_ms += slot_len_ms + stretch_ms;
         if (stall_from..stall_from + 20.0).contains(&slot_ms) {
             slot_ms += stall_ms;
         }

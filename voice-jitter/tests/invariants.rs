@@ -76,7 +76,9 @@ fn run(ops: &[Op], base: u64, capacity: usize, policy: Policy) {
                             assert!(next_payload > last + 1, "FEC for frame {} after {last}", next_payload - 1);
                         }
                     }
-                    Action::Conceal { samples } | Action::Silence { samples } => assert_eq!(samples, 960),
+                    Action::Conceal { samples } => assert_eq!(samples, 960),
+                    // Shorter while nothing is buffered (`Tuning::idle_slot`).
+                    Action::Silence { samples } => assert!((1..=960).contains(&samples), "silence {samples}"),
                 }
                 now += Duration::from_millis(20);
             }

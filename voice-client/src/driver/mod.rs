@@ -1,6 +1,7 @@
-//! The threaded driver: [`Client`] runs a [`Session`] and its [`Media`] on a media thread with a frame-period
-//! deadline loop (which also looks at the microphone ring four times per period, so a completed frame is encoded
-//! at once), the sockets on a tokio runtime thread, and the audio backend's callbacks on theirs.
+//! The threaded driver: [`Client`] runs a [`Session`] and its [`Media`] on a media thread that looks at the
+//! microphone ring twice per device period (a completed frame is encoded at once) and mixes when the speaker ring
+//! is about to run dry (the device's clock paces playout), the sockets on a tokio runtime thread, and the audio
+//! backend's callbacks on theirs.
 //!
 //! ```text
 //!  audio backend ──mic ring (SPSC)──►  media thread  ──speaker ring (SPSC)──► audio backend
@@ -32,6 +33,24 @@ use crate::{
     ConditionerConfig, ConditionerStats, ConnectionCommand, Error, Event, Media, MediaConfig, NetworkConditioner,
     Session, SessionConfig, SessionStats, TalkMode, sample_ring,
 };
+
+/// Audio the speaker ring holds beyond one device period when the media thread mixes more: covers the thread's
+/// own wake-up delay (it runs at real-time priority where allowed).
+const LOW_WATER_MARGIN: Duration = Duration::from_micros(1_500);
+/// The media thread's shortest look interval at its rings.
+const MIN_LOOK: Duration = Duration::from_micros(500);
+/// How long before a device's next period is due the media thread starts looking for it.
+const DEVICE_EARLY: Duration = Duration::from_millis(1);
+
+/// The duration of `n` interleaved samples at `per_second` samples per second (all channels).
+fn samples_duration(n: usize, per_second: usize) -> Duration {
+    Duration::from_micros((n as u64).saturating_mul(1_000_000) / per_second.max(1) as u64)
+}
+
+/// Interleaved samples in `d` at `per_second` samples per second (all channels).
+fn samples_of(d: Duration, per_second: usize) -> usize {
+    (d.as_micros() as usize).saturating_mul(per_second) / 1_000_000
+}
 
 /// What [`Client::connect`] needs.
 #[derive(Debug)]
@@ -228,6 +247,11 @@ impl Client {
                 speaker: spk_prod,
                 speaker_capacity: spk_capacity,
                 output,
+                input_rate_hz: input.rate_hz,
+                capture_misses: 0,
+                last_level: 0,
+                last_read: None,
+                playout_misses: 0,
                 conn_gen: 0,
                 chunk: vec![0.0; input.rate_hz as usize / 2 * usize::from(input.channels)],
             }
@@ -409,77 +433,110 @@ struct MediaLoop {
     /// Capacity of the speaker ring, in samples.
     speaker_capacity: usize,
     output: crate::AudioFormat,
+    /// Capture device rate, Hz.
+    input_rate_hz: u32,
+    /// Looks at the microphone ring in a row that found nothing.
+    capture_misses: u32,
+    /// Samples in the speaker ring after the last look, the look that saw the device's last read, and looks in a
+    /// row that found the device had read nothing.
+    last_level: usize,
+    last_read: Option<Instant>,
+    playout_misses: u32,
     conn_gen: u64,
     chunk: Vec<f32>,
 }
 
 impl MediaLoop {
     fn run(mut self) -> Result<(), Error> {
-        let mut deadline = Instant::now();
-        let mut next_capture = deadline;
+        // Three schedules share this thread: the frame tick (stats; the muted microphone's pause), the look at the
+        // microphone ring (often enough that a completed frame is encoded within half a device period), and the
+        // look at the speaker ring (mix just before the device would run dry: see `playout`).
+        let mut tick = Instant::now();
+        let mut next_capture = tick;
+        let mut next_playout = tick;
         loop {
-            let frame = Duration::from_millis(u64::from(self.session.frame_ms()));
-            // Capture looks at the microphone ring four times per frame period, so a frame is encoded and sent
-            // within a quarter period of its last sample arriving (not up to a whole period later).
-            let capture_every = frame / 4;
-            // Wait for input until the next frame deadline.
-            loop {
-                let now = Instant::now();
-                let wake = self.session.poll_timeout().map_or(deadline, |t| t.min(deadline)).min(next_capture);
-                match self.rx.recv_timeout(wake.saturating_duration_since(now)) {
-                    Ok(MediaIn::Command(Command::Stop)) => return self.finish(),
-                    Ok(input) => self.handle(input)?,
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return self.finish(),
-                }
-                let now = Instant::now();
-                if self.session.poll_timeout().is_some_and(|t| t <= now) {
-                    self.session.handle_timeout(now);
-                }
-                if now >= next_capture && now < deadline {
-                    next_capture = (next_capture + capture_every).max(now);
-                    if !self.session.is_muted() {
-                        self.capture(now)?;
-                    }
-                }
-                self.flush();
-                if now >= deadline {
-                    break;
-                }
+            let now = Instant::now();
+            let wake = self.session.poll_timeout().map_or(tick, |t| t.min(tick)).min(next_capture).min(next_playout);
+            match self.rx.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(MediaIn::Command(Command::Stop)) => return self.finish(),
+                Ok(input) => self.handle(input)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return self.finish(),
             }
             let now = Instant::now();
-            next_capture = now + capture_every;
-            // Capture: everything the microphone delivered since the last frame. While muted the microphone is
-            // released: the media timestamp advances by the frame so receivers see the pause's length.
-            if self.session.is_muted() {
-                while self.mic.pop(&mut self.chunk) > 0 {}
-                self.session.skip_audio(self.session.frame_ms() * 48);
+            if self.session.poll_timeout().is_some_and(|t| t <= now) {
+                self.session.handle_timeout(now);
             }
-            self.capture(now)?;
-            self.playout(now)?;
+            let frame = Duration::from_millis(u64::from(self.session.frame_ms()));
+            if now >= tick {
+                // While muted the microphone is released: the media timestamp advances by the frame so receivers
+                // see the pause's length.
+                if self.session.is_muted() {
+                    while self.mic.pop(&mut self.chunk) > 0 {}
+                    self.session.skip_audio(self.session.frame_ms() * 48);
+                }
+                if let Ok(mut s) = self.stats.lock() {
+                    *s = self.session.stats();
+                }
+                if let Ok(mut r) = self.rings.lock() {
+                    *r = RingLosses { mic: self.mic.stats(), speaker: self.speaker.stats() };
+                }
+                tick += frame;
+                if tick < now {
+                    // Far behind (the machine stalled): skip ahead instead of catching up.
+                    tick = now + frame;
+                }
+            }
+            if now >= next_capture {
+                let got = !self.session.is_muted() && self.capture(now)?;
+                next_capture = self.next_capture_look(now, got, frame);
+            }
+            if now >= next_playout {
+                next_playout = self.playout(now, frame)?;
+            }
             self.flush();
-            if let Ok(mut s) = self.stats.lock() {
-                *s = self.session.stats();
-            }
-            if let Ok(mut r) = self.rings.lock() {
-                *r = RingLosses { mic: self.mic.stats(), speaker: self.speaker.stats() };
-            }
-            deadline += frame;
-            if deadline + frame < Instant::now() {
-                // Far behind (the machine stalled): skip ahead instead of bursting.
-                deadline = Instant::now() + frame;
-            }
         }
     }
 
-    /// Playout follows the device's clock, not this thread's: at each frame deadline, mix while the speaker ring
-    /// holds less than a frame (usually once; twice or not at all when the clocks drift apart). Each mix asks the
-    /// jitter buffers at the real time (`Media::mix`): they decide whether a packet is there by now.
-    fn playout(&mut self, now: Instant) -> Result<(), Error> {
-        let frame_out =
-            self.output.rate_hz as usize * self.session.frame_ms() as usize / 1000 * usize::from(self.output.channels);
-        for _ in 0..3 {
-            if self.speaker_capacity - self.speaker.vacant() >= frame_out {
+    /// When to look at the microphone ring next. The capture device delivers a period at a time: after a look
+    /// that found audio the next look comes just before the next period is due, then every `MIN_LOOK` until it is
+    /// there, so a completed frame is encoded within `MIN_LOOK` of its last sample (and the packets leave at even
+    /// intervals, which the far end's jitter buffer rewards). A device that stays silent for a whole period (muted,
+    /// stopped) is looked at every half period.
+    fn next_capture_look(&mut self, now: Instant, got: bool, frame: Duration) -> Instant {
+        let per_second = self.input_rate_hz as usize * usize::from(self.media_channels()).max(1);
+        let period = self.mic.largest_push().map_or(frame / 4, |n| samples_duration(n, per_second)).min(frame);
+        if got {
+            self.capture_misses = 0;
+            return now + period.saturating_sub(DEVICE_EARLY).max(MIN_LOOK);
+        }
+        self.capture_misses = self.capture_misses.saturating_add(1);
+        if MIN_LOOK * self.capture_misses > period { now + (period / 2).max(MIN_LOOK) } else { now + MIN_LOOK }
+    }
+
+    /// Playout follows the device's clock, not this thread's. The device reads a period at a time; between its
+    /// reads this thread counts it as playing on continuously (from the look that saw the last read), and mixes
+    /// when what is left ahead of that position falls below `LOW_WATER_MARGIN`: so the jitter buffers are asked
+    /// (at the real time, see `Media::mix`) once per slot, a slot's length after the previous one — as a jitter
+    /// buffer expects —, not whenever a device read happens to cross a mark. Before the device's first read, a
+    /// frame is kept in the ring. Returns when to look again: when that margin is reached, or just before the
+    /// device's next read is due (and then every `MIN_LOOK` until it has happened), whichever is first.
+    fn playout(&mut self, now: Instant, frame: Duration) -> Result<Instant, Error> {
+        let per_second = self.output.rate_hz as usize * usize::from(self.output.channels).max(1);
+        let margin = samples_of(LOW_WATER_MARGIN, per_second);
+        let period = self.speaker.largest_read();
+        if self.level() < self.last_level {
+            self.last_read = Some(now);
+            self.playout_misses = 0;
+        }
+        // What the device has played of its last read by now (as if continuously), and the mark below which
+        // the audio ahead of that position calls for a mix.
+        let (played, mark) = match (period, self.last_read) {
+            (Some(p), Some(t)) => (samples_of(now.saturating_duration_since(t), per_second).min(p), margin),
+            _ => (0, samples_of(frame, per_second)),
+        };
+        for _ in 0..4 {
+            if self.level().saturating_sub(played) >= mark {
                 break;
             }
             match self.media.mix(&mut self.session, now) {
@@ -489,16 +546,39 @@ impl MediaLoop {
                 Err(e) => self.dump_failed(e)?,
             }
         }
-        Ok(())
+        self.last_level = self.level();
+        let ahead = self.last_level.saturating_sub(played).saturating_sub(mark);
+        let at_mark = now + samples_duration(ahead, per_second);
+        let (Some(period), Some(read)) = (period, self.last_read) else {
+            return Ok(at_mark.min(now + frame / 4).max(now + MIN_LOOK));
+        };
+        let period_time = samples_duration(period, per_second);
+        let next_read = read + period_time.saturating_sub(DEVICE_EARLY);
+        let look = if now < next_read {
+            next_read
+        } else {
+            // The read is due: look for it often, unless the device has not read for a whole period (stopped).
+            self.playout_misses = self.playout_misses.saturating_add(1);
+            now + if MIN_LOOK * self.playout_misses > period_time { period_time / 2 } else { MIN_LOOK }
+        };
+        Ok(at_mark.min(look).max(now + MIN_LOOK))
+    }
+
+    /// Samples (interleaved) in the speaker ring.
+    fn level(&self) -> usize {
+        self.speaker_capacity - self.speaker.vacant()
     }
 
     /// Encodes (and sends) everything the microphone delivered since the last look.
-    fn capture(&mut self, now: Instant) -> Result<(), Error> {
+    /// Returns whether there was anything.
+    fn capture(&mut self, now: Instant) -> Result<bool, Error> {
+        let mut got = false;
         loop {
             let n = self.mic.pop(&mut self.chunk);
             if n == 0 {
-                return Ok(());
+                return Ok(got);
             }
+            got = true;
             let channels = usize::from(self.media_channels());
             let whole = n - n % channels.max(1);
             if let Err(e) = self.media.capture(&mut self.session, now, &self.chunk[..whole]) {

@@ -1,8 +1,10 @@
 //! A simulated world for end-to-end tests: voice-relay's sans-IO `Relay` and N clients (`Session` + `Media`), each
-//! with a `NetworkConditioner` on its uplink and downlink, a virtual clock stepped one frame period at a time, and
-//! control connections carried as bytes (with drops on demand). No sockets, no threads, no sleeps.
+//! with a `NetworkConditioner` on its uplink and downlink, a virtual clock stepped a quarter frame period at a time
+//! (a sound device with that period on each side, and a speaker ring mixed into as the driver does), and control
+//! connections carried as bytes (with drops on demand). No sockets, no threads, no sleeps.
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,8 @@ use voice_relay::{ConnId, MemoryAuthenticator, Relay, RelayConfig, RoomConfig, S
 
 pub const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
 pub const SERVER: &str = "192.0.2.1:7000";
+/// Device periods per frame period (each side of every client).
+const DEVICE_PERIODS: usize = 4;
 
 pub struct Peer {
     pub session: Session,
@@ -29,6 +33,8 @@ pub struct Peer {
     pub mic_pos: usize,
     /// Everything played (48 kHz mono), one frame per tick from the first tick.
     pub out: Vec<f32>,
+    /// Mixed audio the device has not played yet (the speaker ring).
+    pub ring: VecDeque<f32>,
     pub events: Vec<Event>,
     pub logins: usize,
     /// Wall-clock time spent in `Media::capture` and `Media::mix` (for the CPU figures only; never asserted).
@@ -87,6 +93,7 @@ impl World {
                 mic: Vec::new(),
                 mic_pos: 0,
                 out: Vec::new(),
+                ring: VecDeque::new(),
                 events: Vec::new(),
                 logins: 0,
                 capture_time: Duration::ZERO,
@@ -115,30 +122,44 @@ impl World {
         panic!("not all peers streaming: {:?}", self.peers.iter().map(|p| p.session.state()).collect::<Vec<_>>());
     }
 
-    /// One frame period: capture, network, timers, playout.
+    /// One frame period, in device periods of a quarter frame: capture, network, timers, playout.
     pub fn tick(&mut self) {
-        self.now += Duration::from_millis(u64::from(self.frame_ms));
-        let now = self.now;
         let fs = self.frame_samples();
-        for p in &mut self.peers {
-            let mut chunk = vec![0.0f32; fs];
-            let end = (p.mic_pos + fs).min(p.mic.len());
-            if p.mic_pos < end {
-                chunk[..end - p.mic_pos].copy_from_slice(&p.mic[p.mic_pos..end]);
+        let period = fs / DEVICE_PERIODS;
+        let step = Duration::from_millis(u64::from(self.frame_ms)) / DEVICE_PERIODS as u32;
+        for _ in 0..DEVICE_PERIODS {
+            self.now += step;
+            let now = self.now;
+            for p in &mut self.peers {
+                let mut chunk = vec![0.0f32; period];
+                let end = (p.mic_pos + period).min(p.mic.len());
+                if p.mic_pos < end {
+                    chunk[..end - p.mic_pos].copy_from_slice(&p.mic[p.mic_pos..end]);
+                }
+                p.mic_pos += period;
+                let t = Instant::now();
+                p.media.capture(&mut p.session, now, &chunk).expect("capture");
+                p.capture_time += t.elapsed();
             }
-            p.mic_pos += fs;
-            let t = Instant::now();
-            p.media.capture(&mut p.session, now, &chunk).expect("capture");
-            p.capture_time += t.elapsed();
+            self.network();
+            for p in &mut self.peers {
+                // As the driver: mix while the speaker ring holds less than a device period and 2 ms; then the
+                // device plays a period.
+                let t = Instant::now();
+                for _ in 0..4 {
+                    if p.ring.len() >= period + 96 {
+                        break;
+                    }
+                    let audio = p.media.mix(&mut p.session, now).expect("mix");
+                    p.ring.extend(audio.iter().copied());
+                }
+                p.mix_time += t.elapsed();
+                for _ in 0..period {
+                    p.out.push(p.ring.pop_front().unwrap_or(0.0));
+                }
+            }
         }
-        self.network();
-        for p in &mut self.peers {
-            let t = Instant::now();
-            let audio = p.media.mix(&mut p.session, now).expect("mix");
-            p.mix_time += t.elapsed();
-            p.out.extend_from_slice(audio);
-        }
-        // Receiver reports, pings etc. created by timers go out on the next tick.
+        // Receiver reports, pings etc. created by timers go out on the next step.
     }
 
     /// Moves everything that is due, until nothing moves.

@@ -105,6 +105,7 @@ fn main() {
                     "fast_shrink_ms" => tuning.fast_shrink_ms = v,
                     "rate_alpha" => tuning.rate_alpha = v,
                     "align_start" => tuning.align_start = v,
+                    "idle_slot" => tuning.idle_slot = v,
                     _ => usage(),
                 }
             }

@@ -19,27 +19,29 @@ impl<P: Clone> JitterBuffer<P> {
         let target_us = self.target_us();
         self.stats.target_delay = super::duration_us(target_us);
         if self.state == State::Idle {
-            if let Start::Wait(stretch) = self.try_start(now_us, target_us) {
+            if let Start::Wait { samples } = self.try_start(now_us, target_us) {
                 let mut silence = self.silence();
-                silence.stretch = stretch;
+                silence.action = Action::Silence { samples };
                 return silence;
             }
         }
         self.decide_active(now_us, target_us)
     }
 
-    /// In `Idle`: starts playout on the earliest buffered packet once it is due, or says how to stretch the
-    /// silence before it.
+    /// In `Idle`: starts playout on the earliest buffered packet once it is due, or says how long the silence
+    /// before it lasts (with nothing buffered, `Tuning::idle_slot`: the next packet is looked at soon after it
+    /// arrives).
     fn try_start(&mut self, now_us: i64, target_us: i64) -> Start {
         let Some(first) = self.heap.peek() else {
-            return Start::Wait(Stretch::None);
+            let idle = (f64::from(self.frame_samples) * self.tuning.idle_slot.clamp(0.0, 1.0)) as u32;
+            return Start::Wait { samples: idle.clamp(1, self.frame_samples) };
         };
         let delay_us = now_us.saturating_sub(first.media_us).saturating_sub(self.estimator.min_offset_us());
-        if let Start::Wait(stretch) = self.start_or_wait(delay_us, target_us) {
-            return Start::Wait(stretch);
+        if let wait @ Start::Wait { .. } = self.start_or_wait(delay_us, target_us) {
+            return wait;
         }
         let Some(first) = self.heap.peek() else {
-            return Start::Wait(Stretch::None);
+            return Start::Wait { samples: self.frame_samples };
         };
         let gap = first.key.wrapping_sub(self.next_key);
         let media_us = first.media_us;

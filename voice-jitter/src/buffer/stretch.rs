@@ -13,8 +13,8 @@ use super::JitterBuffer;
 pub(super) enum Start {
     /// Start playing the first frame in this slot.
     Now,
-    /// Play silence, stretched so that the next slot comes closer to the target delay.
-    Wait(Stretch),
+    /// Play this many samples of silence (at most a frame), so that the next slot comes closer to the target delay.
+    Wait { samples: u32 },
 }
 
 impl<P> JitterBuffer<P> {
@@ -119,46 +119,37 @@ impl<P> JitterBuffer<P> {
     }
 
     /// Before a talkspurt: whether to start on the first buffered frame, which is at delay `delay_us`, now — or to
-    /// play silence stretched (by up to half a frame, inaudible in silence) so that the next slot starts exactly
-    /// at `target_us`.
+    /// play a slot of silence first, as long as it takes for the next slot to start exactly at `target_us` (any
+    /// length is inaudible in silence; at most a frame, then the question comes again).
     pub(super) fn start_or_wait(&mut self, delay_us: i64, target_us: i64) -> Start {
-        let half = self.frame_us / 2;
+        let frame = self.frame_samples;
         match self.config.policy {
             // The watermark: the first frame waits until it is `delay` older than the fastest packet would be.
             Policy::Fixed { .. } => {
                 if delay_us >= target_us {
                     Start::Now
                 } else {
-                    Start::Wait(Stretch::None)
+                    Start::Wait { samples: frame }
                 }
             }
             Policy::Adaptive if self.tuning.align_start < 0.5 => {
-                if delay_us >= target_us.saturating_sub(half) {
+                if delay_us >= target_us.saturating_sub(self.frame_us / 2) {
                     Start::Now
                 } else {
-                    Start::Wait(Stretch::None)
+                    Start::Wait { samples: frame }
                 }
             }
             Policy::Adaptive => {
-                if delay_us >= target_us {
+                // The stream's first talkspurt knows nothing of the link's jitter yet (one packet, no spread): it
+                // waits at least a frame (or `initial_delay_ms` if less), so the second packet has that long to come.
+                let first_us = self.frame_us.min((self.tuning.initial_delay_ms.max(0.0) * 1_000.0) as i64);
+                let start_us = if self.started { target_us } else { target_us.max(first_us) };
+                let wait = self.to_samples(start_us.saturating_sub(delay_us));
+                // Less than a quarter millisecond early: start now (the first slots expand up to the target).
+                if wait < Timestamp::RATE_HZ / 4_000 {
                     return Start::Now;
                 }
-                // The stretch of this silence slot that makes the next slot land on the target.
-                let want = target_us.saturating_sub(delay_us).saturating_sub(self.frame_us);
-                if want > half {
-                    return Start::Wait(Stretch::None);
-                }
-                if want < -half {
-                    // Even the shortest silence slot overshoots: start now (below the target, expanding up to it)
-                    // if that is closer.
-                    let below = target_us.saturating_sub(delay_us);
-                    let above = delay_us.saturating_add(self.frame_us - half).saturating_sub(target_us);
-                    if below <= above {
-                        return Start::Now;
-                    }
-                }
-                let want = want.clamp(-half, half);
-                if want < 0 { Start::Wait(self.shrink(want.saturating_neg())) } else { Start::Wait(self.expand(want)) }
+                Start::Wait { samples: wait.min(frame) }
             }
         }
     }

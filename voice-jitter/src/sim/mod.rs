@@ -11,7 +11,7 @@
 //! Replay model (documented in the report too):
 //! - playout slots start at the first arrival; before each slot every packet with arrival ≤ slot time is pushed
 //!   (with its own arrival time as `now`);
-//! - a slot lasts one frame plus the decision's stretch (the audio side is assumed to apply the full stretch it
+//! - a slot lasts one frame (a silence slot its own length) plus the decision's stretch (the audio side is assumed to apply the full stretch it
 //!   was asked for, so the next slot starts that much earlier or later) — silence slots included;
 //! - every packet carries Opus in-band FEC for its predecessor;
 //! - a played frame's delay is its slot time − its send time − the trace's minimum one-way delay.
@@ -217,6 +217,11 @@ pub fn replay(trace: &[TracePacket], config: Config, seq_offset: u64) -> Result<
             target_sum_ms += jb.stats().target_delay.as_secs_f64() * 1_000.0;
             active_slots += 1;
         }
+        // A silence slot may be shorter than a frame (`Tuning::idle_slot`).
+        let slot_us = match decision.action {
+            Action::Silence { samples } => i64::from(samples) * 1_000 / 48,
+            _ => frame_us,
+        };
         match decision.action {
             Action::Play { payload, .. } => {
                 in_conceal = false;
@@ -268,7 +273,7 @@ pub fn replay(trace: &[TracePacket], config: Config, seq_offset: u64) -> Result<
         } else {
             report.expand_ms += stretch_us as f64 / 1_000.0;
         }
-        slot += (frame_us + stretch_us).max(1_000);
+        slot += (slot_us + stretch_us).max(1_000);
     }
     report.stats = jb.stats();
     report.skipped = report.stats.skipped_frames;
