@@ -442,7 +442,6 @@ fn invalid_configurations_are_refused() {
     for cfg in bad {
         let r = Relay::new(
             cfg,
-            Box::new(voice_relay::MemoryAuthenticator::new()),
             Box::new(voice_relay::SeededRng::new(1)),
             std::time::Instant::now(),
             0,
