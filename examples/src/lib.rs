@@ -5,6 +5,10 @@
 //! * [`bots`] — the `voice-bots` load test: N headless clients in R rooms, JSON summary.
 //! * [`quality`] — the `voice-quality` listening harness (`cargo xtask quality`): speech through the real relay and
 //!   clients under a matrix of network conditions, PESQ-WB against offline libopus with the same lost packets.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "example programs (demo, client, bots, listening harness): they run in real time"
+)]
 #![forbid(unsafe_code)]
 
 pub mod bots;

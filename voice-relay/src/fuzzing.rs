@@ -69,6 +69,7 @@ fn addr(i: u8) -> SocketAddr {
 
 impl Fuzz {
     fn new() -> Self {
+        #[allow(clippy::disallowed_methods, reason = "a test harness: the origin of the relay's time")]
         let now = Instant::now();
         let auth = MemoryAuthenticator::new().with_user("ann", "pw").with_user("ben", "pw");
         let config = RelayConfig {

@@ -1,5 +1,9 @@
 //! Loopback tests of the tokio driver: real sockets on 127.0.0.1, bounded packet counts, every wait bounded by a
 //! timeout that only turns a hang into a failure (no timing is asserted).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness: the origin of the relay's time, and deadlines for waits on real sockets"
+)]
 #![cfg(feature = "tokio")]
 
 use std::net::SocketAddr;

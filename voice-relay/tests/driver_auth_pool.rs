@@ -16,7 +16,9 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use voice_proto::control::{ClientMessage, Credential, ErrorCode, ServerMessage, decode_frame};
 use voice_relay::driver::{AuthPool, Server};
-use voice_relay::{AuthError, AuthRequest, Authenticator, MemoryAuthenticator, Relay, RelayConfig, SeededRng, UserInfo};
+use voice_relay::{
+    AuthError, AuthRequest, Authenticator, MemoryAuthenticator, Relay, RelayConfig, SeededRng, UserInfo,
+};
 
 const BOUND: Duration = Duration::from_secs(10);
 
@@ -62,8 +64,7 @@ async fn a_full_pool_answers_busy_at_once() {
     let (release, release_rx) = sync_channel(4);
     let inner = MemoryAuthenticator::new().with_user("alice", "pw").with_user("bob", "pw");
     let auth = Gated { inner, entered: entered_tx, release: Mutex::new(release_rx) };
-    let relay =
-        Relay::new(RelayConfig::default(), Box::new(SeededRng::new(6)), Instant::now(), 0).expect("config");
+    let relay = Relay::new(RelayConfig::default(), Box::new(SeededRng::new(6)), Instant::now(), 0).expect("config");
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let server = Server::bind(relay, auth, lo, lo).expect("binds").with_auth_pool(AuthPool { workers: 1, queue: 0 });
     let (tcp_addr, shutdown) = (server.tcp_addr(), server.shutdown_handle());

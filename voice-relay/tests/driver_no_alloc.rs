@@ -1,6 +1,10 @@
 //! The driver's UDP path allocates nothing per forwarded packet: real loopback sockets, the same `recvmmsg` →
 //! `Relay` → `sendmmsg` code the UDP threads run (`driver::UdpPath`), allocations counted on this thread around
 //! each batch. Bounded: a fixed number of rounds, every wait under a timeout (the sockets' read timeouts).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness: the origin of the relay's time, and deadlines for waits on real sockets"
+)]
 #![cfg(all(feature = "tokio", target_os = "linux"))]
 
 use std::net::UdpSocket as StdUdp;

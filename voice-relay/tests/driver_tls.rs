@@ -2,6 +2,10 @@
 //! (self-signed, generated) certificate logs in over TLS; a client speaking plain TCP to the TLS port is dropped
 //! without reaching the relay, and the server goes on; unusable certificate files are errors that name the file.
 //! Bounded: every wait has a timeout.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness: the origin of the relay's time, and deadlines for waits on real sockets"
+)]
 #![cfg(feature = "tokio")]
 
 use std::net::SocketAddr;

@@ -1,5 +1,9 @@
 //! Memory per session, measured: the heap a relay holds for 10 000 logged-in, bound sessions (session slab, token /
 //! public-id / address maps, names), divided by the count. Plus the fixed record size.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness: the origin of the relay's time, and deadlines for waits on real sockets"
+)]
 
 use std::net::SocketAddr;
 use std::time::Instant;

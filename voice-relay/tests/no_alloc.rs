@@ -1,6 +1,10 @@
 //! The forwarding path allocates nothing in steady state: a room of 8 bound members, every member talking in turn,
 //! thousands of packets decoded, rate-limited, rewritten in place, frozen and fanned out (7 transmits each, sharing
 //! one buffer), while the driver side reuses one receive buffer as a real driver would (`reserve` + `split`).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness: the origin of the relay's time, and deadlines for waits on real sockets"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -86,8 +86,8 @@ impl Server {
     pub async fn run(self) -> Result<Relay, Error> {
         let http = match self.http {
             Some((listener, addr)) => {
-                let listener = tokio::net::TcpListener::from_std(listener)
-                    .map_err(|source| Error::Metrics { addr, source })?;
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).map_err(|source| Error::Metrics { addr, source })?;
                 let router = http::router(self.driver.metrics_handle());
                 Some(AbortOnDrop(tokio::spawn(http::serve(listener, router))))
             }

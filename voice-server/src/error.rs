@@ -57,7 +57,6 @@ pub enum ConfigError {
     Hash(String),
 }
 
-
 /// Why the server could not start, or stopped on a failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

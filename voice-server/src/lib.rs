@@ -68,6 +68,8 @@ mod error;
 pub mod http;
 
 pub use app::Server;
-pub use auth::{CombinedAuthenticator, JwtAuthenticator, PasswordFileAuthenticator, hash_password, hash_password_with_params};
+pub use auth::{
+    CombinedAuthenticator, JwtAuthenticator, PasswordFileAuthenticator, hash_password, hash_password_with_params,
+};
 pub use config::{CONFIG_PATH_ENV, Config, config_path_from};
 pub use error::{ConfigError, Error};

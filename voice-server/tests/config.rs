@@ -1,9 +1,13 @@
 //! The configuration file: defaults, the documented example, and every kind of error reported by key and line.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness: the origin of the relay's time, and deadlines for waits on real sockets"
+)]
 
 use std::time::{Duration, Instant};
 
-use voice_server::{Config, ConfigError};
 use voice_relay::{Relay, RelayConfig, SeededRng};
+use voice_server::{Config, ConfigError};
 
 /// `(key, line)` of an error, whichever kind.
 fn key_line(e: &ConfigError) -> (Option<String>, usize) {

@@ -55,8 +55,7 @@ async fn passwords_are_verified_off_the_core_thread_and_order_is_kept() {
     let inner = PasswordFileAuthenticator::new().with_user("alice", hash, "Alice").expect("user");
     let threads = Arc::new(Mutex::new(Vec::new()));
     let auth = Recording { inner, threads: Arc::clone(&threads) };
-    let relay =
-        Relay::new(RelayConfig::default(), Box::new(SeededRng::new(2)), Instant::now(), 0).expect("config");
+    let relay = Relay::new(RelayConfig::default(), Box::new(SeededRng::new(2)), Instant::now(), 0).expect("config");
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let server = Driver::bind(relay, auth, lo, lo).expect("binds");
     let (tcp_addr, shutdown) = (server.tcp_addr(), server.shutdown_handle());

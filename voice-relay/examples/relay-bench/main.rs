@@ -36,6 +36,10 @@
 //!
 //! Everything shares the machine: the sender and receiver threads compete with the relay for CPU, which is why the
 //! per-CPU-second figures use the relay thread's own CPU time.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a load generator and benchmark: it paces traffic and measures on the wall clock"
+)]
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};

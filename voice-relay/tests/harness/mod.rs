@@ -7,6 +7,10 @@
 //! * an answer to a datagram (anything that is not forwarded audio) is never larger than that datagram;
 //! * forwarded audio is exactly as long as the AUDIO_UP it came from;
 //! * every control message the relay emits encodes (all caps respected) and decodes back to itself.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness: the origin of the relay's time, and deadlines for waits on real sockets"
+)]
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{HashMap, HashSet};
@@ -123,8 +127,7 @@ impl Sim {
             auth = auth.with_user(n, format!("pw-{n}"));
         }
         let now = Instant::now();
-        let relay =
-            Relay::new(config, Box::new(SeededRng::new(0x5eed)), now, UNIX_START_MS).expect("valid config");
+        let relay = Relay::new(config, Box::new(SeededRng::new(0x5eed)), now, UNIX_START_MS).expect("valid config");
         Self {
             relay,
             auth,
