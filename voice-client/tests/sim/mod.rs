@@ -74,7 +74,8 @@ impl World {
         let start = Instant::now();
         let relay =
             Relay::new(config, Box::new(SeededRng::new(7)), start, 1_763_800_000_000).expect("valid relay config");
-        let mut world = Self { relay, auth, now: start, start, peers: Vec::new(), frame_ms, room: room.into(), next_conn: 1 };
+        let mut world =
+            Self { relay, auth, now: start, start, peers: Vec::new(), frame_ms, room: room.into(), next_conn: 1 };
         for (i, name) in NAMES.iter().take(n).enumerate() {
             let cfg = SessionConfig::new(SERVER.parse().unwrap(), *name, Credential::Password(format!("pw-{name}")))
                 .with_room(room)
