@@ -1,22 +1,24 @@
 //! Shared code of the example binaries: thin glue that assembles the voice crates.
 //!
-//! * [`server`] — the `voice-server` binary: config file → `voice_relay` core and tokio driver → signals.
 //! * [`demo`] — the `demo` binary (the README's first command): relay + three clients on loopback, speech through
 //!   the whole stack under a realistic network condition, WAV files and a report.
 //! * [`bots`] — the `voice-bots` load test: N headless clients in R rooms, JSON summary.
 //! * [`quality`] — the `voice-quality` listening harness (`cargo xtask quality`): speech through the real relay and
 //!   clients under a matrix of network conditions, PESQ-WB against offline libopus with the same lost packets.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "example programs (demo, client, bots, listening harness): they run in real time"
+)]
 #![forbid(unsafe_code)]
 
 pub mod bots;
 pub mod client;
 pub mod demo;
 pub mod quality;
-pub mod server;
 pub mod tui;
 
-/// Logs to stderr with `tracing`; `RUST_LOG` filters (default: `default`, e.g. `info` for the server, `warn` for the
-/// demo, whose report is its output).
+/// Logs to stderr with `tracing`; `RUST_LOG` filters (default: `default`, e.g. `warn` for the demo, whose report is
+/// its output).
 pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

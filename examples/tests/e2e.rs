@@ -1,4 +1,5 @@
-//! End to end with the real binaries on loopback: `voice-server` from a config file, headless `voice-client`
+//! End to end on loopback: the server application from a config file (in-process: `voice_server::Server`, what
+//! the `voice-server` binary runs; the binary itself is tested in voice-server), headless `voice-client`
 //! processes. Speech goes in at one client and comes out at another; chat reaches the room; a killed client is
 //! removed from the room; a client whose control connection is cut resumes without leaving; with `[tls]` in the
 //! server's config, clients given its certificate (on the command line, or saved in a bookmark) log in and chat
@@ -17,7 +18,7 @@ use voice_client::{AudioFormat, read_wav, write_wav};
 #[test]
 fn speech_and_chat_reach_the_room() {
     let dir = temp_dir("speech");
-    let (mut server, addr) = start_server(&dir, &["alice", "bob"], "");
+    let (server, addr) = start_server(&dir, &["alice", "bob"], "");
 
     // Half a second of silence (the client connects while its microphone already runs), then 3 s of speech.
     let speech = voice_codec::harness::speech_like(3 * 48_000, 7);
@@ -50,9 +51,8 @@ fn speech_and_chat_reach_the_room() {
     eprintln!("speech match alice → bob: {score:.3}");
     assert!(score > 0.6, "alice's speech should come out at bob (match {score:.3})");
 
-    server.terminate();
-    assert!(server.wait(Duration::from_secs(10)).success(), "graceful shutdown on SIGTERM");
-    server.expect_line("stop summary", |l| l.starts_with("stopped:"));
+    let relay = server.stop();
+    assert_eq!(relay.counters().logins, 2, "both clients logged in with their passwords");
 }
 
 #[test]
@@ -64,8 +64,7 @@ fn clients_reach_a_tls_server_with_its_certificate() {
     std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
     // `start_server` appends this to `[limits]`: it closes that section and opens `[tls]`.
     let tls = format!("\n[tls]\ncert = {:?}\nkey = {:?}\n", cert.display().to_string(), key.display().to_string());
-    let (mut server, addr) = start_server(&dir, &["alice", "bob"], &tls);
-    server.expect_line("the TLS line", |l| l.trim_start().starts_with("control TLS"));
+    let (server, addr) = start_server(&dir, &["alice", "bob"], &tls);
     let cert_arg = cert.to_str().expect("utf-8 path");
     // Bob gives the certificate on the command line and saves it with a bookmark; alice uses that bookmark only.
     let bob_args = ["--ca-cert", cert_arg, "--tls-name", "localhost", "--save-bookmark", "sec", "--seconds", "20"];
@@ -79,8 +78,7 @@ fn clients_reach_a_tls_server_with_its_certificate() {
     bob.send("/quit");
     assert!(alice.wait(Duration::from_secs(20)).success());
     assert!(bob.wait(Duration::from_secs(20)).success());
-    server.terminate();
-    assert!(server.wait(Duration::from_secs(10)).success(), "graceful shutdown on SIGTERM");
+    server.stop();
 }
 
 /// A TCP proxy whose connections the test can cut.

@@ -89,6 +89,8 @@ pub struct Counters {
     pub logins: u64,
     /// Refused logins since start.
     pub login_failures: u64,
+    /// Logins refused at once because the driver's verification pool was full ([`crate::AuthError::Busy`]).
+    pub logins_busy: u64,
     /// Sessions that ended since start.
     pub sessions_ended: u64,
     /// Datagrams received.

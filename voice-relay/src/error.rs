@@ -70,6 +70,10 @@ pub enum AuthError {
     /// The authenticator could not decide (a backend failed); the login is refused.
     #[error("authenticator unavailable: {0}")]
     Unavailable(String),
+    /// The driver's verification pool and its queue are full: the login is refused at once (`RATE_LIMITED`), the
+    /// client may try again later.
+    #[error("verification pool busy")]
+    Busy,
 }
 
 /// Why a control request was refused. Each variant maps to one stable [`ErrorCode`] ([`RequestError::code`]) and
@@ -83,6 +87,12 @@ pub enum RequestError {
     /// Login or resume on a connection that already has a session (`ALREADY_LOGGED_IN`).
     #[error("this connection already has a session")]
     AlreadyLoggedIn,
+    /// A Login or Resume while this connection's login is still being checked (`ALREADY_LOGGED_IN`).
+    #[error("a login is already being checked on this connection")]
+    LoginPending,
+    /// The credential could not be checked now: the server's verification pool is full (`RATE_LIMITED`).
+    #[error("server busy, try again later")]
+    Busy,
     /// The authenticator refused the credential (`AUTH_FAILED`).
     #[error("authentication failed")]
     AuthFailed,
@@ -130,7 +140,7 @@ impl RequestError {
     pub const fn code(self) -> ErrorCode {
         match self {
             Self::NotLoggedIn => ErrorCode::NOT_LOGGED_IN,
-            Self::AlreadyLoggedIn => ErrorCode::ALREADY_LOGGED_IN,
+            Self::AlreadyLoggedIn | Self::LoginPending => ErrorCode::ALREADY_LOGGED_IN,
             Self::AuthFailed => ErrorCode::AUTH_FAILED,
             Self::ResumeFailed => ErrorCode::RESUME_FAILED,
             Self::RoomNotFound => ErrorCode::ROOM_NOT_FOUND,
@@ -140,7 +150,7 @@ impl RequestError {
             Self::NotInRoom => ErrorCode::NOT_IN_ROOM,
             Self::InvalidWhisper => ErrorCode::INVALID_WHISPER,
             Self::TooLarge => ErrorCode::TOO_LARGE,
-            Self::RateLimited | Self::Capacity => ErrorCode::RATE_LIMITED,
+            Self::RateLimited | Self::Capacity | Self::Busy => ErrorCode::RATE_LIMITED,
             Self::ShuttingDown => ErrorCode::SHUTTING_DOWN,
             Self::Internal => ErrorCode::INTERNAL,
         }
@@ -151,60 +161,6 @@ impl From<RngError> for RequestError {
     fn from(_: RngError) -> Self {
         Self::Internal
     }
-}
-
-/// Why a configuration file was refused ([`crate::config::Config`]), or a password could not be hashed
-/// ([`crate::config::hash_password`]). Lines and columns are 1-based; the column counts characters.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is larger than [`crate::config::MAX_CONFIG_BYTES`].
-    #[error("{} is larger than 1 MiB", path.display())]
-    TooLarge {
-        /// The file.
-        path: std::path::PathBuf,
-    },
-    /// The text is not valid TOML, has an unknown key, or a value of the wrong type.
-    #[error("line {line}, column {column}: {}{message}", key.as_ref().map(|k| format!("`{k}`: ")).unwrap_or_default())]
-    Parse {
-        /// The dotted key the error is about (e.g. `limits.max_sessions`, `rooms[1].name`), when the text parses
-        /// far enough to tell.
-        key: Option<String>,
-        /// Line of the error.
-        line: usize,
-        /// Column of the error.
-        column: usize,
-        /// What is wrong, as the TOML parser says it (an unknown key is named here, with the keys expected).
-        message: String,
-    },
-    /// A value is out of its range or conflicts with another (e.g. a rate limit of 0, a room configured twice).
-    #[error("line {line}, column {column}: `{key}`: {reason}")]
-    Invalid {
-        /// The dotted key, e.g. `limits.packets_per_s` or `rooms[2].name`.
-        key: String,
-        /// Line of the key's value (or of its enclosing table when the key was left to its default; 0 when the
-        /// configuration was not parsed from text).
-        line: usize,
-        /// Column of the key's value (0 when not parsed from text).
-        column: usize,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The random source failed while drawing a password salt.
-    #[error(transparent)]
-    Rng(#[from] RngError),
-    /// argon2 refused to hash the password (e.g. longer than its limit).
-    #[error("cannot hash the password: {0}")]
-    Hash(String),
 }
 
 /// Why a driver ([`crate::driver::Server`]) failed: socket setup or a socket error it cannot recover from.
@@ -229,12 +185,6 @@ pub enum DriverError {
     /// The driver's thread or its tokio runtime could not be created ([`crate::driver::Server::spawn`]).
     #[error("cannot start the driver thread: {0}")]
     Runtime(#[source] std::io::Error),
-    /// [`crate::driver::Server::from_config`]: the configuration's authenticator could not be built.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// [`crate::driver::Server::from_config`]: the relay refused the configuration.
-    #[error(transparent)]
-    Relay(#[from] Error),
     /// The TLS certificate or key could not be used ([`crate::driver::server_config_from_pem`]): the file is
     /// missing, holds no PEM certificate / key, or the key does not match the certificate.
     #[error("TLS: {}: {reason}", path.display())]

@@ -1,34 +1,39 @@
 //! # voice-relay — the sans-IO relay core of the voice stack
 //!
 //! What it is: [`Relay`], a deterministic state machine holding sessions, rooms, whisper lists and timers. It is
-//! fed UDP datagrams (with their source address), control-channel messages and timeouts, always with the current
-//! time as an argument, and it is polled for datagrams to send ([`voice_proto::Transmit`]), control-plane output
-//! ([`Event`]) and its next timeout. It implements `PROTOCOL.md` (the normative wire spec at the repository root):
-//! address binding by authenticated HELLO (and roaming), PING/PONG, zero-copy fan-out of AUDIO_UP rewritten in
-//! place into AUDIO_DOWN (one `Bytes` shared by every recipient), whisper lists, mute/deafen, speaking state,
-//! per-session token-bucket rate limits, receiver reports turned into bitrate hints, login through a pluggable
-//! [`Authenticator`], resume within a grace period, rooms (configured and ad-hoc), chat with bounded history,
-//! media-key rotation when a member leaves, and graceful shutdown. It never decrypts audio.
+//! fed UDP datagrams (with their source address), control-channel messages, credential-check results and
+//! timeouts, always with the current time as an argument, and it is polled for datagrams to send
+//! ([`voice_proto::Transmit`]), control-plane output ([`Event`]) and its next timeout. It implements `PROTOCOL.md`
+//! (the normative wire spec at the repository root): address binding by authenticated HELLO (and roaming),
+//! PING/PONG, zero-copy fan-out of AUDIO_UP rewritten in place into AUDIO_DOWN (one `Bytes` shared by every
+//! recipient), whisper lists, mute/deafen, speaking state, per-session token-bucket rate limits, receiver reports
+//! turned into bitrate hints, login, resume within a grace period, rooms (configured and ad-hoc), chat with bounded
+//! history, media-key rotation when a member leaves, and graceful shutdown. It never decrypts audio.
 //!
-//! What it does **not** do — and what is **not here yet**:
-//! * the core [`Relay`] has no sockets, no threads, no async runtime, no clock reads; the tokio drivers that own it
-//!   are in [`driver`] (feature `tokio`, on by default): batched UDP on Linux (optionally on several threads with
-//!   `SO_REUSEPORT`, sharing the relay behind a lock), one task per TCP control connection, a metrics endpoint;
-//! * the TOML configuration file is read by [`config::Config`] (the core itself takes a plain [`RelayConfig`]);
-//! * logins are checked by an [`Authenticator`]: [`PasswordFileAuthenticator`] (argon2id hashes from the
-//!   configuration file), [`JwtAuthenticator`] (HS256 tokens from the app's backend), [`CombinedAuthenticator`]
-//!   (both), [`MemoryAuthenticator`] (plaintext, tests only). The authenticator runs inside the relay, so an inline
-//!   argon2id check (tens of ms, see [`config::hash_password`]) stalls forwarding; the tokio driver moves password
-//!   checks to its blocking pool with `driver::AuthOffload` (recommended with password users);
-//! * the core reads no clock, so it measures no latency: the driver measures forward latency into a
-//!   [`metrics::LatencyHistogram`] and serves [`metrics::render_prometheus`] over HTTP (`driver::Server::with_metrics`).
+//! Beside the core, the [`driver`] module (feature `tokio`, on by default) runs it on real sockets: batched UDP
+//! on Linux (optionally on several threads with `SO_REUSEPORT`, sharing the relay behind a lock), one task per TCP
+//! control connection (optionally TLS), credential checks on a bounded blocking pool, and snapshots of the
+//! counters and the forward-latency histogram ([`driver::MetricsHandle`]).
+//!
+//! What it does **not** do:
+//! * the core [`Relay`] has no sockets, no threads, no async runtime, no clock reads (the driver reads the clock
+//!   and passes `now`; the workspace's `clippy.toml` forbids clock reads outside the places allowed to);
+//! * it checks no credential: a Login becomes [`Event::Authenticate`] with an [`AuthRequest`], and the driver
+//!   answers with [`Relay::handle_auth_result`] (module [`auth`]). Only [`MemoryAuthenticator`] (plaintext, for
+//!   tests and demos) is here;
+//! * no configuration file, no password hashing, no JWT, no HTTP: those belong to the server application, the
+//!   `voice-server` crate (TOML config, argon2id users, JWTs, metrics and health over HTTP, the `voice-server`
+//!   binary), which composes this crate's core and drivers;
+//! * the core measures no latency (it reads no clock): the driver measures forward latency into a
+//!   [`metrics::LatencyHistogram`]; [`metrics::render_prometheus`] renders it with the counters.
 //!
 //! ```text
 //!  driver (sockets, clock)                       Relay (this crate)
 //!  recv UDP ──handle_datagram(now, from, buf)──►  validate → bind / rewrite → fan-out
 //!  TCP bytes ─handle_control_bytes(now, conn)──►  login, rooms, chat, ...
+//!  check ─────handle_auth_result(now, id, r)──►   session + LoginOk, or Error
 //!  timer ─────handle_timeout(now)─────────────►   expiry, speaking, hints
-//!  send UDP ◄─poll_transmit() ── TCP write ◄─poll_event() ── arm timer ◄─poll_timeout()
+//!  send UDP ◄─poll_transmit() ── TCP write / Authenticate ◄─poll_event() ── arm timer ◄─poll_timeout()
 //! ```
 //!
 //! ```
@@ -36,18 +41,21 @@
 //! use bytes::BytesMut;
 //! use voice_proto::control::{ClientMessage, Credential, ServerMessage};
 //! use voice_proto::{Datagram, SessionSecret};
-//! use voice_relay::{ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, SeededRng};
+//! use voice_relay::{Authenticator, ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, SeededRng};
 //!
+//! # #[allow(clippy::disallowed_methods, reason = "an example plays the driver, which owns the clock")]
 //! let now = Instant::now();
-//! let auth = MemoryAuthenticator::new().with_user("alice", "hunter2");
-//! let mut relay =
-//!     Relay::new(RelayConfig::default(), Box::new(auth), Box::new(SeededRng::new(1)), now, 1_763_800_000_000)?;
+//! let mut relay = Relay::new(RelayConfig::default(), Box::new(SeededRng::new(1)), now, 1_763_800_000_000)?;
 //!
-//! // Control plane: log in on connection 1.
+//! // Control plane: log in on connection 1. The relay asks for the credential to be checked...
 //! let conn = ConnId(1);
 //! relay.connection_opened(now, conn);
 //! let credential = Credential::Password("hunter2".into());
 //! relay.handle_control(now, conn, ClientMessage::Login { user: "alice".into(), credential, client: "doc".into() });
+//! let Some(Event::Authenticate(request)) = relay.poll_event() else { panic!("expected Authenticate") };
+//! // ...the driver checks it (here inline; argon2id would go to a thread pool) and answers.
+//! let auth = MemoryAuthenticator::new().with_user("alice", "hunter2");
+//! relay.handle_auth_result(now, request.id(), auth.authenticate(&request));
 //! let Some(Event::Send { msg: ServerMessage::LoginOk { token, public_id, secret, .. }, .. }) = relay.poll_event()
 //! else { panic!("expected LoginOk") };
 //!
@@ -66,8 +74,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod auth;
-pub mod config;
+pub mod auth;
 mod counters;
 #[cfg(feature = "tokio")]
 pub mod driver;
@@ -82,13 +89,11 @@ mod room;
 mod session;
 mod slab;
 
-pub use auth::{
-    Authenticator, CombinedAuthenticator, JwtAuthenticator, MemoryAuthenticator, PasswordFileAuthenticator, UserInfo,
-};
+pub use auth::{AuthId, AuthRequest, Authenticator, MemoryAuthenticator, UserInfo};
 pub use counters::{Counters, DropReason};
 #[cfg(feature = "tokio")]
 pub use error::DriverError;
-pub use error::{AuthError, ConfigError, Error, RequestError, RngError};
+pub use error::{AuthError, Error, RequestError, RngError};
 pub use relay::{BitrateController, ConnId, Event, Hint, LinkReport, MIN_HINT_BITRATE_BPS, Relay, RelayConfig};
 pub use rng::{RandomSource, SeededRng, SystemRng};
 pub use room::RoomConfig;

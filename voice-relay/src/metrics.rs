@@ -6,7 +6,7 @@
 //! | name | type | labels |
 //! | --- | --- | --- |
 //! | `sessions`, `bound_sessions`, `rooms` | gauge | |
-//! | `logins_total`, `login_failures_total`, `sessions_ended_total` | counter | |
+//! | `logins_total`, `login_failures_total`, `logins_busy_total`, `sessions_ended_total` | counter | |
 //! | `packets_total`, `bytes_total` | counter | `direction` = `in` / `out` |
 //! | `audio_accepted_total`, `audio_forwarded_total`, `hellos_accepted_total`, `bindings_expired_total`, `key_rotations_total` | counter | |
 //! | `dropped_packets_total` | counter | `reason` ([`DropReason::name`]) |
@@ -169,6 +169,12 @@ pub fn render_prometheus(counters: &Counters, forward_latency: &LatencyHistogram
     metric("rooms", "gauge", "Rooms, configured and ad-hoc.", &[("", c.rooms)]);
     metric("logins_total", "counter", "Sessions created by login.", &[("", c.logins)]);
     metric("login_failures_total", "counter", "Refused logins.", &[("", c.login_failures)]);
+    metric(
+        "logins_busy_total",
+        "counter",
+        "Logins refused at once: the verification pool was full.",
+        &[("", c.logins_busy)],
+    );
     metric("sessions_ended_total", "counter", "Sessions that ended.", &[("", c.sessions_ended)]);
     let io = |i, o| [("{direction=\"in\"}", i), ("{direction=\"out\"}", o)];
     metric(

@@ -70,6 +70,7 @@ pub(crate) fn take_both(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test: the origin of the buckets' time")]
 mod tests {
     use std::time::Duration;
 

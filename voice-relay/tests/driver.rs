@@ -1,5 +1,9 @@
 //! Loopback tests of the tokio driver: real sockets on 127.0.0.1, bounded packet counts, every wait bounded by a
 //! timeout that only turns a hang into a failure (no timing is asserted).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness: the origin of the relay's time, and deadlines for waits on real sockets"
+)]
 #![cfg(feature = "tokio")]
 
 use std::net::SocketAddr;
@@ -14,7 +18,7 @@ use voice_proto::{
     AudioFlags, AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, PublicId, ReplayWindow, Seq, SessionSecret,
     SessionToken, Timestamp, WhisperTarget,
 };
-use voice_relay::driver::{IdlePoll, Server, ShutdownHandle};
+use voice_relay::driver::{IdlePoll, MetricsHandle, Server, ShutdownHandle};
 use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, SeededRng};
 
 /// Bound on any single wait: a hang fails the test instead of blocking CI.
@@ -28,8 +32,8 @@ async fn start() -> (SocketAddr, SocketAddr, ShutdownHandle, Running) {
     (udp, tcp, handle, running)
 }
 
-/// [`start`], also serving metrics over HTTP; returns the metrics address third.
-async fn start_with_metrics() -> (SocketAddr, SocketAddr, SocketAddr, ShutdownHandle, Running) {
+/// [`start`], also returning a handle to the metrics (third).
+async fn start_with_metrics() -> (SocketAddr, SocketAddr, MetricsHandle, ShutdownHandle, Running) {
     start_with(Some(IdlePoll::default()), 1).await
 }
 
@@ -37,14 +41,14 @@ async fn start_with_metrics() -> (SocketAddr, SocketAddr, SocketAddr, ShutdownHa
 async fn start_with(
     idle: Option<IdlePoll>,
     udp_threads: usize,
-) -> (SocketAddr, SocketAddr, SocketAddr, ShutdownHandle, Running) {
+) -> (SocketAddr, SocketAddr, MetricsHandle, ShutdownHandle, Running) {
     let server = server_with(idle, udp_threads);
     let (udp, tcp, handle) = (server.udp_addr(), server.tcp_addr(), server.shutdown_handle());
-    let metrics = server.metrics_addr().expect("metrics bound");
+    let metrics = server.metrics_handle();
     (udp, tcp, metrics, handle, server.spawn().expect("driver thread"))
 }
 
-/// A server on loopback (serving metrics too) with the given idle polling and UDP threads, not started.
+/// A server on loopback with the given idle polling and UDP threads, not started.
 fn server_with(idle: Option<IdlePoll>, udp_threads: usize) -> Server {
     let auth = MemoryAuthenticator::new()
         .with_user("alice", "pw-alice")
@@ -54,17 +58,14 @@ fn server_with(idle: Option<IdlePoll>, udp_threads: usize) -> Server {
     let relay = Relay::new(
         // Generous audio limits: the test sends its packets as fast as it can (bounded by count, not time).
         RelayConfig { packets_per_s: 100_000, packet_burst: 1_000, byte_burst: 1_000_000, ..RelayConfig::default() },
-        Box::new(auth),
         Box::new(SeededRng::new(7)),
         Instant::now(),
         1_763_800_000_000,
     )
     .expect("valid config");
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("address");
-    Server::bind(relay, lo, lo)
+    Server::bind(relay, auth, lo, lo)
         .expect("binds on loopback")
-        .with_metrics(lo)
-        .expect("binds metrics")
         .with_idle_poll(idle)
         .with_udp_threads(udp_threads)
         .expect("SO_REUSEPORT sockets")
@@ -259,15 +260,6 @@ async fn control_driver_chat_malformed_frame_and_graceful_shutdown() {
     assert_eq!(relay.session_count(), 2, "sessions are kept (resumable) until the process ends");
 }
 
-/// One HTTP request to the metrics endpoint; returns the whole response.
-async fn http(addr: SocketAddr, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).await.expect("connects");
-    s.write_all(request).await.expect("writes");
-    let mut out = Vec::new();
-    timeout(BOUND, s.read_to_end(&mut out)).await.expect("answers").expect("reads");
-    String::from_utf8(out).expect("utf-8")
-}
-
 /// The value of the sample line starting with `series ` in a Prometheus text body.
 fn sample(body: &str, series: &str) -> f64 {
     body.lines()
@@ -278,7 +270,7 @@ fn sample(body: &str, series: &str) -> f64 {
 }
 
 #[tokio::test]
-async fn metrics_endpoint_serves_counters_and_forward_latency_over_http() {
+async fn metrics_handle_snapshots_counters_and_forward_latency() {
     let (udp, tcp, metrics, shutdown, task) = start_with_metrics().await;
     let mut alice = Client::ready("alice", tcp, udp).await;
     let bob = Client::ready("bob", tcp, udp).await;
@@ -306,19 +298,15 @@ async fn metrics_endpoint_serves_counters_and_forward_latency_over_http() {
     // them all (bounded).
     let expected = (N + 3) as f64;
     let deadline = Instant::now() + BOUND;
-    let (head, body) = loop {
-        let response = http(metrics, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").await;
-        let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
-        if sample(body, "voice_relay_forward_latency_seconds_count") >= expected {
-            break (head.to_string(), body.to_string());
+    let body = loop {
+        let body = metrics.snapshot().await.expect("server runs").render_prometheus();
+        if sample(&body, "voice_relay_forward_latency_seconds_count") >= expected {
+            break body;
         }
         assert!(Instant::now() < deadline, "the forward latencies never reached {expected}: {body}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let body = body.as_str();
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
-    assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
     assert_eq!(sample(body, "voice_relay_sessions"), 2.0);
     assert_eq!(sample(body, "voice_relay_audio_forwarded_total"), N as f64);
     assert_eq!(sample(body, "voice_relay_dropped_packets_total{reason=\"stray_keepalive\"}"), 1.0);
@@ -326,15 +314,6 @@ async fn metrics_endpoint_serves_counters_and_forward_latency_over_http() {
     assert_eq!(count, expected, "buckets are cumulative, nothing counted twice");
     assert_eq!(sample(body, "voice_relay_forward_latency_seconds_bucket{le=\"+Inf\"}"), count);
     assert!(sample(body, "voice_relay_udp_datagrams_total{op=\"send\"}") >= count);
-
-    let not_found = http(metrics, b"GET / HTTP/1.1\r\n\r\n").await;
-    assert!(not_found.starts_with("HTTP/1.1 404 "), "{not_found}");
-    let post = http(metrics, b"POST /metrics HTTP/1.1\r\n\r\n").await;
-    assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
-    let mut huge = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
-    huge.resize(voice_relay::driver::MAX_REQUEST_BYTES, b'a');
-    let too_large = http(metrics, &huge).await;
-    assert!(too_large.starts_with("HTTP/1.1 431 "), "{too_large}");
 
     shutdown.shutdown();
     finish(task).await;

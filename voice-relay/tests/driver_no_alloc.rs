@@ -1,6 +1,10 @@
 //! The driver's UDP path allocates nothing per forwarded packet: real loopback sockets, the same `recvmmsg` →
 //! `Relay` → `sendmmsg` code the UDP threads run (`driver::UdpPath`), allocations counted on this thread around
 //! each batch. Bounded: a fixed number of rounds, every wait under a timeout (the sockets' read timeouts).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness: the origin of the relay's time, and deadlines for waits on real sockets"
+)]
 #![cfg(all(feature = "tokio", target_os = "linux"))]
 
 use std::net::UdpSocket as StdUdp;
@@ -9,7 +13,7 @@ use std::time::{Duration, Instant};
 use voice_proto::control::{ClientMessage, Credential, ServerMessage};
 use voice_proto::{AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, Seq, SessionSecret, Timestamp};
 use voice_relay::driver::UdpPath;
-use voice_relay::{ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, SeededRng};
+use voice_relay::{Authenticator, ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, SeededRng};
 
 const MEMBERS: usize = 8;
 const BOUND: Duration = Duration::from_secs(10);
@@ -57,7 +61,7 @@ fn forward_without_allocating(chunk: usize) {
         auth = auth.with_user(format!("u{i}"), "pw");
     }
     let cfg = RelayConfig { packets_per_s: 10_000, packet_burst: 1_000, byte_burst: 1_000_000, ..Default::default() };
-    let relay = Relay::new(cfg, Box::new(auth), Box::new(SeededRng::new(5)), now, 0).expect("config");
+    let relay = Relay::new(cfg, Box::new(SeededRng::new(5)), now, 0).expect("config");
     let mut path = UdpPath::new(relay).with_chunk(chunk);
     let udp = StdUdp::bind("127.0.0.1:0").expect("binds");
     udp.set_read_timeout(Some(BOUND)).expect("timeout");
@@ -78,6 +82,8 @@ fn forward_without_allocating(chunk: usize) {
         let r = path.relay_mut();
         let credential = Credential::Password("pw".into());
         r.handle_control(now, conn, ClientMessage::Login { user: format!("u{i}"), credential, client: "t".into() });
+        let Some(Event::Authenticate(request)) = r.poll_event() else { panic!("a credential check") };
+        r.handle_auth_result(now, request.id(), auth.authenticate(&request));
         r.handle_control(now, conn, ClientMessage::Join { room: "lobby".into(), password: None });
         while let Some(e) = r.poll_event() {
             match e {

@@ -2,6 +2,10 @@
 //! (self-signed, generated) certificate logs in over TLS; a client speaking plain TCP to the TLS port is dropped
 //! without reaching the relay, and the server goes on; unusable certificate files are errors that name the file.
 //! Bounded: every wait has a timeout.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness: the origin of the relay's time, and deadlines for waits on real sockets"
+)]
 #![cfg(feature = "tokio")]
 
 use std::net::SocketAddr;
@@ -50,11 +54,11 @@ impl Drop for Cert {
 
 fn server(cert: &Cert) -> Server {
     let auth = MemoryAuthenticator::new().with_user("alice", "pw-alice");
-    let relay = Relay::new(RelayConfig::default(), Box::new(auth), Box::new(SeededRng::new(3)), Instant::now(), 0)
-        .expect("valid config");
+    let relay =
+        Relay::new(RelayConfig::default(), Box::new(SeededRng::new(3)), Instant::now(), 0).expect("valid config");
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("address");
     let tls = server_config_from_pem(&cert.cert, &cert.key).expect("usable certificate");
-    Server::bind(relay, lo, lo).expect("binds").with_tls(tls)
+    Server::bind(relay, auth, lo, lo).expect("binds").with_tls(tls)
 }
 
 async fn send_msg(s: &mut (impl AsyncWrite + Unpin), msg: &ClientMessage) {

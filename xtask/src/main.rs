@@ -250,6 +250,9 @@ fn ci(root: &Path, envs: &Envs) -> Result<(), String> {
     let mut doc_envs = envs.clone();
     doc_envs.push(("RUSTDOCFLAGS".into(), "-D warnings".into()));
     cargo(root, &doc_envs, &["doc", "--workspace", "--no-deps"], &[])?;
+    // The relay core alone (no tokio drivers), as a crate that embeds it with its own I/O builds it. The server
+    // application (voice-server) is covered by the workspace-wide steps.
+    cargo(root, envs, &["clippy", "-p", "voice-relay", "--no-default-features", "--", "-D", "warnings"], &[])?;
     test(root, envs, &[])?;
     cargo(root, envs, &["test", "-p", "voice-codec", "--features", "aec"], &[])?;
     cargo(root, envs, &["test", "-p", "voice-client", "--features", "aec", "--test", "echo"], &[])?;

@@ -59,9 +59,9 @@ impl LocalRelay {
     ) -> Result<Self> {
         let auth = users.iter().fold(MemoryAuthenticator::new(), |a, (u, p)| a.with_user(u.clone(), p.clone()));
         let config = RelayConfig { rooms, max_sessions: users.len() + 16, ..RelayConfig::default() };
-        let relay = Relay::new(config, Box::new(auth), Box::new(SeededRng::new(7)), Instant::now(), unix_ms())
+        let relay = Relay::new(config, Box::new(SeededRng::new(7)), Instant::now(), unix_ms())
             .context("relay configuration")?;
-        let server = Server::bind(relay, udp, tcp)
+        let server = Server::bind(relay, auth, udp, tcp)
             .and_then(|s| s.with_udp_threads(udp_threads))
             .with_context(|| format!("binding the relay on {udp} / {tcp}"))?;
         let (tcp, udp, stats) = (server.tcp_addr(), server.udp_addr(), server.stats());

@@ -1,6 +1,10 @@
-//! Starting the real `voice-server` and `voice-client` binaries on loopback, reading their output lines, and
-//! comparing audio. Every wait is bounded; every process is killed when its handle drops.
-
+//! Starting the server application in-process (`voice_server::Server`, what the `voice-server` binary runs) and the
+//! real `voice-client` binary on loopback, reading the clients' output lines, and comparing audio. Every wait is
+//! bounded; every process is killed when its handle drops, and the server stops when its handle drops.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness: deadlines for child processes' output, and a bounded poll for their exit"
+)]
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -96,11 +100,6 @@ impl Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-
-    /// Sends SIGTERM.
-    pub fn terminate(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-    }
 }
 
 impl Drop for Proc {
@@ -120,12 +119,37 @@ pub fn temp_dir(test: &str) -> PathBuf {
 /// The password of every test user.
 pub const PASSWORD: &str = "pw-e2e";
 
-/// Starts `voice-server` with a config on loopback (ports picked by the kernel); returns it and its control
-/// address. `extra` is appended to the `[limits]` section.
-pub fn start_server(dir: &Path, users: &[&str], limits: &str) -> (Proc, SocketAddr) {
+/// The server application running on its own thread; stops (gracefully) when dropped.
+pub struct LocalServer {
+    shutdown: voice_relay::driver::ShutdownHandle,
+    thread: Option<std::thread::JoinHandle<Result<voice_relay::Relay, voice_server::Error>>>,
+}
+
+impl LocalServer {
+    /// Shuts the server down gracefully (clients get Goodbye) and returns its relay.
+    pub fn stop(mut self) -> voice_relay::Relay {
+        self.shutdown.shutdown();
+        let thread = self.thread.take().expect("running");
+        thread.join().expect("server thread").expect("server ran")
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.shutdown.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the server application with a config file on loopback (ports picked by the kernel), as
+/// `voice-server --config FILE` does; returns it and its control address. `extra` is appended to the `[limits]`
+/// section.
+pub fn start_server(dir: &Path, users: &[&str], limits: &str) -> (LocalServer, SocketAddr) {
     // Cheap argon2id costs keep debug-build logins fast; the format is the production one.
     let mut rng = voice_relay::SeededRng::new(1);
-    let hash = voice_relay::config::hash_password_with_params(PASSWORD, 64, 1, &mut rng).expect("hash");
+    let hash = voice_server::hash_password_with_params(PASSWORD, 64, 1, &mut rng).expect("hash");
     let mut cfg = String::from(
         "[listen]\nudp = \"127.0.0.1:0\"\ncontrol = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n\n[limits]\n",
     );
@@ -135,11 +159,11 @@ pub fn start_server(dir: &Path, users: &[&str], limits: &str) -> (Proc, SocketAd
     }
     let path = dir.join("server.toml");
     std::fs::write(&path, cfg).expect("write config");
-    let mut server = Proc::spawn("server", Command::new(env!("CARGO_BIN_EXE_voice-server")).arg("--config").arg(&path));
-    let line = server.expect_line("control address", |l| l.trim_start().starts_with("control (TCP)"));
-    let addr = line.split_whitespace().last().expect("address").parse().expect("socket address");
-    server.expect_line("ready", |l| l.starts_with("ready"));
-    (server, addr)
+    let config = voice_server::Config::from_path(&path).expect("valid config");
+    let server = voice_server::Server::from_config(&config).expect("server starts");
+    let (addr, shutdown) = (server.tcp_addr(), server.shutdown_handle());
+    let thread = server.spawn().expect("server thread");
+    (LocalServer { shutdown, thread: Some(thread) }, addr)
 }
 
 /// Starts a headless `voice-client` for `user` on `server`.

@@ -51,7 +51,6 @@ impl TestRelay {
         ];
         let relay = Relay::new(
             RelayConfig { rooms, ..RelayConfig::default() },
-            Box::new(auth),
             Box::new(SeededRng::new(3)),
             Instant::now(),
             1_763_800_000_000,
@@ -59,7 +58,7 @@ impl TestRelay {
         .unwrap();
         // Port 0: the driver announces the port it bound in LoginOk.
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let mut server = Server::bind(relay, any, any).expect("relay binds");
+        let mut server = Server::bind(relay, auth, any, any).expect("relay binds");
         if let Some(tls) = tls {
             server = server.with_tls(tls);
         }

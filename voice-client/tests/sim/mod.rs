@@ -14,7 +14,7 @@ use voice_client::{
     TalkMode,
 };
 use voice_proto::control::{ChannelConfig, Credential};
-use voice_relay::{ConnId, MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
+use voice_relay::{Authenticator, ConnId, MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
 
 pub const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
 pub const SERVER: &str = "192.0.2.1:7000";
@@ -26,6 +26,8 @@ pub struct Peer {
     pub media: Media,
     pub addr: SocketAddr,
     pub conn: Option<ConnId>,
+    /// Control bytes the relay has not taken yet (frames behind a Login wait there for its credential check).
+    pub control: BytesMut,
     pub up: NetworkConditioner<(SocketAddr, Bytes)>,
     pub down: NetworkConditioner<Bytes>,
     /// Microphone signal (48 kHz mono) and how much of it was pushed.
@@ -44,6 +46,8 @@ pub struct Peer {
 
 pub struct World {
     pub relay: Relay,
+    /// Answers the relay's credential checks at once (the driver's part).
+    pub auth: MemoryAuthenticator,
     pub now: Instant,
     pub start: Instant,
     pub peers: Vec<Peer>,
@@ -74,9 +78,10 @@ impl World {
         };
         let frame_ms = if room == "fast" { 10 } else { 20 };
         let start = Instant::now();
-        let relay = Relay::new(config, Box::new(auth), Box::new(SeededRng::new(7)), start, 1_763_800_000_000)
-            .expect("valid relay config");
-        let mut world = Self { relay, now: start, start, peers: Vec::new(), frame_ms, room: room.into(), next_conn: 1 };
+        let relay =
+            Relay::new(config, Box::new(SeededRng::new(7)), start, 1_763_800_000_000).expect("valid relay config");
+        let mut world =
+            Self { relay, auth, now: start, start, peers: Vec::new(), frame_ms, room: room.into(), next_conn: 1 };
         for (i, name) in NAMES.iter().take(n).enumerate() {
             let cfg = SessionConfig::new(SERVER.parse().unwrap(), *name, Credential::Password(format!("pw-{name}")))
                 .with_room(room)
@@ -88,6 +93,7 @@ impl World {
                 media,
                 addr: SocketAddr::from(([10, 0, 0, i as u8 + 1], 5000)),
                 conn: None,
+                control: BytesMut::new(),
                 up: NetworkConditioner::new(net, 100 + i as u64).unwrap(),
                 down: NetworkConditioner::new(net, 200 + i as u64).unwrap(),
                 mic: Vec::new(),
@@ -202,7 +208,16 @@ impl World {
                     voice_relay::Event::Close { conn } => {
                         if let Some(p) = self.peers.iter_mut().find(|p| p.conn == Some(conn)) {
                             p.conn = None;
+                            p.control.clear();
                             p.session.handle_disconnected(now);
+                        }
+                    }
+                    voice_relay::Event::Authenticate(request) => {
+                        let result = self.auth.authenticate(&request);
+                        self.relay.handle_auth_result(now, request.id(), result);
+                        let conn = request.conn();
+                        if let Some(p) = self.peers.iter_mut().find(|p| p.conn == Some(conn)) {
+                            self.relay.handle_control_bytes(now, conn, &mut p.control);
                         }
                     }
                     _ => {}
@@ -241,6 +256,7 @@ impl World {
                     if let Some(conn) = self.peers[i].conn.take() {
                         self.relay.connection_closed(now, conn);
                     }
+                    self.peers[i].control.clear();
                 }
             }
         }
@@ -248,8 +264,8 @@ impl World {
         while let Some(bytes) = p.session.poll_control_bytes() {
             moved = true;
             if let Some(conn) = p.conn {
-                let mut buf = BytesMut::from(&bytes[..]);
-                self.relay.handle_control_bytes(now, conn, &mut buf);
+                p.control.extend_from_slice(&bytes);
+                self.relay.handle_control_bytes(now, conn, &mut p.control);
             }
         }
         while let Some(t) = p.session.poll_transmit() {
@@ -271,6 +287,7 @@ impl World {
         if let Some(conn) = self.peers[i].conn.take() {
             self.relay.connection_closed(self.now, conn);
         }
+        self.peers[i].control.clear();
         self.peers[i].session.handle_disconnected(self.now);
     }
 

@@ -1,4 +1,8 @@
 //! The load: talkers' sender, receivers, keepalives, the raw fan-out loop, and what they share.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a load generator and benchmark: it paces traffic and measures on the wall clock"
+)]
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};

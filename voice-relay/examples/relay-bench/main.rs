@@ -36,6 +36,10 @@
 //!
 //! Everything shares the machine: the sender and receiver threads compete with the relay for CPU, which is why the
 //! per-CPU-second figures use the relay thread's own CPU time.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a load generator and benchmark: it paces traffic and measures on the wall clock"
+)]
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -190,11 +194,11 @@ fn main() -> anyhow::Result<()> {
     };
     let now = Instant::now();
     let unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
-    let relay = Relay::new(config, Box::new(auth), Box::new(SeededRng::new(1)), now, unix_ms)?;
+    let relay = Relay::new(config, Box::new(SeededRng::new(1)), now, unix_ms)?;
     let lo: SocketAddr = "127.0.0.1:0".parse()?;
     let idle_poll = (args.idle_poll_ms > 0)
         .then(|| IdlePoll { period: Duration::from_millis(args.idle_poll_ms), ..IdlePoll::default() });
-    let server = Server::bind(relay, lo, lo)?
+    let server = Server::bind(relay, auth, lo, lo)?
         .with_idle_poll(idle_poll)
         .with_udp_threads(args.udp_threads)?
         .with_udp_chunk(args.chunk);

@@ -28,8 +28,8 @@ pub(crate) enum Cmd {
     Bytes { conn: ConnId, bytes: BytesMut },
     /// The peer closed the connection, or reading / writing failed.
     Closed { conn: ConnId },
-    /// A password verified off the core task ([`super::AuthOffload`]).
-    Verified { conn: ConnId, key: super::auth::Key, result: Result<crate::UserInfo, crate::AuthError> },
+    /// A credential checked on the blocking pool (`super::auth::Verifier`).
+    Authenticated { id: crate::AuthId, result: Result<crate::UserInfo, crate::AuthError> },
     /// A snapshot of the counters, for the metrics endpoint or a [`super::MetricsHandle`].
     Metrics { reply: tokio::sync::oneshot::Sender<Box<super::MetricsSnapshot>> },
 }

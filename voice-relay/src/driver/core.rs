@@ -1,6 +1,7 @@
 //! The core task: the control connections' queues and the timer around the relay (behind the lock it shares with
 //! the UDP threads). It does no UDP I/O: transmits come only from datagrams, and the UDP thread that fed a
 //! datagram sends its output.
+#![allow(clippy::disallowed_methods, reason = "the driver owns the clock: it reads `now` for the relay")]
 
 use std::collections::HashMap;
 use std::io;
@@ -15,21 +16,23 @@ use super::auth::Verifier;
 use super::control::{Cmd, Out};
 use super::udp;
 use super::{DriverStats, MetricsSnapshot, SHUTDOWN_GRACE, Shared, stopped};
-use crate::error::DriverError;
+use crate::auth::{AuthId, UserInfo};
+use crate::error::{AuthError, DriverError};
 use crate::relay::{ConnId, Event, Relay};
 
-/// Most control bytes buffered for a connection while its password login is verified off the core task.
-const HELD_BYTES_MAX: usize = 2 * voice_proto::control::MAX_FRAME_LEN;
+/// Most control bytes buffered for a connection. The relay takes every complete frame off the buffer, so it
+/// holds at most one incomplete frame (< `MAX_FRAME_LEN` + prefix) plus one read, except while a login is checked:
+/// then the frames behind the Login wait in it, and a client that keeps sending is closed rather than buffered
+/// without bound.
+const BUFFERED_BYTES_MAX: usize = 2 * voice_proto::control::MAX_FRAME_LEN;
 
 /// A control connection as the core task sees it.
 #[derive(Debug)]
 struct ConnState {
     /// Its output queue.
     tx: mpsc::Sender<Out>,
-    /// Bytes read but not yet fed to the relay.
+    /// Bytes read but not yet taken by the relay (an incomplete frame, or frames behind a Login being checked).
     buf: BytesMut,
-    /// A Login frame held back while its password is verified off this task (later bytes wait in `buf`).
-    held: Option<BytesMut>,
 }
 
 /// The state of the core task.
@@ -40,8 +43,8 @@ pub(super) struct Core {
     /// Encoding buffer for control frames.
     frame: BytesMut,
     stats: Arc<DriverStats>,
-    /// Password verification off this task, if enabled.
-    verifier: Option<Verifier>,
+    /// Credential checks (inline or on the blocking pool).
+    verifier: Verifier,
     /// For verification tasks to report back (weak: they must not keep the task alive at shutdown).
     cmds: mpsc::WeakSender<Cmd>,
 }
@@ -50,7 +53,7 @@ impl Core {
     pub(super) fn new(
         shared: Arc<Shared>,
         stats: Arc<DriverStats>,
-        verifier: Option<Verifier>,
+        verifier: Verifier,
         cmds: mpsc::WeakSender<Cmd>,
     ) -> Self {
         Self { shared, conns: HashMap::new(), frame: BytesMut::with_capacity(64 * 1024), stats, verifier, cmds }
@@ -125,14 +128,14 @@ impl Core {
                     return;
                 }
                 self.relay().connection_opened(now, conn);
-                self.conns.insert(conn, ConnState { tx, buf: BytesMut::new(), held: None });
+                self.conns.insert(conn, ConnState { tx, buf: BytesMut::new() });
             }
             Cmd::Bytes { conn, bytes } => {
                 // Bytes of a connection the core already closed are not fed to the relay (see `Event::Close`).
                 let Some(c) = self.conns.get_mut(&conn) else { return };
-                if c.held.is_some() && c.buf.len() + bytes.len() > HELD_BYTES_MAX {
-                    // Its login is being checked, so the relay (and its rate limits) cannot see these bytes yet: a
-                    // client that keeps sending meanwhile is closed rather than buffered without bound.
+                if c.buf.len() + bytes.len() > BUFFERED_BYTES_MAX {
+                    // Only while its login is checked (see the constant): the relay (and its rate limits) cannot
+                    // see these bytes yet.
                     tracing::warn!(conn = conn.0, "control bytes piling up while the login is checked: closed");
                     self.conns.remove(&conn);
                     self.relay().connection_closed(now, conn);
@@ -145,15 +148,7 @@ impl Core {
                 }
                 self.feed(conn, now);
             }
-            Cmd::Verified { conn, key, result } => {
-                let Some(v) = &self.verifier else { return };
-                // A connection closed meanwhile: the result is dropped.
-                let Some(mut frame) = self.conns.get_mut(&conn).and_then(|c| c.held.take()) else { return };
-                v.store(key.clone(), result);
-                udp::lock(&self.shared.relay).handle_control_bytes(now, conn, &mut frame);
-                v.forget(&key);
-                self.feed(conn, now);
-            }
+            Cmd::Authenticated { id, result } => self.authenticated(now, id, result),
             Cmd::Closed { conn } => {
                 if self.conns.remove(&conn).is_some() {
                     self.relay().connection_closed(now, conn);
@@ -176,28 +171,17 @@ impl Core {
         }
     }
 
-    /// Feeds connection `conn`'s buffered bytes to the relay, up to (not including) a password Login frame when
-    /// verification is offloaded: that frame is held and verified off this task, and feeding resumes when the
-    /// result is back ([`Cmd::Verified`]).
+    /// Feeds connection `conn`'s buffered bytes to the relay (it leaves an incomplete frame, and the frames behind
+    /// a Login being checked).
     fn feed(&mut self, conn: ConnId, now: Instant) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
-        if c.held.is_some() {
-            return;
-        }
-        let found = self.verifier.as_ref().and_then(|_| Verifier::find_login(&c.buf));
-        let Some(login) = found else {
-            udp::lock(&self.shared.relay).handle_control_bytes(now, conn, &mut c.buf);
-            return;
-        };
-        let mut before = c.buf.split_to(login.offset);
-        let frame = c.buf.split_to(login.len);
-        udp::lock(&self.shared.relay).handle_control_bytes(now, conn, &mut before);
-        // The frames before may have closed the connection (e.g. a malformed one): deliver that close first, and
-        // feed nothing more to a connection the relay forgot.
-        self.flush_events();
-        let (Some(c), Some(v)) = (self.conns.get_mut(&conn), &self.verifier) else { return };
-        c.held = Some(frame);
-        v.start(conn, login, self.cmds.clone());
+        udp::lock(&self.shared.relay).handle_control_bytes(now, conn, &mut c.buf);
+    }
+
+    /// Hands a credential check's answer to the relay, then feeds the frames that waited behind the Login.
+    fn authenticated(&mut self, now: Instant, id: AuthId, result: Result<UserInfo, AuthError>) {
+        self.relay().handle_auth_result(now, id, result);
+        self.feed(id.conn, now);
     }
 
     /// Delivers the relay's control events to the connection tasks.
@@ -230,6 +214,13 @@ impl Core {
                     if let Some(c) = self.conns.remove(&conn) {
                         // If the queue is full, dropping it closes the connection after the queued frames anyway.
                         let _ = c.tx.try_send(Out::Close);
+                    }
+                }
+                Event::Authenticate(request) => {
+                    let id = request.id();
+                    // Checked without the relay's lock; slow checks come back later as `Cmd::Authenticated`.
+                    if let Some(result) = self.verifier.check(request, &self.cmds) {
+                        self.authenticated(Instant::now(), id, result);
                     }
                 }
             }

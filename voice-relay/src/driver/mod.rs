@@ -32,7 +32,13 @@
 //!   threads; after each it delivers the relay's events.
 //! * **Forward latency**: every datagram sent because of a received batch is recorded in a fixed log-scale
 //!   histogram (from the return of that batch's `recvmmsg` to the return of the `sendmmsg` that sent it), served
-//!   with the counters by [`MetricsHandle`] and the optional HTTP endpoint ([`Server::with_metrics`]).
+//!   with the counters by [`MetricsHandle`] (the `voice-server` crate serves them over HTTP).
+//! * **Logins** ([`auth`](crate::auth)): the relay emits [`Event::Authenticate`](crate::Event::Authenticate); the
+//!   core task checks it with the [`Authenticator`] given to [`Server::bind`] — at once when
+//!   [`Authenticator::is_cheap`] (tokens), otherwise on tokio's blocking pool, bounded by [`AuthPool`] (busy
+//!   beyond: refused at once) — and feeds the answer back with [`Relay::handle_auth_result`]. The connection's
+//!   frames behind the Login wait in its buffer meanwhile (order kept; bounded: a client that keeps sending is
+//!   closed).
 //! * **Idle poll** ([`IdlePoll`], on by default): after 1 s without accepted audio a UDP thread stops sleeping in
 //!   `recvmmsg` and instead takes what queued every 20 ms, so idle sessions' keepalives stop waking it one by one;
 //!   the first audio packet puts it back. Price: while idle, a HELLO, a PING or the first audio packet waits up to
@@ -56,19 +62,18 @@
 //! in-memory work only (≈ 1 µs per datagram); `recvmmsg` and `sendmmsg` — most of the cost — run in parallel. The
 //! alternative, one relay shard per thread, needs steering clients to the shard that knows their session and room
 //! (a per-shard port announced in LoginOk) or cross-shard forwarding; it is the next step if the lock becomes the
-//! limit. Default: 1 thread. The relay's authenticator runs under the lock too, which is why password checks
-//! (argon2id, tens of ms) belong off it: [`Server::with_auth_offload`].
+//! limit. Default: 1 thread. Credential checks never run under the lock.
 
 mod auth;
 mod control;
 mod core;
-mod http;
+mod metrics;
 mod tls;
 mod udp;
 mod workers;
 
-pub use auth::{AuthOffload, MAX_CONCURRENT_VERIFICATIONS};
-pub use http::{MAX_REQUEST_BYTES, MetricsHandle, MetricsSnapshot};
+pub use auth::{AuthPool, MAX_AUTH_WORKERS};
+pub use metrics::{MetricsHandle, MetricsSnapshot};
 /// The rustls version [`Server::with_tls`] takes (for building a `ServerConfig` by hand).
 pub use rustls;
 pub use tls::{TLS_HANDSHAKE_TIMEOUT, server_config_from_pem};
@@ -84,6 +89,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
 use self::control::Cmd;
+use crate::auth::Authenticator;
 use crate::error::DriverError;
 use crate::metrics::LatencyHistogram;
 use crate::relay::Relay;
@@ -162,7 +168,6 @@ struct Shared {
 }
 
 /// A relay bound to its UDP socket and TCP listener, ready to [`run`](Self::run).
-#[derive(Debug)]
 pub struct Server {
     relay: Relay,
     /// One socket per UDP thread (several: all bound to `udp_addr` with `SO_REUSEPORT`).
@@ -174,12 +179,25 @@ pub struct Server {
     stats: Arc<DriverStats>,
     cmd_tx: mpsc::Sender<Cmd>,
     cmd_rx: mpsc::Receiver<Cmd>,
-    metrics: Option<(std::net::TcpListener, SocketAddr)>,
     idle_poll: Option<IdlePoll>,
-    auth_offload: Option<AuthOffload>,
+    auth: Arc<dyn Authenticator>,
+    auth_pool: AuthPool,
     udp_chunk: usize,
     /// TLS on the control connections.
     tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("relay", &self.relay)
+            .field("udp_addr", &self.udp_addr)
+            .field("tcp_addr", &self.tcp_addr)
+            .field("udp_threads", &self.udp.len())
+            .field("auth_pool", &self.auth_pool)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Asks a running [`Server`] to shut down gracefully. Cheap to clone.
@@ -197,47 +215,25 @@ impl ShutdownHandle {
 
 impl Server {
     /// Binds the UDP socket and the TCP listener (port 0 picks a free port; see [`udp_addr`](Self::udp_addr)).
-    /// Needs no runtime: the sockets join the runtime that runs [`run`](Self::run).
-    pub fn bind(relay: Relay, udp: SocketAddr, tcp: SocketAddr) -> Result<Self, DriverError> {
+    /// Logins are checked with `authenticator` (see the module docs; an `Arc` of one works too). Needs no runtime:
+    /// the sockets join the runtime that runs [`run`](Self::run).
+    pub fn bind(
+        relay: Relay,
+        authenticator: impl Authenticator + 'static,
+        udp: SocketAddr,
+        tcp: SocketAddr,
+    ) -> Result<Self, DriverError> {
         let udp = std::net::UdpSocket::bind(udp).map_err(|source| DriverError::Bind { what: "udp", source })?;
-        Self::bind_with_udp(relay, udp, tcp)
-    }
-
-    /// Everything a configuration file describes, bound and ready to [`run`](Self::run): the relay
-    /// ([`Config::relay_config`](crate::config::Config::relay_config), its `udp_port` set to the bound port), its
-    /// authenticator ([`Config::authenticator`](crate::config::Config::authenticator)) with password checks off the
-    /// core task ([`AuthOffload`]), the system random source, the idle poll and UDP threads of `[listen]`, the
-    /// metrics endpoint if enabled, and TLS if `[tls]` names a certificate. Reads the clock (for chat timestamps).
-    pub fn from_config(config: &crate::config::Config) -> Result<Self, DriverError> {
-        let l = &config.listen;
-        let udp = std::net::UdpSocket::bind(l.udp).map_err(|source| DriverError::Bind { what: "udp", source })?;
-        let port = udp.local_addr().map_err(|source| DriverError::Bind { what: "udp", source })?.port();
-        let offload = AuthOffload::new(config.authenticator()?);
-        let mut relay_config = config.relay_config();
-        relay_config.udp_port = port;
-        let now = std::time::Instant::now();
-        let unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let rng = Box::new(crate::SystemRng::new());
-        let relay = Relay::new(relay_config, offload.relay_authenticator(), rng, now, unix_ms)?;
-        let idle = (l.idle_poll_ms > 0)
-            .then(|| IdlePoll { period: Duration::from_millis(l.idle_poll_ms), ..IdlePoll::default() });
-        let mut server = Self::bind_with_udp(relay, udp, l.control)?
-            .with_auth_offload(offload)
-            .with_idle_poll(idle)
-            .with_udp_threads(l.udp_threads)?;
-        if l.metrics_enabled {
-            server = server.with_metrics(l.metrics)?;
-        }
-        if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
-            server = server.with_tls(server_config_from_pem(cert, key)?);
-        }
-        Ok(server)
+        Self::bind_with_udp(relay, Arc::new(authenticator), udp, tcp)
     }
 
     /// [`bind`](Self::bind) with an already bound UDP socket.
-    fn bind_with_udp(mut relay: Relay, udp: std::net::UdpSocket, tcp: SocketAddr) -> Result<Self, DriverError> {
+    fn bind_with_udp(
+        mut relay: Relay,
+        auth: Arc<dyn Authenticator>,
+        udp: std::net::UdpSocket,
+        tcp: SocketAddr,
+    ) -> Result<Self, DriverError> {
         let bind = |what| move |source| DriverError::Bind { what, source };
         tune_udp(&udp).map_err(bind("udp"))?;
         let tcp = std::net::TcpListener::bind(tcp).map_err(bind("tcp"))?;
@@ -258,9 +254,9 @@ impl Server {
             stats: Arc::default(),
             cmd_tx,
             cmd_rx,
-            metrics: None,
             idle_poll: Some(IdlePoll::default()),
-            auth_offload: None,
+            auth,
+            auth_pool: AuthPool::default(),
             udp_chunk: DEFAULT_UDP_CHUNK,
             tls: None,
         })
@@ -325,31 +321,12 @@ impl Server {
         self
     }
 
-    /// Verifies passwords off the core task (on tokio's blocking pool) instead of inline: build the relay with
-    /// `offload.relay_authenticator()` (see [`AuthOffload`]). A connection's control messages after a password
-    /// Login wait until its result is back, so their order is kept.
+    /// Sizes the blocking pool that checks slow credentials (default [`AuthPool::default`]: one worker per core,
+    /// 64 waiting; beyond, logins are refused at once with Error `RATE_LIMITED`).
     #[must_use]
-    pub fn with_auth_offload(mut self, offload: AuthOffload) -> Self {
-        self.auth_offload = Some(offload);
+    pub fn with_auth_pool(mut self, pool: AuthPool) -> Self {
+        self.auth_pool = pool;
         self
-    }
-
-    /// Also serves the metrics in the Prometheus text format at `GET /metrics` on `addr` (HTTP/1.1, one request per
-    /// connection, requests over [`MAX_REQUEST_BYTES`] refused). Binds now (port 0 picks a free port; see
-    /// [`metrics_addr`](Self::metrics_addr)).
-    pub fn with_metrics(mut self, addr: SocketAddr) -> Result<Self, DriverError> {
-        let bind = |source| DriverError::Bind { what: "metrics", source };
-        let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
-        listener.set_nonblocking(true).map_err(bind)?;
-        let local = listener.local_addr().map_err(bind)?;
-        self.metrics = Some((listener, local));
-        Ok(self)
-    }
-
-    /// The bound metrics address, if [`with_metrics`](Self::with_metrics) was called.
-    #[must_use]
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics.as_ref().map(|m| m.1)
     }
 
     /// A handle that takes snapshots of the running relay's counters and forward-latency histogram. It does not keep
@@ -402,20 +379,14 @@ impl Server {
     /// The future is `Send`: it can run on any tokio runtime, with `tokio::spawn` or `block_on`. It spawns the
     /// control tasks with `tokio::spawn` on that runtime; the UDP threads are its own plain threads.
     pub async fn run(self) -> Result<Relay, DriverError> {
-        let Self {
-            relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, metrics, idle_poll, auth_offload, udp_chunk, tls, ..
-        } = self;
+        let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, idle_poll, auth, auth_pool, udp_chunk, tls, .. } =
+            self;
         let weak_cmds = cmd_tx.downgrade();
         let udp_stop = Arc::new(AtomicBool::new(false));
         // However this future ends — returned, failed, dropped unfinished (an aborted task) or by a panic — the UDP
-        // threads, the accept loop and the metrics task stop.
+        // threads and the accept loop stop.
         let _stop_all = StopOnDrop { udp: Arc::clone(&udp_stop), tasks: Arc::clone(&stop) };
         let tcp = TcpListener::from_std(tcp).map_err(|source| DriverError::Bind { what: "tcp", source })?;
-        if let Some((listener, _)) = metrics {
-            let listener =
-                TcpListener::from_std(listener).map_err(|source| DriverError::Bind { what: "metrics", source })?;
-            tokio::spawn(http::serve(listener, MetricsHandle::new(cmd_tx.downgrade()), stop.subscribe()));
-        }
         let tls = tls.map(tokio_rustls::TlsAcceptor::from);
         tokio::spawn(control::accept_loop(tcp, tls, cmd_tx, stop.subscribe()));
         let shared = Arc::new(Shared {
@@ -442,7 +413,7 @@ impl Server {
                 }
             }
         }
-        let verifier = auth_offload.map(auth::Verifier::new);
+        let verifier = auth::Verifier::new(auth, auth_pool);
         let mut core = core::Core::new(Arc::clone(&shared), stats, verifier, weak_cmds);
         let result = core.run(cmd_rx, stop.subscribe()).await;
         udp_stop.store(true, Ordering::Relaxed);
@@ -455,8 +426,8 @@ impl Server {
     }
 }
 
-/// Stops the UDP threads (they see the flag within their 20 ms read timeout) and the control and metrics tasks
-/// when [`Server::run`] ends in any way.
+/// Stops the UDP threads (they see the flag within their 20 ms read timeout) and the control tasks when
+/// [`Server::run`] ends in any way.
 struct StopOnDrop {
     udp: Arc<AtomicBool>,
     tasks: Arc<watch::Sender<bool>>,

@@ -2,6 +2,10 @@
 //! the forwarding loop as plain blocking code — no runtime, no reactor: one `recvmmsg` that sleeps until a
 //! datagram arrives and returns it with whatever queued behind it, the relay under its lock, one `sendmmsg` —
 //! the same system calls a hand-written fan-out loop makes.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the driver owns the clock: `now` for the relay, and the idle poll sleeps between its ticks"
+)]
 
 use std::collections::VecDeque;
 use std::io;

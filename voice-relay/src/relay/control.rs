@@ -10,7 +10,8 @@ use voice_proto::control::{
 use voice_proto::{ControlError, KEY_LEN, PublicId, SessionSecret, SessionToken, WhisperTarget};
 
 use super::{ConnId, Event, Relay};
-use crate::error::RequestError;
+use crate::auth::{AuthId, AuthRequest, UserInfo};
+use crate::error::{AuthError, RequestError};
 use crate::ratelimit::TokenBucket;
 use crate::room::{ChatEntry, Room, RoomConfig, ct_eq};
 use crate::session::{LossState, Session, Whisper, truncate_name};
@@ -52,12 +53,19 @@ impl Relay {
     /// A framing error or a message that does not decode is fatal for this connection only (`PROTOCOL.md` §5.1):
     /// Error `BAD_REQUEST` or `TOO_LARGE` (Goodbye `UNSUPPORTED_VERSION` for a wrong version), then
     /// [`Event::Close`]; `buf` is cleared. Unknown message kinds are skipped.
+    ///
+    /// After a Login, the frames behind it stay in `buf` until its [`Event::Authenticate`] is answered
+    /// ([`handle_auth_result`](Self::handle_auth_result)); then call this again with the same buffer (new bytes or
+    /// not) to go on. The caller bounds how much it buffers meanwhile.
     pub fn handle_control_bytes(&mut self, now: Instant, conn: ConnId, buf: &mut BytesMut) {
         if buf.is_empty() {
             return;
         }
         self.conn_entry(conn, now).last_rx = now;
         loop {
+            if self.conns.get(&conn).is_some_and(|c| c.pending.is_some()) {
+                return;
+            }
             let failure = match decode_frame(buf) {
                 Ok(None) => return,
                 Ok(Some(frame)) => match ClientMessage::decode(&frame) {
@@ -95,11 +103,15 @@ impl Relay {
 
     /// Handles one decoded control message from connection `conn`. Refusals are answered with an `Error` message
     /// (see [`RequestError`]) and leave the connection open.
+    ///
+    /// A Login is not answered at once: it becomes an [`Event::Authenticate`]. While that check is pending, another
+    /// Login or Resume on the connection is refused (`ALREADY_LOGGED_IN`) and requests that need a session get
+    /// `NOT_LOGGED_IN` ([`handle_control_bytes`](Self::handle_control_bytes) instead holds them back).
     pub fn handle_control(&mut self, now: Instant, conn: ConnId, msg: ClientMessage) {
         let control = self.s.control;
         let c = self.conn_entry(conn, now);
         c.last_rx = now;
-        let session = c.session;
+        let (session, pending) = (c.session, c.pending.is_some());
         if !c.bucket.take(control, now, 1) {
             let e = RequestError::RateLimited;
             self.send(conn, ServerMessage::Error { code: e.code(), message: e.to_string() });
@@ -118,7 +130,10 @@ impl Relay {
             }
             (ClientMessage::Pong { .. }, _) => Ok(()),
             (ClientMessage::Login { .. } | ClientMessage::Resume { .. }, Some(_)) => Err(RequestError::AlreadyLoggedIn),
-            (ClientMessage::Login { user, credential, .. }, None) => self.login(now, conn, &user, &credential),
+            (ClientMessage::Login { .. } | ClientMessage::Resume { .. }, None) if pending => {
+                Err(RequestError::LoginPending)
+            }
+            (ClientMessage::Login { user, credential, .. }, None) => self.request_login(now, conn, user, credential),
             (ClientMessage::Resume { token, secret }, None) => self.resume(conn, token, secret),
             (_, None) => Err(RequestError::NotLoggedIn),
             (ClientMessage::ListRooms, Some(_)) => {
@@ -170,18 +185,60 @@ impl Relay {
         Ok(u32::from_be_bytes(b))
     }
 
-    fn login(&mut self, now: Instant, conn: ConnId, user: &str, credential: &Credential) -> Reply {
+    /// A Login on a connection without a session: asks the driver to check the credential.
+    fn request_login(&mut self, now: Instant, conn: ConnId, user: String, credential: Credential) -> Reply {
+        // Refused before any costly check when it could not succeed anyway.
         if self.sessions.len() >= self.s.cfg.max_sessions {
             return Err(RequestError::Capacity);
         }
-        let info = match self.auth.authenticate(user, credential) {
-            Ok(info) => info,
+        let id = AuthId { conn, n: self.next_auth };
+        self.next_auth += 1;
+        let unix_time_ms = self.unix_ms(now);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.pending = Some((id, user.as_str().into()));
+        }
+        self.events.push_back(Event::Authenticate(AuthRequest { id, user, credential, unix_time_ms }));
+        Ok(())
+    }
+
+    /// The answer to the [`Event::Authenticate`] with `id`: on success a session is created and the client gets
+    /// LoginOk; otherwise it gets Error `AUTH_FAILED` (whatever the reason, so it learns nothing about which user
+    /// names exist), or `RATE_LIMITED` for [`AuthError::Busy`]. An answer for a connection that closed meanwhile,
+    /// or given twice, is ignored. Then feed the connection's buffered bytes again
+    /// ([`handle_control_bytes`](Self::handle_control_bytes)): the frames behind the Login were held.
+    pub fn handle_auth_result(&mut self, now: Instant, id: AuthId, result: Result<UserInfo, AuthError>) {
+        let conn = id.conn;
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some((_, user)) = c.pending.take_if(|(pending, _)| *pending == id) else { return };
+        let outcome = match result {
+            _ if self.shutting_down => {
+                let message = RequestError::ShuttingDown.to_string();
+                self.send(conn, ServerMessage::Goodbye { code: ErrorCode::SHUTTING_DOWN, message });
+                self.close_conn(now, conn);
+                return;
+            }
+            Ok(info) => self.login(now, conn, &user, &info),
+            Err(AuthError::Busy) => {
+                self.counters.logins_busy += 1;
+                tracing::debug!(conn = conn.0, user = &*user, "login refused: verification pool full");
+                Err(RequestError::Busy)
+            }
             Err(e) => {
                 self.counters.login_failures += 1;
-                tracing::warn!(conn = conn.0, user, reason = %e, "login refused");
-                return Err(RequestError::AuthFailed);
+                tracing::warn!(conn = conn.0, user = &*user, reason = %e, "login refused");
+                Err(RequestError::AuthFailed)
             }
         };
+        if let Err(e) = outcome {
+            self.send(conn, ServerMessage::Error { code: e.code(), message: e.to_string() });
+        }
+    }
+
+    /// Creates the session of a login the driver accepted.
+    fn login(&mut self, now: Instant, conn: ConnId, user: &str, info: &UserInfo) -> Reply {
+        if self.sessions.len() >= self.s.cfg.max_sessions {
+            return Err(RequestError::Capacity);
+        }
         // Tokens: uniformly random, never 0, unique among live sessions. With ≤ 100k live sessions a draw collides
         // with probability < 3e-5; eight draws all colliding means the random source is broken.
         let mut token = None;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use voice_proto::control::{ChannelConfig, ServerMessage};
 use voice_proto::{KEY_LEN, Transmit};
 
-use crate::auth::Authenticator;
+use crate::auth::{AuthId, AuthRequest};
 use crate::counters::Counters;
 use crate::error::{Error, RngError};
 use crate::ratelimit::{BucketParams, TokenBucket};
@@ -132,12 +132,18 @@ pub enum Event {
         /// The connection.
         conn: ConnId,
     },
+    /// A Login to check: verify the credential (e.g. with an [`Authenticator`](crate::Authenticator)) and answer
+    /// with [`Relay::handle_auth_result`]. Until then the connection's later frames stay in its buffer (see
+    /// [`Relay::handle_control_bytes`]). The relay never checks a credential itself.
+    Authenticate(AuthRequest),
 }
 
 /// A control connection's state.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) session: Option<u32>,
+    /// A Login waiting for its credential check ([`Event::Authenticate`]): its id and user name.
+    pub(crate) pending: Option<(AuthId, Box<str>)>,
     pub(crate) last_rx: Instant,
     /// Control message rate limit.
     pub(crate) bucket: TokenBucket,
@@ -160,10 +166,11 @@ pub(crate) struct Settings {
 /// * **Inputs** — [`handle_datagram`](Self::handle_datagram) (a UDP datagram and its source),
 ///   [`handle_control`](Self::handle_control) / [`handle_control_bytes`](Self::handle_control_bytes) (a decoded
 ///   control message, or raw bytes read from a connection), [`connection_opened`](Self::connection_opened) /
-///   [`connection_closed`](Self::connection_closed), [`handle_timeout`](Self::handle_timeout) and
+///   [`connection_closed`](Self::connection_closed), [`handle_auth_result`](Self::handle_auth_result) (the
+///   answer to an [`Event::Authenticate`]), [`handle_timeout`](Self::handle_timeout) and
 ///   [`shutdown`](Self::shutdown). Every input takes `now`; the relay never reads a clock.
 /// * **Outputs** — [`poll_transmit`](Self::poll_transmit) (UDP datagrams), [`poll_event`](Self::poll_event)
-///   (control messages and connection closes), [`poll_timeout`](Self::poll_timeout) (when to call
+///   (control messages, connection closes, logins to check), [`poll_timeout`](Self::poll_timeout) (when to call
 ///   `handle_timeout` next).
 /// * **Getters** — [`counters`](Self::counters), [`session_count`](Self::session_count),
 ///   [`room_count`](Self::room_count).
@@ -201,12 +208,12 @@ pub(crate) struct Settings {
 ///
 /// # Randomness and authentication
 ///
-/// Tokens, secrets and media keys come from the [`RandomSource`] given to [`Relay::new`]; logins are checked by the
-/// given [`Authenticator`]. Public ids are a counter from a random start, so they are never reused while the relay
-/// lives (`PROTOCOL.md` §4.2).
+/// Tokens, secrets and media keys come from the [`RandomSource`] given to [`Relay::new`]. Public ids are a counter
+/// from a random start, so they are never reused while the relay lives (`PROTOCOL.md` §4.2). Credentials are not
+/// checked here: a Login becomes an [`Event::Authenticate`] for the driver, answered with
+/// [`handle_auth_result`](Self::handle_auth_result) (see [`crate::auth`]).
 pub struct Relay {
     pub(crate) s: Settings,
-    pub(crate) auth: Box<dyn Authenticator + Send>,
     pub(crate) rng: Box<dyn RandomSource + Send>,
     pub(crate) sessions: Slab<Session>,
     pub(crate) by_token: HashMap<u32, u32>,
@@ -223,6 +230,8 @@ pub struct Relay {
     pub(crate) next_housekeeping: Instant,
     pub(crate) next_hints: Instant,
     pub(crate) next_public_id: u32,
+    /// Id of the next [`AuthRequest`].
+    pub(crate) next_auth: u64,
     /// `now` at construction and the Unix time in ms it corresponds to (for chat timestamps).
     pub(crate) epoch: (Instant, u64),
     pub(crate) shutting_down: bool,
@@ -258,7 +267,6 @@ impl Relay {
     /// the pair to stamp chat messages without reading a clock.
     pub fn new(
         config: RelayConfig,
-        authenticator: Box<dyn Authenticator + Send>,
         mut rng: Box<dyn RandomSource + Send>,
         now: Instant,
         unix_time_ms: u64,
@@ -324,7 +332,6 @@ impl Relay {
             next_housekeeping: now + s.cfg.housekeeping_interval,
             next_hints: now + s.cfg.hint_interval,
             s,
-            auth: authenticator,
             rng,
             sessions: Slab::new(),
             by_token: HashMap::new(),
@@ -339,6 +346,7 @@ impl Relay {
             counters,
             // Public ids start at a random point below 2^31 so they do not reveal how many sessions came before.
             next_public_id: (u32::from_be_bytes(start) >> 1).max(1),
+            next_auth: 1,
             epoch: (now, unix_time_ms),
             shutting_down: false,
         })
@@ -455,6 +463,7 @@ impl Relay {
         let control = self.s.control;
         self.conns.entry(conn).or_insert_with(|| Conn {
             session: None,
+            pending: None,
             last_rx: now,
             bucket: TokenBucket::full(control, now),
         })

@@ -7,6 +7,10 @@
 //! * an answer to a datagram (anything that is not forwarded audio) is never larger than that datagram;
 //! * forwarded audio is exactly as long as the AUDIO_UP it came from;
 //! * every control message the relay emits encodes (all caps respected) and decodes back to itself.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness: the origin of the relay's time, and deadlines for waits on real sockets"
+)]
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{HashMap, HashSet};
@@ -19,7 +23,7 @@ use voice_proto::{
     AudioFlags, AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, PacketKind, PublicId, ReplayWindow, Seq,
     SessionSecret, SessionToken, Timestamp, WhisperTarget,
 };
-use voice_relay::{ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, SeededRng};
+use voice_relay::{Authenticator, ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, SeededRng};
 
 pub const UNIX_START_MS: u64 = 1_763_800_000_000;
 
@@ -78,6 +82,8 @@ impl Client {
 
 pub struct Sim {
     pub relay: Relay,
+    /// Answers the relay's credential checks (the driver's part).
+    pub auth: MemoryAuthenticator,
     pub now: Instant,
     pub clients: Vec<Client>,
     /// Addresses that sent a HELLO with a valid MAC.
@@ -121,10 +127,10 @@ impl Sim {
             auth = auth.with_user(n, format!("pw-{n}"));
         }
         let now = Instant::now();
-        let relay = Relay::new(config, Box::new(auth), Box::new(SeededRng::new(0x5eed)), now, UNIX_START_MS)
-            .expect("valid config");
+        let relay = Relay::new(config, Box::new(SeededRng::new(0x5eed)), now, UNIX_START_MS).expect("valid config");
         Self {
             relay,
+            auth,
             now,
             clients: Vec::new(),
             authenticated: HashSet::new(),
@@ -353,6 +359,12 @@ impl Sim {
                         if let Some(c) = self.clients.iter_mut().find(|c| c.conn == conn) {
                             c.closed = true;
                         }
+                    }
+                    // The driver's part: check the credential at once (frames are fed one message at a time, so
+                    // none wait behind the Login).
+                    Event::Authenticate(request) => {
+                        let result = self.auth.authenticate(&request);
+                        self.relay.handle_auth_result(self.now, request.id(), result);
                     }
                     _ => {}
                 }

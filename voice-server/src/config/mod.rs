@@ -1,13 +1,13 @@
-//! The relay's TOML configuration file: listen addresses, limits, rooms, users and authentication, every option
+//! The server's TOML configuration file: listen addresses, limits, rooms, users and authentication, every option
 //! defaulted (an empty file is a valid configuration).
 //!
 //! Load it with [`Config::from_path`] (or [`Config::from_toml_str`]); the path comes from `--config` or the
 //! `ARS_CONFIG_PATH` environment variable ([`config_path_from`]). A bad file is reported by key and line
 //! ([`ConfigError`]): syntax errors, unknown keys, values of the wrong type and values out of range all name the
-//! key (when there is one) and its 1-based line and column. `voice-relay/relay.example.toml` documents every key.
+//! key (when there is one) and its 1-based line and column. `voice-server/server.example.toml` documents every key.
 //!
 //! ```
-//! use voice_relay::config::Config;
+//! use voice_server::Config;
 //!
 //! let cfg = Config::from_toml_str("[limits]\nmax_sessions = 500\n\n[[rooms]]\nname = \"ops\"\npassword = \"s3cret\"\n")?;
 //! assert_eq!(cfg.limits.max_sessions, 500);
@@ -16,7 +16,7 @@
 //!
 //! let err = Config::from_toml_str("[limits]\npackets_per_s = 0\n").unwrap_err();
 //! assert_eq!(err.to_string(), "line 2, column 17: `limits.packets_per_s`: must be at least 1");
-//! # Ok::<(), voice_relay::config::ConfigError>(())
+//! # Ok::<(), voice_server::ConfigError>(())
 //! ```
 
 mod validate;
@@ -28,12 +28,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use voice_proto::control::ChannelConfig;
+use voice_relay::{RelayConfig, RoomConfig};
 
 use crate::auth::{CombinedAuthenticator, JwtAuthenticator, PasswordFileAuthenticator};
-pub use crate::auth::{hash_password, hash_password_with_params};
-pub use crate::error::ConfigError;
-use crate::relay::RelayConfig;
-use crate::room::RoomConfig;
+use crate::error::ConfigError;
 
 /// The environment variable that names the configuration file when `--config` is not given.
 pub const CONFIG_PATH_ENV: &str = "ARS_CONFIG_PATH";
@@ -66,7 +64,7 @@ pub struct Config {
     pub rooms: Vec<RoomSection>,
     /// `[adhoc]`: rooms created on join.
     pub adhoc: AdhocSection,
-    /// `[[users]]`: password users (argon2id PHC hashes, see [`hash_password`]).
+    /// `[[users]]`: password users (argon2id PHC hashes, see [`hash_password`](crate::hash_password)).
     pub users: Vec<UserSection>,
     /// `[auth]`: token (JWT) authentication.
     pub auth: AuthSection,
@@ -111,15 +109,16 @@ pub struct ListenSection {
     pub udp: SocketAddr,
     /// `control`: the TCP control listener (default `0.0.0.0:7000`).
     pub control: SocketAddr,
-    /// `metrics`: the Prometheus HTTP endpoint, `GET /metrics` (default `127.0.0.1:9100`: loopback only).
+    /// `metrics`: the HTTP endpoint: Prometheus text at `GET /metrics`, liveness at `GET /health` (default
+    /// `127.0.0.1:9100`: loopback only).
     pub metrics: SocketAddr,
-    /// `metrics_enabled`: whether to serve metrics at all (default true).
+    /// `metrics_enabled`: whether to serve metrics and health at all (default true).
     pub metrics_enabled: bool,
     /// `udp_threads`: threads running the UDP socket loop, 1–64 (default 1; more than 1 needs Linux:
-    /// `SO_REUSEPORT`, see `driver::Server::with_udp_threads`).
+    /// `SO_REUSEPORT`, see `voice_relay::driver::Server::with_udp_threads`).
     pub udp_threads: usize,
     /// `idle_poll_ms`: while no audio flows, read UDP every this many ms instead of waking per datagram (default
-    /// 20; 0 = always wake per datagram; see `driver::IdlePoll`).
+    /// 20; 0 = always wake per datagram; see `voice_relay::driver::IdlePoll`).
     pub idle_poll_ms: u64,
 }
 
@@ -291,7 +290,7 @@ pub struct UserSection {
     /// `name`: the login name (1–64 bytes, unique).
     pub name: String,
     /// `password_hash`: an argon2id PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`), as made by
-    /// [`hash_password`].
+    /// [`hash_password`](crate::hash_password).
     pub password_hash: String,
     /// `display_name`: shown to other members (default: the login name).
     #[serde(default)]

@@ -5,14 +5,17 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use voice_proto::control::Credential;
+use voice_relay::{AuthError, AuthRequest, Authenticator, UserInfo};
 
-use super::{Authenticator, UserInfo};
-use crate::error::AuthError;
-
-/// The claims the relay reads; others are ignored.
+/// The claims the server reads; others are ignored.
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Expiry, Unix seconds (required).
+    exp: u64,
+    /// Not before, Unix seconds.
+    #[serde(default)]
+    nbf: Option<u64>,
     #[serde(default)]
     name: Option<String>,
 }
@@ -23,10 +26,14 @@ struct Claims {
 /// leeway; `nbf` too if present), its `iss` equals the configured issuer and its `aud` contains the configured
 /// audience (each only when configured), and its `sub` equals the user name given at login. The display name is
 /// the `name` claim if present, else the user name. Only HS256 is accepted (no `alg` confusion).
+///
+/// Time is the login's ([`AuthRequest::unix_time_ms`], from the `now` the relay was given): this reads no clock.
 #[derive(Clone)]
 pub struct JwtAuthenticator {
     key: DecodingKey,
     validation: Validation,
+    /// Tolerated clock skew on `exp` and `nbf`, seconds.
+    leeway_s: u64,
 }
 
 impl std::fmt::Debug for JwtAuthenticator {
@@ -34,7 +41,7 @@ impl std::fmt::Debug for JwtAuthenticator {
         f.debug_struct("JwtAuthenticator")
             .field("issuer", &self.validation.iss)
             .field("audience", &self.validation.aud)
-            .field("leeway_s", &self.validation.leeway)
+            .field("leeway_s", &self.leeway_s)
             .finish_non_exhaustive()
     }
 }
@@ -48,11 +55,11 @@ impl JwtAuthenticator {
         let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // `exp` and `nbf` are checked here against the login's time (jsonwebtoken would read the clock).
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.validate_aud = false;
-        validation.leeway = 30;
-        Self { key: DecodingKey::from_secret(secret), validation }
+        Self { key: DecodingKey::from_secret(secret), validation, leeway_s: 30 }
     }
 
     /// Requires `iss` to equal `issuer` (none: any or no issuer).
@@ -84,19 +91,28 @@ impl JwtAuthenticator {
     /// Clock skew tolerated on `exp` and `nbf` (whole seconds).
     #[must_use]
     pub fn with_leeway(mut self, leeway: Duration) -> Self {
-        self.validation.leeway = leeway.as_secs();
+        self.leeway_s = leeway.as_secs();
         self
     }
 }
 
 impl Authenticator for JwtAuthenticator {
-    fn authenticate(&self, user: &str, credential: &Credential) -> Result<UserInfo, AuthError> {
-        let Credential::Token(token) = credential else { return Err(AuthError::UnsupportedCredential) };
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|_| AuthError::WrongCredential)?;
-        if data.claims.sub != user {
+    fn authenticate(&self, request: &AuthRequest) -> Result<UserInfo, AuthError> {
+        let Credential::Token(token) = request.credential() else { return Err(AuthError::UnsupportedCredential) };
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|_| AuthError::WrongCredential)?
+            .claims;
+        let now_s = request.unix_time_ms() / 1000;
+        let expired = claims.exp.saturating_add(self.leeway_s) < now_s;
+        let early = claims.nbf.is_some_and(|nbf| nbf > now_s.saturating_add(self.leeway_s));
+        if expired || early || claims.sub != request.user() {
             return Err(AuthError::WrongCredential);
         }
-        Ok(UserInfo::new(data.claims.name.filter(|n| !n.is_empty()).unwrap_or_else(|| user.to_owned())))
+        Ok(UserInfo::new(claims.name.filter(|n| !n.is_empty()).unwrap_or_else(|| request.user().to_owned())))
+    }
+
+    /// An HMAC: microseconds.
+    fn is_cheap(&self, _: &Credential) -> bool {
+        true
     }
 }

@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use voice_proto::control::Credential;
+use voice_relay::{AuthError, AuthRequest, Authenticator, RandomSource, UserInfo};
 
-use super::{Authenticator, UserInfo};
-use crate::error::{AuthError, ConfigError};
-use crate::rng::RandomSource;
+use crate::error::ConfigError;
 
 /// Salt length drawn by [`hash_password`] (the design notes ask for at least 16 bytes).
 const SALT_LEN: usize = 16;
@@ -20,11 +19,11 @@ const SALT_LEN: usize = 16;
 ///
 /// ```
 /// use voice_relay::SystemRng;
-/// use voice_relay::config::hash_password;
+/// use voice_server::hash_password;
 ///
 /// let phc = hash_password("correct horse", &mut SystemRng::new())?;
 /// assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-/// # Ok::<(), voice_relay::config::ConfigError>(())
+/// # Ok::<(), voice_server::ConfigError>(())
 /// ```
 pub fn hash_password(password: &str, rng: &mut dyn RandomSource) -> Result<String, ConfigError> {
     let p = Params::default();
@@ -33,7 +32,7 @@ pub fn hash_password(password: &str, rng: &mut dyn RandomSource) -> Result<Strin
 
 /// [`hash_password`] with chosen argon2id costs: `memory_kib` KiB of memory (≥ 8) and `iterations` passes (≥ 1),
 /// one lane. E.g. `(65_536, 3)` for the 64 MiB / 3 passes of the design notes (about 3 times the login cost of the
-/// defaults on the relay's thread). Fails with [`ConfigError::Hash`] on parameters argon2 refuses.
+/// defaults per login). Fails with [`ConfigError::Hash`] on parameters argon2 refuses.
 pub fn hash_password_with_params(
     password: &str,
     memory_kib: u32,
@@ -85,7 +84,9 @@ struct User {
 ///
 /// An unknown user name costs the same time as a wrong password: the password is verified against a dummy hash
 /// with the parameters of the most expensive configured hash, so response time does not reveal which names exist.
-/// Each call costs one argon2id verification (tens of ms with the default parameters), on the caller's thread.
+/// Each call costs one argon2id verification (tens of ms with the default parameters), on the caller's thread:
+/// the relay's tokio driver runs it on its bounded blocking pool (`voice_relay::driver::AuthPool`), never on the
+/// task that owns the relay.
 #[derive(Clone)]
 pub struct PasswordFileAuthenticator {
     users: HashMap<String, User>,
@@ -146,9 +147,11 @@ impl PasswordFileAuthenticator {
 }
 
 impl Authenticator for PasswordFileAuthenticator {
-    fn authenticate(&self, user: &str, credential: &Credential) -> Result<UserInfo, AuthError> {
-        let Credential::Password(given) = credential else { return Err(AuthError::UnsupportedCredential) };
-        match self.users.get(user) {
+    fn authenticate(&self, request: &AuthRequest) -> Result<UserInfo, AuthError> {
+        let Credential::Password(given) = request.credential() else {
+            return Err(AuthError::UnsupportedCredential);
+        };
+        match self.users.get(request.user()) {
             Some(u) if Self::verify(&u.phc, given) => Ok(UserInfo::new(u.display_name.clone())),
             Some(_) => Err(AuthError::WrongCredential),
             None => {

@@ -1,34 +1,66 @@
-//! The `voice-server` binary's glue: config → relay → driver → signals. Everything it runs lives in `voice-relay`.
+//! `voice-server`: the voice relay (UDP audio) and its control server (TCP), with metrics and health over HTTP —
+//! [`voice_server::Server`] around the relay core and drivers of `voice-relay` — configured from a TOML file.
+//!
+//! ```text
+//! voice-server [--config FILE]        # or ARS_CONFIG_PATH=FILE; without either, every option has its default
+//! voice-server hash-password          # reads a password on stdin, prints the argon2id hash for the config's users
+//! ```
+//!
+//! It prints where it listens, serves Prometheus metrics and health over HTTP when the config names a metrics
+//! address, and shuts down gracefully on Ctrl-C or SIGTERM: every client gets a Goodbye (`SHUTTING_DOWN`) before
+//! the sockets close. Logs go to stderr (`RUST_LOG` filters them; default `info`). Errors are printed as sentences
+//! and the exit status is 1.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use voice_relay::config::{CONFIG_PATH_ENV, Config, config_path_from};
-use voice_relay::driver::{Server, ShutdownHandle};
+use voice_relay::driver::ShutdownHandle;
 use voice_relay::{Relay, SystemRng};
+use voice_server::{CONFIG_PATH_ENV, Config, Server, config_path_from};
+
+fn main() -> ExitCode {
+    init_logging();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("voice-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr with `tracing`; `RUST_LOG` filters (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+}
 
 /// Command line of `voice-server`.
 #[derive(Debug, Parser)]
 #[command(name = "voice-server", version, about = "Voice relay (UDP) and control server (TCP)")]
-pub struct Args {
+struct Args {
     /// TOML config file (every option has a default). Falls back to the `ARS_CONFIG_PATH` environment variable.
     #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    config: Option<PathBuf>,
     /// What to do instead of serving.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    command: Option<Command>,
 }
 
 /// Subcommands of `voice-server`.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+enum Command {
     /// Reads a password on stdin and prints its argon2id hash, for the `users` table of the config.
     HashPassword,
 }
 
 /// Runs `voice-server` with `args` until Ctrl-C or SIGTERM.
-pub fn run(args: Args) -> Result<()> {
+fn run(args: Args) -> Result<()> {
     if let Some(Command::HashPassword) = args.command {
         return hash_password();
     }
@@ -44,7 +76,7 @@ pub fn run(args: Args) -> Result<()> {
     if config.users.is_empty() && config.auth.jwt.is_none() {
         tracing::warn!("no [[users]] and no [auth.jwt] in the config: nobody can log in");
     }
-    let server = Server::from_config(&config).context("starting the relay")?;
+    let server = Server::from_config(&config).context("starting the server")?;
     println!("voice-server {} listening", env!("CARGO_PKG_VERSION"));
     println!("  control (TCP)  {}", server.tcp_addr());
     match &config.tls.cert {
@@ -53,7 +85,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!("  audio (UDP)    {}", server.udp_addr());
     if let Some(m) = server.metrics_addr() {
-        println!("  metrics (HTTP) http://{m}/metrics");
+        println!("  metrics (HTTP) http://{m}/metrics  (health: http://{m}/health)");
     }
     println!("ready (Ctrl-C or SIGTERM stops)");
     let stop = server.shutdown_handle();
@@ -69,7 +101,7 @@ pub fn run(args: Args) -> Result<()> {
 /// Blocks until Ctrl-C / SIGTERM (then asks the relay to shut down) or until the relay thread ends by itself.
 fn wait_for_signal(
     stop: &ShutdownHandle,
-    running: &std::thread::JoinHandle<Result<Relay, voice_relay::DriverError>>,
+    running: &std::thread::JoinHandle<Result<Relay, voice_server::Error>>,
 ) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
@@ -98,7 +130,7 @@ fn hash_password() -> Result<()> {
     std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
     let password = line.trim_end_matches(['\n', '\r']);
     anyhow::ensure!(!password.is_empty(), "empty password (give it on stdin)");
-    let hash = voice_relay::config::hash_password(password, &mut SystemRng::new())?;
+    let hash = voice_server::hash_password(password, &mut SystemRng::new())?;
     println!("{hash}");
     Ok(())
 }

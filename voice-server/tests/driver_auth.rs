@@ -1,6 +1,8 @@
-//! Password verification off the core task (`driver::AuthOffload`), over loopback: the authenticator runs on
-//! another thread than the relay's, pipelined messages after a Login keep their order, a wrong password is refused.
-#![cfg(feature = "tokio")]
+//! Logins through the relay's real driver on loopback with the production authenticators: argon2id checks run on
+//! the driver's blocking pool (not on the relay's thread), pipelined messages after a Login keep their order, a
+//! wrong password is refused; and `Server::from_config` runs what a configuration file describes, metrics and
+//! health over HTTP included. Every wait is bounded.
+#![allow(clippy::disallowed_methods, reason = "a test harness: the origin of the relay's time")]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -11,9 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use voice_proto::control::{ClientMessage, Credential, ErrorCode, ServerMessage, decode_frame};
-use voice_relay::config::hash_password_with_params;
-use voice_relay::driver::{AuthOffload, Server};
-use voice_relay::{AuthError, Authenticator, PasswordFileAuthenticator, Relay, RelayConfig, SeededRng, UserInfo};
+use voice_relay::driver::Server as Driver;
+use voice_relay::{AuthError, AuthRequest, Authenticator, Relay, RelayConfig, SeededRng, UserInfo};
+use voice_server::{Config, PasswordFileAuthenticator, Server, hash_password_with_params};
 
 const BOUND: Duration = Duration::from_secs(10);
 
@@ -24,10 +26,14 @@ struct Recording {
 }
 
 impl Authenticator for Recording {
-    fn authenticate(&self, user: &str, credential: &Credential) -> Result<UserInfo, AuthError> {
+    fn authenticate(&self, request: &AuthRequest) -> Result<UserInfo, AuthError> {
         let name = std::thread::current().name().unwrap_or("unnamed").to_owned();
         self.threads.lock().expect("lock").push(name);
-        self.inner.authenticate(user, credential)
+        self.inner.authenticate(request)
+    }
+
+    fn is_cheap(&self, credential: &Credential) -> bool {
+        self.inner.is_cheap(credential)
     }
 }
 
@@ -48,17 +54,10 @@ async fn passwords_are_verified_off_the_core_thread_and_order_is_kept() {
     let hash = hash_password_with_params("pw", 64, 1, &mut SeededRng::new(1)).expect("hash");
     let inner = PasswordFileAuthenticator::new().with_user("alice", hash, "Alice").expect("user");
     let threads = Arc::new(Mutex::new(Vec::new()));
-    let offload = AuthOffload::new(Recording { inner, threads: Arc::clone(&threads) });
-    let relay = Relay::new(
-        RelayConfig::default(),
-        offload.relay_authenticator(),
-        Box::new(SeededRng::new(2)),
-        Instant::now(),
-        0,
-    )
-    .expect("config");
+    let auth = Recording { inner, threads: Arc::clone(&threads) };
+    let relay = Relay::new(RelayConfig::default(), Box::new(SeededRng::new(2)), Instant::now(), 0).expect("config");
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let server = Server::bind(relay, lo, lo).expect("binds").with_auth_offload(offload);
+    let server = Driver::bind(relay, auth, lo, lo).expect("binds");
     let (tcp_addr, shutdown) = (server.tcp_addr(), server.shutdown_handle());
     let running = server.spawn().expect("driver thread");
 
@@ -106,8 +105,18 @@ async fn passwords_are_verified_off_the_core_thread_and_order_is_kept() {
     assert_eq!(relay.counters().logins, 1);
 }
 
-/// `Server::from_config`: the whole configuration file to a running server (password login checked off the core
-/// task, LoginOk announcing the bound UDP port, metrics served).
+/// One HTTP request; returns the whole response.
+async fn http(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connects");
+    s.write_all(request).await.expect("writes");
+    let mut out = Vec::new();
+    // The server may close before reading a refused request whole: a reset after the answer is fine.
+    let _ = timeout(BOUND, s.read_to_end(&mut out)).await.expect("answers");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `Server::from_config`: the whole configuration file to a running server (password login checked on the
+/// driver's pool, LoginOk announcing the bound UDP port, metrics and health served over HTTP within bounds).
 #[tokio::test]
 async fn server_from_config_runs_what_the_file_describes() {
     let hash = hash_password_with_params("pw", 64, 1, &mut SeededRng::new(3)).expect("hash");
@@ -115,11 +124,11 @@ async fn server_from_config_runs_what_the_file_describes() {
         "[server]\nname = \"from-file\"\n[listen]\nudp = \"127.0.0.1:0\"\ncontrol = \"127.0.0.1:0\"\n\
          metrics = \"127.0.0.1:0\"\nudp_threads = 2\n[[users]]\nname = \"bob\"\npassword_hash = \"{hash}\"\n"
     );
-    let config = voice_relay::config::Config::from_toml_str(&text).expect("valid config");
+    let config = Config::from_toml_str(&text).expect("valid config");
     let server = Server::from_config(&config).expect("binds");
     let (udp, tcp_addr, metrics) = (server.udp_addr(), server.tcp_addr(), server.metrics_addr().expect("metrics"));
     let shutdown = server.shutdown_handle();
-    let running = server.spawn().expect("driver thread");
+    let running = server.spawn().expect("server thread");
 
     let mut tcp = TcpStream::connect(tcp_addr).await.expect("connects");
     let mut rbuf = BytesMut::new();
@@ -131,12 +140,26 @@ async fn server_from_config_runs_what_the_file_describes() {
     let ServerMessage::LoginOk { udp_port, server_name, .. } = m else { panic!("{m:?}") };
     assert_eq!((udp_port, server_name.as_str()), (udp.port(), "from-file"));
 
-    let mut http = TcpStream::connect(metrics).await.expect("connects");
-    http.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.expect("writes");
-    let mut body = String::new();
-    timeout(BOUND, http.read_to_string(&mut body)).await.expect("answers").expect("reads");
-    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    let response = http(metrics, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").await;
+    let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(head.contains("content-type: text/plain; version=0.0.4"), "{head}");
+    assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
     assert!(body.contains("\nvoice_relay_logins_total 1\n"), "{body}");
+    assert!(body.contains("\nvoice_relay_logins_busy_total 0\n"), "{body}");
+    assert!(body.contains("voice_relay_udp_datagrams_total{op=\"recv\"}"), "{body}");
+    let health = http(metrics, b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n").await;
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n") && health.ends_with("\r\n\r\nok\n"), "{health}");
+    let not_found = http(metrics, b"GET / HTTP/1.1\r\nHost: test\r\n\r\n").await;
+    assert!(not_found.starts_with("HTTP/1.1 404 "), "{not_found}");
+    let post = http(metrics, b"POST /metrics HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n").await;
+    assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+    let mut huge = b"GET /metrics HTTP/1.1\r\nHost: test\r\nX: ".to_vec();
+    huge.resize(2 * voice_server::http::MAX_REQUEST_HEAD_BYTES, b'a');
+    huge.extend_from_slice(b"\r\n\r\n");
+    let too_large = http(metrics, &huge).await;
+    assert!(too_large.is_empty() || too_large.starts_with("HTTP/1.1 431 "), "{too_large}");
 
     shutdown.shutdown();
     let join = tokio::task::spawn_blocking(move || running.join().expect("thread").expect("runs"));

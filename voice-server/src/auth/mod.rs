@@ -1,0 +1,57 @@
+//! The production authenticators, implementing [`voice_relay::Authenticator`] (the relay core asks for a check
+//! with `Event::Authenticate`; the relay's tokio driver runs it and answers):
+//!
+//! * [`PasswordFileAuthenticator`] — users from the configuration file with argon2id-hashed passwords. Slow by
+//!   design (tens of ms per check with the parameters of [`hash_password`]: m = 19 MiB, t = 2, p = 1), so the
+//!   driver runs it on its bounded blocking pool (`voice_relay::driver::AuthPool`: one worker per core, a bounded
+//!   queue, refused as busy beyond it): a flood of password logins costs bounded CPU and memory and never stalls
+//!   forwarding;
+//! * [`JwtAuthenticator`] — HS256 JWTs signed by the app's backend with a shared secret; microseconds, checked
+//!   inline, expiry against the login's time (no clock read);
+//! * [`CombinedAuthenticator`] — both, chosen by the credential's kind (what [`crate::Config::authenticator`]
+//!   builds).
+
+mod jwt;
+mod password;
+
+pub use jwt::JwtAuthenticator;
+pub(crate) use password::check_phc;
+pub use password::{PasswordFileAuthenticator, hash_password, hash_password_with_params};
+
+use voice_proto::control::Credential;
+use voice_relay::{AuthError, AuthRequest, Authenticator, UserInfo};
+
+/// Password users and JWTs together: a [`Credential::Password`] goes to the password authenticator, a
+/// [`Credential::Token`] to the JWT one; a kind with no authenticator configured is refused
+/// ([`AuthError::UnsupportedCredential`]).
+#[derive(Debug, Default)]
+pub struct CombinedAuthenticator {
+    passwords: Option<PasswordFileAuthenticator>,
+    jwt: Option<JwtAuthenticator>,
+}
+
+impl CombinedAuthenticator {
+    /// Either, both or none of the two.
+    #[must_use]
+    pub fn new(passwords: Option<PasswordFileAuthenticator>, jwt: Option<JwtAuthenticator>) -> Self {
+        Self { passwords, jwt }
+    }
+}
+
+impl Authenticator for CombinedAuthenticator {
+    fn authenticate(&self, request: &AuthRequest) -> Result<UserInfo, AuthError> {
+        match (request.credential(), &self.passwords, &self.jwt) {
+            (Credential::Password(_), Some(p), _) => p.authenticate(request),
+            (Credential::Token(_), _, Some(j)) => j.authenticate(request),
+            _ => Err(AuthError::UnsupportedCredential),
+        }
+    }
+
+    /// Tokens are (an HMAC); passwords are not (argon2id). A kind refused at once is cheap too.
+    fn is_cheap(&self, credential: &Credential) -> bool {
+        match (credential, &self.passwords) {
+            (Credential::Password(_), Some(p)) => p.is_cheap(credential),
+            _ => true,
+        }
+    }
+}

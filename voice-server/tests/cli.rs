@@ -1,0 +1,145 @@
+//! The `voice-server` binary: it says where it listens (TLS included), stops gracefully on SIGTERM with a summary,
+//! refuses a bad configuration file in words (naming key and line) with a non-zero exit, and hashes a password
+//! from stdin. Every wait is bounded; the process is killed if a test fails.
+#![allow(clippy::disallowed_methods, reason = "a test harness: deadlines for the child's output")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+const BOUND: Duration = Duration::from_secs(20);
+
+/// The binary, its stdout lines collected by a thread.
+struct Proc {
+    child: Child,
+    lines: Receiver<String>,
+    /// Lines read while waiting for the exit, not yet looked at.
+    rest: Vec<String>,
+}
+
+impl Proc {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_voice-server"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines, rest: Vec::new() }
+    }
+
+    /// The first line (from now) that starts with `prefix` after trimming, waiting at most [`BOUND`].
+    fn line(&mut self, prefix: &str) -> String {
+        if let Some(i) = self.rest.iter().position(|l| l.trim_start().starts_with(prefix)) {
+            return self.rest.remove(i);
+        }
+        let deadline = Instant::now() + BOUND;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("no line starting with {prefix:?}"));
+            if line.trim_start().starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
+    /// Waits (bounded) for the process to close its stdout, which it does by exiting, then reaps it.
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + BOUND;
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => self.rest.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("the server did not exit"),
+            }
+        }
+        self.child.wait().expect("waits")
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut s = String::new();
+        let _ = self.child.stderr.take().expect("stderr").read_to_string(&mut s);
+        s
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("voice-server-cli-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn serves_until_sigterm_and_says_where() {
+    let dir = temp_dir("serve");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+    let config = dir.join("server.toml");
+    let text = format!(
+        "[listen]\nudp = \"127.0.0.1:0\"\ncontrol = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n\n\
+         [tls]\ncert = {:?}\nkey = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    std::fs::write(&config, text).expect("write config");
+    let mut server = Proc::start(&["--config", config.to_str().expect("utf-8 path")]);
+    let control = server.line("control (TCP)");
+    let addr: std::net::SocketAddr = control.split_whitespace().last().expect("address").parse().expect("address");
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{control}");
+    server.line("control TLS");
+    let metrics = server.line("metrics (HTTP)");
+    assert!(metrics.contains("/metrics") && metrics.contains("/health"), "{metrics}");
+    server.line("ready");
+    let killed = Command::new("kill").arg("-TERM").arg(server.child.id().to_string()).status().expect("kill runs");
+    assert!(killed.success());
+    assert!(server.wait().success(), "graceful shutdown on SIGTERM");
+    server.line("stopped:");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_config_file_is_refused_in_words() {
+    let dir = temp_dir("bad");
+    let config = dir.join("server.toml");
+    std::fs::write(&config, "[limits]\npackets_per_s = 0\n").expect("write config");
+    let mut server = Proc::start(&["--config", config.to_str().expect("utf-8 path")]);
+    assert!(!server.wait().success());
+    let err = server.stderr();
+    assert!(err.contains("line 2, column 17: `limits.packets_per_s`: must be at least 1"), "{err}");
+    assert!(!err.contains("Invalid {"), "words, not Debug output: {err}");
+    let mut missing = Proc::start(&["--config", dir.join("missing.toml").to_str().expect("utf-8 path")]);
+    assert!(!missing.wait().success());
+    assert!(missing.stderr().contains("missing.toml"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hash_password_prints_an_argon2id_hash() {
+    let mut p = Proc::start(&["hash-password"]);
+    p.child.stdin.take().expect("stdin").write_all(b"correct horse\n").expect("writes");
+    let line = p.line("$argon2id$");
+    assert!(line.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{line}");
+    assert!(p.wait().success());
+}
