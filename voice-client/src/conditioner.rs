@@ -164,6 +164,7 @@ impl<T> NetworkConditioner<T> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests need an origin for their simulated clock")]
 mod tests {
     use super::*;
 

@@ -4,6 +4,7 @@
 //! streams and the rings: what the capture callback pushed equals the input file, and the output file starts with
 //! what was queued for the speaker. Through ALSA's `linear` plugin (integer formats only) the backend opens a
 //! 16-bit stream and converts exactly. The file PCM is not paced in real time, so nothing about timing is checked.
+#![allow(clippy::disallowed_methods, reason = "real sound devices run in real time")]
 #![cfg(feature = "cpal")]
 
 use std::path::Path;

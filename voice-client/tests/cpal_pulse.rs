@@ -9,6 +9,7 @@
 //! Skips (with a printed reason) when `pulseaudio` or the ALSA pulse plugin is not installed. CI (Debian):
 //! `apt-get install pulseaudio pulseaudio-utils libasound2-plugins libasound2-dev`, then
 //! `cargo test -p voice-client --features cpal --test cpal_pulse -- --nocapture`.
+#![allow(clippy::disallowed_methods, reason = "real sound devices run in real time")]
 #![cfg(feature = "cpal")]
 
 use std::path::{Path, PathBuf};

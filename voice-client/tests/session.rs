@@ -1,5 +1,6 @@
 //! The sans-IO session alone, against hand-written server messages: HELLO retransmission with backoff, resume
 //! (and falling back to a fresh login when the server forgot the session), goodbye, and garbage input.
+#![allow(clippy::disallowed_methods, reason = "the simulated clock needs an origin")]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
