@@ -3,7 +3,10 @@
 //! The rule for every backend: its callbacks only move samples through a [`sample_ring`](crate::sample_ring) —
 //! the microphone callback pushes into a [`SampleProducer`], the speaker callback pops from a [`SampleConsumer`]
 //! (silence when it is empty). Nothing else happens in a callback: no allocation, no lock, no I/O, no logging.
-#![allow(clippy::disallowed_methods, reason = "the file backend stands in for a sound card: its device thread is paced by the wall clock")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the file backend stands in for a sound card: its device thread is paced by the wall clock"
+)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

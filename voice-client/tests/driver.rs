@@ -1,7 +1,10 @@
 //! The threaded `Client` over real loopback sockets against voice-relay's tokio driver, with the file audio
 //! backend: alice's microphone is a WAV file of speech-like audio, bob's speaker writes a WAV file. Every wait is
 //! bounded; no timing is asserted (a loaded machine may lose a frame or two, which the checks tolerate).
-#![allow(clippy::disallowed_methods, reason = "the threaded client on real sockets: waits are bounded by wall-clock deadlines")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the threaded client on real sockets: waits are bounded by wall-clock deadlines"
+)]
 #![cfg(feature = "tokio")]
 
 mod loopback;

@@ -1,7 +1,10 @@
 //! The audio dumper of the threaded `Client`: `set_dump(Some(dir))` starts WAV files of the microphone, the
 //! post-DSP frames and each remote speaker's decoder output on the media thread; `set_dump(None)` finalizes them.
 //! Real loopback sockets, voice-relay's tokio driver, the file audio backend. Every wait is bounded.
-#![allow(clippy::disallowed_methods, reason = "the file backend runs in real time; the test waits for its output with a deadline")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the file backend runs in real time; the test waits for its output with a deadline"
+)]
 #![cfg(feature = "tokio")]
 
 mod loopback;

@@ -1,7 +1,10 @@
 //! The file backend streams what is played into its output file through a ring and a writer thread (memory stays
 //! bounded however long the run) and loses nothing at stop, or when its streams are dropped without a stop.
 //! Bounded: the wait for the paced thread to play the samples has a limit, and nothing is asserted about timing.
-#![allow(clippy::disallowed_methods, reason = "the file backend runs in real time; the test waits for its output with a deadline")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the file backend runs in real time; the test waits for its output with a deadline"
+)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -12,7 +12,10 @@
 //!
 //! Figures: `cargo test -p voice-client --release --test mouth_to_ear -- --nocapture --test-threads 1`.
 //! Only a loose bound is asserted (< 200 ms): wall-clock figures depend on the machine.
-#![allow(clippy::disallowed_methods, reason = "a wall-clock measurement: the in-memory device is paced like a sound card")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a wall-clock measurement: the in-memory device is paced like a sound card"
+)]
 #![cfg(feature = "tokio")]
 
 mod loopback;

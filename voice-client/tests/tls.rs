@@ -1,7 +1,10 @@
 //! The control connection over TLS: voice-relay's tokio driver serving TLS with a self-signed certificate, two
 //! threaded `Client`s that trust it log in, join and talk (real loopback sockets, file audio backend); a client
 //! that does not trust the certificate never logs in. Bounded; no timing is asserted.
-#![allow(clippy::disallowed_methods, reason = "the threaded client on real sockets: waits are bounded by wall-clock deadlines")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the threaded client on real sockets: waits are bounded by wall-clock deadlines"
+)]
 #![cfg(feature = "tokio")]
 
 mod loopback;

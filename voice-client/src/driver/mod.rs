@@ -11,7 +11,10 @@
 //!  media thread ──tokio mpsc (transmits, control bytes, connect/close)──► network thread
 //!  media thread ──std mpsc (events)──► application;  stats: a mutex the media thread updates once per frame
 //! ```
-#![allow(clippy::disallowed_methods, reason = "the driver owns the clock: it reads `now` for the session and media and waits for deadlines")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the driver owns the clock: it reads `now` for the session and media and waits for deadlines"
+)]
 
 mod net;
 mod priority;

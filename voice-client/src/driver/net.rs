@@ -1,7 +1,10 @@
 //! The network thread: a current-thread tokio runtime owning the UDP socket and the control connection. Every UDP
 //! datagram passes a [`NetworkConditioner`] on the way out and one on the way in (pass-through until
 //! [`Client::set_network`](crate::Client::set_network) configures them); a tokio timer waits for the next due one.
-#![allow(clippy::disallowed_methods, reason = "the driver owns the clock: datagrams are stamped with their receive time, reconnects wait")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the driver owns the clock: datagrams are stamped with their receive time, reconnects wait"
+)]
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::mpsc::Sender;

@@ -1,6 +1,9 @@
 //! Shared setup of the loopback tests: voice-relay's tokio driver on 127.0.0.1 with rooms `lobby` (20 ms frames)
 //! and `fast` (10 ms frames), and threaded `Client`s that log in to it. Every wait is bounded.
-#![allow(clippy::disallowed_methods, reason = "the threaded client and relay on loopback sockets: waits are bounded by wall-clock deadlines")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the threaded client and relay on loopback sockets: waits are bounded by wall-clock deadlines"
+)]
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
