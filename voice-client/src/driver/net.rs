@@ -117,6 +117,64 @@ pub(super) fn spawn(
     Ok(thread)
 }
 
+/// Control frames waiting for the writer task; beyond this the connection is taken as broken (a peer that stopped
+/// reading).
+const CONTROL_QUEUE: usize = 256;
+
+/// The control connection of the current generation: opening, or open (a reader and a writer task). Everything
+/// about it runs in tasks beside the UDP path, so datagrams keep moving while it opens, stalls or reconnects.
+#[derive(Default)]
+struct Control {
+    generation: u64,
+    opening: Option<TaskHandle<()>>,
+    reader: Option<TaskHandle<()>>,
+    writer: Option<(tokio::sync::mpsc::Sender<Bytes>, TaskHandle<()>)>,
+}
+
+impl Control {
+    /// Stops reading at once; the writer task sends what it holds, then closes its half (unless `abort`).
+    fn close(&mut self, abort: bool) {
+        for t in [self.opening.take(), self.reader.take()].into_iter().flatten() {
+            t.abort();
+        }
+        if let Some((_, task)) = self.writer.take() {
+            if abort {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// Writes control frames in order; a failed write reports the connection lost.
+async fn write_control(mut w: ControlWriter, mut rx: tokio::sync::mpsc::Receiver<Bytes>, g: u64, tx: Sender<MediaIn>) {
+    while let Some(b) = rx.recv().await {
+        // Flushed: TLS holds written bytes in its own buffer until then.
+        if w.write_all(&b).await.is_err() || w.flush().await.is_err() {
+            let _ = tx.send(MediaIn::Disconnected(g));
+            return;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// Reads the control connection into the media thread until it closes.
+async fn read_control(mut read: Box<dyn AsyncRead + Send + Unpin>, g: u64, tx: Sender<MediaIn>) {
+    let mut rbuf = BytesMut::with_capacity(8192);
+    loop {
+        match read.read_buf(&mut rbuf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if tx.send(MediaIn::ControlBytes(g, rbuf.split().freeze())).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = tx.send(MediaIn::Disconnected(g));
+}
+
+type Opened = (u64, std::io::Result<(Box<dyn AsyncRead + Send + Unpin>, ControlWriter)>);
+
 async fn run(
     server: SocketAddr,
     tls: Option<ControlTls>,
@@ -126,9 +184,8 @@ async fn run(
     mut chaos: Chaos,
 ) {
     let mut buf = vec![0u8; 2048];
-    let mut writer: Option<ControlWriter> = None;
-    let mut reader: Option<TaskHandle<()>> = None;
-    let mut generation = 0u64;
+    let mut control = Control::default();
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<Opened>();
     let mut published = Instant::now();
     loop {
         // Deliver what the conditioners hold that is due (both directions), then wait for the next event.
@@ -139,6 +196,7 @@ async fn run(
         }
         while let Some((from, bytes)) = chaos.down.poll(now) {
             if to_media.send(MediaIn::Datagram(now, from, bytes)).is_err() {
+                control.close(true);
                 return;
             }
         }
@@ -155,13 +213,32 @@ async fn run(
                     chaos.down.push(Instant::now(), (from, Bytes::copy_from_slice(&buf[..n])));
                 }
             }
+            Some((g, result)) = opened_rx.recv() => {
+                if g != control.generation {
+                    continue; // an attempt given up since
+                }
+                control.opening = None;
+                match result {
+                    Ok((read, write)) => {
+                        let (tx, queue) = tokio::sync::mpsc::channel(CONTROL_QUEUE);
+                        control.writer = Some((tx, tokio::spawn(write_control(write, queue, g, to_media.clone()))));
+                        let _ = to_media.send(MediaIn::Connected(g));
+                        control.reader = Some(tokio::spawn(read_control(read, g, to_media.clone())));
+                    }
+                    Err(e) => { let _ = to_media.send(MediaIn::ConnectFailed(g, e.to_string())); }
+                }
+            }
             out = rx.recv() => match out {
                 None | Some(NetOut::Shutdown) => {
-                    // Write what is queued (the Leave) before closing.
-                    while let Ok(NetOut::Control(b)) = rx.try_recv() {
-                        if let Some(w) = &mut writer { let _ = w.write_all(&b).await; let _ = w.flush().await; }
+                    // Write what is queued (the Leave) before closing, for a bounded time.
+                    if let Some((w, task)) = control.writer.take() {
+                        while let Ok(NetOut::Control(b)) = rx.try_recv() {
+                            let _ = w.try_send(b);
+                        }
+                        drop(w);
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), task).await;
                     }
-                    if let Some(mut w) = writer.take() { let _ = w.shutdown().await; }
+                    control.close(true);
                     break;
                 }
                 Some(NetOut::Transmit(t)) => chaos.up.push(Instant::now(), t),
@@ -172,53 +249,27 @@ async fn run(
                     chaos.publish();
                 }
                 Some(NetOut::Control(b)) => {
-                    let failed = match &mut writer {
-                        // Flushed: TLS holds written bytes in its own buffer until then.
-                        Some(w) => w.write_all(&b).await.is_err() || w.flush().await.is_err(),
-                        None => false,
-                    };
-                    if failed {
-                        writer = None;
-                        let _ = to_media.send(MediaIn::Disconnected(generation));
-                    }
-                }
-                Some(NetOut::Connection(ConnectionCommand::Close)) => {
-                    if let Some(r) = reader.take() { r.abort(); }
-                    if let Some(mut w) = writer.take() { let _ = w.shutdown().await; }
-                }
-                Some(NetOut::Connection(ConnectionCommand::Connect)) => {
-                    if let Some(r) = reader.take() { r.abort(); }
-                    writer = None;
-                    generation += 1;
-                    // Bounded: while it waits, no datagram moves (the session retries with backoff on failure).
-                    match open_control(server, tls.as_ref()).await {
-                        Ok((mut read, write)) => {
-                            writer = Some(write);
-                            let tx = to_media.clone();
-                            let g = generation;
-                            let _ = tx.send(MediaIn::Connected(g));
-                            reader = Some(tokio::spawn(async move {
-                                let mut rbuf = BytesMut::with_capacity(8192);
-                                loop {
-                                    match read.read_buf(&mut rbuf).await {
-                                        Ok(0) | Err(_) => break,
-                                        Ok(_) => {
-                                            if tx.send(MediaIn::ControlBytes(g, rbuf.split().freeze())).is_err() {
-                                                return;
-                                            }
-                                        }
-                                    }
-                                }
-                                let _ = tx.send(MediaIn::Disconnected(g));
-                            }));
+                    // A writer that cannot take more (its peer stopped reading) or has failed: the connection is
+                    // lost; the session reconnects.
+                    if let Some((w, _)) = &control.writer {
+                        if w.try_send(b).is_err() {
+                            control.close(true);
+                            let _ = to_media.send(MediaIn::Disconnected(control.generation));
                         }
-                        Err(e) => { let _ = to_media.send(MediaIn::ConnectFailed(generation, e.to_string())); }
                     }
+                }
+                Some(NetOut::Connection(ConnectionCommand::Close)) => control.close(false),
+                Some(NetOut::Connection(ConnectionCommand::Connect)) => {
+                    control.close(true);
+                    control.generation += 1;
+                    let (g, tx, tls) = (control.generation, opened_tx.clone(), tls.clone());
+                    // Beside the UDP path: a connection that takes its time (up to `CONNECT_TIMEOUT`) moves no
+                    // datagram less.
+                    control.opening = Some(tokio::spawn(async move {
+                        let _ = tx.send((g, open_control(server, tls.as_ref()).await));
+                    }));
                 }
             }
         }
-    }
-    if let Some(r) = reader.take() {
-        r.abort();
     }
 }

@@ -52,6 +52,8 @@ impl TestRelay {
         let rooms = vec![
             RoomConfig::new("lobby"),
             RoomConfig::new("fast").with_config(ChannelConfig { frame_ms: 10, ..ChannelConfig::default() }),
+            // Every frame is sent, silence and steady tones included (no DTX): frame counts are exact.
+            RoomConfig::new("steady").with_config(ChannelConfig { dtx: false, ..ChannelConfig::default() }),
         ];
         let relay = Relay::new(
             RelayConfig { rooms, ..RelayConfig::default() },
@@ -74,7 +76,12 @@ impl TestRelay {
 
     /// A client of `user` in `room`, talking continuously, waited for until its media flows.
     pub fn client(&self, user: &str, room: &str, audio: Box<dyn AudioBackend>) -> Client {
-        let session = SessionConfig::new(self.tcp, user, Credential::Password(format!("pw-{user}")))
+        self.client_via(self.tcp, user, room, audio)
+    }
+
+    /// As [`TestRelay::client`], with the control connection to `tcp` (a proxy in front of the relay).
+    pub fn client_via(&self, tcp: SocketAddr, user: &str, room: &str, audio: Box<dyn AudioBackend>) -> Client {
+        let session = SessionConfig::new(tcp, user, Credential::Password(format!("pw-{user}")))
             .with_room(room)
             .with_talk_mode(TalkMode::Continuous);
         let tls = self.tls.clone();
@@ -118,13 +125,25 @@ impl TestRelay {
     /// Alice (microphone: a WAV of a 440 Hz tone lasting `seconds`, written into `dir`) and bob (silent, plays
     /// nothing to a file), both in `lobby` with media flowing; returns `(alice, bob)`.
     pub fn tone_pair(&self, dir: &std::path::Path, seconds: usize) -> (Client, Client) {
+        self.tone_pair_via(dir, seconds, "lobby", self.tcp)
+    }
+
+    /// As [`TestRelay::tone_pair`], in `room`, with alice's control connection to `alice_tcp`.
+    pub fn tone_pair_via(
+        &self,
+        dir: &std::path::Path,
+        seconds: usize,
+        room: &str,
+        alice_tcp: SocketAddr,
+    ) -> (Client, Client) {
         let mic = dir.join("alice-mic.wav");
         let tone: Vec<f32> = (0..48_000 * seconds)
             .map(|i| 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 48_000.0).sin())
             .collect();
         voice_client::write_wav(&mic, voice_client::AudioFormat::MONO_48K, &tone).unwrap();
-        let bob = self.client("bob", "lobby", Box::new(voice_client::FileAudio::new(None, None).unwrap()));
-        let alice = self.client("alice", "lobby", Box::new(voice_client::FileAudio::new(Some(mic), None).unwrap()));
+        let bob = self.client("bob", room, Box::new(voice_client::FileAudio::new(None, None).unwrap()));
+        let alice =
+            self.client_via(alice_tcp, "alice", room, Box::new(voice_client::FileAudio::new(Some(mic), None).unwrap()));
         (alice, bob)
     }
 }
