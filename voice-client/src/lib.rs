@@ -95,7 +95,7 @@ pub use bookmarks::{Bookmark, BookmarkTls, Bookmarks};
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
 #[cfg(feature = "tokio")]
 pub use driver::{
-    Client, ClientConfig, ControlTls, NetworkStats, RingLosses, ThreadPriorities, ThreadPriority,
+    Client, ClientConfig, ControlTls, NetworkStats, QUEUE_BOUND, RingLosses, ThreadPriorities, ThreadPriority,
     raise_current_thread_priority,
 };
 pub use error::{ConfigError, Error};

@@ -101,10 +101,10 @@ fn hello_is_repeated_with_backoff_until_acknowledged() {
     let ack = SessionSecret::new([9; 32]).hello_ack(PublicId(42), 6);
     let mut b = Vec::new();
     Datagram::HelloAck(ack).encode(&mut b);
-    s.handle_datagram(now, RELAY.parse().unwrap(), &b);
+    s.handle_datagram(now, RELAY.parse().unwrap(), b[..].into());
     assert_eq!(s.state(), State::Streaming);
     // An ack from another address is dropped.
-    s.handle_datagram(now, "198.51.100.1:7001".parse().unwrap(), &b);
+    s.handle_datagram(now, "198.51.100.1:7001".parse().unwrap(), b[..].into());
     assert_eq!(s.stats().datagrams_dropped, 1);
 }
 
@@ -156,7 +156,7 @@ fn garbage_never_panics_and_a_broken_frame_reconnects() {
             b[0] = 1; // a valid version reaches the kind / length checks
             b[1] = (rng.next_u32() % 8) as u8;
         }
-        s.handle_datagram(t0, relay, &b);
+        s.handle_datagram(t0, relay, b[..].into());
     }
     assert_eq!(s.state(), State::Binding);
     // A frame with a bad version closes the control connection; the session reconnects and resumes.

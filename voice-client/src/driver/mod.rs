@@ -24,6 +24,7 @@ pub use priority::{ThreadPriorities, ThreadPriority, raise_current_thread_priori
 pub use tls::ControlTls;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -76,7 +77,7 @@ pub struct ClientConfig {
 pub(crate) enum MediaIn {
     /// A datagram and when the network thread received it (its arrival time for the jitter buffer, even when the
     /// media thread gets to it late: a stalled media thread must not look like a network delay spike).
-    Datagram(Instant, SocketAddr, Bytes),
+    Datagram(Instant, SocketAddr, bytes::BytesMut),
     Connected(u64),
     ControlBytes(u64, Bytes),
     Disconnected(u64),
@@ -126,6 +127,55 @@ pub struct NetworkStats {
     pub up: ConditionerStats,
     /// Incoming UDP datagrams: pushed (received), dropped, reordered, delivered (to the session).
     pub down: ConditionerStats,
+    /// Incoming datagrams dropped on arrival because they came from another host than the server's.
+    pub foreign_dropped: u64,
+    /// Incoming datagrams dropped because the media thread had [`QUEUE_BOUND`] of them waiting (it stalled).
+    pub queue_dropped_in: u64,
+    /// Outgoing datagrams dropped because the network thread had [`QUEUE_BOUND`] of them waiting.
+    pub queue_dropped_out: u64,
+}
+
+/// Most datagrams waiting between the network and media threads, in each direction; beyond it they are dropped
+/// and counted ([`NetworkStats::queue_dropped_in`], [`NetworkStats::queue_dropped_out`]): a stalled thread costs
+/// the datagrams of the stall, never unbounded memory. About 20 s of one speaker's audio.
+pub const QUEUE_BOUND: usize = 1024;
+
+/// The datagrams in flight through one of the channels between the threads (the channels themselves are
+/// unbounded; datagrams are the only traffic that could fill them).
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    waiting: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+impl InFlight {
+    /// Takes a place for one more datagram; `false` (and counted) when [`QUEUE_BOUND`] are waiting.
+    fn enter(&self) -> bool {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= QUEUE_BOUND {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// A datagram left the channel.
+    fn leave(&self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The two directions' bounds, shared by both threads.
+#[derive(Debug, Default)]
+pub(crate) struct Queues {
+    /// Network thread → media thread.
+    into_media: InFlight,
+    /// Media thread → network thread.
+    into_net: InFlight,
 }
 
 /// What the sample rings between the audio callbacks and the media thread have lost (overruns and underruns).
@@ -203,10 +253,11 @@ impl Client {
         let priorities = Arc::new(Mutex::new(ThreadPriorities::default()));
         let realtime = config.media.realtime_priority;
         let net_priority = realtime.then(|| Arc::clone(&priorities));
+        let queues = Arc::new(Queues::default());
         let net_thread = net::spawn(
             server,
             config.tls.clone(),
-            to_media.clone(),
+            (to_media.clone(), Arc::clone(&queues)),
             net_rx,
             (config.seed, net_priority),
             Arc::clone(&network),
@@ -244,6 +295,7 @@ impl Client {
                 media,
                 rx: media_rx,
                 net: net_tx,
+                queues,
                 events: event_tx,
                 stats: media_stats,
                 rings: media_rings,
@@ -429,6 +481,7 @@ struct MediaLoop {
     media: Media,
     rx: Receiver<MediaIn>,
     net: tokio::sync::mpsc::UnboundedSender<NetOut>,
+    queues: Arc<Queues>,
     events: Sender<Event>,
     stats: Arc<Mutex<SessionStats>>,
     rings: Arc<Mutex<RingLosses>>,
@@ -480,7 +533,7 @@ impl MediaLoop {
                     self.session.skip_audio(self.session.frame_ms() * 48);
                 }
                 if let Ok(mut s) = self.stats.lock() {
-                    *s = self.session.stats();
+                    self.session.stats_into(&mut s);
                 }
                 if let Ok(mut r) = self.rings.lock() {
                     *r = RingLosses { mic: self.mic.stats(), speaker: self.speaker.stats() };
@@ -609,7 +662,10 @@ impl MediaLoop {
     fn handle(&mut self, input: MediaIn) -> Result<(), Error> {
         let now = Instant::now();
         match input {
-            MediaIn::Datagram(at, from, bytes) => self.session.handle_datagram(at.min(now), from, &bytes),
+            MediaIn::Datagram(at, from, datagram) => {
+                self.queues.into_media.leave();
+                self.session.handle_datagram(at.min(now), from, datagram);
+            }
             MediaIn::Connected(g) if g == self.conn_gen => self.session.handle_connected(now),
             MediaIn::ControlBytes(g, b) if g == self.conn_gen => self.session.handle_control_bytes(now, &b),
             MediaIn::Disconnected(g) if g == self.conn_gen => self.session.handle_disconnected(now),
@@ -687,7 +743,9 @@ impl MediaLoop {
             let _ = self.net.send(NetOut::Control(b));
         }
         while let Some(t) = self.session.poll_transmit() {
-            let _ = self.net.send(NetOut::Transmit(t));
+            if self.queues.into_net.enter() {
+                let _ = self.net.send(NetOut::Transmit(t));
+            }
         }
         while let Some(e) = self.session.poll_event() {
             let _ = self.events.send(e);

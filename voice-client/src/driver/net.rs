@@ -18,14 +18,17 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle as TaskHandle;
 
-use super::{ControlTls, MediaIn, NetOut, NetworkStats};
+use super::{ControlTls, MediaIn, NetOut, NetworkStats, Queues};
 use crate::{ConditionerConfig, ConnectionCommand, Error, NetworkConditioner};
 
 /// The two conditioners of the UDP path and the counters shared with the application.
 struct Chaos {
     up: NetworkConditioner<voice_proto::Transmit>,
-    down: NetworkConditioner<(SocketAddr, Bytes)>,
+    down: NetworkConditioner<(SocketAddr, BytesMut)>,
     stats: Arc<Mutex<NetworkStats>>,
+    queues: Arc<Queues>,
+    /// Datagrams from another host than the server's.
+    foreign: u64,
 }
 
 impl Chaos {
@@ -36,6 +39,9 @@ impl Chaos {
                 down_config: *self.down.config(),
                 up: self.up.stats(),
                 down: self.down.stats(),
+                foreign_dropped: self.foreign,
+                queue_dropped_in: self.queues.into_media.dropped(),
+                queue_dropped_out: self.queues.into_net.dropped(),
             };
         }
     }
@@ -81,7 +87,7 @@ async fn open_control(
 pub(super) fn spawn(
     server: SocketAddr,
     tls: Option<ControlTls>,
-    to_media: Sender<MediaIn>,
+    (to_media, queues): (Sender<MediaIn>, Arc<Queues>),
     rx: UnboundedReceiver<NetOut>,
     (seed, priority): (u64, Option<Arc<Mutex<super::ThreadPriorities>>>),
     stats: Arc<Mutex<NetworkStats>>,
@@ -98,6 +104,8 @@ pub(super) fn spawn(
         up: NetworkConditioner::new(ConditionerConfig::default(), seed ^ 0x5EED_0001)?,
         down: NetworkConditioner::new(ConditionerConfig::default(), seed ^ 0x5EED_0002)?,
         stats,
+        queues,
+        foreign: 0,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let thread = std::thread::Builder::new().name("voice-net".into()).spawn(move || {
@@ -173,6 +181,18 @@ async fn read_control(mut read: Box<dyn AsyncRead + Send + Unpin>, g: u64, tx: S
     let _ = tx.send(MediaIn::Disconnected(g));
 }
 
+/// Size of the buffer datagrams are received into (about 50 audio datagrams; one datagram never exceeds 2 KiB).
+const RX_BUFFER: usize = 64 * 1024;
+
+/// Receives one datagram into `buf` and splits it off.
+async fn recv_datagram(udp: &UdpSocket, buf: &mut BytesMut) -> std::io::Result<(BytesMut, SocketAddr)> {
+    if buf.capacity() < 2048 {
+        buf.reserve(RX_BUFFER);
+    }
+    let (n, from) = udp.recv_buf_from(buf).await?;
+    Ok((buf.split_to(n), from))
+}
+
 type Opened = (u64, std::io::Result<(Box<dyn AsyncRead + Send + Unpin>, ControlWriter)>);
 
 async fn run(
@@ -183,7 +203,9 @@ async fn run(
     mut rx: UnboundedReceiver<NetOut>,
     mut chaos: Chaos,
 ) {
-    let mut buf = vec![0u8; 2048];
+    // Datagrams are received into this buffer and split off it: a new one is allocated only when it is used up
+    // (and the old one is freed when the last datagram cut from it has been played).
+    let mut rx_buf = BytesMut::new();
     let mut control = Control::default();
     let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<Opened>();
     let mut published = Instant::now();
@@ -194,8 +216,8 @@ async fn run(
             // A full socket buffer or an unreachable port loses the datagram, as the network would.
             let _ = udp.send_to(&t.payload, t.destination).await;
         }
-        while let Some((from, bytes)) = chaos.down.poll(now) {
-            if to_media.send(MediaIn::Datagram(now, from, bytes)).is_err() {
+        while let Some((from, datagram)) = chaos.down.poll(now) {
+            if chaos.queues.into_media.enter() && to_media.send(MediaIn::Datagram(now, from, datagram)).is_err() {
                 control.close(true);
                 return;
             }
@@ -208,9 +230,14 @@ async fn run(
         let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(due.unwrap_or(now)));
         tokio::select! {
             () = timer, if due.is_some() => {}
-            r = udp.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r {
-                    chaos.down.push(Instant::now(), (from, Bytes::copy_from_slice(&buf[..n])));
+            r = recv_datagram(&udp, &mut rx_buf) => {
+                if let Ok((datagram, from)) = r {
+                    // Only the relay's host is listened to: anything else is dropped before it costs a copy.
+                    if from.ip() == server.ip() {
+                        chaos.down.push(Instant::now(), (from, datagram));
+                    } else {
+                        chaos.foreign += 1;
+                    }
                 }
             }
             Some((g, result)) = opened_rx.recv() => {
@@ -241,7 +268,10 @@ async fn run(
                     control.close(true);
                     break;
                 }
-                Some(NetOut::Transmit(t)) => chaos.up.push(Instant::now(), t),
+                Some(NetOut::Transmit(t)) => {
+                    chaos.queues.into_net.leave();
+                    chaos.up.push(Instant::now(), t);
+                }
                 Some(NetOut::Network(up, down)) => {
                     // Validated by `Client::set_network_each`.
                     let _ = chaos.up.set_config(up);

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use voice_jitter::{Config as JitterConfig, JitterBuffer, Packet};
 use voice_proto::{
     AudioFlags, AudioHeader, Datagram, MAX_REPORT_BLOCKS, Ping, PublicId, ReceiverReport, ReportBlock, Seq, Timestamp,
@@ -13,11 +13,14 @@ use super::control::smooth;
 use super::{HELLO_INTERVAL, REHELLO_INTERVAL, Session, SpeakerStats};
 use crate::Error;
 
+/// Size of the buffer sealed datagrams are split off (about 50 audio datagrams).
+const TX_BUFFER: usize = 64 * 1024;
+
 /// One remote speaker: replay window, reception statistics, jitter buffer.
 #[derive(Debug)]
 pub(super) struct Speaker {
     window: voice_proto::ReplayWindow,
-    pub(super) jitter: JitterBuffer<Vec<u8>>,
+    pub(super) jitter: JitterBuffer<Bytes>,
     jitter_config: JitterConfig,
     unwrap: TimestampUnwrapper,
     first_seq: Option<Seq>,
@@ -115,17 +118,17 @@ impl Speaker {
 
 impl Session {
     /// A datagram received on the UDP socket, from `from`. Anything that is not from the relay, malformed,
-    /// replayed or fails to authenticate is dropped and counted.
-    pub fn handle_datagram(&mut self, now: Instant, from: std::net::SocketAddr, bytes: &[u8]) {
+    /// replayed or fails to authenticate is dropped and counted. Audio is opened in place and its payload kept in
+    /// `datagram`'s buffer (no copy) until it is decoded; receive into a large `BytesMut` and `split_to` each
+    /// datagram off it so that receiving allocates only when that buffer is used up.
+    pub fn handle_datagram(&mut self, now: Instant, from: std::net::SocketAddr, mut datagram: BytesMut) {
         let Some(login) = &self.login else { return self.drop_datagram() };
-        if from != login.relay || bytes.len() > self.scratch.len() {
+        if from != login.relay {
             return self.drop_datagram();
         }
         self.last_rx = Some(now);
-        let buf = &mut self.scratch[..bytes.len()];
-        buf.copy_from_slice(bytes);
-        let (sender, header, start) = match Datagram::decode_from_relay(buf) {
-            Ok(Datagram::AudioDown(a)) => (a.sender, a.header, bytes.len() - a.payload.len()),
+        let (sender, header, start) = match Datagram::decode_from_relay(&datagram) {
+            Ok(Datagram::AudioDown(a)) => (a.sender, a.header, datagram.len() - a.payload.len()),
             Ok(Datagram::HelloAck(ack)) => {
                 let ok = login.secret.verify_hello_ack(&ack).is_ok()
                     && ack.public_id == login.public_id
@@ -167,14 +170,17 @@ impl Session {
         }
         let t = now.saturating_duration_since(self.epoch);
         let Some(sp) = self.speakers.get_mut(&sender) else { return };
-        let Ok(plain) = sp.window.open(key, sender, &header, &mut self.scratch[start..bytes.len()]) else {
+        // Opened in place: the plaintext is a prefix of the datagram's payload, and stays in the datagram's buffer
+        // (no copy) through the jitter buffer to the decoder.
+        let Ok(plain) = sp.window.open(key, sender, &header, &mut datagram[start..]) else {
             return self.drop_datagram();
         };
+        let len = plain.len();
         let packet = Packet {
             seq: header.seq,
             timestamp: header.timestamp,
             end_of_talkspurt: header.flags.contains(AudioFlags::END_OF_TALKSPURT),
-            payload: plain.to_vec(),
+            payload: datagram.freeze().slice(start..start + len),
         };
         let arrival = i64::try_from(t.as_micros() * 48 / 1000).unwrap_or(i64::MAX);
         sp.on_packet(arrival, header.seq, header.timestamp);
@@ -257,9 +263,15 @@ impl Session {
             timestamp: Timestamp(timestamp),
             target: self.whisper,
         };
-        let n = key.seal_audio_up(login.token, login.public_id, &header, opus, &mut self.scratch[..])?;
+        // Sealed into a large buffer that each datagram is split off: sending allocates only when it is used up.
+        if self.tx_buf.capacity() < voice_proto::MAX_DATAGRAM_LEN {
+            self.tx_buf.reserve(TX_BUFFER);
+        }
+        self.tx_buf.resize(voice_proto::MAX_DATAGRAM_LEN, 0);
+        let n = key.seal_audio_up(login.token, login.public_id, &header, opus, &mut self.tx_buf[..])?;
+        self.tx_buf.truncate(n);
         let relay = login.relay;
-        self.transmits.push_back(Transmit { destination: relay, payload: Bytes::copy_from_slice(&self.scratch[..n]) });
+        self.transmits.push_back(Transmit { destination: relay, payload: self.tx_buf.split().freeze() });
         self.seq = self.seq.wrapping_add(1);
         self.skip_audio(samples);
         self.stats.packets_sent += 1;

@@ -137,7 +137,8 @@ pub struct Session {
     stats: SessionStats,
     bytes_since_report: u64,
     last_report_at: Instant,
-    scratch: Box<[u8; voice_proto::MAX_DATAGRAM_LEN]>,
+    /// Sealed datagrams are split off this buffer (see `queue_audio_at`).
+    tx_buf: BytesMut,
 }
 
 impl std::fmt::Debug for Session {
@@ -202,7 +203,7 @@ impl Session {
             stats: SessionStats::default(),
             bytes_since_report: 0,
             last_report_at: now,
-            scratch: Box::new([0; voice_proto::MAX_DATAGRAM_LEN]),
+            tx_buf: BytesMut::new(),
         }
     }
 
@@ -298,11 +299,18 @@ impl Session {
     /// Figures for a debug overlay.
     #[must_use]
     pub fn stats(&self) -> SessionStats {
-        let mut s = self.stats.clone();
-        s.udp_rtt = self.udp_rtt;
-        s.tcp_rtt = self.tcp_rtt;
-        s.speakers = self.speakers.iter().map(|(id, sp)| sp.stats(*id, self.is_speaking(*id))).collect();
+        let mut s = SessionStats::default();
+        self.stats_into(&mut s);
         s
+    }
+
+    /// [`stats`](Self::stats) written into `out`, reusing its speaker list's memory: allocation-free once it has
+    /// held as many speakers (for a media loop that publishes them every frame).
+    pub fn stats_into(&self, out: &mut SessionStats) {
+        let mut speakers = std::mem::take(&mut out.speakers);
+        speakers.clear();
+        speakers.extend(self.speakers.iter().map(|(id, sp)| sp.stats(*id, self.is_speaking(*id))));
+        *out = SessionStats { udp_rtt: self.udp_rtt, tcp_rtt: self.tcp_rtt, speakers, ..self.stats.clone() };
     }
 
     fn is_speaking(&self, id: PublicId) -> bool {
@@ -446,7 +454,7 @@ impl Session {
     /// The next playout decision of remote speaker `id`, to be carried out by its decoder. Call it whenever that
     /// speaker's decoder output holds less than a frame (a slot lasts one frame plus the stretch applied), so
     /// about once per frame period. `None` for an unknown speaker and while deafened.
-    pub fn poll_playout(&mut self, now: Instant, id: PublicId) -> Option<Playout<Vec<u8>>> {
+    pub fn poll_playout(&mut self, now: Instant, id: PublicId) -> Option<Playout<Bytes>> {
         if self.deafened {
             return None;
         }

@@ -41,6 +41,12 @@ pub struct Peer {
     pub out: Vec<f32>,
     /// Mixed audio the device has not played yet (the speaker ring).
     pub ring: VecDeque<f32>,
+    /// Datagrams from the relay are received into this buffer and split off it, as the driver does.
+    rx_buf: BytesMut,
+    /// Heap allocations made by this peer's per-frame media work (capture, datagram handling, mix, stats), counted
+    /// since the last `reset_allocations`.
+    pub media_allocations: u64,
+    pub stats: voice_client::SessionStats,
     pub events: Vec<Event>,
     pub logins: usize,
     /// Wall-clock time spent in `Media::capture` and `Media::mix` (for the CPU figures only; never asserted).
@@ -104,6 +110,9 @@ impl World {
                 mic_pos: 0,
                 out: Vec::new(),
                 ring: VecDeque::new(),
+                rx_buf: BytesMut::new(),
+                media_allocations: 0,
+                stats: voice_client::SessionStats::default(),
                 events: Vec::new(),
                 logins: 0,
                 capture_time: Duration::ZERO,
@@ -148,8 +157,10 @@ impl World {
                 }
                 p.mic_pos += period;
                 let t = Instant::now();
-                p.media.capture(&mut p.session, now, &chunk).expect("capture");
+                let (media, session) = (&mut p.media, &mut p.session);
+                let counted = allocation_counter::measure(|| media.capture(session, now, &chunk).expect("capture"));
                 p.capture_time += t.elapsed();
+                p.media_allocations += counted.count_total;
             }
             self.network();
             for p in &mut self.peers {
@@ -160,13 +171,19 @@ impl World {
                     if p.ring.len() >= period + 96 {
                         break;
                     }
-                    let audio = p.media.mix(&mut p.session, now).expect("mix");
-                    p.ring.extend(audio.iter().copied());
+                    let (media, session, ring) = (&mut p.media, &mut p.session, &mut p.ring);
+                    let counted = allocation_counter::measure(|| {
+                        let audio = media.mix(session, now).expect("mix");
+                        ring.extend(audio.iter().copied());
+                    });
+                    p.media_allocations += counted.count_total;
                 }
                 p.mix_time += t.elapsed();
                 for _ in 0..period {
                     p.out.push(p.ring.pop_front().unwrap_or(0.0));
                 }
+                let (session, stats) = (&p.session, &mut p.stats);
+                p.media_allocations += allocation_counter::measure(|| session.stats_into(stats)).count_total;
             }
         }
         // Receiver reports, pings etc. created by timers go out on the next step.
@@ -231,7 +248,15 @@ impl World {
                 let relay_addr = p.session.relay_addr();
                 while let Some(bytes) = p.down.poll(now) {
                     if let Some(from) = relay_addr {
-                        p.session.handle_datagram(now, from, &bytes);
+                        // As the driver receives: into a large buffer, each datagram split off it.
+                        if p.rx_buf.capacity() < 2048 {
+                            p.rx_buf.reserve(64 * 1024);
+                        }
+                        p.rx_buf.extend_from_slice(&bytes);
+                        let datagram = p.rx_buf.split();
+                        let session = &mut p.session;
+                        let counted = allocation_counter::measure(|| session.handle_datagram(now, from, datagram));
+                        p.media_allocations += counted.count_total;
                     }
                     moved = true;
                 }
@@ -307,6 +332,13 @@ impl World {
 
     /// Sets peer `i`'s microphone to `signal`, starting at the next tick; returns the output index (of every peer)
     /// that corresponds to the tick the signal starts at.
+    /// Starts counting every peer's media allocations anew.
+    pub fn reset_allocations(&mut self) {
+        for p in &mut self.peers {
+            p.media_allocations = 0;
+        }
+    }
+
     pub fn speak(&mut self, i: usize, signal: Vec<f32>) -> usize {
         let p = &mut self.peers[i];
         p.mic = signal;
