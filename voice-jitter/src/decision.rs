@@ -39,7 +39,9 @@ pub enum Action<P> {
         /// Samples per channel to synthesize, 48 kHz.
         samples: u32,
     },
-    /// The stream is not active (not started yet, DTX, end of talkspurt): output `samples` of silence.
+    /// The stream is not active (not started yet, DTX, end of talkspurt): output `samples` of silence — up to a
+    /// frame: a quarter frame while nothing is buffered (`Tuning::idle_slot`), and before a talkspurt exactly what
+    /// it takes for its first frame to start at the target delay.
     Silence {
         /// Samples per channel of silence, 48 kHz.
         samples: u32,

@@ -1,9 +1,12 @@
 //! # voice-jitter — a sans-IO adaptive jitter buffer
 //!
 //! Packets are pushed with their arrival time; once per playout slot (one frame period: 10, 20, 40 or 60 ms,
-//! default 20) the caller asks for a [`Playout`] decision: play a packet, decode the in-band FEC of the next packet
-//! for a missing frame, conceal, or output silence — plus a time-stretch request that moves the buffer depth toward
-//! its target. The buffer decides; the audio side (voice-codec) carries the decision out.
+//! default 20; a silence slot may be shorter) the caller asks for a [`Playout`] decision: play a packet, decode the
+//! in-band FEC of the next packet for a missing frame, conceal, or output silence — plus a time-stretch request
+//! that moves the buffer depth toward its target. The buffer decides; the audio side (voice-codec) carries the
+//! decision out. Best asked when the previous slot's audio is about to be needed (as a driver that mixes when
+//! its device runs low does): a talkspurt then starts exactly at the target delay, within a quarter frame of its
+//! first packet's arrival.
 //!
 //! What it does **not** do: no clock reads (`now` is always an argument), no threads, no sockets, no audio
 //! processing, no decoding. Push and decision never allocate after [`JitterBuffer::new`].

@@ -9,8 +9,9 @@ use super::stretch::Start;
 use super::{JitterBuffer, STALL_SLOTS, State, micros};
 
 impl<P: Clone> JitterBuffer<P> {
-    /// The decision for the playout slot that starts at `now`. Call it exactly once per slot: every frame period,
-    /// shortened or lengthened by the stretch the audio side actually applied to the previous slot.
+    /// The decision for the playout slot that starts at `now`. Call it exactly once per slot, when the previous
+    /// slot has played: a slot lasts its action's samples (a frame, or less for silence), shortened or lengthened
+    /// by the stretch the audio side actually applied.
     ///
     /// Never fails and never allocates; clones a payload only for [`Action::DecodeFec`].
     #[must_use = "every slot's decision must be carried out"]
