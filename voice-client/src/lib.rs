@@ -107,3 +107,5 @@ pub use rustls;
 pub use session::{
     ConnectionCommand, EncoderHint, Event, Session, SessionConfig, SessionStats, SpeakerStats, State, TalkMode,
 };
+/// Sibling types a user of this crate names: how a session logs in, and whom it whispers to.
+pub use voice_proto::{PublicId, WhisperTarget, control::Credential};

@@ -108,6 +108,8 @@ pub use dump::{DumpStage, Dumper};
 pub use error::CodecError;
 pub use mixer::{MAX_MIX_SAMPLES, Mixer, soft_clip};
 pub use playback::{PlaybackConfig, PlaybackPipeline, PlaybackStats, SlotReport, SlotSource, packet_samples};
+/// The playout decisions [`PlaybackPipeline::play`] carries out (from voice-jitter).
+pub use voice_jitter::{Action, Playout, Stretch};
 
 /// Resamples a whole interleaved clip from `in_rate_hz` to `out_rate_hz` with the pipelines' resampler (a
 /// convenience for tools and tests; it allocates). The resampler's delay is kept at the start of the output.

@@ -122,3 +122,5 @@ pub use config::{Config, Policy};
 pub use decision::{Action, Playout, Stretch};
 pub use error::{ConfigError, PushError};
 pub use stats::Stats;
+/// The sequence number and media timestamp types a [`Packet`] carries (from voice-proto).
+pub use voice_proto::{Seq, Timestamp};
