@@ -18,7 +18,7 @@
 //!   reached before it (20 ms; the first 2.5 ms cross-fade from the previous slot's end, so there is no step) and is
 //!   not time-stretched. A silence right after audio (talkspurt end, stalled stream) fades the concealed
 //!   continuation out over 10 ms instead of stepping to zero.
-//! - **Comfort noise.** In [`Action::Silence`](voice_jitter::Action::Silence) slots a speaker who has sent audio gets
+//! - **Comfort noise.** In [`Action::Silence`] slots a speaker who has sent audio gets
 //!   low-level noise shaped like the background of their recently decoded quiet frames (at most −40 dBFS, faded in,
 //!   cross-faded out when audio resumes); never for a speaker that sent nothing or digital silence.
 //!   [`PlaybackConfig::comfort_noise`] turns it off.
