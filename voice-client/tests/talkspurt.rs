@@ -1,5 +1,5 @@
 //! END_OF_TALKSPURT when muting, when voice activation closes its gate, when push-to-talk is selected mid-talkspurt,
-//! when the whisper target changes and when leaving the room, in simulation (relay core + sessions,
+//! when the whisper target changes, when leaving the room and when quitting, in simulation (relay core + sessions,
 //! clean simulated network, virtual clock): the receiver stops at once — no concealment after the talker stops,
 //! and the relay reports "not speaking" within a couple of frames instead of after its 400 ms timeout.
 
@@ -157,4 +157,17 @@ fn leaving_mid_talkspurt_ends_it_first() {
     w.run(30);
     assert_eq!(w.peers[0].session.stats().packets_sent, sent + 1, "one END_OF_TALKSPURT datagram, then nothing");
     assert_eq!(concealed(&w), before, "bob did not conceal after alice left");
+}
+
+#[test]
+fn closing_mid_talkspurt_ends_it_first() {
+    let mut w = world(TalkMode::Continuous);
+    w.speak(0, speech_like(48_000 * 4, 9));
+    w.run(50);
+    let (before, sent) = (concealed(&w), w.peers[0].session.stats().packets_sent);
+    w.peers[0].session.close();
+    assert_eq!(w.peers[0].session.stats().packets_sent, sent + 1, "the END_OF_TALKSPURT goes out with the close");
+    w.run(30);
+    assert_eq!(w.peers[0].session.stats().packets_sent, sent + 1, "one END_OF_TALKSPURT datagram, then nothing");
+    assert_eq!(concealed(&w), before, "bob did not conceal after alice quit");
 }

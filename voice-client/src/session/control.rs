@@ -83,6 +83,8 @@ impl Session {
 
     /// Ends the session: leaves the room, closes the connection, never reconnects.
     pub fn close(&mut self) {
+        // The last audio packet ends the talkspurt, so listeners stop at once instead of concealing.
+        let _ = self.end_talkspurt();
         if self.conn == Conn::Up {
             if self.room.is_some() {
                 self.send_control(&ClientMessage::Leave);
