@@ -122,6 +122,31 @@ fn jwt_refuses_bad_tokens() {
     assert!(refused(&Credential::Token(String::new())), "empty");
 }
 
+/// A configured issuer or audience is required: a token that leaves the claim out is refused (it used to pass).
+#[test]
+fn jwt_requires_the_configured_issuer_and_audience() {
+    let exp = NOW_S + 3600;
+    let both = JwtAuthenticator::new(SECRET).with_issuer(Some("api".into())).with_audience(Some("voice".into()));
+    let refused = |auth: &JwtAuthenticator, claims: serde_json::Value| {
+        check(auth, "a", &hs256(&claims)) == Err(AuthError::WrongCredential)
+    };
+    assert!(refused(&both, serde_json::json!({ "sub": "a", "aud": "voice", "exp": exp })), "no iss");
+    assert!(refused(&both, serde_json::json!({ "sub": "a", "iss": "api", "exp": exp })), "no aud");
+    assert!(refused(&both, serde_json::json!({ "sub": "a", "exp": exp })), "neither");
+    let aud_list = serde_json::json!({ "sub": "a", "iss": "api", "aud": ["web", "voice"], "exp": exp });
+    assert!(check(&both, "a", &hs256(&aud_list)).is_ok(), "aud may be a list that contains the audience");
+    // Only what is configured is required.
+    let issuer_only = JwtAuthenticator::new(SECRET).with_issuer(Some("api".into()));
+    assert!(check(&issuer_only, "a", &hs256(&serde_json::json!({ "sub": "a", "iss": "api", "exp": exp }))).is_ok());
+    assert!(refused(&issuer_only, serde_json::json!({ "sub": "a", "exp": exp })), "no iss");
+    let audience_only = JwtAuthenticator::new(SECRET).with_audience(Some("voice".into()));
+    assert!(check(&audience_only, "a", &hs256(&serde_json::json!({ "sub": "a", "aud": "voice", "exp": exp }))).is_ok());
+    assert!(refused(&audience_only, serde_json::json!({ "sub": "a", "exp": exp })), "no aud");
+    // Unconfigured again: nothing but exp and sub is required.
+    let cleared = both.with_issuer(None).with_audience(None);
+    assert!(check(&cleared, "a", &hs256(&serde_json::json!({ "sub": "a", "exp": exp }))).is_ok());
+}
+
 #[test]
 fn combined_dispatches_on_the_credential_kind() {
     let p = PasswordFileAuthenticator::new().with_user("alice", cheap_hash("pw", 4), "alice").unwrap();

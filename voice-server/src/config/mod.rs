@@ -313,10 +313,10 @@ pub struct AuthSection {
 pub struct JwtSection {
     /// `secret`: the HS256 shared secret, at least 32 bytes (required).
     pub secret: String,
-    /// `issuer`: if set, the token's `iss` must equal it.
+    /// `issuer`: if set, the token must carry an `iss` claim equal to it.
     #[serde(default)]
     pub issuer: Option<String>,
-    /// `audience`: if set, the token's `aud` must contain it.
+    /// `audience`: if set, the token must carry an `aud` claim that contains it.
     #[serde(default)]
     pub audience: Option<String>,
     /// `leeway_s`: clock skew tolerated on `exp` and `nbf`, ≤ 3600 (default 30).
