@@ -97,6 +97,9 @@ pub fn self_signed(names: &[String], days: u32, unix_time_s: u64) -> Result<Self
     if !(1..=3650).contains(&days) {
         return Err(refuse(format!("the validity must be 1 to 3650 days, not {days}")));
     }
+    if let Some(bad) = names.iter().find(|n| ServerName::try_from(n.as_str()).is_err()) {
+        return Err(refuse(format!("{bad:?} is not a host name or an IP address")));
+    }
     let mut params = CertificateParams::new(names.to_vec())
         .map_err(|e| refuse(format!("{names:?} are not host names or IP addresses: {e}")))?;
     params.distinguished_name.push(DnType::CommonName, first.as_str());

@@ -109,7 +109,7 @@ pub struct ListenSection {
     pub udp: SocketAddr,
     /// `control`: the TCP control listener (default `0.0.0.0:7000`).
     pub control: SocketAddr,
-    /// `metrics`: the HTTP endpoint: Prometheus text at `GET /metrics`, liveness at `GET /health` (default
+    /// `metrics`: the HTTP endpoint: Prometheus text at `GET /metrics`, liveness at `GET /healthz` (or `/health`; default
     /// `127.0.0.1:9100`: loopback only).
     pub metrics: SocketAddr,
     /// `metrics_enabled`: whether to serve metrics and health at all (default true).
