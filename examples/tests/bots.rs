@@ -80,9 +80,14 @@ fn bots_against_a_server_given_by_address() {
 fn bots_give_up_on_an_unreachable_server() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("binds").local_addr().expect("address");
     let server = closed.to_string();
-    let args = Args::parse_from(["voice-bots", "--bots", "2", "--rooms", "1", "--seconds", "1", "--quiet"]
-        .into_iter()
-        .chain(["--server", &server, "--give-up-after", "0.5"]));
+    let args = Args::parse_from(
+        ["voice-bots", "--bots", "2", "--rooms", "1", "--seconds", "1", "--quiet"].into_iter().chain([
+            "--server",
+            &server,
+            "--give-up-after",
+            "0.5",
+        ]),
+    );
     let e = format!("{:#}", run(&args).expect_err("unreachable"));
     assert!(e.contains(&format!("nothing listens at {server}")), "{e}");
     assert!(e.contains("gave up after 0.5 s"), "{e}");

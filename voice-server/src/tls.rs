@@ -89,9 +89,7 @@ pub struct SelfSigned {
 /// this very file (e.g. `voice-client --ca-cert cert.pem`). For development and first deployments; on the
 /// internet, prefer a certificate from a public CA.
 pub fn self_signed(names: &[String], days: u32, unix_time_s: u64) -> Result<SelfSigned, Error> {
-    use rcgen::{
-        CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, date_time_ymd,
-    };
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, date_time_ymd};
     let refuse = |reason: String| Error::Certificate { reason };
     let first = names.first().ok_or_else(|| refuse("give at least one host name or IP address".into()))?;
     if !(1..=3650).contains(&days) {

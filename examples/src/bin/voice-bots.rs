@@ -9,8 +9,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = voice_examples::bots::Args::parse();
-    let summary = voice_examples::bots::run(&args)
-        .and_then(|s| serde_json::to_string_pretty(&s).map_err(anyhow::Error::from));
+    let summary =
+        voice_examples::bots::run(&args).and_then(|s| serde_json::to_string_pretty(&s).map_err(anyhow::Error::from));
     match summary {
         Ok(json) => {
             println!("{json}");

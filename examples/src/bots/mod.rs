@@ -308,7 +308,9 @@ impl Readiness {
             Event::ConnectFailed(why) => {
                 self.first_failure.get_or_insert_with(|| (now, why.clone()));
             }
-            Event::Closed { reason: Some((code, message)) } => return Err(format!("bot {i}: {}", ended(*code, message))),
+            Event::Closed { reason: Some((code, message)) } => {
+                return Err(format!("bot {i}: {}", ended(*code, message)));
+            }
             Event::Closed { reason: None } => return Err(format!("bot {i} stopped")),
             Event::ServerError { code, message } => return Err(format!("bot {i}: {}", refused(*code, message))),
             _ => {}
@@ -329,7 +331,9 @@ impl Readiness {
             ));
         }
         if now.saturating_duration_since(self.started) > CONNECT_BOUND {
-            return Err(format!("only {ready} of {total} bots were ready (joined, UDP bound) within {CONNECT_BOUND:?}"));
+            return Err(format!(
+                "only {ready} of {total} bots were ready (joined, UDP bound) within {CONNECT_BOUND:?}"
+            ));
         }
         Ok(())
     }
@@ -425,7 +429,9 @@ mod tests {
         assert!(why.starts_with("cannot reach the server: nothing listens at 127.0.0.1:9"), "{why}");
         let mut reached = Readiness::new(t0, server, Duration::from_secs(5));
         reached.on_event(t0, 0, &Event::ConnectFailed("Connection refused (os error 111)".into())).unwrap();
-        reached.on_event(t0, 1, &Event::LoggedIn { public_id: voice_proto::PublicId(1), server_name: String::new() }).unwrap();
+        reached
+            .on_event(t0, 1, &Event::LoggedIn { public_id: voice_proto::PublicId(1), server_name: String::new() })
+            .unwrap();
         assert_eq!(reached.check(t0 + Duration::from_secs(6), 1, 2), Ok(()), "one bot got in: the server is there");
         let refused = Event::Closed {
             reason: Some((voice_proto::control::ErrorCode::AUTH_FAILED, "authentication failed".into())),

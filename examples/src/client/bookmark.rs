@@ -58,7 +58,8 @@ pub(super) fn resolve(args: &Args, path: Option<&Path>) -> Result<Resolved> {
             (true, Credential::Password(pw)) => Some(pw.as_str()),
             _ => None,
         };
-        let saved = Saver { path: path.map(Path::to_path_buf) }.save(name, &server_text, &user, tls.clone(), password)?;
+        let saved =
+            Saver { path: path.map(Path::to_path_buf) }.save(name, &server_text, &user, tls.clone(), password)?;
         eprintln!("{saved}");
     }
     Ok(Resolved { server, host, user, credential, tls })
@@ -206,7 +207,8 @@ mod tests {
         let said = saver.on_connect(&asked, &form).unwrap().expect("saved");
         assert!(said.contains("\"home\""), "{said}");
         let path = saver.path.clone().unwrap();
-        let r = resolve(&args(&["--bookmark", "home", "--password", "pw"]), Some(&path)).expect("the bookmark is found");
+        let r =
+            resolve(&args(&["--bookmark", "home", "--password", "pw"]), Some(&path)).expect("the bookmark is found");
         assert_eq!((r.server.to_string(), r.user.as_str()), ("127.0.0.1:7000".to_string(), "alice"));
         let marks = Bookmarks::load(&path).unwrap();
         assert_eq!(marks.get("home").and_then(|b| b.password.clone()), None, "no password unless asked");

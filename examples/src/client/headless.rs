@@ -226,7 +226,13 @@ mod tests {
             Event::Joined { room: evil.into(), config: ChannelConfig::default(), members: vec![member(2, evil)] },
             Event::MemberJoined(member(3, "\x1b]0;title\x07")),
             Event::Speaking { id: PublicId(2), speaking: true },
-            Event::Chat { from: PublicId(2), from_name: evil.into(), text: "hi\r\x1b[2K".into(), history: false, sent_at_ms: 0 },
+            Event::Chat {
+                from: PublicId(2),
+                from_name: evil.into(),
+                text: "hi\r\x1b[2K".into(),
+                history: false,
+                sent_at_ms: 0,
+            },
             Event::ServerError { code: ErrorCode::ROOM_FULL, message: evil.into() },
             Event::ConnectFailed(evil.into()),
             Event::MemberLeft(PublicId(2)),
@@ -238,7 +244,10 @@ mod tests {
         for l in &lines {
             assert!(!l.chars().any(char::is_control), "a control character reached the output: {l:?}");
         }
-        assert!(lines.contains(&"joined evil\\n\\u{1b}[31mroom members=evil\\n\\u{1b}[31mroom".to_string()), "{lines:?}");
+        assert!(
+            lines.contains(&"joined evil\\n\\u{1b}[31mroom members=evil\\n\\u{1b}[31mroom".to_string()),
+            "{lines:?}"
+        );
         assert!(lines.contains(&"chat evil\\n\\u{1b}[31mroom: hi\\r\\u{1b}[2K".to_string()), "{lines:?}");
         assert!(lines.contains(&"speaking evil\\n\\u{1b}[31mroom on".to_string()), "{lines:?}");
     }

@@ -405,9 +405,9 @@ mod tests {
     /// A WAV file that cannot be used is named in the error.
     #[test]
     fn a_missing_wav_file_is_named() {
-        let e = audio_backend(&args(&["--input", "/nonexistent/speech.wav"])).err().expect("refused");
+        let e = audio_backend(&args(&["--input", "/nonexistent/speech.wav"])).expect_err("refused");
         assert!(format!("{e:#}").contains("--input /nonexistent/speech.wav"), "{e:#}");
-        let e = audio_backend(&args(&["--output", "/nonexistent/dir/heard.wav"])).err().expect("refused");
+        let e = audio_backend(&args(&["--output", "/nonexistent/dir/heard.wav"])).expect_err("refused");
         assert!(format!("{e:#}").contains("/nonexistent/dir/heard.wav"), "{e:#}");
         assert!(audio_backend(&args(&["--output", "heard.wav"])).is_ok(), "the working directory exists");
     }

@@ -46,7 +46,11 @@ pub(crate) fn probe(server: SocketAddr, timeout: Duration) -> Probe {
         }
         match decode_frame(&mut buf) {
             Ok(Some(frame)) => {
-                return if matches!(ServerMessage::decode(&frame), Ok(Some(_))) { Probe::Voice } else { Probe::Unknown };
+                return if matches!(ServerMessage::decode(&frame), Ok(Some(_))) {
+                    Probe::Voice
+                } else {
+                    Probe::Unknown
+                };
             }
             Ok(None) => {}
             Err(_) => return Probe::Unknown,

@@ -226,8 +226,12 @@ mod tests {
         on_event(&mut app, &mut l, chat("hi\r\x1b[2Kfake line", false));
         on_event(&mut app, &mut l, Event::ServerError { code: ErrorCode(99), message: evil.into() });
         let text = screen_text_at(&app, 120, 30);
-        for want in ["#evil\\n\\u{1b}[31mroom", "○ evil\\n\\u{1b}[31mroom", "bob: hi\\r\\u{1b}[2Kfake line", "\\u{1b}]0;owned\\u{7}"]
-        {
+        for want in [
+            "#evil\\n\\u{1b}[31mroom",
+            "○ evil\\n\\u{1b}[31mroom",
+            "bob: hi\\r\\u{1b}[2Kfake line",
+            "\\u{1b}]0;owned\\u{7}",
+        ] {
             assert!(text.contains(want), "{want:?} missing from\n{text}");
         }
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "a control character reached the screen:\n{text}");
@@ -244,7 +248,11 @@ mod tests {
         on_event(&mut app, &mut l, Event::MemberLeft(PublicId(2)));
         assert_eq!(counts(&app)[0], ("lobby".into(), 2));
         // Straight to another room: the one left loses this member, the new one has what its state says.
-        on_event(&mut app, &mut l, joined("games", &[member(1, "me"), member(4, "dan"), member(5, "eve"), member(6, "fay")]));
+        on_event(
+            &mut app,
+            &mut l,
+            joined("games", &[member(1, "me"), member(4, "dan"), member(5, "eve"), member(6, "fay")]),
+        );
         assert_eq!(counts(&app), [("lobby".into(), 1), ("games".into(), 4)]);
         on_event(&mut app, &mut l, Event::Left);
         assert_eq!(counts(&app), [("lobby".into(), 1), ("games".into(), 3)]);

@@ -26,7 +26,8 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
     let bottom_lines = help_lines(app, f.area().width);
     let bottom_height = u16::try_from(bottom_lines.len()).unwrap_or(u16::MAX);
     let [top, body, bottom] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(bottom_height)]).areas(f.area());
+        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(bottom_height)])
+            .areas(f.area());
     f.render_widget(Paragraph::new(title_line(app)), top);
     match app.screen {
         Screen::Login => draw_login(f, app, body),
