@@ -54,11 +54,7 @@ fn an_unreachable_server_is_given_up_in_words() {
 #[test]
 fn a_plain_client_at_a_tls_port_is_told_so() {
     let dir = temp_dir("plain-at-tls");
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
-    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
-    let tls = format!("\n[tls]\ncert = {:?}\nkey = {:?}\n", cert.display().to_string(), key.display().to_string());
+    let (_, _, tls) = support::tls_files(&dir);
     let (_server, addr) = start_server(&dir, &["alice"], &tls);
     let mut c = client("alice", PASSWORD, addr, &["--give-up-after", "15"]);
     let status = c.wait(Duration::from_secs(20));

@@ -166,13 +166,8 @@ impl Saver {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
+    use super::super::test_args as args;
     use super::*;
-
-    fn args(line: &[&str]) -> Args {
-        Args::try_parse_from(std::iter::once("voice-client").chain(line.iter().copied())).expect("valid arguments")
-    }
 
     #[test]
     fn tls_settings_merge_the_command_line_and_the_bookmark() {

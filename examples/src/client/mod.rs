@@ -1,6 +1,6 @@
-//! The `voice-client` binary's glue: command line and bookmarks → [`voice_client::Client`] ([`bookmark`]), then
-//! either the terminal UI ([`crate::tui`]) or a headless loop that prints events as lines and takes commands on
-//! stdin ([`headless`]).
+//! The `voice-client` binary's glue: command line and bookmarks → [`voice_client::Client`], then either the terminal
+//! UI ([`crate::tui`]) or a headless loop that prints events as lines (escaped) and takes commands on stdin, and
+//! ends in words, with a failure status, when the login is refused or the server cannot be reached.
 
 mod bookmark;
 mod headless;
@@ -380,12 +380,18 @@ pub(crate) fn apply(client: &Client, cmd: &crate::tui::Command) -> Result<()> {
     Ok(())
 }
 
+/// `voice-client` with the arguments `line` (for tests).
+#[cfg(test)]
+fn test_args(line: &[&str]) -> Args {
+    Args::try_parse_from(std::iter::once("voice-client").chain(line.iter().copied())).expect("valid arguments")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn args(line: &[&str]) -> Args {
-        Args::try_parse_from(std::iter::once("voice-client").chain(line.iter().copied())).expect("valid arguments")
+        test_args(line)
     }
 
     #[test]

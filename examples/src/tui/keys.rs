@@ -182,7 +182,7 @@ impl App {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{MemberRow, NetSliders, RoomRow};
+    use super::super::{NetSliders, RoomRow};
     use super::*;
     use ratatui::crossterm::event::KeyEventState;
 
@@ -197,28 +197,7 @@ mod tests {
     fn in_room(key_release: bool) -> App {
         let mut app = App::new("alice@127.0.0.1:7000", key_release);
         app.screen = Screen::Room;
-        app.members = vec![
-            MemberRow {
-                id: 1,
-                name: "alice".into(),
-                speaking: false,
-                muted: false,
-                deafened: false,
-                volume: 1.0,
-                me: true,
-                whispering_to_me: false,
-            },
-            MemberRow {
-                id: 2,
-                name: "bob".into(),
-                speaking: true,
-                muted: false,
-                deafened: false,
-                volume: 1.0,
-                me: false,
-                whispering_to_me: false,
-            },
-        ];
+        app.members = vec![App::test_member(1, "alice", true), App::test_member(2, "bob", false)];
         app
     }
 

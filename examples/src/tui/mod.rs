@@ -264,6 +264,21 @@ impl App {
         self.members.get(self.member_cursor)
     }
 
+    /// A member row for tests: `id`, `name`, speaking unless it is the local user (`me`), volume 1.
+    #[cfg(test)]
+    pub(crate) fn test_member(id: u32, name: &str, me: bool) -> MemberRow {
+        MemberRow {
+            id,
+            name: name.into(),
+            speaking: !me,
+            muted: false,
+            deafened: false,
+            volume: 1.0,
+            me,
+            whispering_to_me: false,
+        }
+    }
+
     /// Marks the members in `ids` as whispering to the local user now, and no one else.
     pub fn set_whispering_to_me(&mut self, ids: &[u32]) {
         for m in &mut self.members {

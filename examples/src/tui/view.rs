@@ -1,5 +1,6 @@
-//! Drawing the terminal client's screens with ratatui. Every string drawn goes through [`t`] first: names, rooms,
-//! chat and reasons come from the network, and a control character must never reach the terminal.
+//! Drawing the terminal client's screens with ratatui. Every string drawn is escaped first
+//! ([`crate::words::escape`]): names, rooms, chat and reasons come from the network, and a control character must
+//! never reach the terminal.
 
 use std::borrow::Cow;
 
@@ -311,16 +312,7 @@ mod tests {
     }
 
     fn bob() -> MemberRow {
-        MemberRow {
-            id: 2,
-            name: "bob".into(),
-            speaking: true,
-            muted: false,
-            deafened: false,
-            volume: 1.0,
-            me: false,
-            whispering_to_me: false,
-        }
+        App::test_member(2, "bob", false)
     }
 
     fn in_room(key_release: bool) -> App {

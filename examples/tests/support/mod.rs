@@ -180,6 +180,17 @@ pub fn start_server(dir: &Path, users: &[&str], limits: &str) -> (LocalServer, S
     (LocalServer { shutdown, thread: Some(thread) }, addr)
 }
 
+/// Writes a self-signed certificate for `localhost` and its key into `dir`; returns their paths and the lines that,
+/// appended to [`start_server`]'s `limits`, close that section and serve TLS with them.
+pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+    let tls = format!("\n[tls]\ncert = {:?}\nkey = {:?}\n", cert.display().to_string(), key.display().to_string());
+    (cert, key, tls)
+}
+
 /// Starts a headless `voice-client` for `user` on `server`.
 pub fn start_client(user: &str, server: SocketAddr, extra: &[&str]) -> Proc {
     start_client_in(&std::env::temp_dir(), user, server, extra)
