@@ -65,9 +65,30 @@ fn bots_against_a_server_given_by_address() {
     assert!(s.packets.received > 0 && s.packets.loss_pct < 5.0, "{json}");
     assert!(s.relay.is_none() && s.cpu.relay_pct.is_none(), "an external server's CPU is not measured: {json}");
     assert!(s.cpu.bots_pct.is_some(), "{json}");
-    // Wrong password: refused, an error rather than a hang or a panic.
+    // Wrong password: refused, an error in words rather than a hang, a panic or `Some((ErrorCode(3), …))`.
     let mut bad = args.clone();
     bad.password = "wrong".into();
-    assert!(run(&bad).is_err());
+    let e = format!("{:#}", run(&bad).expect_err("refused"));
+    assert!(e.contains("the server refused the login: wrong user name, password or token"), "{e}");
+    assert!(!e.contains("ErrorCode") && !e.contains("Some("), "{e}");
     relay.stop();
+}
+
+/// Against an address where nothing listens, the bots give up after `--give-up-after` with the reason in words
+/// (they used to wait a minute at "connecting…").
+#[test]
+fn bots_give_up_on_an_unreachable_server() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("binds").local_addr().expect("address");
+    let server = closed.to_string();
+    let args = Args::parse_from(
+        ["voice-bots", "--bots", "2", "--rooms", "1", "--seconds", "1", "--quiet"].into_iter().chain([
+            "--server",
+            &server,
+            "--give-up-after",
+            "0.5",
+        ]),
+    );
+    let e = format!("{:#}", run(&args).expect_err("unreachable"));
+    assert!(e.contains(&format!("nothing listens at {server}")), "{e}");
+    assert!(e.contains("gave up after 0.5 s"), "{e}");
 }

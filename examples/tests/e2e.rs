@@ -58,12 +58,7 @@ fn speech_and_chat_reach_the_room() {
 #[test]
 fn clients_reach_a_tls_server_with_its_certificate() {
     let dir = temp_dir("tls");
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
-    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
-    // `start_server` appends this to `[limits]`: it closes that section and opens `[tls]`.
-    let tls = format!("\n[tls]\ncert = {:?}\nkey = {:?}\n", cert.display().to_string(), key.display().to_string());
+    let (cert, _key, tls) = support::tls_files(&dir);
     let (server, addr) = start_server(&dir, &["alice", "bob"], &tls);
     let cert_arg = cert.to_str().expect("utf-8 path");
     // Bob gives the certificate on the command line and saves it with a bookmark; alice uses that bookmark only.

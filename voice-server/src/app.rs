@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use voice_relay::driver::{self, IdlePoll, MetricsHandle, ShutdownHandle};
-use voice_relay::{Relay, SystemRng};
+use voice_relay::{DriverError, Relay, SystemRng};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -33,17 +33,24 @@ impl Server {
         let relay = Relay::new(config.relay_config(), Box::new(SystemRng::new()), now, unix_ms)?;
         let idle = (l.idle_poll_ms > 0)
             .then(|| IdlePoll { period: Duration::from_millis(l.idle_poll_ms), ..IdlePoll::default() });
-        let mut server = driver::Server::bind(relay, authenticator, l.udp, l.control)?
-            .with_idle_poll(idle)
-            .with_udp_threads(l.udp_threads)?;
+        let mut server = driver::Server::bind(relay, authenticator, l.udp, l.control)
+            .and_then(|s| s.with_idle_poll(idle).with_udp_threads(l.udp_threads))
+            .map_err(|e| bind_error(e, config))?;
         if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
             server = server.with_tls(driver::server_config_from_pem(cert, key)?);
+            for problem in crate::tls::certificate_problems(cert, unix_ms / 1000) {
+                tracing::warn!("{problem}");
+            }
         }
         let http = if l.metrics_enabled {
-            let bind = |source| Error::Metrics { addr: l.metrics, source };
-            let listener = std::net::TcpListener::bind(l.metrics).map_err(bind)?;
-            listener.set_nonblocking(true).map_err(bind)?;
-            let local = listener.local_addr().map_err(bind)?;
+            let listener = std::net::TcpListener::bind(l.metrics).map_err(|source| Error::Bind {
+                what: "metrics (HTTP)",
+                addr: l.metrics,
+                source,
+            })?;
+            let setup = |source| Error::Metrics { addr: l.metrics, source };
+            listener.set_nonblocking(true).map_err(setup)?;
+            let local = listener.local_addr().map_err(setup)?;
             Some((listener, local))
         } else {
             None
@@ -108,6 +115,19 @@ impl Server {
                 rt.block_on(self.run())
             })
             .map_err(Error::Runtime)
+    }
+}
+
+/// A driver's bind error with the configured address it concerns; other errors as they are.
+fn bind_error(e: DriverError, config: &Config) -> Error {
+    match e {
+        DriverError::Bind { what: "udp", source, .. } => {
+            Error::Bind { what: "audio (UDP)", addr: config.listen.udp, source }
+        }
+        DriverError::Bind { what: "tcp", source, .. } => {
+            Error::Bind { what: "control (TCP)", addr: config.listen.control, source }
+        }
+        other => Error::Driver(other),
     }
 }
 

@@ -67,11 +67,22 @@ pub enum Error {
     /// The relay refused its settings (the file's checks make this rare).
     #[error("relay settings: {0}")]
     Relay(#[from] voice_relay::Error),
-    /// A socket could not be bound, TLS could not be set up, or the relay's driver failed.
+    /// TLS could not be set up, or the relay's driver failed.
     #[error("{0}")]
     Driver(#[from] DriverError),
-    /// The metrics / health HTTP listener could not be bound.
-    #[error("cannot bind the metrics socket {addr}: {source}")]
+    /// A socket of `[listen]` could not be bound (the address is in use, not local, or needs privileges).
+    #[error("cannot bind the {what} socket to {addr}: {source}{}", bind_hint(source))]
+    Bind {
+        /// Which socket: `control (TCP)`, `audio (UDP)` or `metrics (HTTP)`.
+        what: &'static str,
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metrics / health HTTP listener could not be set up after binding.
+    #[error("cannot use the metrics socket {addr}: {source}")]
     Metrics {
         /// The configured address.
         addr: std::net::SocketAddr,
@@ -79,7 +90,26 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A certificate could not be made ([`crate::tls::self_signed`]).
+    #[error("certificate: {reason}")]
+    Certificate {
+        /// What is wrong.
+        reason: String,
+    },
     /// The server's thread or its runtime could not be started.
     #[error("cannot start the server thread: {0}")]
     Runtime(#[source] std::io::Error),
+}
+
+/// What an operator can do about a failed bind, after the operating system's words.
+fn bind_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another program, perhaps another voice-server, listens there: stop it or choose another address in \
+             [listen])"
+        }
+        std::io::ErrorKind::AddrNotAvailable => " (not an address of this machine: check [listen])",
+        std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges: choose a higher port in [listen])",
+        _ => "",
+    }
 }

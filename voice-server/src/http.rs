@@ -1,6 +1,7 @@
 //! The operators' HTTP endpoint, on axum: `GET /metrics` (the relay's counters, drops by reason, forward-latency
-//! histogram and UDP totals in the Prometheus text format) and `GET /health` (`200 ok` while the relay runs, `503`
-//! once it stopped). Other paths get `404`, other methods `405` (axum's answers).
+//! histogram, UDP send errors, build and process figures in the Prometheus text format: [`metrics`]) and
+//! `GET /healthz` (also `GET /health`: `200 ok` while the relay runs, `503` once it stopped). Other paths get
+//! `404`, other methods `405` (axum's answers).
 //!
 //! Everything here is reachable without logging in, so it is bounded: at most [`MAX_HTTP_CONNECTIONS`] connections
 //! are served at once (more wait in the kernel's listen queue), a request head larger than
@@ -9,6 +10,8 @@
 //! [`MetricsHandle`] snapshot); rendering happens on this task.
 //!
 //! [`router`] is the plain axum [`Router`]: an application that serves more (an admin API) can nest it in its own.
+
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,14 +44,21 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(20);
 /// The Prometheus text format's content type.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// `GET /metrics` and `GET /health` for the relay behind `metrics`.
+/// `GET /metrics`, `GET /healthz` and `GET /health` (the same) for the relay behind `metrics`.
 pub fn router(metrics: MetricsHandle) -> Router {
-    Router::new().route("/metrics", get(prometheus)).route("/health", get(health)).with_state(metrics)
+    Router::new()
+        .route("/metrics", get(prometheus))
+        .route("/healthz", get(health))
+        .route("/health", get(health))
+        .with_state(metrics)
 }
 
 async fn prometheus(State(metrics): State<MetricsHandle>) -> Response {
     match metrics.snapshot().await {
-        Some(s) => ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], s.render_prometheus()).into_response(),
+        Some(s) => {
+            let text = metrics::render(&s, &metrics::ProcessStats::read());
+            ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response()
+        }
         None => (StatusCode::SERVICE_UNAVAILABLE, "relay stopped\n").into_response(),
     }
 }

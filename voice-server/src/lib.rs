@@ -12,8 +12,10 @@
 //!   ([`CombinedAuthenticator`]). The relay core never checks a credential: it asks its driver, which runs these
 //!   (argon2id on a bounded blocking pool; tokens inline, their expiry checked against the login's time);
 //! * [`http`] — metrics (Prometheus text) and health over HTTP, on axum, bounded in connections, bytes and time;
+//! * [`tls`] — what clients will think of the configured certificate (logged at start), and self-signed
+//!   certificates for development (`voice-server gen-cert`);
 //! * [`Server`] — the composition of all of it, and the `voice-server` binary (`voice-server --config FILE`,
-//!   `voice-server hash-password`).
+//!   `voice-server hash-password`, `voice-server gen-cert`).
 //!
 //! What it is not: a library of protocol or relay logic (that is `voice-proto` and `voice-relay`), nor a client
 //! (`voice-client`). Persistence, an admin API, a browser bridge, server-side mixing and clustering are not here
@@ -66,6 +68,7 @@ pub mod auth;
 pub mod config;
 mod error;
 pub mod http;
+pub mod tls;
 
 pub use app::Server;
 pub use auth::{

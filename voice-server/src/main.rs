@@ -4,6 +4,7 @@
 //! ```text
 //! voice-server [--config FILE]        # or ARS_CONFIG_PATH=FILE; without either, every option has its default
 //! voice-server hash-password          # reads a password on stdin, prints the argon2id hash for the config's users
+//! voice-server gen-cert HOSTNAME…     # writes cert.pem and key.pem: a self-signed certificate for development
 //! ```
 //!
 //! It prints where it listens, serves Prometheus metrics and health over HTTP when the config names a metrics
@@ -18,7 +19,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use voice_relay::driver::ShutdownHandle;
 use voice_relay::{Relay, SystemRng};
-use voice_server::{CONFIG_PATH_ENV, Config, Server, config_path_from};
+use voice_server::{CONFIG_PATH_ENV, Config, ConfigError, Server, config_path_from};
 
 fn main() -> ExitCode {
     init_logging();
@@ -26,10 +27,26 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("voice-server: {e:#}");
+            eprintln!("voice-server: {}", sentence(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes as one line, each cause once: errors that print their cause themselves are not
+/// followed by it again.
+fn sentence(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if out.contains(&cause) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&cause);
+    }
+    out
 }
 
 /// Logs to stderr with `tracing`; `RUST_LOG` filters (default `info`).
@@ -57,16 +74,45 @@ struct Args {
 enum Command {
     /// Reads a password on stdin and prints its argon2id hash, for the `users` table of the config.
     HashPassword,
+    /// Writes a self-signed TLS certificate and its key for development or a first deployment: clients trust it
+    /// with `--ca-cert CERT`. On the internet, prefer a certificate from a public CA.
+    GenCert(GenCert),
+}
+
+/// `voice-server gen-cert`.
+#[derive(Debug, clap::Args)]
+struct GenCert {
+    /// Host names and IP addresses clients use to reach the server (e.g. `voice.example.com 192.0.2.7`).
+    #[arg(value_name = "NAME", required = true)]
+    names: Vec<String>,
+    /// Where to write the certificate (PEM).
+    #[arg(long, value_name = "FILE", default_value = "cert.pem")]
+    cert: PathBuf,
+    /// Where to write the private key (PEM; readable by its owner only).
+    #[arg(long, value_name = "FILE", default_value = "key.pem")]
+    key: PathBuf,
+    /// Days the certificate is valid (1–3650).
+    #[arg(long, default_value_t = 365)]
+    days: u32,
+    /// Replace existing files.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs `voice-server` with `args` until Ctrl-C or SIGTERM.
 fn run(args: Args) -> Result<()> {
-    if let Some(Command::HashPassword) = args.command {
-        return hash_password();
+    match args.command {
+        Some(Command::HashPassword) => return hash_password(),
+        Some(Command::GenCert(g)) => return gen_cert(&g),
+        None => {}
     }
     let path = config_path_from(args.config, std::env::var_os(CONFIG_PATH_ENV));
     let config = match &path {
-        Some(p) => Config::from_path(p).with_context(|| format!("config file {}", p.display()))?,
+        Some(p) => Config::from_path(p).map_err(|e| match e {
+            // These name the file already.
+            e @ (ConfigError::Read { .. } | ConfigError::TooLarge { .. }) => anyhow::Error::new(e),
+            e => anyhow::Error::new(e).context(format!("config file {}", p.display())),
+        })?,
         None => Config::default(),
     };
     match &path {
@@ -85,12 +131,13 @@ fn run(args: Args) -> Result<()> {
     }
     println!("  audio (UDP)    {}", server.udp_addr());
     if let Some(m) = server.metrics_addr() {
-        println!("  metrics (HTTP) http://{m}/metrics  (health: http://{m}/health)");
+        println!("  metrics (HTTP) http://{m}/metrics  (health: http://{m}/healthz)");
     }
+    let signals = Signals::install().context("listening for Ctrl-C and SIGTERM")?;
     println!("ready (Ctrl-C or SIGTERM stops)");
     let stop = server.shutdown_handle();
     let running = server.spawn().context("starting the relay thread")?;
-    wait_for_signal(&stop, &running)?;
+    signals.wait(&stop, &running)?;
     tracing::info!("shutting down: telling clients");
     let relay = running.join().map_err(|_| anyhow::anyhow!("relay thread panicked"))?.context("relay")?;
     let c = relay.counters();
@@ -98,30 +145,58 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until Ctrl-C / SIGTERM (then asks the relay to shut down) or until the relay thread ends by itself.
-fn wait_for_signal(
-    stop: &ShutdownHandle,
-    running: &std::thread::JoinHandle<Result<Relay, voice_server::Error>>,
-) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(async {
+/// Ctrl-C and SIGTERM, listened for from before the server says it is ready: a signal right after "ready" stops
+/// it gracefully instead of killing it.
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    #[cfg(unix)]
+    unix: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         #[cfg(unix)]
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-        loop {
+        let unix = {
+            use tokio::signal::unix::{SignalKind, signal};
+            let _runtime = rt.enter();
+            (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+        };
+        Ok(Self {
+            rt,
             #[cfg(unix)]
-            let term_recv = term.recv();
-            #[cfg(not(unix))]
-            let term_recv = std::future::pending::<Option<()>>();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => { tracing::info!("Ctrl-C"); break; }
-                _ = term_recv => { tracing::info!("SIGTERM"); break; }
-                _ = tick.tick() => if running.is_finished() { break; },
+            unix,
+        })
+    }
+
+    /// Blocks until Ctrl-C / SIGTERM (then asks the relay to shut down) or until the relay thread ends by itself.
+    fn wait(
+        self,
+        stop: &ShutdownHandle,
+        running: &std::thread::JoinHandle<Result<Relay, voice_server::Error>>,
+    ) -> Result<()> {
+        #[cfg(unix)]
+        let (rt, (mut int, mut term)) = (self.rt, self.unix);
+        #[cfg(not(unix))]
+        let rt = self.rt;
+        rt.block_on(async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+            loop {
+                #[cfg(unix)]
+                let (int_recv, term_recv) = (int.recv(), term.recv());
+                #[cfg(not(unix))]
+                let (int_recv, term_recv) =
+                    (async { tokio::signal::ctrl_c().await.ok() }, std::future::pending::<Option<()>>());
+                tokio::select! {
+                    _ = int_recv => { tracing::info!("Ctrl-C"); break; }
+                    _ = term_recv => { tracing::info!("SIGTERM"); break; }
+                    _ = tick.tick() => if running.is_finished() { break; },
+                }
             }
-        }
-        stop.shutdown();
-        Ok::<_, anyhow::Error>(())
-    })
+            stop.shutdown();
+        });
+        Ok(())
+    }
 }
 
 /// `voice-server hash-password`: one line of stdin → an argon2id PHC string on stdout.
@@ -132,5 +207,52 @@ fn hash_password() -> Result<()> {
     anyhow::ensure!(!password.is_empty(), "empty password (give it on stdin)");
     let hash = voice_server::hash_password(password, &mut SystemRng::new())?;
     println!("{hash}");
+    Ok(())
+}
+
+/// `voice-server gen-cert`: a self-signed certificate and key, written where asked, and how to use them.
+fn gen_cert(g: &GenCert) -> Result<()> {
+    #[allow(clippy::disallowed_methods, reason = "the program dates the certificate: one read of the clock")]
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let made = voice_server::tls::self_signed(&g.names, g.days, now)?;
+    write_new(&g.cert, &made.cert_pem, g.force, 0o644)?;
+    write_new(&g.key, &made.key_pem, g.force, 0o600)?;
+    let (cert, key) = (g.cert.display(), g.key.display());
+    println!("wrote {cert}: a self-signed certificate for {} (valid until {})", g.names.join(", "), made.not_after);
+    println!("wrote {key}: its private key (keep it secret)");
+    println!("server config:  [tls]  cert = {:?}  key = {:?}", cert.to_string(), key.to_string());
+    let host = g.names.first().map_or("HOSTNAME", String::as_str);
+    println!("clients:        voice-client --ca-cert {cert} --server {host}:7000 …");
+    Ok(())
+}
+
+/// Writes `text` to a new file at `path` (`force`: or over an existing one) with Unix permissions `mode`.
+fn write_new(path: &std::path::Path, text: &str, force: bool, mode: u32) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            anyhow::anyhow!("{} exists already (--force replaces it)", path.display())
+        }
+        _ => anyhow::Error::new(e).context(format!("cannot write {}", path.display())),
+    })?;
+    // An existing file keeps its permissions when truncated: set them.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the permissions of {}", path.display()))?;
+    }
+    file.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -122,6 +122,31 @@ fn jwt_refuses_bad_tokens() {
     assert!(refused(&Credential::Token(String::new())), "empty");
 }
 
+/// A configured issuer or audience is required: a token that leaves the claim out is refused (it used to pass).
+#[test]
+fn jwt_requires_the_configured_issuer_and_audience() {
+    let exp = NOW_S + 3600;
+    let both = JwtAuthenticator::new(SECRET).with_issuer(Some("api".into())).with_audience(Some("voice".into()));
+    let refused = |auth: &JwtAuthenticator, claims: serde_json::Value| {
+        check(auth, "a", &hs256(&claims)) == Err(AuthError::WrongCredential)
+    };
+    assert!(refused(&both, serde_json::json!({ "sub": "a", "aud": "voice", "exp": exp })), "no iss");
+    assert!(refused(&both, serde_json::json!({ "sub": "a", "iss": "api", "exp": exp })), "no aud");
+    assert!(refused(&both, serde_json::json!({ "sub": "a", "exp": exp })), "neither");
+    let aud_list = serde_json::json!({ "sub": "a", "iss": "api", "aud": ["web", "voice"], "exp": exp });
+    assert!(check(&both, "a", &hs256(&aud_list)).is_ok(), "aud may be a list that contains the audience");
+    // Only what is configured is required.
+    let issuer_only = JwtAuthenticator::new(SECRET).with_issuer(Some("api".into()));
+    assert!(check(&issuer_only, "a", &hs256(&serde_json::json!({ "sub": "a", "iss": "api", "exp": exp }))).is_ok());
+    assert!(refused(&issuer_only, serde_json::json!({ "sub": "a", "exp": exp })), "no iss");
+    let audience_only = JwtAuthenticator::new(SECRET).with_audience(Some("voice".into()));
+    assert!(check(&audience_only, "a", &hs256(&serde_json::json!({ "sub": "a", "aud": "voice", "exp": exp }))).is_ok());
+    assert!(refused(&audience_only, serde_json::json!({ "sub": "a", "exp": exp })), "no aud");
+    // Unconfigured again: nothing but exp and sub is required.
+    let cleared = both.with_issuer(None).with_audience(None);
+    assert!(check(&cleared, "a", &hs256(&serde_json::json!({ "sub": "a", "exp": exp }))).is_ok());
+}
+
 #[test]
 fn combined_dispatches_on_the_credential_kind() {
     let p = PasswordFileAuthenticator::new().with_user("alice", cheap_hash("pw", 4), "alice").unwrap();
@@ -187,4 +212,45 @@ fn logins_through_the_relay_with_the_configured_authenticator() {
     assert!(login(3, "carol", hs256(&serde_json::json!({ "sub": "carol", "exp": NOW_S + 60 }))));
     assert!(!login(4, "dave", hs256(&serde_json::json!({ "sub": "carol", "exp": NOW_S + 60 }))));
     assert!(!login(5, "erin", hs256(&serde_json::json!({ "sub": "erin", "exp": NOW_S - 25 }))), "expired by the login");
+}
+
+/// A writer for a test's log lines.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Logins are logged: accepted ones, and refused ones (a few per window) with the user name escaped, so a name
+/// with control characters cannot write to the operator's terminal.
+#[test]
+fn logins_are_logged_with_names_escaped_and_refusals_limited() {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let p = PasswordFileAuthenticator::new().with_user("alice", cheap_hash("pw", 7), "Alice").unwrap();
+    let auth = CombinedAuthenticator::new(Some(p), None);
+    tracing::subscriber::with_default(subscriber, || {
+        assert!(check(&auth, "alice", &password("pw")).is_ok());
+        for _ in 0..voice_server::auth::log::REFUSALS_PER_WINDOW + 3 {
+            assert!(check(&auth, "evil\n\x1b[31mname", &password("x")).is_err());
+        }
+        // The next window (the login's own time, not a clock) says how many were left out.
+        let later = NOW_S + voice_server::auth::log::WINDOW_MS / 1000;
+        assert!(auth.authenticate(&request_at("alice", &password("nope"), later)).is_err());
+    });
+    let text = String::from_utf8(log.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(text.contains("login accepted") && text.contains("user=\"alice\""), "{text}");
+    let refused = text.lines().filter(|l| l.contains("login refused")).count();
+    assert_eq!(refused as u64, voice_server::auth::log::REFUSALS_PER_WINDOW + 1, "{text}");
+    assert!(text.contains("left_out=3"), "{text}");
+    assert!(text.contains(r#"user="evil\n\u{1b}[31mname""#), "escaped: {text}");
+    assert!(!text.contains('\x1b'), "no control character reaches the log: {text}");
 }

@@ -143,3 +143,107 @@ fn hash_password_prints_an_argon2id_hash() {
     assert!(line.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{line}");
     assert!(p.wait().success());
 }
+
+/// A file that cannot be read is named once, with its cause once.
+#[test]
+fn a_missing_config_file_is_reported_once() {
+    let dir = temp_dir("missing");
+    let path = dir.join("missing.toml");
+    let mut missing = Proc::start(&["--config", path.to_str().expect("utf-8 path")]);
+    assert!(!missing.wait().success());
+    let err = missing.stderr();
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(err.matches("missing.toml").count(), 1, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `gen-cert` writes an end-entity certificate and its key; a client that trusts the certificate file completes
+/// the TLS handshake with a server configured with them; existing files are not replaced unless asked.
+#[test]
+fn gen_cert_writes_a_certificate_that_clients_accept() {
+    use voice_relay::driver::rustls;
+
+    let dir = temp_dir("gen-cert");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let (cert_arg, key_arg) = (cert.to_str().expect("utf-8 path"), key.to_str().expect("utf-8 path"));
+    let mut made = Proc::start(&["gen-cert", "localhost", "127.0.0.1", "--cert", cert_arg, "--key", key_arg]);
+    let wrote = made.line("wrote");
+    assert!(wrote.contains("localhost, 127.0.0.1"), "{wrote}");
+    made.line("clients:");
+    assert!(made.wait().success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).expect("key written").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the key is its owner's only");
+    }
+    let mut again = Proc::start(&["gen-cert", "localhost", "--cert", cert_arg, "--key", key_arg]);
+    assert!(!again.wait().success());
+    assert!(again.stderr().contains("exists already (--force replaces it)"));
+
+    let config = dir.join("server.toml");
+    let text = format!(
+        "[listen]\nudp = \"127.0.0.1:0\"\ncontrol = \"127.0.0.1:0\"\nmetrics_enabled = false\n\n\
+         [tls]\ncert = {:?}\nkey = {:?}\n",
+        cert_arg, key_arg
+    );
+    std::fs::write(&config, text).expect("write config");
+    let mut server = Proc::start(&["--config", config.to_str().expect("utf-8 path")]);
+    let control = server.line("control (TCP)");
+    let addr: std::net::SocketAddr = control.split_whitespace().last().expect("address").parse().expect("address");
+    server.line("ready");
+
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(&cert).expect("cert written");
+    for c in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+        roots.add(c.expect("a certificate")).expect("a trust anchor");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    for name in ["localhost", "127.0.0.1"] {
+        let server_name = rustls::pki_types::ServerName::try_from(name).expect("name").to_owned();
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(client.clone()), server_name).expect("conn");
+        let mut tcp = std::net::TcpStream::connect(addr).expect("connects");
+        tcp.set_read_timeout(Some(BOUND)).expect("timeout");
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp).unwrap_or_else(|e| panic!("handshake as {name}: {e}"));
+        }
+    }
+    let killed = Command::new("kill").arg("-TERM").arg(server.child.id().to_string()).status().expect("kill runs");
+    let status = server.wait();
+    let err = server.stderr();
+    assert!(killed.success() && status.success(), "{status}: {err}");
+    assert!(!err.contains("TLS certificate"), "no warning about a good certificate: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A certificate made by a plain `openssl req -x509` (CA:TRUE) is explained when the server starts.
+#[test]
+fn a_ca_certificate_is_explained_when_the_server_starts() {
+    let dir = temp_dir("ca-cert");
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let signing_key = rcgen::KeyPair::generate().expect("key");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, params.self_signed(&signing_key).expect("signs").pem()).expect("write cert");
+    std::fs::write(&key, signing_key.serialize_pem()).expect("write key");
+    let config = dir.join("server.toml");
+    let text = format!(
+        "[listen]\nudp = \"127.0.0.1:0\"\ncontrol = \"127.0.0.1:0\"\nmetrics_enabled = false\n\n\
+         [tls]\ncert = {:?}\nkey = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    std::fs::write(&config, text).expect("write config");
+    let mut server = Proc::start(&["--config", config.to_str().expect("utf-8 path")]);
+    server.line("ready");
+    let killed = Command::new("kill").arg("-TERM").arg(server.child.id().to_string()).status().expect("kill runs");
+    assert!(killed.success() && server.wait().success());
+    let err = server.stderr();
+    assert!(err.contains("CaUsedAsEndEntity") && err.contains("voice-server gen-cert"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -105,6 +105,54 @@ async fn passwords_are_verified_off_the_core_thread_and_order_is_kept() {
     assert_eq!(relay.counters().logins, 1);
 }
 
+/// The value of the sample line `series` (name and labels) in a Prometheus text body.
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `/metrics` beyond the relay's counters: the build, the process's resources, the UDP send errors as their own
+/// counter; and no quantity twice (the driver's datagram totals repeated the relay's packet counters, with send
+/// errors as an `op` of the same family).
+#[tokio::test]
+async fn metrics_tell_the_build_and_the_process_and_nothing_twice() {
+    let text = "[listen]\nudp = \"127.0.0.1:0\"\ncontrol = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n";
+    let server = Server::from_config(&Config::from_toml_str(text).expect("valid config")).expect("binds");
+    let (metrics, shutdown) = (server.metrics_addr().expect("metrics"), server.shutdown_handle());
+    let running = server.spawn().expect("server thread");
+    let response = http(metrics, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").await;
+    let (_, body) = response.split_once("\r\n\r\n").expect("head and body");
+    let build = format!("voice_server_build_info{{version=\"{}\",protocol=\"1\"}}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(sample(body, &build), Some(1.0), "{body}");
+    assert_eq!(sample(body, "voice_relay_udp_send_errors_total"), Some(0.0), "{body}");
+    assert!(!body.contains("op=\""), "send errors are their own counter: {body}");
+    assert!(!body.contains("udp_datagrams_total"), "datagrams are counted once, as packets_total: {body}");
+    if cfg!(target_os = "linux") {
+        let rss = sample(body, "process_resident_memory_bytes").expect("RSS");
+        assert!(rss > 1e6, "{rss}");
+        assert!(sample(body, "process_cpu_seconds_total").expect("CPU") > 0.0, "{body}");
+        let fds = sample(body, "process_open_fds").expect("fds");
+        assert!((3.0..1000.0).contains(&fds), "{fds}");
+        assert!(sample(body, "process_threads").expect("threads") >= 2.0, "{body}");
+        assert!(sample(body, "process_virtual_memory_bytes").expect("VM") >= rss, "{body}");
+    }
+    // Each family is declared once, and every sample belongs to a declared family.
+    let mut families = std::collections::HashSet::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let name = rest.split_whitespace().next().expect("a name");
+            assert!(families.insert(name.to_string()), "{name} declared twice");
+        }
+    }
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().expect("a name");
+        let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+        assert!(families.contains(name) || families.contains(family), "undeclared: {line}");
+    }
+    shutdown.shutdown();
+    let join = tokio::task::spawn_blocking(move || running.join().expect("thread").expect("runs"));
+    timeout(BOUND, join).await.expect("stops").expect("joins");
+}
+
 /// One HTTP request; returns the whole response.
 async fn http(addr: SocketAddr, request: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).await.expect("connects");
@@ -148,9 +196,11 @@ async fn server_from_config_runs_what_the_file_describes() {
     assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
     assert!(body.contains("\nvoice_relay_logins_total 1\n"), "{body}");
     assert!(body.contains("\nvoice_relay_logins_busy_total 0\n"), "{body}");
-    assert!(body.contains("voice_relay_udp_datagrams_total{op=\"recv\"}"), "{body}");
-    let health = http(metrics, b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n").await;
-    assert!(health.starts_with("HTTP/1.1 200 OK\r\n") && health.ends_with("\r\n\r\nok\n"), "{health}");
+    for path in ["/healthz", "/health"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+        let health = http(metrics, request.as_bytes()).await;
+        assert!(health.starts_with("HTTP/1.1 200 OK\r\n") && health.ends_with("\r\n\r\nok\n"), "{path}: {health}");
+    }
     let not_found = http(metrics, b"GET / HTTP/1.1\r\nHost: test\r\n\r\n").await;
     assert!(not_found.starts_with("HTTP/1.1 404 "), "{not_found}");
     let post = http(metrics, b"POST /metrics HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n").await;

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     match voice_examples::client::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("voice-client: {e:#}");
+            eprintln!("voice-client: {}", voice_examples::sentence(&e));
             ExitCode::FAILURE
         }
     }

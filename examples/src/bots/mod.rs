@@ -28,6 +28,7 @@ use voice_proto::control::Credential;
 use self::audio::{Clock, RATE_HZ, Recording, ScriptedAudio, TalkScript, turn_with_marker};
 use self::local::LocalRelay;
 pub use self::summary::Summary;
+use crate::words::{connect_failure, ended, refused};
 
 /// Length of one talker's slot in a room's round-robin.
 const SLOT: Duration = Duration::from_millis(1_000);
@@ -79,6 +80,9 @@ pub struct Args {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Give up (with an error) when no bot has logged in this many seconds after the first failed connection.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub give_up_after: f64,
 }
 
 /// One bot.
@@ -98,6 +102,10 @@ pub fn run(args: &Args) -> Result<Summary> {
     if !(args.seconds > 0.0 && args.seconds <= 24.0 * 3600.0) {
         bail!("--seconds must be positive (at most a day)");
     }
+    let give_up = Duration::try_from_secs_f64(args.give_up_after)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--give-up-after must be a positive number of seconds")?;
     let users: Vec<(String, String)> =
         (0..args.bots).map(|i| (format!("{}{i}", args.user_prefix), args.password.clone())).collect();
     let rooms: Vec<String> = (0..args.rooms).map(|r| format!("{}-{r}", args.room_prefix)).collect();
@@ -146,7 +154,7 @@ pub fn run(args: &Args) -> Result<Summary> {
         let client = Client::connect(config).with_context(|| format!("starting bot {user}"))?;
         bots.push(Bot { room, talker, client, recording, ready: false });
     }
-    wait_ready(args, &mut bots)?;
+    wait_ready(args, &mut bots, server, give_up)?;
 
     // Everyone is in and nobody sends audio yet: read the counters, then the talkers hold their push-to-talk key
     // from shortly before the schedule starts (on the shared clock) until it is over, so that every packet counted
@@ -248,24 +256,21 @@ fn progress(args: &Args, line: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Waits until every bot's UDP path is up (bounded); fails with the reason the server gave if one is refused.
-fn wait_ready(args: &Args, bots: &mut [Bot]) -> Result<()> {
-    let deadline = Instant::now() + CONNECT_BOUND;
+/// Waits until every bot's UDP path is up (bounded); fails, in words, with the reason the server gave if one is
+/// refused, or when the server cannot be reached ([`Readiness`]).
+fn wait_ready(args: &Args, bots: &mut [Bot], server: std::net::SocketAddr, give_up: Duration) -> Result<()> {
+    let mut readiness = Readiness::new(Instant::now(), server, give_up);
     let mut ready = 0;
     while ready < bots.len() {
-        if Instant::now() > deadline {
-            bail!("only {ready} of {} bots were ready (joined, UDP bound) within {CONNECT_BOUND:?}", bots.len());
-        }
         for (i, b) in bots.iter_mut().enumerate().filter(|(_, b)| !b.ready) {
             while let Some(e) = b.client.try_event() {
-                match e {
-                    Event::MediaReady => b.ready = true,
-                    Event::Closed { reason } => bail!("bot {i} was refused: {reason:?}"),
-                    Event::ServerError { code, message } => bail!("bot {i}: server error {code:?}: {message}"),
-                    _ => {}
+                if e == Event::MediaReady {
+                    b.ready = true;
                 }
+                readiness.on_event(Instant::now(), i, &e).map_err(anyhow::Error::msg)?;
             }
         }
+        readiness.check(Instant::now(), ready, bots.len()).map_err(anyhow::Error::msg)?;
         let now_ready = bots.iter().filter(|b| b.ready).count();
         if now_ready != ready {
             ready = now_ready;
@@ -277,6 +282,61 @@ fn wait_ready(args: &Args, bots: &mut [Bot]) -> Result<()> {
         eprintln!();
     }
     Ok(())
+}
+
+/// Whether the bots are getting in: the first refusal by the server ends the run (in words), and so does a server
+/// that no bot reached within `give_up` of the first failed connection, or a start that takes longer than
+/// [`CONNECT_BOUND`].
+#[derive(Debug)]
+struct Readiness {
+    server: std::net::SocketAddr,
+    give_up: Duration,
+    started: Instant,
+    first_failure: Option<(Instant, String)>,
+    logged_in: bool,
+}
+
+impl Readiness {
+    fn new(now: Instant, server: std::net::SocketAddr, give_up: Duration) -> Self {
+        Self { server, give_up, started: now, first_failure: None, logged_in: false }
+    }
+
+    /// One event of bot `i`; an error (a sentence) when it ends the run.
+    fn on_event(&mut self, now: Instant, i: usize, e: &Event) -> Result<(), String> {
+        match e {
+            Event::LoggedIn { .. } => self.logged_in = true,
+            Event::ConnectFailed(why) => {
+                self.first_failure.get_or_insert_with(|| (now, why.clone()));
+            }
+            Event::Closed { reason: Some((code, message)) } => {
+                return Err(format!("bot {i}: {}", ended(*code, message)));
+            }
+            Event::Closed { reason: None } => return Err(format!("bot {i} stopped")),
+            Event::ServerError { code, message } => return Err(format!("bot {i}: {}", refused(*code, message))),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether to wait on at `now`, with `ready` of `total` bots ready.
+    fn check(&self, now: Instant, ready: usize, total: usize) -> Result<(), String> {
+        if let Some((at, why)) = &self.first_failure
+            && !self.logged_in
+            && now.saturating_duration_since(*at) >= self.give_up
+        {
+            let why = connect_failure(why, self.server, false);
+            return Err(format!(
+                "cannot reach the server: {why}; gave up after {} s (--give-up-after)",
+                self.give_up.as_secs_f64()
+            ));
+        }
+        if now.saturating_duration_since(self.started) > CONNECT_BOUND {
+            return Err(format!(
+                "only {ready} of {total} bots were ready (joined, UDP bound) within {CONNECT_BOUND:?}"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Where talkers' speech comes from: a WAV file's, or generated.
@@ -354,6 +414,31 @@ mod tests {
         let g = SpeechSource::new(None, 3).unwrap();
         assert_ne!(g.turn(0, 4_800), g.turn(1, 4_800));
         assert_eq!(g.turn(0, 4_800).len(), 4_800);
+    }
+
+    /// Against an unreachable server the bots used to wait a minute at "connecting…"; a refused login printed
+    /// `Some((ErrorCode(3), …))`.
+    #[test]
+    fn unreachable_servers_and_refusals_end_the_wait_in_words() {
+        let server: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let t0 = Instant::now();
+        let mut r = Readiness::new(t0, server, Duration::from_secs(5));
+        r.on_event(t0, 0, &Event::ConnectFailed("Connection refused (os error 111)".into())).unwrap();
+        assert_eq!(r.check(t0 + Duration::from_secs(4), 0, 2), Ok(()));
+        let why = r.check(t0 + Duration::from_secs(5), 0, 2).unwrap_err();
+        assert!(why.starts_with("cannot reach the server: nothing listens at 127.0.0.1:9"), "{why}");
+        let mut reached = Readiness::new(t0, server, Duration::from_secs(5));
+        reached.on_event(t0, 0, &Event::ConnectFailed("Connection refused (os error 111)".into())).unwrap();
+        reached
+            .on_event(t0, 1, &Event::LoggedIn { public_id: voice_proto::PublicId(1), server_name: String::new() })
+            .unwrap();
+        assert_eq!(reached.check(t0 + Duration::from_secs(6), 1, 2), Ok(()), "one bot got in: the server is there");
+        let refused = Event::Closed {
+            reason: Some((voice_proto::control::ErrorCode::AUTH_FAILED, "authentication failed".into())),
+        };
+        let why = r.on_event(t0, 3, &refused).unwrap_err();
+        assert!(why.starts_with("bot 3: the server refused the login: wrong user name, password or token"), "{why}");
+        assert!(!why.contains("ErrorCode") && !why.contains("Some("), "{why}");
     }
 
     #[test]

@@ -255,9 +255,11 @@ pub fn run(args: &Args) -> Result<Report> {
     for (k, (script, rec)) in heard.iter().enumerate() {
         let said = args.out.join(format!("{}-said.wav", NAMES[k]));
         let samples: Vec<f32> = (0..cycle * cycles).map(|n| script.sample(n)).collect();
-        voice_client::write_wav(&said, AudioFormat::MONO_48K, &samples).context("writing a WAV")?;
+        voice_client::write_wav(&said, AudioFormat::MONO_48K, &samples)
+            .with_context(|| format!("writing {}", said.display()))?;
         let path = args.out.join(format!("{}-heard.wav", NAMES[k]));
-        voice_client::write_wav(&path, AudioFormat::MONO_48K, &rec.played).context("writing a WAV")?;
+        voice_client::write_wav(&path, AudioFormat::MONO_48K, &rec.played)
+            .with_context(|| format!("writing {}", path.display()))?;
         report.wavs.extend([said, path]);
     }
     Ok(report)
@@ -287,7 +289,10 @@ pub(crate) fn wait_media(client: &Client) -> Result<()> {
     while Instant::now() < deadline {
         match client.next_event(Duration::from_millis(100)) {
             Some(Event::MediaReady) => return Ok(()),
-            Some(Event::Closed { reason }) => bail!("refused: {reason:?}"),
+            Some(Event::Closed { reason }) => match reason {
+                Some((code, message)) => bail!("{}", crate::words::ended(code, &message)),
+                None => bail!("the client stopped"),
+            },
             Some(Event::ConnectFailed(reason)) => bail!("could not connect: {reason}"),
             _ => {}
         }

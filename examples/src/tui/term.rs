@@ -1,6 +1,8 @@
-//! The terminal loop: crossterm events → [`App`] → [`Client`] commands; client events and stats → [`App`] → draw.
+//! The terminal loop: crossterm events → [`App`] → [`Client`] commands; client events and stats → [`App`] (see
+//! [`super::events`]) → draw.
 
-use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -8,23 +10,60 @@ use ratatui::crossterm::event::{
     self, Event as TermEvent, KeyboardEnhancementFlags, PopKeyboardEnhancementFlags, PushKeyboardEnhancementFlags,
 };
 use ratatui::crossterm::{execute, terminal};
-use voice_client::{Client, Event, SessionStats};
-use voice_proto::PublicId;
-use voice_proto::control::Member;
+use voice_client::{Client, Event};
 
+use super::events::{Link, debug_stats, on_event};
 use super::login::LoginForm;
-use super::{App, Command, DebugStats, MemberRow, RoomRow, Screen, SpeakerDebug, TalkMode};
+use super::{App, Command, Screen, TalkMode};
+use crate::client::reach::{Reach, Verdict};
+use crate::client::{Probe, probe};
+use crate::words::{USE_TLS, ended};
 
 /// How often the debug figures are refreshed.
 const STATS_EVERY: Duration = Duration::from_millis(250);
 
-/// Runs the terminal UI until the user quits: the login screen (`form`; connecting at once if `auto`), then the
+/// What the terminal UI starts with.
+#[derive(Debug)]
+pub struct Start {
+    /// The login form, filled from the command line and the bookmarks.
+    pub form: LoginForm,
+    /// Connect at once (the command line named a server and a credential).
+    pub auto: bool,
+    /// Push-to-talk or voice activation at start.
+    pub mode: voice_client::TalkMode,
+    /// A notice for every screen (e.g. that this build has no sound).
+    pub notice: Option<&'static str>,
+}
+
+/// A client the login form started.
+#[derive(Debug)]
+pub struct Started {
+    /// The running client.
+    pub client: Client,
+    /// Its server's control address.
+    pub server: SocketAddr,
+    /// Whether it uses TLS.
+    pub tls: bool,
+    /// Something to say (e.g. that the bookmark asked for with `--save-bookmark` was saved).
+    pub note: Option<String>,
+}
+
+/// The keyboard enhancements asked of terminals that support them (the kitty keyboard protocol): press, repeat
+/// and release events (a held push-to-talk key), for every key — Space makes text, and a text key's release is
+/// reported only with "all keys as escape codes" —, with the shifted character where Shift is held.
+#[must_use]
+pub fn keyboard_flags() -> KeyboardEnhancementFlags {
+    KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES
+        | KeyboardEnhancementFlags::REPORT_EVENT_TYPES
+        | KeyboardEnhancementFlags::REPORT_ALL_KEYS_AS_ESCAPE_CODES
+        | KeyboardEnhancementFlags::REPORT_ALTERNATE_KEYS
+}
+
+/// Runs the terminal UI until the user quits: the login screen (connecting at once if `start.auto`), then the
 /// session. `connect` starts a client from the form; `save` stores the form as a bookmark and says where.
 pub fn run(
-    form: LoginForm,
-    auto: bool,
-    mode: voice_client::TalkMode,
-    connect: &dyn Fn(&LoginForm) -> Result<Client>,
+    start: Start,
+    connect: &dyn Fn(&LoginForm) -> Result<Started>,
     save: &dyn Fn(&LoginForm) -> Result<String>,
 ) -> Result<()> {
     use std::io::IsTerminal;
@@ -32,25 +71,24 @@ pub fn run(
         anyhow::bail!("not a terminal: run with --headless (events as lines, commands on stdin)");
     }
     let mut terminal = ratatui::try_init()?;
-    // Key releases (for a held push-to-talk key) need the kitty keyboard protocol; elsewhere the key latches.
-    let key_release = terminal::supports_keyboard_enhancement().unwrap_or(false);
-    if key_release {
-        let _ = execute!(std::io::stdout(), PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::REPORT_EVENT_TYPES));
-    }
+    // Key releases (for a held push-to-talk key) need the kitty keyboard protocol; elsewhere Space toggles.
+    let key_release = terminal::supports_keyboard_enhancement().unwrap_or(false)
+        && execute!(std::io::stdout(), PushKeyboardEnhancementFlags(keyboard_flags())).is_ok();
     let mut app = App::new("voice-client", key_release);
     app.screen = Screen::Login;
     app.status = "choose a server and log in".into();
-    app.login = form;
-    if mode == voice_client::TalkMode::VoiceActivation {
+    app.login = start.form;
+    app.notice = start.notice.map(str::to_string);
+    if start.mode == voice_client::TalkMode::VoiceActivation {
         app.mode = TalkMode::VoiceActivation;
     }
-    let mut ui = Ui { app, client: None, connect, save };
-    if auto {
+    let mut ui = Ui { app, session: None, connect, save };
+    if start.auto {
         ui.connect();
     }
     let result = ui.event_loop(&mut terminal);
-    if let Some(c) = ui.client.take() {
-        let _ = c.shutdown();
+    if let Some(s) = ui.session.take() {
+        let _ = s.client.shutdown();
     }
     if key_release {
         let _ = execute!(std::io::stdout(), PopKeyboardEnhancementFlags);
@@ -59,22 +97,33 @@ pub fn run(
     result
 }
 
+/// A running client and what the screen knows about its connection.
+struct Session {
+    client: Client,
+    link: Link,
+    reach: Reach,
+    /// The answer of a look at a silent login, when one is under way.
+    probe: Option<mpsc::Receiver<Probe>>,
+}
+
 /// The screen state and the running client, if logged in.
 struct Ui<'a> {
     app: App,
-    client: Option<Client>,
-    connect: &'a dyn Fn(&LoginForm) -> Result<Client>,
+    session: Option<Session>,
+    connect: &'a dyn Fn(&LoginForm) -> Result<Started>,
     save: &'a dyn Fn(&LoginForm) -> Result<String>,
 }
 
 impl Ui<'_> {
     fn connect(&mut self) {
         match (self.connect)(&self.app.login) {
-            Ok(c) => {
-                self.client = Some(c);
+            Ok(s) => {
+                // The terminal UI never gives up: it says why it cannot connect and retries.
+                let reach = Reach::new(Instant::now(), s.server, s.tls, Duration::MAX);
+                self.session = Some(Session { client: s.client, link: Link::new(s.server, s.tls), reach, probe: None });
                 self.app.title = format!("{}@{}", self.app.login.user, self.app.login.server);
                 self.app.screen = Screen::Connecting;
-                self.app.status = "logging in…".into();
+                self.app.status = s.note.unwrap_or_else(|| "logging in…".into());
             }
             Err(e) => self.app.status = format!("{e:#}"),
         }
@@ -82,31 +131,58 @@ impl Ui<'_> {
 
     /// Back to the login screen (the session ended).
     fn disconnect(&mut self, why: String) {
-        if let Some(c) = self.client.take() {
-            let _ = c.shutdown();
+        if let Some(s) = self.session.take() {
+            let _ = s.client.shutdown();
         }
         let login = std::mem::take(&mut self.app.login);
-        self.app = App { login, status: why, ..App::new("voice-client", self.app.key_release) };
+        let notice = self.app.notice.take();
+        self.app = App { login, notice, status: why, ..App::new("voice-client", self.app.key_release) };
         self.app.screen = Screen::Login;
     }
 
+    /// Client events into the screen state; a login that goes unanswered is looked at once (off this thread).
+    fn client_events(&mut self) {
+        let Some(s) = self.session.as_mut() else { return };
+        let mut closed = None;
+        while let Some(ev) = s.client.try_event() {
+            if let Event::Closed { reason } = ev {
+                closed = Some(reason);
+                break;
+            }
+            s.reach.on_event(Instant::now(), &ev);
+            on_event(&mut self.app, &mut s.link, ev);
+        }
+        if let Some(reason) = closed {
+            let why = reason.map_or_else(|| "disconnected".into(), |(c, m)| format!("disconnected: {}", ended(c, &m)));
+            return self.disconnect(why);
+        }
+        if s.reach.verdict(Instant::now()) == Verdict::Silent {
+            s.reach.looked_at();
+            let (tx, rx) = mpsc::channel();
+            let server = s.reach.server();
+            let _ = std::thread::Builder::new().name("probe".into()).spawn(move || {
+                let _ = tx.send(probe(server, Duration::from_secs(2)));
+            });
+            s.probe = Some(rx);
+        }
+        if let Some(answer) = s.probe.as_ref().and_then(|rx| rx.try_recv().ok()) {
+            s.probe = None;
+            self.app.status = match answer {
+                Probe::Tls => format!("the server at {} expects TLS on this port: quit and {USE_TLS}", s.link.server),
+                Probe::Voice | Probe::Unknown => format!("no answer to the login from {} yet…", s.link.server),
+            };
+        }
+    }
+
     fn event_loop(&mut self, terminal: &mut ratatui::DefaultTerminal) -> Result<()> {
-        let mut me: Option<PublicId> = None;
         let mut last_stats = Instant::now();
         loop {
-            while let Some(ev) = self.client.as_ref().and_then(Client::try_event) {
-                if let Event::Closed { reason } = ev {
-                    let why = reason.map_or_else(|| "disconnected".into(), |(_, m)| format!("disconnected: {m}"));
-                    self.disconnect(why);
-                    break;
-                }
-                on_event(&mut self.app, &mut me, ev);
-            }
-            if let Some(c) = &self.client
+            self.client_events();
+            if let Some(s) = &self.session
                 && last_stats.elapsed() >= STATS_EVERY
             {
                 last_stats = Instant::now();
-                self.app.debug = debug_stats(&c.stats(), &self.app);
+                self.app.debug = debug_stats(&s.client.stats(), &self.app);
             }
             terminal.draw(|f| super::view::draw(f, &self.app))?;
             if !event::poll(Duration::from_millis(30))? {
@@ -121,8 +197,8 @@ impl Ui<'_> {
                         self.app.status = (self.save)(&self.app.login).unwrap_or_else(|e| format!("{e:#}"));
                     }
                     cmd => {
-                        let Some(client) = &self.client else { continue };
-                        match (crate::client::apply(client, &cmd), &cmd) {
+                        let Some(s) = &self.session else { continue };
+                        match (crate::client::apply(&s.client, &cmd), &cmd) {
                             (Err(e), _) => self.app.status = format!("error: {e:#}"),
                             (Ok(()), Command::Dump(true)) => {
                                 self.app.status = format!("dumping audio to {}/", crate::client::DUMP_DIR);
@@ -137,105 +213,16 @@ impl Ui<'_> {
     }
 }
 
-fn row(m: &Member, me: Option<PublicId>, volume: f32) -> MemberRow {
-    MemberRow {
-        id: m.id.0,
-        name: m.name.clone(),
-        speaking: m.speaking,
-        muted: m.muted,
-        deafened: m.deafened,
-        volume,
-        me: Some(m.id) == me,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Applies one client event to the screen state.
-fn on_event(app: &mut App, me: &mut Option<PublicId>, ev: Event) {
-    let volumes: HashMap<u32, f32> = app.members.iter().map(|m| (m.id, m.volume)).collect();
-    let vol = |id: PublicId| volumes.get(&id.0).copied().unwrap_or(1.0);
-    match ev {
-        Event::LoggedIn { public_id, server_name } => {
-            *me = Some(public_id);
-            app.status = format!("logged in to {server_name}");
-            app.screen = Screen::Rooms;
-        }
-        Event::RoomList(rooms) => {
-            app.rooms = rooms
-                .into_iter()
-                .map(|r| RoomRow { name: r.name, members: u32::from(r.members), password: r.has_password })
-                .collect();
-            app.room_cursor = app.room_cursor.min(app.rooms.len().saturating_sub(1));
-            if app.screen == Screen::Connecting {
-                app.screen = Screen::Rooms;
-            }
-        }
-        Event::Joined { room, members, .. } => {
-            app.members = members.iter().map(|m| row(m, *me, vol(m.id))).collect();
-            app.status = format!("joined #{room}");
-            app.room = Some(room);
-            app.screen = Screen::Room;
-        }
-        Event::MediaReady => app.status = "audio connected".into(),
-        Event::Left => {
-            app.room = None;
-            app.members.clear();
-            app.screen = Screen::Rooms;
-            app.status = "left the room".into();
-        }
-        Event::MemberJoined(m) => {
-            app.push_line(format!("→ {} joined", m.name));
-            app.members.push(row(&m, *me, 1.0));
-        }
-        Event::MemberLeft(id) => {
-            if let Some(i) = app.members.iter().position(|m| m.id == id.0) {
-                let gone = app.members.remove(i);
-                app.push_line(format!("← {} left", gone.name));
-            }
-            app.member_cursor = app.member_cursor.min(app.members.len().saturating_sub(1));
-        }
-        Event::MemberUpdated(m) => {
-            if let Some(r) = app.members.iter_mut().find(|r| r.id == m.id.0) {
-                *r = row(&m, *me, r.volume);
-            }
-        }
-        Event::Speaking { id, speaking } => {
-            if let Some(r) = app.members.iter_mut().find(|r| r.id == id.0) {
-                r.speaking = speaking;
-            }
-        }
-        Event::Chat { from_name, text, history, .. } => {
-            app.push_line(format!("{}{from_name}: {text}", if history { "(earlier) " } else { "" }));
-        }
-        Event::ServerError { code, message } => app.status = format!("server: {message} ({})", code.0),
-        Event::RequestRefused(why) => app.status = format!("refused: {why}"),
-        Event::ConnectionLost => app.status = "connection lost: reconnecting…".into(),
-        Event::ConnectFailed(why) => app.status = format!("cannot connect ({why}): retrying…"),
-        Event::Resumed => app.status = "reconnected".into(),
-        _ => {}
-    }
-}
-
-fn debug_stats(s: &SessionStats, app: &App) -> DebugStats {
-    let name =
-        |id: PublicId| app.members.iter().find(|m| m.id == id.0).map_or_else(|| id.0.to_string(), |m| m.name.clone());
-    let ms = |d: Duration| d.as_secs_f32() * 1000.0;
-    DebugStats {
-        udp_rtt_ms: s.udp_rtt.map(ms),
-        tcp_rtt_ms: s.tcp_rtt.map(ms),
-        bitrate: s.send_bitrate_bps,
-        sent: s.packets_sent,
-        speakers: s
-            .speakers
-            .iter()
-            .map(|sp| SpeakerDebug {
-                name: name(sp.id),
-                depth_ms: ms(sp.current_delay),
-                target_ms: ms(sp.target_delay),
-                #[allow(clippy::cast_possible_truncation)]
-                loss_pct: sp.loss_pct as f32,
-                plc: sp.concealed,
-                fec: sp.fec_recovered,
-            })
-            .collect(),
+    /// Space makes text: its release is reported only with "all keys as escape codes" (asking for event types
+    /// alone left Space latched on in terminals that support the protocol).
+    #[test]
+    fn the_terminal_is_asked_for_every_keys_release() {
+        let flags = keyboard_flags();
+        assert!(flags.contains(KeyboardEnhancementFlags::REPORT_EVENT_TYPES));
+        assert!(flags.contains(KeyboardEnhancementFlags::REPORT_ALL_KEYS_AS_ESCAPE_CODES));
     }
 }

@@ -25,6 +25,9 @@ pub struct Proc {
     lines: Receiver<String>,
     /// Every line seen so far.
     pub seen: Vec<String>,
+    errors: Receiver<String>,
+    /// Every stderr line seen so far (collected by [`wait`](Self::wait)).
+    pub err_seen: Vec<String>,
 }
 
 impl Proc {
@@ -32,23 +35,15 @@ impl Proc {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("{name}: cannot start: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
         let stdin = child.stdin.take();
-        let (tx, lines) = channel();
-        let tag = name.to_string();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                eprintln!("[{tag}] {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { name: name.into(), child, stdin, lines, seen: Vec::new() }
+        let lines = forward(BufReader::new(stdout), format!("[{name}] "));
+        let errors = forward(BufReader::new(stderr), format!("[{name} stderr] "));
+        Self { name: name.into(), child, stdin, lines, seen: Vec::new(), errors, err_seen: Vec::new() }
     }
 
     /// Waits (bounded) for a line satisfying `pred`; returns it.
@@ -85,8 +80,12 @@ impl Proc {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                // Both pipes end with the process: read them to their ends (bounded).
+                while let Ok(l) = self.lines.recv_timeout(LINE_WAIT) {
                     self.seen.push(l);
+                }
+                while let Ok(l) = self.errors.recv_timeout(LINE_WAIT) {
+                    self.err_seen.push(l);
                 }
                 return status;
             }
@@ -100,6 +99,21 @@ impl Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Lines of `from`, echoed to this process's stderr with `tag`, on a channel.
+fn forward(from: impl BufRead + Send + 'static, tag: String) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in from.lines() {
+            let Ok(line) = line else { break };
+            eprintln!("{tag}{line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 impl Drop for Proc {
@@ -164,6 +178,17 @@ pub fn start_server(dir: &Path, users: &[&str], limits: &str) -> (LocalServer, S
     let (addr, shutdown) = (server.tcp_addr(), server.shutdown_handle());
     let thread = server.spawn().expect("server thread");
     (LocalServer { shutdown, thread: Some(thread) }, addr)
+}
+
+/// Writes a self-signed certificate for `localhost` and its key into `dir`; returns their paths and the lines that,
+/// appended to [`start_server`]'s `limits`, close that section and serve TLS with them.
+pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+    let tls = format!("\n[tls]\ncert = {:?}\nkey = {:?}\n", cert.display().to_string(), key.display().to_string());
+    (cert, key, tls)
 }
 
 /// Starts a headless `voice-client` for `user` on `server`.

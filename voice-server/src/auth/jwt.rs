@@ -23,8 +23,9 @@ struct Claims {
 /// Accepts [`Credential::Token`]: a JWT signed with HS256 and a secret shared with the app's backend.
 ///
 /// A token is accepted when its signature verifies, it carries `exp` and `exp` is not past (with the configured
-/// leeway; `nbf` too if present), its `iss` equals the configured issuer and its `aud` contains the configured
-/// audience (each only when configured), and its `sub` equals the user name given at login. The display name is
+/// leeway; `nbf` too if present), it carries `iss` equal to the configured issuer and `aud` containing the
+/// configured audience (each only when configured: a configured claim is required, a token without it is refused),
+/// and its `sub` equals the user name given at login. The display name is
 /// the `name` claim if present, else the user name. Only HS256 is accepted (no `alg` confusion).
 ///
 /// Time is the login's ([`AuthRequest::unix_time_ms`], from the `now` the relay was given): this reads no clock.
@@ -62,17 +63,18 @@ impl JwtAuthenticator {
         Self { key: DecodingKey::from_secret(secret), validation, leeway_s: 30 }
     }
 
-    /// Requires `iss` to equal `issuer` (none: any or no issuer).
+    /// Requires an `iss` claim equal to `issuer` (none: any or no issuer).
     #[must_use]
     pub fn with_issuer(mut self, issuer: Option<String>) -> Self {
         match issuer {
             Some(iss) => self.validation.set_issuer(&[iss]),
             None => self.validation.iss = None,
         }
+        self.require_configured_claims();
         self
     }
 
-    /// Requires `aud` to contain `audience` (none: `aud` is not checked).
+    /// Requires an `aud` claim that contains `audience` (none: `aud` is not checked).
     #[must_use]
     pub fn with_audience(mut self, audience: Option<String>) -> Self {
         match audience {
@@ -85,7 +87,22 @@ impl JwtAuthenticator {
                 self.validation.validate_aud = false;
             }
         }
+        self.require_configured_claims();
         self
+    }
+
+    /// `exp` and `sub` always; `iss` and `aud` when an issuer or an audience is configured. (jsonwebtoken checks a
+    /// configured issuer or audience only against a token that carries the claim: without this, a token that
+    /// leaves them out would pass.)
+    fn require_configured_claims(&mut self) {
+        let mut required = vec!["exp", "sub"];
+        if self.validation.iss.is_some() {
+            required.push("iss");
+        }
+        if self.validation.aud.is_some() {
+            required.push("aud");
+        }
+        self.validation.set_required_spec_claims(&required);
     }
 
     /// Clock skew tolerated on `exp` and `nbf` (whole seconds).

@@ -9,9 +9,10 @@
 //! * [`JwtAuthenticator`] — HS256 JWTs signed by the app's backend with a shared secret; microseconds, checked
 //!   inline, expiry against the login's time (no clock read);
 //! * [`CombinedAuthenticator`] — both, chosen by the credential's kind (what [`crate::Config::authenticator`]
-//!   builds).
+//!   builds); it logs every login (accepted at `info`, refused at `warn`, a few per 10 s: see [`log`]).
 
 mod jwt;
+pub mod log;
 mod password;
 
 pub use jwt::JwtAuthenticator;
@@ -23,28 +24,31 @@ use voice_relay::{AuthError, AuthRequest, Authenticator, UserInfo};
 
 /// Password users and JWTs together: a [`Credential::Password`] goes to the password authenticator, a
 /// [`Credential::Token`] to the JWT one; a kind with no authenticator configured is refused
-/// ([`AuthError::UnsupportedCredential`]).
+/// ([`AuthError::UnsupportedCredential`]). Every outcome is logged ([`log`]).
 #[derive(Debug, Default)]
 pub struct CombinedAuthenticator {
     passwords: Option<PasswordFileAuthenticator>,
     jwt: Option<JwtAuthenticator>,
+    refusals: std::sync::Mutex<log::RefusalLimiter>,
 }
 
 impl CombinedAuthenticator {
     /// Either, both or none of the two.
     #[must_use]
     pub fn new(passwords: Option<PasswordFileAuthenticator>, jwt: Option<JwtAuthenticator>) -> Self {
-        Self { passwords, jwt }
+        Self { passwords, jwt, refusals: std::sync::Mutex::default() }
     }
 }
 
 impl Authenticator for CombinedAuthenticator {
     fn authenticate(&self, request: &AuthRequest) -> Result<UserInfo, AuthError> {
-        match (request.credential(), &self.passwords, &self.jwt) {
+        let result = match (request.credential(), &self.passwords, &self.jwt) {
             (Credential::Password(_), Some(p), _) => p.authenticate(request),
             (Credential::Token(_), _, Some(j)) => j.authenticate(request),
             _ => Err(AuthError::UnsupportedCredential),
-        }
+        };
+        log::log_login(&self.refusals, request, &result);
+        result
     }
 
     /// Tokens are (an HMAC); passwords are not (argon2id). A kind refused at once is cheap too.

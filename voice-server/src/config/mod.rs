@@ -109,7 +109,7 @@ pub struct ListenSection {
     pub udp: SocketAddr,
     /// `control`: the TCP control listener (default `0.0.0.0:7000`).
     pub control: SocketAddr,
-    /// `metrics`: the HTTP endpoint: Prometheus text at `GET /metrics`, liveness at `GET /health` (default
+    /// `metrics`: the HTTP endpoint: Prometheus text at `GET /metrics`, liveness at `GET /healthz` (or `/health`; default
     /// `127.0.0.1:9100`: loopback only).
     pub metrics: SocketAddr,
     /// `metrics_enabled`: whether to serve metrics and health at all (default true).
@@ -313,10 +313,10 @@ pub struct AuthSection {
 pub struct JwtSection {
     /// `secret`: the HS256 shared secret, at least 32 bytes (required).
     pub secret: String,
-    /// `issuer`: if set, the token's `iss` must equal it.
+    /// `issuer`: if set, the token must carry an `iss` claim equal to it.
     #[serde(default)]
     pub issuer: Option<String>,
-    /// `audience`: if set, the token's `aud` must contain it.
+    /// `audience`: if set, the token must carry an `aud` claim that contains it.
     #[serde(default)]
     pub audience: Option<String>,
     /// `leeway_s`: clock skew tolerated on `exp` and `nbf`, ≤ 3600 (default 30).

@@ -1,20 +1,25 @@
 //! The `voice-client` binary's glue: command line and bookmarks → [`voice_client::Client`], then either the terminal
-//! UI ([`crate::tui`]) or a headless loop that prints events as lines and takes commands on stdin.
+//! UI ([`crate::tui`]) or a headless loop that prints events as lines (escaped) and takes commands on stdin, and
+//! ends in words, with a failure status, when the login is refused or the server cannot be reached.
 
-use std::io::BufRead;
-use std::net::{SocketAddr, ToSocketAddrs};
+mod bookmark;
+mod headless;
+mod probe;
+pub(crate) mod reach;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use voice_client::{
-    Bookmark, BookmarkTls, Bookmarks, Client, ClientConfig, ConditionerConfig, ControlTls, Event, FileAudio,
-    MediaConfig, SessionConfig, TalkMode,
+    BookmarkTls, Bookmarks, Client, ClientConfig, ConditionerConfig, FileAudio, MediaConfig, SessionConfig, TalkMode,
 };
 use voice_proto::control::Credential;
 use voice_proto::{PublicId, WhisperTarget};
+
+pub(crate) use probe::{Probe, probe};
 
 /// Where the audio dumper (F5) writes its WAVs, relative to the working directory.
 pub const DUMP_DIR: &str = "voice-dump";
@@ -65,6 +70,10 @@ pub struct Args {
     /// Headless: stop after this many seconds (default: run until `/quit` on stdin or the session ends).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Headless: give up (exit with an error) when the server cannot be reached for this many seconds, at start or
+    /// after the connection dropped. The terminal UI keeps trying and says why it cannot connect.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
+    pub give_up_after: f64,
     /// Sound card to record from (a name from --list-devices; default: the system default). Needs the `cpal`
     /// feature.
     #[arg(long, value_name = "NAME")]
@@ -129,114 +138,18 @@ impl From<Talk> for TalkMode {
     }
 }
 
-/// What `Args` resolve to, bookmarks applied.
-struct Resolved {
-    server: SocketAddr,
-    /// The host part of the server address as given (the default TLS server name).
-    host: String,
-    /// TLS settings: the command line's, else the bookmark's.
-    tls: Option<BookmarkTls>,
-    user: String,
-    credential: Credential,
+/// What a build without sound cards says, on the terminal UI's screen and on stderr when headless.
+pub const NO_SOUND: &str = "no sound: this voice-client was built without sound card support (the `cpal` feature), so \
+     the microphone is silent and nothing is played. To talk, build it with: cargo build --release -p voice-examples \
+     --features cpal (needs libasound2-dev)";
+
+/// [`NO_SOUND`] when it applies: a build without `cpal`, and no WAV files named.
+#[must_use]
+pub fn sound_note(args: &Args) -> Option<&'static str> {
+    (!cfg!(feature = "cpal") && args.input.is_none() && args.output.is_none()).then_some(NO_SOUND)
 }
 
-fn resolve(args: &Args) -> Result<Resolved> {
-    let path = Bookmarks::default_path();
-    let bookmark = match (&args.bookmark, &path) {
-        (Some(name), Some(p)) => {
-            let marks = Bookmarks::load(p).with_context(|| format!("bookmarks {}", p.display()))?;
-            Some(marks.get(name).cloned().with_context(|| format!("no bookmark named {name:?} in {}", p.display()))?)
-        }
-        (Some(_), None) => bail!("no config directory for bookmarks on this system"),
-        (None, _) => None,
-    };
-    let server_text = match (&args.server, &bookmark) {
-        (Some(s), _) => s.clone(),
-        (None, Some(b)) => format!("{}:{}", b.host, b.port),
-        (None, None) => "127.0.0.1:7000".into(),
-    };
-    let (server, host) = server_addr(&server_text)?;
-    let tls = tls_settings(args, bookmark.as_ref().and_then(|b| b.tls.clone()))?;
-    let user = args
-        .user
-        .clone()
-        .or_else(|| bookmark.as_ref().map(|b| b.nickname.clone()))
-        .or_else(|| std::env::var("USER").ok())
-        .context("no user name: give --user")?;
-    let credential = match (&args.token, &args.password, bookmark.as_ref().and_then(|b| b.password.clone())) {
-        (Some(t), _, _) => Credential::Token(t.clone()),
-        (None, Some(p), _) => Credential::Password(p.clone()),
-        (None, None, Some(p)) => Credential::Password(p),
-        (None, None, None) => bail!("no credential: give --password (or VOICE_PASSWORD) or --token"),
-    };
-    if let (Some(name), Some(p)) = (&args.save_bookmark, &path) {
-        let mut marks = if p.exists() { Bookmarks::load(p)? } else { Bookmarks::default() };
-        let (host, port) = server_text.rsplit_once(':').context("server as HOST:PORT")?;
-        let mut mark = Bookmark::new(name.clone(), host, port.parse().context("server port")?, user.clone());
-        mark.tls.clone_from(&tls);
-        if let (true, Credential::Password(pw)) = (args.save_password, &credential) {
-            mark = mark.with_password(pw.clone());
-        }
-        marks.upsert(mark);
-        marks.save(p).with_context(|| format!("saving bookmarks to {}", p.display()))?;
-        eprintln!("bookmark {name:?} saved in {}", p.display());
-    }
-    Ok(Resolved { server, host, user, credential, tls })
-}
-
-/// Resolves `HOST:PORT` to its first address; also returns the host as given (brackets of an IPv6 literal
-/// removed), the default name for TLS.
-fn server_addr(text: &str) -> Result<(SocketAddr, String)> {
-    let server = text
-        .to_socket_addrs()
-        .with_context(|| format!("server address {text:?}"))?
-        .next()
-        .with_context(|| format!("{text:?} resolves to no address"))?;
-    let host = text.rsplit_once(':').map_or(text, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
-    Ok((server, host.to_string()))
-}
-
-/// The TLS settings to use (`None`: plain TCP): the command line's (`--tls`, `--ca-cert`; the CA path made
-/// absolute, so a saved bookmark works from any directory), else `saved` (a bookmark's), with `--tls-name`
-/// applied either way. `--tls-name` alone is an error rather than silently ignored.
-fn tls_settings(args: &Args, saved: Option<BookmarkTls>) -> Result<Option<BookmarkTls>> {
-    let tls = if args.tls || args.ca_cert.is_some() {
-        let ca_cert = args.ca_cert.as_deref().map(std::path::absolute).transpose().context("--ca-cert")?;
-        Some(BookmarkTls { ca_cert, name: None })
-    } else {
-        saved
-    };
-    let Some(mut tls) = tls else {
-        if args.tls_name.is_some() {
-            bail!("--tls-name needs --tls, --ca-cert or a bookmark saved with TLS");
-        }
-        return Ok(None);
-    };
-    if args.tls_name.is_some() {
-        tls.name.clone_from(&args.tls_name);
-    }
-    Ok(Some(tls))
-}
-
-/// The TLS settings for what the login form shows: [`tls_settings`] with the highlighted bookmark's, if the form
-/// still shows its server.
-fn form_tls(args: &Args, f: &crate::tui::login::LoginForm) -> Result<Option<BookmarkTls>> {
-    let saved = f.bookmarks.get(f.cursor).filter(|b| b.server == f.server).and_then(|b| b.tls.clone());
-    tls_settings(args, saved)
-}
-
-/// The client side of `tls` (`None`: plain TCP): the certificate must carry `tls.name`, else `host`; it is checked
-/// against `tls.ca_cert` if set, else the public roots.
-fn control_tls(tls: Option<&BookmarkTls>, host: &str) -> Result<Option<ControlTls>> {
-    let Some(tls) = tls else { return Ok(None) };
-    let name = tls.name.as_deref().unwrap_or(host);
-    Ok(Some(match &tls.ca_cert {
-        Some(ca) => ControlTls::with_ca_file(name, ca)?,
-        None => ControlTls::public_roots(name)?,
-    }))
-}
-
-/// Sound cards (feature `cpal`) unless WAV files are named; WAV files (or silence) otherwise.
+/// Sound cards (feature `cpal`) unless WAV files are named; WAV files (or silence, see [`sound_note`]) otherwise.
 fn audio_backend(args: &Args) -> Result<Box<dyn voice_client::AudioBackend>> {
     let files = args.input.is_some() || args.output.is_some();
     #[cfg(feature = "cpal")]
@@ -245,10 +158,18 @@ fn audio_backend(args: &Args) -> Result<Box<dyn voice_client::AudioBackend>> {
             .context("opening the sound cards (--input/--output WAV files work without one)")?;
         return Ok(Box::new(audio));
     }
-    if !files {
-        eprintln!("voice-client: built without the `cpal` feature: no sound card; silent microphone, nothing played");
+    let _ = files;
+    if let Some(out) = &args.output {
+        let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+            bail!("--output {}: there is no directory {}", out.display(), dir.display());
+        }
     }
-    Ok(Box::new(FileAudio::new(args.input.clone(), args.output.clone()).context("audio files")?))
+    let audio = FileAudio::new(args.input.clone(), args.output.clone()).with_context(|| match &args.input {
+        Some(p) => format!("--input {}", p.display()),
+        None => "audio files".into(),
+    })?;
+    Ok(Box::new(audio))
 }
 
 /// Prints the sound cards (`--list-devices`).
@@ -281,7 +202,7 @@ fn connect(
     let seed = u64::from(std::process::id()) ^ u64::try_from(clock.as_nanos() & u128::from(u64::MAX)).unwrap_or(0);
     let media = media_config(args)?;
     let network = network_config(args)?;
-    let tls = control_tls(tls, host)?;
+    let tls = bookmark::control_tls(tls, host)?;
     let config = ClientConfig { session, media, audio, seed, tls };
     let client = Client::connect(config).context("starting the client")?;
     if let Some(network) = network {
@@ -332,16 +253,24 @@ pub fn run(args: Args) -> Result<()> {
     if !cfg!(feature = "cpal") && (args.input_device.is_some() || args.output_device.is_some()) {
         bail!("--input-device/--output-device need the `cpal` feature");
     }
+    if !(args.give_up_after.is_finite() && args.give_up_after > 0.0) {
+        bail!("--give-up-after must be a positive number of seconds, not {}", args.give_up_after);
+    }
     let headless = args.headless || (!args.tui && (args.input.is_some() || args.output.is_some()));
     let default_mode = if headless && args.input.is_some() { Talk::Continuous } else { Talk::Ptt };
     let mode: TalkMode = args.talk.unwrap_or(default_mode).into();
     if !headless {
         return run_tui(&args, mode);
     }
+    if let Some(note) = sound_note(&args) {
+        eprintln!("voice-client: {note}");
+    }
     let limit = args.seconds.map(Duration::try_from_secs_f64).transpose().context("--seconds")?;
-    let r = resolve(&args)?;
+    let give_up = Duration::try_from_secs_f64(args.give_up_after).context("--give-up-after")?;
+    let r = bookmark::resolve(&args, Bookmarks::default_path().as_deref())?;
     let client = connect(&args, (r.server, &r.host, r.tls.as_ref()), &r.user, r.credential, mode)?;
-    let result = headless_loop(&client, limit, args.room.is_none());
+    let reach = reach::Reach::new(Instant::now(), r.server, r.tls.is_some(), give_up);
+    let result = headless::run(&client, limit, headless::Headless::new(reach, args.room.is_none()));
     let stats = client.stats();
     client.shutdown().context("stopping the client")?;
     println!(
@@ -357,18 +286,20 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// The terminal UI: the login screen lists the bookmarks and is filled from the command line; it connects at once
-/// when the command line names a server (or bookmark) and a credential.
+/// when the command line names a server (or bookmark) and a credential. `--save-bookmark` saves what it connects
+/// with.
 fn run_tui(args: &Args, mode: TalkMode) -> Result<()> {
-    let path = Bookmarks::default_path();
-    let marks = match &path {
+    use crate::tui::login::{BookmarkRow, LoginForm};
+    let saver = bookmark::Saver { path: Bookmarks::default_path() };
+    let marks = match &saver.path {
         Some(p) if p.exists() => Bookmarks::load(p).with_context(|| format!("bookmarks {}", p.display()))?,
         _ => Bookmarks::default(),
     };
-    let mut form = crate::tui::login::LoginForm {
+    let mut form = LoginForm {
         bookmarks: marks
             .entries
             .iter()
-            .map(|b| crate::tui::login::BookmarkRow {
+            .map(|b| BookmarkRow {
                 name: b.name.clone(),
                 server: format!("{}:{}", b.host, b.port),
                 user: b.nickname.clone(),
@@ -397,127 +328,20 @@ fn run_tui(args: &Args, mode: TalkMode) -> Result<()> {
     }
     let auto =
         (args.server.is_some() || args.bookmark.is_some()) && (!form.password.is_empty() || args.token.is_some());
-    let connect_form = |f: &crate::tui::login::LoginForm| -> Result<Client> {
-        let (server, host) = server_addr(&f.server)?;
+    let connect_form = |f: &LoginForm| -> Result<crate::tui::term::Started> {
+        let (server, host) = bookmark::server_addr(&f.server)?;
         let credential = match (&args.token, f.password.is_empty()) {
             (Some(t), true) => Credential::Token(t.clone()),
             _ => Credential::Password(f.password.clone()),
         };
-        let tls = form_tls(args, f)?;
-        connect(args, (server, &host, tls.as_ref()), &f.user, credential, mode)
+        let tls = bookmark::form_tls(args, f)?;
+        let client = connect(args, (server, &host, tls.as_ref()), &f.user, credential, mode)?;
+        let note = saver.on_connect(args, f).unwrap_or_else(|e| Some(format!("bookmark not saved: {e:#}")));
+        Ok(crate::tui::term::Started { client, server, tls: tls.is_some(), note })
     };
-    let save = |f: &crate::tui::login::LoginForm| -> Result<String> {
-        let p = path.as_ref().context("no config directory for bookmarks on this system")?;
-        let mut marks = if p.exists() { Bookmarks::load(p)? } else { Bookmarks::default() };
-        let (host, port) = f.server.rsplit_once(':').context("server as HOST:PORT")?;
-        let mut mark = Bookmark::new(host, host, port.parse().context("server port")?, f.user.clone());
-        mark.tls = form_tls(args, f)?;
-        marks.upsert(mark);
-        marks.save(p).with_context(|| format!("saving bookmarks to {}", p.display()))?;
-        Ok(format!("bookmark {host:?} saved in {}", p.display()))
-    };
-    crate::tui::term::run(form, auto, mode, &connect_form, &save)
-}
-
-/// Lines on stdin, read on their own thread (a closed stdin just ends the stream).
-fn stdin_lines() -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let _ = std::thread::Builder::new().name("stdin".into()).spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Headless: one line per event on stdout (`joined`, `member-joined`, `chat`, …); commands on stdin.
-fn headless_loop(client: &Client, limit: Option<Duration>, join_first_room: bool) -> Result<()> {
-    let start = Instant::now();
-    let lines = stdin_lines();
-    let mut names = std::collections::HashMap::<PublicId, String>::new();
-    let mut joined = false;
-    loop {
-        if limit.is_some_and(|l| start.elapsed() >= l) {
-            return Ok(());
-        }
-        while let Ok(line) = lines.try_recv() {
-            if !headless_command(client, line.trim())? {
-                return Ok(());
-            }
-        }
-        let Some(event) = client.next_event(Duration::from_millis(20)) else { continue };
-        match event {
-            Event::LoggedIn { public_id, server_name } => println!("logged-in id={} server={server_name}", public_id.0),
-            Event::RoomList(rooms) => {
-                let list: Vec<_> = rooms.iter().map(|r| format!("{}({})", r.name, r.members)).collect();
-                println!("rooms {}", list.join(" "));
-                if join_first_room && !joined {
-                    if let Some(first) = rooms.first() {
-                        client.join(&first.name, None)?;
-                    }
-                }
-            }
-            Event::Joined { room, members, .. } => {
-                joined = true;
-                for m in &members {
-                    names.insert(m.id, m.name.clone());
-                }
-                let list: Vec<_> = members.iter().map(|m| m.name.as_str()).collect();
-                println!("joined {room} members={}", list.join(","));
-            }
-            Event::MediaReady => println!("media-ready"),
-            Event::Left => println!("left"),
-            Event::MemberJoined(m) => {
-                println!("member-joined {}", m.name);
-                names.insert(m.id, m.name);
-            }
-            Event::MemberLeft(id) => {
-                println!("member-left {}", names.remove(&id).unwrap_or_else(|| id.0.to_string()));
-            }
-            Event::MemberUpdated(m) => println!("member-updated {} muted={} deafened={}", m.name, m.muted, m.deafened),
-            Event::Speaking { id, speaking } => {
-                let name = names.get(&id).map_or_else(|| id.0.to_string(), Clone::clone);
-                println!("speaking {name} {}", if speaking { "on" } else { "off" });
-            }
-            Event::Chat { from_name, text, history, .. } => {
-                println!("chat{} {from_name}: {text}", if history { "-history" } else { "" });
-            }
-            Event::ServerError { code, message } => println!("error {} {message}", code.0),
-            Event::RequestRefused(why) => println!("refused {why}"),
-            Event::ConnectionLost => println!("connection-lost"),
-            Event::ConnectFailed(why) => println!("connect-failed {why}"),
-            Event::Resumed => println!("resumed"),
-            Event::Closed { reason } => {
-                println!("closed {}", reason.map_or_else(String::new, |(c, m)| format!("{} {m}", c.0)));
-                return Ok(());
-            }
-            _ => {}
-        }
-    }
-}
-
-/// One stdin command; `false` to quit. Plain text is sent as chat.
-fn headless_command(client: &Client, line: &str) -> Result<bool> {
-    let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
-    match cmd {
-        "" => {}
-        "/quit" => return Ok(false),
-        "/chat" => client.send_chat(rest)?,
-        "/mute" => client.set_muted(true)?,
-        "/unmute" => client.set_muted(false)?,
-        "/deafen" => client.set_deafened(true)?,
-        "/undeafen" => client.set_deafened(false)?,
-        "/talk" => client.set_ptt(true)?,
-        "/stop" => client.set_ptt(false)?,
-        "/join" => client.join(rest, None)?,
-        "/leave" => client.leave()?,
-        _ if cmd.starts_with('/') => println!("error unknown command {cmd}"),
-        _ => client.send_chat(line)?,
-    }
-    Ok(true)
+    let save = |f: &LoginForm| saver.save_form(args, f);
+    let start = crate::tui::term::Start { form, auto, mode, notice: sound_note(args) };
+    crate::tui::term::run(start, &connect_form, &save)
 }
 
 /// Carries out one UI command on the client.
@@ -556,12 +380,18 @@ pub(crate) fn apply(client: &Client, cmd: &crate::tui::Command) -> Result<()> {
     Ok(())
 }
 
+/// `voice-client` with the arguments `line` (for tests).
+#[cfg(test)]
+fn test_args(line: &[&str]) -> Args {
+    Args::try_parse_from(std::iter::once("voice-client").chain(line.iter().copied())).expect("valid arguments")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn args(line: &[&str]) -> Args {
-        Args::try_parse_from(std::iter::once("voice-client").chain(line.iter().copied())).expect("valid arguments")
+        test_args(line)
     }
 
     #[test]
@@ -578,17 +408,22 @@ mod tests {
         assert!(network_config(&args(&["--loss", "150"])).is_err());
     }
 
+    /// A WAV file that cannot be used is named in the error.
     #[test]
-    fn tls_settings_merge_the_command_line_and_the_bookmark() {
-        assert_eq!(tls_settings(&args(&[]), None).unwrap(), None, "plain TCP by default");
-        assert!(tls_settings(&args(&["--tls-name", "x"]), None).is_err(), "--tls-name alone is refused");
-        let saved = BookmarkTls { ca_cert: Some("/etc/ca.pem".into()), name: Some("old".into()) };
-        let renamed = tls_settings(&args(&["--tls-name", "new"]), Some(saved.clone())).unwrap().unwrap();
-        assert_eq!((renamed.ca_cert, renamed.name.as_deref()), (saved.ca_cert.clone(), Some("new")));
-        assert_eq!(tls_settings(&args(&[]), Some(saved.clone())).unwrap(), Some(saved.clone()), "the bookmark's");
-        let public = tls_settings(&args(&["--tls"]), Some(saved)).unwrap().unwrap();
-        assert_eq!(public, BookmarkTls::default(), "the command line wins: public roots, the host's name");
-        let ca = tls_settings(&args(&["--ca-cert", "rel/ca.pem"]), None).unwrap().unwrap();
-        assert!(ca.ca_cert.is_some_and(|p| p.is_absolute() && p.ends_with("rel/ca.pem")), "saved absolute");
+    fn a_missing_wav_file_is_named() {
+        let e = audio_backend(&args(&["--input", "/nonexistent/speech.wav"])).expect_err("refused");
+        assert!(format!("{e:#}").contains("--input /nonexistent/speech.wav"), "{e:#}");
+        let e = audio_backend(&args(&["--output", "/nonexistent/dir/heard.wav"])).expect_err("refused");
+        assert!(format!("{e:#}").contains("/nonexistent/dir/heard.wav"), "{e:#}");
+        assert!(audio_backend(&args(&["--output", "heard.wav"])).is_ok(), "the working directory exists");
+    }
+
+    /// A build without sound cards says so, and how to build with sound (the terminal UI shows it on screen).
+    #[test]
+    fn a_build_without_sound_says_how_to_get_it() {
+        let note = sound_note(&args(&[]));
+        assert_eq!(note.is_some(), !cfg!(feature = "cpal"));
+        assert!(NO_SOUND.contains("--features cpal"));
+        assert_eq!(sound_note(&args(&["--input", "x.wav"])), None, "WAV files need no sound card");
     }
 }
