@@ -137,6 +137,8 @@ struct Control {
     opening: Option<TaskHandle<()>>,
     reader: Option<TaskHandle<()>>,
     writer: Option<(tokio::sync::mpsc::Sender<Bytes>, TaskHandle<()>)>,
+    /// Writer tasks of closed connections still sending what they held (the Leave of a quit).
+    closing: Vec<TaskHandle<()>>,
 }
 
 impl Control {
@@ -148,8 +150,24 @@ impl Control {
         if let Some((_, task)) = self.writer.take() {
             if abort {
                 task.abort();
+            } else {
+                self.closing.retain(|t| !t.is_finished());
+                self.closing.push(task);
             }
         }
+    }
+
+    /// Waits (bounded) for the writers of closed connections to send what they held.
+    async fn drain(&mut self) {
+        let all = futures_join(std::mem::take(&mut self.closing));
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), all).await;
+    }
+}
+
+/// Waits for every task.
+async fn futures_join(tasks: Vec<TaskHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
     }
 }
 
@@ -258,14 +276,13 @@ async fn run(
             out = rx.recv() => match out {
                 None | Some(NetOut::Shutdown) => {
                     // Write what is queued (the Leave) before closing, for a bounded time.
-                    if let Some((w, task)) = control.writer.take() {
+                    if let Some((w, _)) = &control.writer {
                         while let Ok(NetOut::Control(b)) = rx.try_recv() {
                             let _ = w.try_send(b);
                         }
-                        drop(w);
-                        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), task).await;
                     }
-                    control.close(true);
+                    control.close(false);
+                    control.drain().await;
                     break;
                 }
                 Some(NetOut::Transmit(t)) => {
