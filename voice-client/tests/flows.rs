@@ -98,11 +98,18 @@ fn whisper_reaches_only_its_target() {
     w.run(40);
     assert!(heard(&w, 1, start) > 10.0, "bob is whispered to");
     assert!(heard(&w, 2, start) < 1e-6, "carol hears nothing");
+    // Bob can show "alice whispering to you"; carol has nothing of alice to show.
+    let alice = w.id(0);
+    let whispering =
+        |w: &World, i: usize| w.peers[i].session.stats().speakers.iter().any(|s| s.id == alice && s.whispering);
+    assert!(whispering(&w, 1), "bob sees alice whispering to him");
+    assert!(!whispering(&w, 2), "carol does not");
     // Back to the room.
     w.peers[0].session.select_whisper_target(WhisperTarget::ROOM);
     let start = w.speak(0, speech_like(SPEECH, 4));
     w.run(40);
     assert!(heard(&w, 2, start) > 10.0);
+    assert!(!whispering(&w, 1), "speaking to the room is not whispering");
 }
 
 #[test]

@@ -182,7 +182,11 @@ impl Ui<'_> {
                 && last_stats.elapsed() >= STATS_EVERY
             {
                 last_stats = Instant::now();
-                self.app.debug = debug_stats(&s.client.stats(), &self.app);
+                let stats = s.client.stats();
+                // "whispering to you": members whose audio now comes to this session only.
+                let whisperers: Vec<u32> = stats.speakers.iter().filter(|p| p.whispering).map(|p| p.id.0).collect();
+                self.app.set_whispering_to_me(&whisperers);
+                self.app.debug = debug_stats(&stats, &self.app);
             }
             terminal.draw(|f| super::view::draw(f, &self.app))?;
             if !event::poll(Duration::from_millis(30))? {

@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use voice_jitter::{Config as JitterConfig, JitterBuffer, Packet};
 use voice_proto::{
     AudioFlags, AudioHeader, Datagram, MAX_REPORT_BLOCKS, Ping, PublicId, ReceiverReport, ReportBlock, Seq, Timestamp,
-    TimestampUnwrapper, Transmit,
+    TimestampUnwrapper, Transmit, WhisperTarget,
 };
 
 use super::control::smooth;
@@ -21,6 +21,8 @@ const TX_BUFFER: usize = 64 * 1024;
 pub(super) struct Speaker {
     window: voice_proto::ReplayWindow,
     pub(super) jitter: JitterBuffer<Bytes>,
+    /// The latest packet was whispered (not sent to the room) and did not end its talkspurt.
+    whispering: bool,
     jitter_config: JitterConfig,
     unwrap: TimestampUnwrapper,
     first_seq: Option<Seq>,
@@ -38,6 +40,7 @@ impl Speaker {
         Some(Self {
             window: voice_proto::ReplayWindow::new(),
             jitter: JitterBuffer::new(config).ok()?,
+            whispering: false,
             jitter_config: config,
             unwrap: TimestampUnwrapper::new(),
             first_seq: None,
@@ -102,6 +105,7 @@ impl Speaker {
         SpeakerStats {
             id,
             speaking,
+            whispering: self.whispering,
             packets: self.received,
             lost,
             loss_pct: if expected == 0 { 0.0 } else { lost as f64 * 100.0 / expected as f64 },
@@ -184,6 +188,7 @@ impl Session {
         };
         let arrival = i64::try_from(t.as_micros() * 48 / 1000).unwrap_or(i64::MAX);
         sp.on_packet(arrival, header.seq, header.timestamp);
+        sp.whispering = header.target != WhisperTarget::ROOM && !packet.end_of_talkspurt;
         // Late, duplicate or overflowing packets are counted by the buffer; none is an error for the session.
         let _ = sp.jitter.push(t, packet);
     }

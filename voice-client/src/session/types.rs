@@ -247,6 +247,9 @@ pub struct SpeakerStats {
     pub id: PublicId,
     /// The relay says this member is speaking.
     pub speaking: bool,
+    /// This member's latest audio was whispered to this session (sent to a whisper list, not to the whole room),
+    /// and its talkspurt has not ended: show "whispering to you".
+    pub whispering: bool,
     /// Packets accepted (opened and authenticated).
     pub packets: u64,
     /// Packets lost (by sequence numbers), since the stream began.
