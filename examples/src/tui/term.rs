@@ -21,6 +21,8 @@ use crate::words::{USE_TLS, ended};
 
 /// How often the debug figures are refreshed.
 const STATS_EVERY: Duration = Duration::from_millis(250);
+/// How often the room list (members per room) is asked for again.
+const ROOMS_EVERY: Duration = Duration::from_secs(5);
 
 /// What the terminal UI starts with.
 #[derive(Debug)]
@@ -175,9 +177,16 @@ impl Ui<'_> {
     }
 
     fn event_loop(&mut self, terminal: &mut ratatui::DefaultTerminal) -> Result<()> {
-        let mut last_stats = Instant::now();
+        let (mut last_stats, mut last_rooms) = (Instant::now(), Instant::now());
         loop {
             self.client_events();
+            if let Some(s) = &self.session
+                && last_rooms.elapsed() >= ROOMS_EVERY
+            {
+                last_rooms = Instant::now();
+                // Other rooms' member counts stay fresh (a refusal before login is of no interest).
+                let _ = s.client.list_rooms();
+            }
             if let Some(s) = &self.session
                 && last_stats.elapsed() >= STATS_EVERY
             {

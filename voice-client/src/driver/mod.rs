@@ -106,6 +106,7 @@ pub(crate) enum Command {
     TalkMode(TalkMode),
     Join(String, Option<String>),
     Leave,
+    ListRooms,
     Chat(String),
     Whisper(WhisperTarget, Vec<PublicId>),
     SelectWhisper(WhisperTarget),
@@ -423,6 +424,10 @@ impl Client {
     pub fn leave(&self) -> Result<(), Error> {
         self.command(Command::Leave)
     }
+    /// Asks for the room list again (answered by [`Event::RoomList`]): for fresh member counts.
+    pub fn list_rooms(&self) -> Result<(), Error> {
+        self.command(Command::ListRooms)
+    }
     /// Sends a chat message.
     pub fn send_chat(&self, text: &str) -> Result<(), Error> {
         self.command(Command::Chat(text.into()))
@@ -703,6 +708,7 @@ impl MediaLoop {
             }
             Command::Join(room, pw) => s.join(&room, pw.as_deref()),
             Command::Leave => s.leave(),
+            Command::ListRooms => s.list_rooms(),
             Command::Chat(text) => s.send_chat(&text),
             Command::Whisper(t, members) => s.set_whisper(t, &members),
             Command::SelectWhisper(t) => {
