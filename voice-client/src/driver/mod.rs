@@ -424,7 +424,8 @@ impl Client {
     pub fn leave(&self) -> Result<(), Error> {
         self.command(Command::Leave)
     }
-    /// Asks for the room list again (answered by [`Event::RoomList`]): for fresh member counts.
+    /// Asks for the room list again (answered by [`Event::RoomList`]): for fresh member counts. Ignored while the
+    /// session is not connected.
     pub fn list_rooms(&self) -> Result<(), Error> {
         self.command(Command::ListRooms)
     }
@@ -708,7 +709,11 @@ impl MediaLoop {
             }
             Command::Join(room, pw) => s.join(&room, pw.as_deref()),
             Command::Leave => s.leave(),
-            Command::ListRooms => s.list_rooms(),
+            Command::ListRooms => {
+                // A refresh: while not connected there is nothing to refresh, and nothing to report.
+                let _ = s.list_rooms();
+                Ok(())
+            }
             Command::Chat(text) => s.send_chat(&text),
             Command::Whisper(t, members) => s.set_whisper(t, &members),
             Command::SelectWhisper(t) => {
