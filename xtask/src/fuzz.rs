@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::{Envs, succeeds};
+use crate::{Envs, provision, succeeds};
 
 /// Seconds per target when `--seconds` is not given.
 const DEFAULT_SECONDS: u64 = 60;
@@ -86,12 +86,13 @@ fn usage() -> String {
 }
 
 /// `cargo xtask fuzz …`.
-pub(crate) fn run(root: &Path, envs: &Envs, args: &[String]) -> Result<(), String> {
+pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
     if let Err(why) = nightly() {
         println!("SKIPPED: no nightly toolchain ({why})");
         return Ok(());
     }
+    let envs = &provision(root, true)?;
     let all = targets(root)?;
     let chosen = if o.targets.is_empty() {
         all

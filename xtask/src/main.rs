@@ -41,7 +41,8 @@ fn main() -> ExitCode {
         "test" => provision(&root, true).and_then(|envs| test(&root, &envs, rest)),
         "ci" => provision(&root, true).and_then(|envs| ci(&root, &envs)),
         "quality" => provision(&root, true).and_then(|envs| quality(&root, &envs, rest)),
-        "fuzz" => provision(&root, true).and_then(|envs| fuzz::run(&root, &envs, rest)),
+        // Provisions (CMake for libopus) only once it knows a nightly toolchain is there.
+        "fuzz" => fuzz::run(&root, rest),
         "env" => provision(&root, false).map(|envs| print_env(&envs)),
         _ => {
             eprintln!("usage: cargo xtask <demo|test|ci|quality|fuzz|env> [args]");
