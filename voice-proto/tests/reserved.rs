@@ -199,3 +199,36 @@ fn regression_ping_with_reserved_byte_3() {
     );
     fuzzing::datagram(&ping);
 }
+
+/// The corpus seeds named `reserved-*` and `regress-*` (`fuzz/corpus/`) are refused for a reserved field, so they
+/// keep steering the fuzzers to these checks and keep replaying the crashes.
+#[test]
+fn reserved_corpus_seeds_are_refused_for_their_reserved_field() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let seeds = |target: &str| {
+        let mut v: Vec<_> = std::fs::read_dir(corpus.join(target))
+            .expect("corpus directory")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                name.starts_with("reserved-") || name.starts_with("regress-")
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let datagrams = seeds("datagram");
+    assert!(datagrams.len() >= 5, "{datagrams:?}");
+    for path in datagrams {
+        let bytes = std::fs::read(&path).expect("seed");
+        let r = Datagram::decode(&bytes);
+        assert!(matches!(r, Err(DecodeError::ReservedNotZero { .. })), "{}: {r:?}", path.display());
+    }
+    let frames = seeds("control_stream");
+    assert!(frames.len() >= 4, "{frames:?}");
+    for path in frames {
+        let mut buf = BytesMut::from(&std::fs::read(&path).expect("seed")[..]);
+        let r = decode_frame(&mut buf).and_then(|f| ServerMessage::decode(&f.expect("a whole frame")));
+        assert!(matches!(r, Err(ControlError::ReservedNotZero { .. })), "{}: {r:?}", path.display());
+    }
+}
