@@ -131,6 +131,10 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
     ]
 }
 
+fn report_block((source, cumulative_lost, jitter_samples, fraction_lost): (u32, u32, u32, u8)) -> ReportBlock {
+    ReportBlock { source: PublicId(source), cumulative_lost, jitter_samples, fraction_lost }
+}
+
 /// The wire form of one valid datagram of any kind.
 fn datagram_bytes() -> impl Strategy<Value = Vec<u8>> {
     let report = (
@@ -139,15 +143,7 @@ fn datagram_bytes() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec(any::<(u32, u32, u32, u8)>(), 0..=16),
     )
         .prop_map(|(token, rtt, blocks)| {
-            let blocks: Vec<_> = blocks
-                .into_iter()
-                .map(|(s, l, j, f)| ReportBlock {
-                    source: PublicId(s),
-                    cumulative_lost: l,
-                    jitter_samples: j,
-                    fraction_lost: f,
-                })
-                .collect();
+            let blocks: Vec<_> = blocks.into_iter().map(report_block).collect();
             let mut v = Vec::new();
             Datagram::ReceiverReport(ReceiverReport::new(SessionToken(token), rtt, &blocks).unwrap()).encode(&mut v);
             v
@@ -287,15 +283,7 @@ proptest! {
         roundtrip_datagram(Datagram::HelloAck(ack));
         roundtrip_datagram(Datagram::Ping(Ping { token: SessionToken(token), echo: counter }));
         roundtrip_datagram(Datagram::Pong(Pong { echo: counter }));
-        let blocks: Vec<_> = blocks
-            .into_iter()
-            .map(|(source, lost, jitter, frac)| ReportBlock {
-                source: PublicId(source),
-                cumulative_lost: lost,
-                jitter_samples: jitter,
-                fraction_lost: frac,
-            })
-            .collect();
+        let blocks: Vec<_> = blocks.into_iter().map(report_block).collect();
         let r = ReceiverReport::new(SessionToken(token), rtt, &blocks).unwrap();
         prop_assert_eq!(r.blocks().collect::<Vec<_>>(), blocks.clone());
         roundtrip_datagram(Datagram::ReceiverReport(r));
