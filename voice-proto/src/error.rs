@@ -46,7 +46,8 @@ pub enum DecodeError {
     ReservedNotZero {
         /// The kind byte.
         kind: u8,
-        /// The reserved field, as `PROTOCOL.md` §2 lays it out (e.g. `"bytes 2–7"` of a PONG, `"flags bits 1–7"` of audio).
+        /// The reserved field, as `PROTOCOL.md` §2 lays it out (e.g. `"bytes 2–7"` of a PONG, `"flags bits 1–7"`
+        /// of audio).
         field: &'static str,
         /// Offset in the datagram of the first byte that is not zero.
         offset: usize,
