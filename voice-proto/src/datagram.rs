@@ -1,5 +1,6 @@
 //! The UDP data plane: every datagram kind, decoded zero-copy from `&[u8]` and encoded into a caller-owned
-//! [`BufMut`]. Layouts are normative in `PROTOCOL.md` §2; the offsets below are the same ones.
+//! [`BufMut`]. Layouts are normative in `PROTOCOL.md` §2; the offsets below are the same ones. Reserved bits and
+//! bytes are refused, not ignored: the encoding of every accepted datagram is unique.
 
 use bytes::BufMut;
 
@@ -76,8 +77,10 @@ impl PacketKind {
     }
 }
 
-/// Flags byte (offset 2) of an audio header. Bits other than the named ones are reserved: senders set them to 0,
-/// receivers ignore them (they are still authenticated as part of the header).
+/// Flags byte (offset 2) of an audio header. Bits other than the named ones ([`AudioFlags::DEFINED`]) are
+/// reserved: senders set them to 0, and receivers refuse a packet that has any of them set
+/// ([`DecodeError::ReservedNotZero`]). Encoding does not check: flags with reserved bits give a datagram that every
+/// receiver drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct AudioFlags(pub u8);
 
@@ -86,6 +89,8 @@ impl AudioFlags {
     pub const NONE: Self = Self(0);
     /// This is the last packet of a talkspurt: the sender goes silent (DTX / VAD / push-to-talk released).
     pub const END_OF_TALKSPURT: Self = Self(0x01);
+    /// Every bit this version defines; the others are reserved.
+    pub const DEFINED: Self = Self::END_OF_TALKSPURT;
 
     /// `true` if every bit of `other` is set.
     #[must_use]
@@ -358,8 +363,20 @@ fn fixed_len(kind: u8, buf: &[u8], expected: usize) -> Result<(), DecodeError> {
     if buf.len() == expected { Ok(()) } else { Err(DecodeError::BadLength { kind, expected, len: buf.len() }) }
 }
 
+/// Refuses a reserved field (`buf[at..at + len]`, all in bounds) that is not all zero.
+#[inline]
+fn reserved(kind: u8, buf: &[u8], at: usize, len: usize, field: &'static str) -> Result<(), DecodeError> {
+    match buf[at..at + len].iter().position(|&b| b != 0) {
+        None => Ok(()),
+        Some(i) => Err(DecodeError::ReservedNotZero { kind, field, offset: at + i, value: buf[at + i] }),
+    }
+}
+
 impl<'a> Datagram<'a> {
     /// Decodes and validates any datagram. Never panics, never reads past `buf`.
+    ///
+    /// Refuses a reserved bit or byte that is not zero ([`DecodeError::ReservedNotZero`]; `PROTOCOL.md` §1), so a
+    /// datagram that decodes re-encodes ([`Datagram::encode`]) to exactly its bytes.
     #[inline]
     pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
         Self::decode_dir(buf, None)
@@ -406,6 +423,11 @@ impl<'a> Datagram<'a> {
                 if payload.len() < TAG_LEN {
                     return Err(DecodeError::TooShort { len, needed: MIN_AUDIO_LEN });
                 }
+                let flags = head[2];
+                if flags & !AudioFlags::DEFINED.0 != 0 {
+                    let field = "flags bits 1–7";
+                    return Err(DecodeError::ReservedNotZero { kind: kind_byte, field, offset: 2, value: flags });
+                }
                 let (id, header) = AudioHeader::read(head);
                 Ok(if kind == PacketKind::AudioUp {
                     Self::AudioUp(AudioUp { token: SessionToken(id), header, payload })
@@ -415,6 +437,8 @@ impl<'a> Datagram<'a> {
             }
             PacketKind::Hello | PacketKind::HelloAck => {
                 fixed_len(kind_byte, buf, HELLO_LEN)?;
+                // Refused before any MAC check: the MAC then covers bytes 2–3 as zero, which is also as sent.
+                reserved(kind_byte, buf, 2, 2, "bytes 2–3")?;
                 let id = be32(buf, 4);
                 let counter = be64(buf, 8);
                 let mut mac = [0u8; MAC_LEN];
@@ -427,10 +451,12 @@ impl<'a> Datagram<'a> {
             }
             PacketKind::Ping => {
                 fixed_len(kind_byte, buf, PING_LEN)?;
+                reserved(kind_byte, buf, 2, 2, "bytes 2–3")?;
                 Ok(Self::Ping(Ping { token: SessionToken(be32(buf, 4)), echo: be64(buf, 8) }))
             }
             PacketKind::Pong => {
                 fixed_len(kind_byte, buf, PING_LEN)?;
+                reserved(kind_byte, buf, 2, 6, "bytes 2–7")?;
                 Ok(Self::Pong(Pong { echo: be64(buf, 8) }))
             }
             PacketKind::ReceiverReport => {
@@ -442,6 +468,17 @@ impl<'a> Datagram<'a> {
                     return Err(DecodeError::InvalidField("report block count"));
                 }
                 fixed_len(kind_byte, buf, REPORT_HEADER_LEN + count * REPORT_BLOCK_LEN)?;
+                reserved(kind_byte, buf, 2, 1, "byte 2")?;
+                reserved(kind_byte, buf, 10, 2, "bytes 10–11")?;
+                for block in 0..count {
+                    reserved(
+                        kind_byte,
+                        buf,
+                        REPORT_HEADER_LEN + block * REPORT_BLOCK_LEN + 13,
+                        3,
+                        "block bytes 13–15",
+                    )?;
+                }
                 let rtt = be16(buf, 8);
                 Ok(Self::ReceiverReport(ReceiverReport {
                     token: SessionToken(be32(buf, 4)),

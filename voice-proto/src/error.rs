@@ -40,6 +40,20 @@ pub enum DecodeError {
     /// A field holds a value outside its valid range.
     #[error("field `{0}` holds an invalid value")]
     InvalidField(&'static str),
+    /// A field `PROTOCOL.md` calls reserved is not zero. Reserved bits and bytes mean nothing in this version and
+    /// are refused rather than ignored, so that every datagram a receiver accepts has exactly one encoding.
+    #[error("packet kind {kind:#04x}: reserved {field} not zero (byte {offset} is {value:#04x})")]
+    ReservedNotZero {
+        /// The kind byte.
+        kind: u8,
+        /// The reserved field, as `PROTOCOL.md` §2 lays it out (e.g. `"bytes 2–7"` of a PONG, `"flags bits 1–7"`
+        /// of audio).
+        field: &'static str,
+        /// Offset in the datagram of the first byte that is not zero.
+        offset: usize,
+        /// That byte.
+        value: u8,
+    },
 }
 
 /// Why sealing or opening an audio payload failed.
@@ -148,6 +162,16 @@ pub enum ControlError {
     InvalidValue {
         /// The field.
         field: &'static str,
+    },
+    /// Bits `PROTOCOL.md` calls reserved are set: the frame header's flags byte, or an undefined bit of a flags
+    /// field. They mean nothing in this version and are refused rather than ignored, so that every message a
+    /// receiver accepts has exactly one encoding.
+    #[error("field `{field}` has reserved bits {bits:#04x} set (they must be 0)")]
+    ReservedNotZero {
+        /// The field (`"frame.flags"`, `"config.flags"`, `"room.flags"`, `"member.flags"`).
+        field: &'static str,
+        /// The reserved bits that were set.
+        bits: u8,
     },
 }
 

@@ -16,8 +16,9 @@ use voice_proto::{
 };
 
 fn header() -> impl Strategy<Value = AudioHeader> {
-    (any::<u8>(), any::<u8>(), any::<u64>(), any::<u32>(), any::<u16>()).prop_map(|(f, k, s, t, w)| AudioHeader {
-        flags: AudioFlags(f),
+    // Flags: the defined bits only (the others are reserved and refused).
+    (any::<bool>(), any::<u8>(), any::<u64>(), any::<u32>(), any::<u16>()).prop_map(|(end, k, s, t, w)| AudioHeader {
+        flags: if end { AudioFlags::END_OF_TALKSPURT } else { AudioFlags::NONE },
         key_id: KeyId(k),
         seq: Seq(s),
         timestamp: Timestamp(t),
@@ -130,6 +131,131 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
     ]
 }
 
+fn report_block((source, cumulative_lost, jitter_samples, fraction_lost): (u32, u32, u32, u8)) -> ReportBlock {
+    ReportBlock { source: PublicId(source), cumulative_lost, jitter_samples, fraction_lost }
+}
+
+/// The wire form of one valid datagram of any kind.
+fn datagram_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let report = (
+        any::<u32>(),
+        proptest::option::of(0u16..u16::MAX),
+        prop::collection::vec(any::<(u32, u32, u32, u8)>(), 0..=16),
+    )
+        .prop_map(|(token, rtt, blocks)| {
+            let blocks: Vec<_> = blocks.into_iter().map(report_block).collect();
+            let mut v = Vec::new();
+            Datagram::ReceiverReport(ReceiverReport::new(SessionToken(token), rtt, &blocks).unwrap()).encode(&mut v);
+            v
+        });
+    let encode = |d: Datagram<'_>| {
+        let mut v = Vec::new();
+        d.encode(&mut v);
+        v
+    };
+    prop_oneof![
+        (any::<u32>(), header(), prop::collection::vec(any::<u8>(), TAG_LEN..200), any::<bool>()).prop_map(
+            move |(id, header, payload, up)| if up {
+                encode(Datagram::AudioUp(AudioUp { token: SessionToken(id), header, payload: &payload }))
+            } else {
+                encode(Datagram::AudioDown(AudioDown { sender: PublicId(id), header, payload: &payload }))
+            }
+        ),
+        (any::<u32>(), any::<u64>(), any::<[u8; 32]>(), any::<bool>()).prop_map(move |(id, counter, secret, ack)| {
+            let s = SessionSecret::new(secret);
+            if ack {
+                encode(Datagram::HelloAck(s.hello_ack(PublicId(id), counter)))
+            } else {
+                encode(Datagram::Hello(s.hello(SessionToken(id), counter)))
+            }
+        }),
+        (any::<u32>(), any::<u64>())
+            .prop_map(move |(t, echo)| encode(Datagram::Ping(Ping { token: SessionToken(t), echo }))),
+        any::<u64>().prop_map(move |echo| encode(Datagram::Pong(Pong { echo }))),
+        report,
+        Just(Vec::new()),
+    ]
+}
+
+/// A few random byte changes (set, flip, truncate, extend) to valid wire bytes.
+fn mutated(valid: impl Strategy<Value = Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+    let edit = (0u8..4, any::<prop::sample::Index>(), any::<u8>());
+    (valid, prop::collection::vec(edit, 0..4)).prop_map(|(mut v, edits)| {
+        for (op, at, b) in edits {
+            match op {
+                _ if v.is_empty() => v.push(b),
+                0 => {
+                    let i = at.index(v.len());
+                    v[i] = b;
+                }
+                1 => {
+                    let i = at.index(v.len());
+                    v[i] ^= 1 << (b % 8);
+                }
+                2 => v.truncate(at.index(v.len())),
+                _ => v.push(b),
+            }
+        }
+        v
+    })
+}
+
+/// Every datagram that decodes re-encodes to exactly its bytes (no field is ignored or normalised on the way).
+fn assert_canonical_datagram(wire: &[u8]) -> Result<(), TestCaseError> {
+    if let Ok(d) = Datagram::decode(wire) {
+        let mut out = Vec::new();
+        d.encode(&mut out);
+        prop_assert_eq!(&out[..], wire, "{:?} re-encodes differently", d);
+        prop_assert_eq!(d.encoded_len(), wire.len());
+        // The directional decoders accept exactly the same bytes as the same datagram (or refuse the direction).
+        for r in [Datagram::decode_from_client(wire), Datagram::decode_from_relay(wire)] {
+            prop_assert!(r == Ok(d) || matches!(r, Err(voice_proto::DecodeError::WrongDirection(_))));
+        }
+    }
+    fuzzing::datagram(wire);
+    Ok(())
+}
+
+/// The wire form of one valid control frame, of either family.
+fn frame_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        client_message().prop_map(|m| {
+            let mut out = BytesMut::new();
+            m.encode(&mut out).unwrap();
+            out.to_vec()
+        }),
+        server_message().prop_map(|m| {
+            let mut out = BytesMut::new();
+            m.encode(&mut out).unwrap();
+            out.to_vec()
+        }),
+    ]
+}
+
+/// Every control frame that decodes (as either family) re-encodes to exactly its bytes.
+fn assert_canonical_frame(wire: &[u8]) -> Result<(), TestCaseError> {
+    let mut buf = BytesMut::from(wire);
+    if let Ok(Some(frame)) = decode_frame(&mut buf) {
+        let whole = &wire[..wire.len() - buf.len()];
+        let mut out = BytesMut::new();
+        match (ClientMessage::decode(&frame), ServerMessage::decode(&frame)) {
+            (Ok(Some(m)), _) => m.encode(&mut out).unwrap(),
+            (_, Ok(Some(m))) => m.encode(&mut out).unwrap(),
+            _ => return Ok(()),
+        }
+        // Without trailing payload bytes (the generated frames have none), exactly the same bytes; with them (a
+        // mutation that grew the length prefix), the same header and the payload up to the last known field.
+        if out.len() == whole.len() {
+            prop_assert_eq!(&out[..], whole);
+        } else {
+            prop_assert!(out.len() < whole.len());
+            prop_assert_eq!(&out[4..], &whole[4..out.len()]);
+        }
+    }
+    fuzzing::control_stream(wire);
+    Ok(())
+}
+
 fn roundtrip_datagram(d: Datagram<'_>) {
     let mut wire = Vec::new();
     d.encode(&mut wire);
@@ -157,15 +283,7 @@ proptest! {
         roundtrip_datagram(Datagram::HelloAck(ack));
         roundtrip_datagram(Datagram::Ping(Ping { token: SessionToken(token), echo: counter }));
         roundtrip_datagram(Datagram::Pong(Pong { echo: counter }));
-        let blocks: Vec<_> = blocks
-            .into_iter()
-            .map(|(source, lost, jitter, frac)| ReportBlock {
-                source: PublicId(source),
-                cumulative_lost: lost,
-                jitter_samples: jitter,
-                fraction_lost: frac,
-            })
-            .collect();
+        let blocks: Vec<_> = blocks.into_iter().map(report_block).collect();
         let r = ReceiverReport::new(SessionToken(token), rtt, &blocks).unwrap();
         prop_assert_eq!(r.blocks().collect::<Vec<_>>(), blocks.clone());
         roundtrip_datagram(Datagram::ReceiverReport(r));
@@ -175,6 +293,44 @@ proptest! {
     fn arbitrary_datagrams_never_panic(data in prop::collection::vec(any::<u8>(), 0..1300)) {
         fuzzing::datagram(&data);
         fuzzing::audio_open(&data);
+    }
+
+    #[test]
+    fn decodable_datagrams_reencode_identically(wire in mutated(datagram_bytes())) {
+        assert_canonical_datagram(&wire)?;
+    }
+
+    #[test]
+    fn arbitrary_decodable_datagrams_reencode_identically(
+        kind in 1u8..=7, rest in prop::collection::vec(any::<u8>(), 0..80)
+    ) {
+        // Version and kind right, everything else random: mostly refusals, sometimes a datagram.
+        let wire: Vec<u8> = [1, kind].into_iter().chain(rest).collect();
+        assert_canonical_datagram(&wire)?;
+    }
+
+    #[test]
+    fn decodable_control_frames_reencode_identically(wire in mutated(frame_bytes())) {
+        assert_canonical_frame(&wire)?;
+    }
+
+    #[test]
+    fn trailing_payload_bytes_are_ignored_and_not_reencoded(
+        wire in frame_bytes(), extra in prop::collection::vec(any::<u8>(), 1..40)
+    ) {
+        // PROTOCOL.md §5.1: bytes after the last known field are ignored (room for later revisions).
+        let mut longer = wire.clone();
+        longer.extend_from_slice(&extra);
+        let len = u32::from_be_bytes([wire[0], wire[1], wire[2], wire[3]]) + extra.len() as u32;
+        longer[..4].copy_from_slice(&len.to_be_bytes());
+        let decode = |bytes: &[u8]| {
+            let frame = decode_frame(&mut BytesMut::from(bytes)).unwrap().unwrap();
+            (ClientMessage::decode(&frame).ok().flatten(), ServerMessage::decode(&frame).ok().flatten())
+        };
+        let (short, long) = (decode(&wire), decode(&longer));
+        prop_assert!(short.0.is_some() || short.1.is_some());
+        prop_assert_eq!(&short, &long);
+        assert_canonical_frame(&longer)?;
     }
 
     #[test]

@@ -16,12 +16,18 @@
 //! `demo` and `quality` also install the `pesq` and `numpy` packages from PyPI into `target/tools/pesq` (no root,
 //! once) for their PESQ-WB scores, and use Debian's `espeak-ng` for speech when it is installed.
 //!
-//! Commands: `demo`, `test`, `ci`, `quality`, `env` (print the `export` lines for a shell: `eval "$(cargo xtask env)"`).
+//! `fuzz` runs the cargo-fuzz targets under libFuzzer with the nightly toolchain already installed (never a
+//! downloaded one), after installing cargo-fuzz from crates.io into `target/tools`; see [`fuzz`].
+//!
+//! Commands: `demo`, `test`, `ci`, `quality`, `fuzz`, `env` (print the `export` lines for a shell:
+//! `eval "$(cargo xtask env)"`).
 
 use std::env;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+
+mod fuzz;
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -35,13 +41,21 @@ fn main() -> ExitCode {
         "test" => provision(&root, true).and_then(|envs| test(&root, &envs, rest)),
         "ci" => provision(&root, true).and_then(|envs| ci(&root, &envs)),
         "quality" => provision(&root, true).and_then(|envs| quality(&root, &envs, rest)),
+        // Provisions (CMake for libopus) only once it knows a nightly toolchain is there.
+        "fuzz" => fuzz::run(&root, rest),
         "env" => provision(&root, false).map(|envs| print_env(&envs)),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|ci|env> [args for cargo]");
+            eprintln!("usage: cargo xtask <demo|test|ci|quality|fuzz|env> [args]");
             eprintln!("  demo  provision libopus, then run the end-to-end demo (release build)");
             eprintln!("  test  provision libopus, then run the whole test suite");
-            eprintln!("  ci    everything .ci/run checks: fmt, clippy, docs, tests, benches and fuzz targets built");
+            eprintln!(
+                "  ci    everything .ci/run checks: fmt, clippy, docs, tests, benches, fuzz targets built and run"
+            );
             eprintln!("  quality  provision PESQ (PyPI, into target/tools/pesq), then run the listening harness");
+            eprintln!(
+                "  fuzz  [--seconds N] [--runs N] [--target NAME]... run the fuzz targets with libFuzzer (nightly; \
+                 installs cargo-fuzz into target/tools)"
+            );
             eprintln!("  env   provision, then print `export` lines for your shell: eval \"$(cargo xtask env)\"");
             return if cmd == "help" || cmd == "--help" { ExitCode::SUCCESS } else { ExitCode::from(2) };
         }
@@ -267,6 +281,8 @@ fn ci(root: &Path, envs: &Envs) -> Result<(), String> {
     }
     cargo(root, envs, &["bench", "--workspace", "--no-run"], &[])?;
     cargo(root, envs, &["build", "--manifest-path", "fuzz/Cargo.toml", "--bins"], &[])?;
+    // With the nightly toolchain already on the machine, every fuzz target also runs for 30 s under libFuzzer.
+    fuzz::ci(root, envs)?;
     eprintln!("xtask: ci passed");
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! The TCP control plane: length-prefixed, versioned binary frames (`PROTOCOL.md` §5).
 //!
 //! Messages are decoded into owned values (control traffic is rare; the data plane is the zero-copy one). Unknown
-//! message kinds decode to `Ok(None)` and are skipped; every string and list has a hard cap; a decode error means
-//! the peer is broken and that one connection is closed.
+//! message kinds decode to `Ok(None)` and are skipped; every string and list has a hard cap; reserved bits (the
+//! frame's flags byte, undefined flag bits) are refused, so a message that decodes re-encodes to the same bytes
+//! (bytes after its last known field aside, which are ignored); a decode error means the peer is broken and that one
+//! connection is closed.
 
 mod client;
 mod server;
@@ -132,7 +134,7 @@ impl ChannelConfig {
         if !matches!(channels, 1 | 2) {
             return Err(ControlError::InvalidValue { field: "config.channels" });
         }
-        let flags = r.u8("config.flags")?;
+        let flags = r.flags("config.flags", 0b111)?;
         let max_users = r.u16("config.max_users")?;
         Ok(Self {
             bitrate_bps,
@@ -174,7 +176,7 @@ impl RoomInfo {
         let name = r.str("room.name", MAX_NAME_LEN)?;
         let members = r.u16("room.members")?;
         let max_users = r.u16("room.max_users")?;
-        let flags = r.u8("room.flags")?;
+        let flags = r.flags("room.flags", 0b11)?;
         Ok(Self { name, members, max_users, has_password: flags & 1 != 0, allow_voice: flags & 2 != 0 })
     }
 }
@@ -205,7 +207,7 @@ impl Member {
     fn read(r: &mut Reader<'_>) -> Result<Self, ControlError> {
         let id = PublicId(r.u32("member.id")?);
         let name = r.str("member.name", MAX_NAME_LEN)?;
-        let flags = r.u8("member.flags")?;
+        let flags = r.flags("member.flags", 0b111)?;
         Ok(Self { id, name, muted: flags & 1 != 0, deafened: flags & 2 != 0, speaking: flags & 4 != 0 })
     }
 }

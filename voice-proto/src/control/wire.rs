@@ -24,7 +24,8 @@ pub struct Frame {
 /// Takes one complete frame off the front of a connection's read buffer.
 ///
 /// Returns `Ok(None)` while the frame is incomplete (read more bytes and call again). An error means the peer broke
-/// the framing; the connection must be closed.
+/// the framing (a length out of range, a version other than 1, or a non-zero flags byte, which is reserved); the
+/// connection must be closed. Version and flags are checked as soon as they arrive, before the rest of the frame.
 pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, ControlError> {
     let Some(prefix) = buf.first_chunk::<LEN_PREFIX>() else { return Ok(None) };
     let len = u32::from_be_bytes(*prefix) as usize;
@@ -37,13 +38,17 @@ pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, ControlError> {
     if buf.len() > LEN_PREFIX && buf[LEN_PREFIX] != VERSION {
         return Err(ControlError::UnsupportedVersion(buf[LEN_PREFIX]));
     }
+    match buf.get(LEN_PREFIX + 1) {
+        Some(&bits) if bits != 0 => return Err(ControlError::ReservedNotZero { field: "frame.flags", bits }),
+        _ => {}
+    }
     if buf.len() < LEN_PREFIX + len {
         buf.reserve(LEN_PREFIX + len - buf.len());
         return Ok(None);
     }
     buf.advance(LEN_PREFIX);
     let mut frame = buf.split_to(len).freeze();
-    // Version checked above; byte 1 is reserved flags (ignored); bytes 2..4 the kind.
+    // Version and flags (reserved, zero) checked above; bytes 2..4 are the kind.
     let kind = u16::from_be_bytes([frame[2], frame[3]]);
     frame.advance(FRAME_HEADER_LEN);
     Ok(Some(Frame { kind, payload: frame }))
@@ -173,6 +178,14 @@ impl<'a> Reader<'a> {
             0 => Ok(false),
             1 => Ok(true),
             _ => Err(ControlError::InvalidValue { field }),
+        }
+    }
+    /// A flags byte whose bits outside `defined` are reserved and must be zero.
+    pub(crate) fn flags(&mut self, field: &'static str, defined: u8) -> Result<u8, ControlError> {
+        let v = self.u8(field)?;
+        match v & !defined {
+            0 => Ok(v),
+            bits => Err(ControlError::ReservedNotZero { field, bits }),
         }
     }
     /// A u16 count checked against its cap.
