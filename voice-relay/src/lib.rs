@@ -79,6 +79,7 @@ mod counters;
 #[cfg(feature = "tokio")]
 pub mod driver;
 mod error;
+mod ids;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod metrics;
@@ -88,6 +89,7 @@ mod rng;
 mod room;
 mod session;
 mod slab;
+mod timers;
 
 pub use auth::{AuthId, AuthRequest, Authenticator, MemoryAuthenticator, UserInfo};
 pub use counters::{Counters, DropReason};

@@ -82,17 +82,19 @@ pub use udp::{DEFAULT_UDP_CHUNK, UdpPath};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use self::control::Cmd;
 use crate::auth::Authenticator;
 use crate::error::DriverError;
 use crate::metrics::LatencyHistogram;
+use crate::counters::Counters;
 use crate::relay::Relay;
+use crate::relay::msg::ShardEvent;
 
 /// After a shutdown, how long [`Server::run`] waits for connection tasks to write their Goodbye and end.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -151,20 +153,25 @@ impl DriverStats {
     }
 }
 
-/// What the core task and the UDP threads share.
+/// What the core task and the UDP threads share: read-mostly snapshots, each written by one thread. (The
+/// forwarding state itself is not shared: each UDP thread owns its shard.)
 #[derive(Debug)]
 struct Shared {
-    /// The relay. Held only for in-memory work (a batch's datagrams, a control message, a timer), never across a
-    /// system call.
-    relay: Mutex<Relay>,
-    /// Wakes the core task when a UDP thread left control events in the relay, or failed.
-    wake: Notify,
-    /// The error that ended a UDP thread (the server then ends with it).
-    udp_failed: Mutex<Option<DriverError>>,
     /// Forward-latency histogram of each UDP thread (copied there after each of its turns that forwarded).
     latency: Vec<Mutex<LatencyHistogram>>,
+    /// Counters of each UDP thread's shard (copied there after each of its turns that received).
+    counters: Vec<Mutex<Counters>>,
     /// Datagrams of a receive batch handled before their copies are sent ([`Server::with_udp_chunk`]).
     udp_chunk: usize,
+}
+
+/// What a UDP thread sends the core task.
+#[derive(Debug)]
+enum FromShard {
+    /// An event of the shard of thread `.0`.
+    Event(usize, ShardEvent),
+    /// The thread's socket failed (or the thread panicked): the server ends with this error.
+    Failed(DriverError),
 }
 
 /// A relay bound to its UDP socket and TCP listener, ready to [`run`](Self::run).
@@ -389,22 +396,33 @@ impl Server {
         let tcp = TcpListener::from_std(tcp).map_err(|source| DriverError::Bind { what: "tcp", source })?;
         let tls = tls.map(tokio_rustls::TlsAcceptor::from);
         tokio::spawn(control::accept_loop(tcp, tls, cmd_tx, stop.subscribe()));
+        // One shard per UDP thread, each brought to the relay's current state; they flush receiver-report totals
+        // to the core task once per hint interval.
+        let mut relay = relay;
+        relay.set_shards(udp.len(), std::time::Instant::now());
+        let (control, shards, retired) = relay.into_parts();
         let shared = Arc::new(Shared {
-            relay: Mutex::new(relay),
-            wake: Notify::new(),
-            udp_failed: Mutex::new(None),
             latency: udp.iter().map(|_| Mutex::default()).collect(),
+            counters: udp.iter().map(|_| Mutex::default()).collect(),
             udp_chunk,
         });
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut shard_cmds = Vec::with_capacity(udp.len());
         let mut threads = Vec::with_capacity(udp.len());
-        for (index, sock) in udp.into_iter().enumerate() {
+        let hint_interval = control.s.cfg.hint_interval;
+        for (index, (sock, mut shard)) in udp.into_iter().zip(shards).enumerate() {
+            shard.s.loss_flush = Some(hint_interval);
+            let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+            shard_cmds.push(cmd_tx);
             let cx = workers::Context {
                 shared: Arc::clone(&shared),
                 stats: Arc::clone(&stats),
                 stop: Arc::clone(&udp_stop),
                 idle_poll,
+                cmds: cmd_rx,
+                events: events_tx.clone(),
             };
-            match workers::spawn(index, sock, cx) {
+            match workers::spawn(index, sock, shard, cx) {
                 Ok(t) => threads.push(t),
                 Err(e) => {
                     udp_stop.store(true, Ordering::Relaxed);
@@ -413,16 +431,16 @@ impl Server {
                 }
             }
         }
+        drop(events_tx);
         let verifier = auth::Verifier::new(auth, auth_pool);
-        let mut core = core::Core::new(Arc::clone(&shared), stats, verifier, weak_cmds);
+        let links = core::ShardLinks { cmds: shard_cmds, events: events_rx, retired };
+        let mut core = core::Core::new(control, links, Arc::clone(&shared), stats, verifier, weak_cmds);
         let result = core.run(cmd_rx, stop.subscribe()).await;
         udp_stop.store(true, Ordering::Relaxed);
-        workers::join(threads).await;
-        drop(core);
+        let shards = workers::join(threads).await;
+        let (control, retired) = core.into_parts();
         result?;
-        let shared =
-            Arc::try_unwrap(shared).map_err(|_| DriverError::Runtime(std::io::Error::other("UDP thread left")))?;
-        Ok(shared.relay.into_inner().unwrap_or_else(PoisonError::into_inner))
+        Ok(Relay::from_parts(control, shards, retired))
     }
 }
 
