@@ -7,6 +7,8 @@ pub(crate) mod control;
 pub(crate) mod hints;
 pub(crate) mod msg;
 pub(crate) mod shard;
+#[cfg(test)]
+mod tests;
 
 pub use hints::{BitrateController, Hint, LinkReport, MIN_HINT_BITRATE_BPS};
 
