@@ -201,12 +201,12 @@ impl Core {
             Cmd::Metrics { reply } => {
                 let mut forward_latency = crate::metrics::LatencyHistogram::new();
                 for worker in &self.shared.latency {
-                    forward_latency.merge(&udp::lock(worker));
+                    forward_latency.merge(&udp::lock(&worker.0));
                 }
                 let mut counters = self.control.counters.clone();
                 counters.absorb(&self.links.retired);
                 for shard in &self.shared.counters {
-                    counters.absorb(&udp::lock(shard));
+                    counters.absorb(&udp::lock(&shard.0));
                 }
                 let totals = &self.stats;
                 let _ = reply.send(Box::new(MetricsSnapshot {

@@ -32,6 +32,14 @@ use crate::relay::shard::Shard;
 /// shard's timers (speaking timeout, binding expiry) may run.
 const WAIT_SLICE: Duration = Duration::from_millis(20);
 
+/// A UDP thread copies its totals, counters and latency histogram to where the core task reads them at most this
+/// often while datagrams flow (and at every turn without any): a copy per turn would cost more than the turn at
+/// low load, and two threads writing the shared totals every turn would bounce their cache lines.
+pub(super) const PUBLISH_EVERY: Duration = Duration::from_millis(5);
+
+/// Most batches one idle-poll tick takes before the thread runs its timers and publishes its figures.
+const TICK_BATCHES: usize = 16;
+
 /// A running UDP thread (it returns its shard when it ends) and the signal it sends (by dropping it) when it ends.
 pub(super) type Worker = (JoinHandle<Option<Shard>>, oneshot::Receiver<()>);
 
@@ -110,6 +118,7 @@ fn run(index: usize, sock: &UdpSocket, shard: &mut Shard, cx: &Context) -> Resul
     let (mut last_audio, mut audio_seen) = (Instant::now(), 0u64);
     // `send.latency`'s count and the shard's datagram count when they were last copied to `shared`.
     let (mut latency_published, mut counters_published) = (0u64, u64::MAX);
+    let mut last_publish: Option<Instant> = None;
     let mut next_tick: Option<Instant> = None;
     while !cx.stop.load(Ordering::Relaxed) {
         if send.is_blocked() {
@@ -133,24 +142,29 @@ fn run(index: usize, sock: &UdpSocket, shard: &mut Shard, cx: &Context) -> Resul
                 Wait::Block
             }
         };
-        // On a tick, everything queued (batch after batch); otherwise one batch, and the loop comes back at once.
+        // On a tick, what queued (batch after batch, until audio shows up or `TICK_BATCHES`); otherwise one batch,
+        // and the loop comes back at once. Either way the timers, events and snapshots below run between turns, so
+        // a flood after an idle spell cannot keep the thread in here.
         let mut at = None;
-        loop {
+        for _ in 0..TICK_BATCHES {
             let apply = |shard: &mut Shard| apply_commands(shard, &cx.cmds);
             match udp::forward_batch(shard, apply, &mut recv, &mut send, &mut out, sock, wait, cx.shared.udp_chunk) {
                 Ok(b) => {
                     received += b.received as u64;
                     at = Some(b.at);
+                    let mut active = false;
                     if let Some(n) = b.audio_accepted
                         && n != audio_seen
                     {
                         audio_seen = n;
                         last_audio = b.at;
+                        active = true;
                     }
                     if let Err(e) = b.sent {
                         udp_error(e)?;
                     }
-                    if wait == Wait::Block || b.received < BATCH || send.is_blocked() {
+                    // Audio flows again: back to waking per batch (`Wait::Block`) on the next turn.
+                    if wait == Wait::Block || active || b.received < BATCH || send.is_blocked() {
                         break;
                     }
                 }
@@ -169,23 +183,29 @@ fn run(index: usize, sock: &UdpSocket, shard: &mut Shard, cx: &Context) -> Resul
             }
         };
         after_turn(index, shard, now, cx);
+        if at.is_some() && last_publish.is_some_and(|t| now.saturating_duration_since(t) < PUBLISH_EVERY) {
+            continue;
+        }
+        last_publish = Some(now);
         cx.stats.add([received, send.sent, send.errors], &mut published);
         if latency_published != send.latency.count() {
             // Only when something was forwarded since (an uncontended lock and a copy of a few dozen counters).
             latency_published = send.latency.count();
             if let Some(h) = cx.shared.latency.get(index) {
-                udp::lock(h).clone_from(&send.latency);
+                udp::lock(&h.0).clone_from(&send.latency);
             }
         }
         if counters_published != shard.counters().packets_in {
             counters_published = shard.counters().packets_in;
             if let Some(c) = cx.shared.counters.get(index) {
-                udp::lock(c).clone_from(shard.counters());
+                udp::lock(&c.0).clone_from(shard.counters());
             }
         }
     }
-    // Stopping: what is still queued goes out if the socket takes it now.
-    if let Err(e) = send.send(sock, None, || out.pop_front()) {
+    // Stopping: what is still queued goes out if the socket takes it now, and the totals are brought up to date.
+    let stopped = send.send(sock, None, || out.pop_front());
+    cx.stats.add([received, send.sent, send.errors], &mut published);
+    if let Err(e) = stopped {
         udp_error(e)?;
     }
     Ok(())

@@ -293,8 +293,7 @@ impl Relay {
     pub(crate) fn from_parts(control: Control, shards: Vec<Shard>, retired: Counters) -> Self {
         let mut relay = Self { control, shards, merged: Counters::default(), retired };
         if relay.shards.is_empty() {
-            let shard = Shard::new(relay.control.shard_settings());
-            relay.shards.push(shard);
+            // Every UDP thread failed: a fresh shard from the control plane's state.
             relay.set_shards(1, relay.control.epoch.0);
         }
         relay.pump();
