@@ -102,9 +102,9 @@ mod counters;
 #[cfg(feature = "tokio")]
 pub mod driver;
 mod error;
-mod ids;
 #[doc(hidden)]
 pub mod fuzzing;
+mod ids;
 pub mod metrics;
 mod ratelimit;
 mod relay;

@@ -63,6 +63,7 @@ pub(crate) fn round_up(at: Instant, origin: Instant, period: Duration) -> Instan
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test: the origin of its times")]
 mod tests {
     use super::*;
 

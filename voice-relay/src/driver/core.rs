@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -98,7 +98,7 @@ impl Core {
     }
 
     /// Hands one message of a UDP thread to the control plane.
-    fn from_shard(&mut self, msg: FromShard) -> Result<(), DriverError> {
+    fn on_shard_message(&mut self, msg: FromShard) -> Result<(), DriverError> {
         match msg {
             FromShard::Event(shard, event) => self.control.handle_shard_event(shard, event),
             FromShard::Failed(e) => return Err(e),
@@ -148,9 +148,9 @@ impl Core {
                 // Events of the shards (speaking, bindings, loss reports), or a UDP thread's failure: all that
                 // queued, at once.
                 Some(msg) = self.links.events.recv() => {
-                    self.from_shard(msg)?;
+                    self.on_shard_message(msg)?;
                     while let Ok(msg) = self.links.events.try_recv() {
-                        self.from_shard(msg)?;
+                        self.on_shard_message(msg)?;
                     }
                 }
                 // Connection tasks that did not finish in time are left behind.
@@ -235,8 +235,7 @@ impl Core {
 
     /// Delivers the relay's control events to the connection tasks.
     fn flush_events(&mut self) {
-        loop {
-            let Some(event) = self.control.events.pop_front() else { break };
+        while let Some(event) = self.control.events.pop_front() {
             match event {
                 Event::Send { conn, msg } => {
                     let Some(c) = self.conns.get(&conn) else { continue };

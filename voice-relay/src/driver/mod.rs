@@ -90,9 +90,9 @@ use tokio::sync::{mpsc, watch};
 
 use self::control::Cmd;
 use crate::auth::Authenticator;
+use crate::counters::Counters;
 use crate::error::DriverError;
 use crate::metrics::LatencyHistogram;
-use crate::counters::Counters;
 use crate::relay::Relay;
 use crate::relay::msg::ShardEvent;
 
@@ -404,7 +404,9 @@ impl Server {
         // One shard per UDP thread, each brought to the relay's current state; they flush receiver-report totals
         // to the core task once per hint interval.
         let mut relay = relay;
-        relay.set_shards(udp.len(), std::time::Instant::now());
+        #[allow(clippy::disallowed_methods, reason = "the driver owns the clock: the new shards' buckets start now")]
+        let now = std::time::Instant::now();
+        relay.set_shards(udp.len(), now);
         let (control, shards, retired) = relay.into_parts();
         let shared = Arc::new(Shared {
             latency: udp.iter().map(|_| Padded::default()).collect(),

@@ -372,7 +372,7 @@ pub(crate) fn lock<T>(h: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) const OUT_CAPACITY: usize = 4096;
 
 /// The driver's UDP fast path without the thread around it, for tests (e.g. counting allocations per forwarded
-/// packet through real sockets): the same [`forward_batch`] a UDP thread runs, on the relay's shard, with the
+/// packet through real sockets): the same `forward_batch` a UDP thread runs, on the relay's shard, with the
 /// shard's events delivered to the control plane after each batch (in-process, where a thread sends them over its
 /// queue). Not a stable API.
 #[derive(Debug)]

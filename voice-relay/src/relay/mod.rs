@@ -143,7 +143,6 @@ pub enum Event {
     Authenticate(AuthRequest),
 }
 
-
 /// The sans-IO relay: sessions, rooms, whisper lists, timers. No sockets, no clock, no threads.
 ///
 /// Inside, it is the control plane and one shard (the forwarding state a UDP thread of the driver owns; see the
@@ -249,7 +248,8 @@ impl Relay {
         while let Some(cmd) = control.cmds.pop_front() {
             shard.apply(cmd);
         }
-        let mut relay = Self { control, shards: vec![shard], merged: Counters::default(), retired: Counters::default() };
+        let mut relay =
+            Self { control, shards: vec![shard], merged: Counters::default(), retired: Counters::default() };
         relay.refresh();
         Ok(relay)
     }
@@ -478,12 +478,7 @@ impl Relay {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let reports = self.shards.iter().any(|s| !s.loss_dirty.is_empty()).then_some(self.control.next_hints);
-        self.shards
-            .iter()
-            .filter_map(Shard::poll_timeout)
-            .chain(self.control.poll_timeout())
-            .chain(reports)
-            .min()
+        self.shards.iter().filter_map(Shard::poll_timeout).chain(self.control.poll_timeout()).chain(reports).min()
     }
 
     // ---- getters and settings ----

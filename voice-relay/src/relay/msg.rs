@@ -23,13 +23,7 @@ pub(crate) enum ShardCmd {
     RemoveRoom { room: RoomIdx },
     /// A session logged in (its slot, generation, token, public id and secret). `at`: its creation time (its rate
     /// limit buckets start full then).
-    AddSession {
-        session: SessionRef,
-        token: SessionToken,
-        public_id: PublicId,
-        secret: [u8; KEY_LEN],
-        at: Instant,
-    },
+    AddSession { session: SessionRef, token: SessionToken, public_id: PublicId, secret: [u8; KEY_LEN], at: Instant },
     /// A session ended: out of its room, its token, public id and address forgotten.
     RemoveSession { idx: SessionIdx },
     /// The session joined `room` (leaving its room, if any). Its speaking state and loss reports start afresh.

@@ -43,7 +43,8 @@ fn hello(secret: &SessionSecret, token: SessionToken, counter: u64) -> BytesMut 
 fn a_hello_replayed_on_another_shard_in_the_race_window_loses() {
     let now = Instant::now();
     let (mut relay, token, secret) = relay_with_session(now);
-    let (client, attacker): (SocketAddr, SocketAddr) = ("192.0.2.1:5000".parse().unwrap(), "198.51.100.9:6000".parse().unwrap());
+    let (client, attacker): (SocketAddr, SocketAddr) =
+        ("192.0.2.1:5000".parse().unwrap(), "198.51.100.9:6000".parse().unwrap());
     // The client's HELLO reaches shard 0; the attacker replays it from another address to shard 1 before the
     // control plane's Bind reached shard 1: both shards accept it locally.
     relay.shards[0].handle_datagram(now, client, hello(&secret, token, 1));

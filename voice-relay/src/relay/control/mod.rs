@@ -245,7 +245,13 @@ impl Control {
         let timers = &mut self.timers;
         self.conns.entry(conn).or_insert_with(|| {
             timers.arm(at, ControlTimer::ConnIdle(conn));
-            Conn { session: None, pending: None, last_rx: now, bucket: TokenBucket::full(control, now), idle_timer: Some(at) }
+            Conn {
+                session: None,
+                pending: None,
+                last_rx: now,
+                bucket: TokenBucket::full(control, now),
+                idle_timer: Some(at),
+            }
         })
     }
 

@@ -12,11 +12,11 @@ use voice_proto::control::{
 use voice_proto::{ControlError, KEY_LEN, PublicId, SessionToken, WhisperTarget};
 
 use super::Control;
+use crate::auth::{AuthId, AuthRequest, UserInfo};
+use crate::error::{AuthError, RequestError};
 use crate::ids::{RoomIdx, SessionIdx, SessionRef};
 use crate::relay::msg::ShardCmd;
 use crate::relay::{ConnId, Event};
-use crate::auth::{AuthId, AuthRequest, UserInfo};
-use crate::error::{AuthError, RequestError};
 use crate::room::{ChatEntry, Room, RoomConfig, ct_eq};
 use crate::session::{LossState, Session, Whisper, truncate_name};
 

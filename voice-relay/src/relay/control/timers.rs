@@ -83,7 +83,8 @@ impl Control {
     /// Arms the removal deadline of an ad-hoc room that just became empty.
     pub(crate) fn arm_linger(&mut self, room: RoomIdx) {
         let linger = self.s.cfg.adhoc_linger;
-        let Some(since) = self.rooms.get(room).filter(|r| r.adhoc && r.linger_timer.is_none()).and_then(|r| r.empty_since)
+        let Some(since) =
+            self.rooms.get(room).filter(|r| r.adhoc && r.linger_timer.is_none()).and_then(|r| r.empty_since)
         else {
             return;
         };
