@@ -30,7 +30,9 @@
 //!   handling it. Media-key rotation stays in the control plane: shards never see keys.
 //! * What only a shard sees comes back as events: speaking on / off, an accepted HELLO (the control plane keeps the
 //!   newest HELLO counter and sends the binding to every shard, so replicas converge and a replay raced onto
-//!   another shard loses), a binding that went idle, receiver-report totals once per hint interval.
+//!   another shard loses; the HELLO_ACK leaves when that command is back at the shard that took the HELLO, so an
+//!   acknowledged client is known to every shard), a binding that went idle, receiver-report totals once per hint
+//!   interval.
 //! * Housekeeping is driven by deadlines: each session, connection or room that can expire has one entry in a
 //!   binary heap (the control plane's or its shard's), re-armed lazily when it was active meanwhile, so a timeout
 //!   looks at what came due and nothing else ([`Relay::timer_visits`] counts it).

@@ -159,7 +159,6 @@ impl Core {
                 }
             }
             self.flush_events();
-            self.send_commands();
         }
     }
 
@@ -234,8 +233,14 @@ impl Core {
     }
 
     /// Delivers the relay's control events to the connection tasks.
+    ///
+    /// The commands the control plane made before an event are sent to the shards before that event leaves: a
+    /// client that reacts to a message (LoginOk → HELLO, RoomState → audio, MemberUpdated → …) finds every shard
+    /// already told (a UDP thread applies its queue before each batch).
     fn flush_events(&mut self) {
+        self.send_commands();
         while let Some(event) = self.control.events.pop_front() {
+            self.send_commands();
             match event {
                 Event::Send { conn, msg } => {
                     let Some(c) = self.conns.get(&conn) else { continue };
@@ -273,6 +278,7 @@ impl Core {
                 }
             }
         }
+        self.send_commands();
     }
 }
 

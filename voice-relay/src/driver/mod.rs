@@ -32,7 +32,9 @@
 //!   delivers the control events and sends the control plane's commands to every UDP thread.
 //! * **Forward latency**: every datagram sent because of a received batch is recorded in a fixed log-scale
 //!   histogram (from the return of that batch's `recvmmsg` to the return of the `sendmmsg` that sent it), served
-//!   with the counters by [`MetricsHandle`] (the `voice-server` crate serves them over HTTP).
+//!   with the counters by [`MetricsHandle`] (the `voice-server` crate serves them over HTTP). HELLO_ACKs are not
+//!   in it: a shard sends one only when the control plane's command confirming the binding comes back (so that an
+//!   acknowledged client is known to every thread), not as an answer to a batch.
 //! * **Logins** ([`auth`](crate::auth)): the control plane emits [`Event::Authenticate`](crate::Event::Authenticate); the
 //!   core task checks it with the [`Authenticator`] given to [`Server::bind`] — at once when
 //!   [`Authenticator::is_cheap`] (tokens), otherwise on tokio's blocking pool, bounded by [`AuthPool`] (busy

@@ -320,6 +320,14 @@ pub(crate) fn forward_batch(
     let (received, now) = recv.recv(sock, wait, |now, from, d| {
         if let Some(f) = before.take() {
             f(shard);
+            // What the commands sent (HELLO_ACKs of bindings the control plane confirmed) goes first, with no
+            // origin: it was not caused by this batch.
+            if !shard.transmits.is_empty() {
+                while let Some(t) = shard.poll_transmit() {
+                    out.push_back(t);
+                }
+                sent = send.send(sock, None, || out.pop_front());
+            }
         }
         shard.handle_datagram(now, from, d);
         handled += 1;
@@ -420,6 +428,16 @@ impl UdpPath {
             None => Err(io::Error::other("a relay without shards")),
         };
         relay.settle();
+        // In-process, the control plane answered at once: send what its commands made the shard send (the
+        // HELLO_ACKs of the bindings it confirmed), as a thread does on its next turn.
+        if let Some(shard) = relay.first_shard()
+            && !shard.transmits.is_empty()
+        {
+            while let Some(t) = shard.poll_transmit() {
+                out.push_back(t);
+            }
+            send.send(sock, None, || out.pop_front())?;
+        }
         match result {
             Ok(b) => b.sent.map(|()| b.received),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),

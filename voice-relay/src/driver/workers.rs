@@ -174,11 +174,18 @@ fn run(index: usize, sock: &UdpSocket, shard: &mut Shard, cx: &Context) -> Resul
                 }
             }
         }
-        // Nothing came (read timeout, or an empty tick): the commands still get applied, the timers still run.
+        // Nothing came (read timeout, or an empty tick): the commands still get applied (and what they send, e.g. a
+        // HELLO_ACK once its binding is confirmed, goes out), the timers still run.
         let now = match at {
             Some(at) => at,
             None => {
                 apply_commands(shard, &cx.cmds);
+                while let Some(t) = shard.poll_transmit() {
+                    out.push_back(t);
+                }
+                if let Err(e) = send.send(sock, None, || out.pop_front()) {
+                    udp_error(e)?;
+                }
                 Instant::now()
             }
         };

@@ -55,6 +55,9 @@ fn a_hello_replayed_on_another_shard_in_the_race_window_loses() {
     relay.pump();
     assert_eq!((bound(&relay, 0), bound(&relay, 1)), (Some(client), Some(client)));
     assert!(relay.shards.iter().all(|s| !s.by_addr.contains_key(&attacker)));
+    // Only the winner hears back: the HELLO_ACK waits for the control plane's decision.
+    let acks: Vec<SocketAddr> = std::iter::from_fn(|| relay.poll_transmit()).map(|t| t.destination).collect();
+    assert_eq!(acks, [client], "one HELLO_ACK, to the client; none to the replay");
     let control = relay.control.sessions.values().next().expect("the session");
     assert_eq!(control.bound, Some(client));
     assert_eq!(relay.control.counters.bound_sessions, 1);

@@ -40,7 +40,7 @@ impl Shard {
         };
         let result = match parsed {
             Datagram::Keepalive => self.keepalive(now, from),
-            Datagram::Hello(h) => self.hello(now, from, h, datagram),
+            Datagram::Hello(h) => self.hello(now, from, h),
             Datagram::Ping(p) => self.ping(now, from, p.token, datagram),
             Datagram::ReceiverReport(r) => self.report(now, from, &r),
             Datagram::AudioUp(a) => {
@@ -75,7 +75,10 @@ impl Shard {
         Ok(())
     }
 
-    fn hello(&mut self, now: Instant, from: SocketAddr, h: Hello, mut buf: BytesMut) -> Result<(), DropReason> {
+    /// A HELLO that proves the session's secret binds `from` here at once (so the client's own datagrams are
+    /// accepted) and goes to the control plane; the HELLO_ACK waits until the control plane's `Bind` for it comes
+    /// back (`Shard::apply`), so that an acknowledged client is known to every shard.
+    fn hello(&mut self, now: Instant, from: SocketAddr, h: Hello) -> Result<(), DropReason> {
         let &idx = self.by_token.get(&h.token).ok_or(DropReason::UnknownToken)?;
         let params = self.s.packets;
         let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
@@ -92,7 +95,7 @@ impl Shard {
         s.hello_counter = Some(h.counter);
         s.last_rx = now;
         s.owner = true;
-        let ack = s.secret.hello_ack(s.public_id, h.counter);
+        s.pending_ack = Some((from, h.counter));
         let session = SessionRef { idx, generation: s.generation };
         if s.binding_timer.is_none() {
             let at = round_up(now + self.s.binding_idle_timeout, self.s.origin, self.s.housekeeping_interval);
@@ -102,11 +105,20 @@ impl Shard {
         self.bind(idx, from);
         self.events.push_back(ShardEvent::Bound { session, addr: from, counter: h.counter });
         self.counters.hellos_accepted += 1;
-        // The ack is exactly as long as the hello (32 bytes): overwrite the receive buffer, no allocation.
-        buf.clear();
-        Datagram::HelloAck(ack).encode(&mut buf);
-        self.push_reply(from, buf.freeze());
         Ok(())
+    }
+
+    /// Sends the HELLO_ACK for `counter` to `to` (as long as the HELLO: 32 bytes), from the shard's small buffer
+    /// pool: no allocation once the pool is warm (its earlier acks are sent and dropped when it is refilled).
+    pub(crate) fn send_hello_ack(&mut self, idx: SessionIdx, to: SocketAddr, counter: u64) {
+        let Some(s) = self.sessions.get(idx) else { return };
+        let ack = s.secret.hello_ack(s.public_id, counter);
+        if self.ack_pool.capacity() < voice_proto::HELLO_LEN {
+            self.ack_pool.reserve(ACK_POOL);
+        }
+        Datagram::HelloAck(ack).encode(&mut self.ack_pool);
+        let payload = self.ack_pool.split().freeze();
+        self.push_reply(to, payload);
     }
 
     /// Takes one token from the session's packet bucket (pings and reports share the audio budget, so a member
@@ -238,6 +250,9 @@ impl Shard {
         self.events.push_back(ShardEvent::Speaking { session, room, speaking });
     }
 }
+
+/// Bytes of the shard's HELLO_ACK pool (refilled when it runs out).
+const ACK_POOL: usize = 1024;
 
 fn mark_dirty(s: &mut FwdSession, idx: SessionIdx, dirty: &mut Vec<SessionIdx>) {
     if !s.loss.dirty {

@@ -14,6 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use voice_proto::{PublicId, SessionSecret, SessionToken, Transmit};
 
 use super::msg::{ShardCmd, ShardEvent};
@@ -70,6 +71,8 @@ pub(crate) struct FwdSession {
     /// The binding was made by a HELLO this shard received: the address's datagrams come here, and this shard
     /// expires the binding when they stop.
     pub(crate) owner: bool,
+    /// A HELLO accepted here whose HELLO_ACK waits for the control plane's `Bind` (address, counter).
+    pub(crate) pending_ack: Option<(SocketAddr, u64)>,
     /// Last datagram from the bound address, received here.
     pub(crate) last_rx: Instant,
     /// Last accepted audio packet, received here.
@@ -125,6 +128,8 @@ pub(crate) struct Shard {
     pub(crate) by_addr: HashMap<SocketAddr, SessionIdx>,
     pub(crate) rooms: Slab<RoomIdx, FwdRoom>,
     pub(crate) transmits: VecDeque<Transmit>,
+    /// Buffers of the HELLO_ACKs (see `send_hello_ack`).
+    pub(crate) ack_pool: BytesMut,
     pub(crate) events: VecDeque<ShardEvent>,
     pub(crate) counters: Counters,
     pub(crate) timers: Deadlines<ShardTimer>,
@@ -145,6 +150,7 @@ impl Shard {
             by_addr: HashMap::new(),
             rooms: Slab::new(),
             transmits: VecDeque::with_capacity(TRANSMIT_QUEUE_CAPACITY),
+            ack_pool: BytesMut::new(),
             events: VecDeque::with_capacity(64),
             counters: Counters::default(),
             timers: Deadlines::new(),
@@ -189,6 +195,7 @@ impl Shard {
                     bound: None,
                     hello_counter: None,
                     owner: false,
+                    pending_ack: None,
                     last_rx: at,
                     last_audio: at,
                     speaking: false,
@@ -252,7 +259,13 @@ impl Shard {
                 if s.bound != Some(addr) {
                     s.owner = false;
                 }
+                let ack = s.pending_ack.take_if(|p| *p == (addr, counter)).is_some();
                 self.bind(idx, addr);
+                // The HELLO accepted here won: every shard is being told (this command went to all of them), so
+                // the client may hear that it is bound.
+                if ack {
+                    self.send_hello_ack(idx, addr, counter);
+                }
             }
             ShardCmd::Unbind { idx, addr } => {
                 if let Some(s) = self.sessions.get_mut(idx)
