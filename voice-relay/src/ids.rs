@@ -25,24 +25,20 @@ pub(crate) trait SlabKey: Copy {
     fn slot(self) -> u32;
 }
 
-impl SlabKey for SessionIdx {
-    #[inline]
-    fn from_slot(slot: u32) -> Self {
-        Self(slot)
-    }
-    #[inline]
-    fn slot(self) -> u32 {
-        self.0
-    }
+/// Implements [`SlabKey`] for a `u32` newtype.
+macro_rules! slab_key {
+    ($($t:ty),*) => {$(
+        impl SlabKey for $t {
+            #[inline]
+            fn from_slot(slot: u32) -> Self {
+                Self(slot)
+            }
+            #[inline]
+            fn slot(self) -> u32 {
+                self.0
+            }
+        }
+    )*};
 }
 
-impl SlabKey for RoomIdx {
-    #[inline]
-    fn from_slot(slot: u32) -> Self {
-        Self(slot)
-    }
-    #[inline]
-    fn slot(self) -> u32 {
-        self.0
-    }
-}
+slab_key!(SessionIdx, RoomIdx);
