@@ -1,4 +1,5 @@
-//! Operational counters: plain integers updated on the relay's thread, read by the driver (e.g. for Prometheus).
+//! Operational counters: plain integers, kept by the control plane and by each shard on its own thread, added up
+//! for reading (e.g. for Prometheus).
 
 /// Why a datagram was dropped (`PROTOCOL.md` §7). "Drop" means: discarded, counted here, nothing sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -130,6 +131,46 @@ impl Counters {
     /// `(reason, count)` for every reason.
     pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
         DropReason::ALL.iter().map(|&r| (r, self.dropped(r)))
+    }
+
+    /// Adds `other`'s monotone counters to these (the gauges `sessions`, `bound_sessions` and `rooms` are the
+    /// control plane's alone and stay as they are).
+    pub(crate) fn absorb(&mut self, other: &Self) {
+        let Self {
+            sessions: _,
+            bound_sessions: _,
+            rooms: _,
+            logins,
+            login_failures,
+            logins_busy,
+            sessions_ended,
+            packets_in,
+            bytes_in,
+            packets_out,
+            bytes_out,
+            audio_accepted,
+            audio_forwarded,
+            hellos_accepted,
+            bindings_expired,
+            key_rotations,
+            drops,
+        } = other;
+        self.logins += logins;
+        self.login_failures += login_failures;
+        self.logins_busy += logins_busy;
+        self.sessions_ended += sessions_ended;
+        self.packets_in += packets_in;
+        self.bytes_in += bytes_in;
+        self.packets_out += packets_out;
+        self.bytes_out += bytes_out;
+        self.audio_accepted += audio_accepted;
+        self.audio_forwarded += audio_forwarded;
+        self.hellos_accepted += hellos_accepted;
+        self.bindings_expired += bindings_expired;
+        self.key_rotations += key_rotations;
+        for (mine, theirs) in self.drops.iter_mut().zip(drops) {
+            *mine += theirs;
+        }
     }
 
     #[inline]

@@ -11,9 +11,34 @@
 //! history, media-key rotation when a member leaves, and graceful shutdown. It never decrypts audio.
 //!
 //! Beside the core, the [`driver`] module (feature `tokio`, on by default) runs it on real sockets: batched UDP
-//! on Linux (optionally on several threads with `SO_REUSEPORT`, sharing the relay behind a lock), one task per TCP
-//! control connection (optionally TLS), credential checks on a bounded blocking pool, and snapshots of the
-//! counters and the forward-latency histogram ([`driver::MetricsHandle`]).
+//! on Linux (optionally on several threads with `SO_REUSEPORT`, each owning a shard of the forwarding state: no
+//! lock), one task per TCP control connection (optionally TLS), credential checks on a bounded blocking pool, and
+//! snapshots of the counters and the forward-latency histogram ([`driver::MetricsHandle`]).
+//!
+//! # A data plane without a lock
+//!
+//! Inside, the relay is two sans-IO halves joined by messages. The **control plane** owns logins, rooms, chat,
+//! mute/deafen, whisper lists, media keys, the sessions' lifetime and the authoritative view of address bindings.
+//! A **shard** owns forwarding: a replica of the tables forwarding reads (sessions' tokens, public ids, secrets,
+//! rooms and members, mute/deafen, whisper lists, bound addresses) and the per-packet state of the addresses it
+//! receives (rate-limit buckets, last datagram, speaking, receiver-report totals). In the driver each UDP thread owns
+//! one shard; the kernel's `SO_REUSEPORT` hash sends one client address to one thread, and that thread forwards
+//! its packets to the whole room from its own socket, touching nothing another thread touches.
+//!
+//! * Control changes reach the shards as commands (join / leave, mute / deafen, whisper lists, session start and
+//!   end, bindings), sent to every shard in one order; a UDP thread applies them between receiving a batch and
+//!   handling it. Media-key rotation stays in the control plane: shards never see keys.
+//! * What only a shard sees comes back as events: speaking on / off, an accepted HELLO (the control plane keeps the
+//!   newest HELLO counter and sends the binding to every shard, so replicas converge and a replay raced onto
+//!   another shard loses; the HELLO_ACK leaves when that command is back at the shard that took the HELLO, so an
+//!   acknowledged client is known to every shard), a binding that went idle, receiver-report totals once per hint
+//!   interval.
+//! * Housekeeping is driven by deadlines: each session, connection or room that can expire has one entry in a
+//!   binary heap (the control plane's or its shard's), re-armed lazily when it was active meanwhile, so a timeout
+//!   looks at what came due and nothing else ([`Relay::timer_visits`] counts it).
+//!
+//! [`Relay`] joins the control plane and one shard (or several: [`Relay::with_shards`]) in-process and delivers
+//! their messages before each input returns, so it behaves as one deterministic state machine.
 //!
 //! What it does **not** do:
 //! * the core [`Relay`] has no sockets, no threads, no async runtime, no clock reads (the driver reads the clock
@@ -32,7 +57,7 @@
 //!  recv UDP ──handle_datagram(now, from, buf)──►  validate → bind / rewrite → fan-out
 //!  TCP bytes ─handle_control_bytes(now, conn)──►  login, rooms, chat, ...
 //!  check ─────handle_auth_result(now, id, r)──►   session + LoginOk, or Error
-//!  timer ─────handle_timeout(now)─────────────►   expiry, speaking, hints
+//!  timer ─────handle_timeout(now)─────────────►   due deadlines: expiry, speaking; hints
 //!  send UDP ◄─poll_transmit() ── TCP write / Authenticate ◄─poll_event() ── arm timer ◄─poll_timeout()
 //! ```
 //!
@@ -81,6 +106,7 @@ pub mod driver;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod ids;
 pub mod metrics;
 mod ratelimit;
 mod relay;
@@ -88,6 +114,7 @@ mod rng;
 mod room;
 mod session;
 mod slab;
+mod timers;
 
 pub use auth::{AuthId, AuthRequest, Authenticator, MemoryAuthenticator, UserInfo};
 pub use counters::{Counters, DropReason};

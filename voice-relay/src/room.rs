@@ -6,6 +6,8 @@ use std::time::Instant;
 use voice_proto::control::{ChannelConfig, RoomInfo};
 use voice_proto::{KEY_LEN, KeyId, PublicId};
 
+use crate::ids::SessionIdx;
+
 /// A room that exists from the relay's start (the driver reads them from its configuration file).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomConfig {
@@ -55,8 +57,8 @@ pub(crate) struct Room {
     pub(crate) password: Option<String>,
     /// Created on join; removed after lingering empty.
     pub(crate) adhoc: bool,
-    /// Session slab indices, in join order.
-    pub(crate) members: Vec<u32>,
+    /// Sessions, in join order.
+    pub(crate) members: Vec<SessionIdx>,
     pub(crate) key_id: KeyId,
     pub(crate) key: [u8; KEY_LEN],
     pub(crate) history: VecDeque<ChatEntry>,
@@ -64,6 +66,8 @@ pub(crate) struct Room {
     pub(crate) history_bytes: usize,
     /// When the last member left (ad-hoc rooms are removed after the linger time).
     pub(crate) empty_since: Option<Instant>,
+    /// The removal deadline armed in the control plane's timers (ad-hoc rooms while empty).
+    pub(crate) linger_timer: Option<Instant>,
 }
 
 /// Most members in one room: the protocol's cap on a RoomState member list.
@@ -82,6 +86,7 @@ impl Room {
             history: VecDeque::new(),
             history_bytes: 0,
             empty_since: Some(now),
+            linger_timer: None,
         }
     }
 

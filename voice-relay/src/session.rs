@@ -1,19 +1,22 @@
-//! Per-session state, kept compact: the relay may hold tens of thousands of them.
+//! Per-session state of the control plane, kept compact: the relay may hold tens of thousands of them.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use voice_proto::control::Member;
-use voice_proto::{PublicId, SessionSecret, SessionToken, WhisperTarget};
+use voice_proto::{KEY_LEN, PublicId, SessionToken, WhisperTarget};
 
 use crate::ConnId;
-use crate::ratelimit::TokenBucket;
+use crate::ids::RoomIdx;
 
 /// One whisper list: audio with `target` goes only to `members` (those still in the sender's room).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Whisper {
     pub(crate) target: WhisperTarget,
-    pub(crate) members: Box<[PublicId]>,
+    /// Shared by the control plane and every shard.
+    pub(crate) members: Arc<[PublicId]>,
 }
 
 /// What receivers reported about this session as a sender since the last bitrate decision, and the controller
@@ -34,34 +37,37 @@ pub(crate) struct LossState {
     pub(crate) last_hint: Option<crate::relay::hints::Hint>,
 }
 
-/// A logged-in session. Lives until its control connection has been gone for the resume grace period.
+/// The control plane's record of a logged-in session. Lives until its control connection has been gone for the
+/// resume grace period. (Its forwarding record is in every shard: `relay::shard::FwdSession`.)
 #[derive(Debug)]
 pub(crate) struct Session {
+    /// Distinguishes this session from earlier ones in the same slot (events from shards name both).
+    pub(crate) generation: u32,
     pub(crate) token: SessionToken,
     pub(crate) public_id: PublicId,
-    pub(crate) secret: SessionSecret,
+    /// The session secret's bytes (for Resume; the shards hold the HMAC keys).
+    pub(crate) secret: [u8; KEY_LEN],
     pub(crate) name: Box<str>,
-    /// The UDP address proven by the last accepted HELLO.
+    /// The bound UDP address, as the control plane decided it from the shards' `Bound` events.
     pub(crate) bound: Option<SocketAddr>,
-    /// Last datagram from the bound address (binding idle timeout).
-    pub(crate) last_rx: Instant,
-    /// Counter of the last accepted HELLO.
+    /// Counter of the newest HELLO a shard accepted.
     pub(crate) hello_counter: Option<u64>,
     /// The control connection, if attached.
     pub(crate) conn: Option<ConnId>,
     /// When the control connection went away (meaningful while `conn` is `None`).
     pub(crate) detached_at: Instant,
-    /// Index of the room in the relay's room slab.
-    pub(crate) room: Option<u32>,
+    pub(crate) room: Option<RoomIdx>,
     pub(crate) muted: bool,
     pub(crate) deafened: bool,
     pub(crate) speaking: bool,
-    /// Last accepted audio packet (speaking timeout).
-    pub(crate) last_audio: Instant,
-    pub(crate) packet_bucket: TokenBucket,
-    pub(crate) byte_bucket: TokenBucket,
+    /// The shard that reported the speaking start (only it may end it: after a roam, two shards may disagree).
+    pub(crate) speaking_shard: usize,
     pub(crate) whispers: Vec<Whisper>,
     pub(crate) loss: LossState,
+    /// In the control plane's list of sessions with reports to decide on.
+    pub(crate) hint_dirty: bool,
+    /// The resume-grace deadline armed in the control plane's timers.
+    pub(crate) grace_timer: Option<Instant>,
 }
 
 impl Session {
@@ -73,17 +79,6 @@ impl Session {
             deafened: self.deafened,
             speaking: self.speaking,
         }
-    }
-
-    /// Whether this session receives forwarded audio: bound and not deafened.
-    #[inline]
-    pub(crate) fn audio_destination(&self) -> Option<SocketAddr> {
-        if self.deafened { None } else { self.bound }
-    }
-
-    #[inline]
-    pub(crate) fn whisper(&self, target: WhisperTarget) -> Option<&Whisper> {
-        self.whispers.iter().find(|w| w.target == target)
     }
 }
 

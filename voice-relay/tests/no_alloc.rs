@@ -26,6 +26,17 @@ struct Member {
 
 #[test]
 fn forwarding_allocates_nothing_in_steady_state() {
+    forwarding_allocates_nothing(1);
+}
+
+/// The same with the relay in 2 shards (as with 2 UDP threads): the members' addresses spread over them, HELLOs go
+/// through the control plane and back to both shards as commands, and still nothing is allocated.
+#[test]
+fn forwarding_over_two_shards_allocates_nothing_in_steady_state() {
+    forwarding_allocates_nothing(2);
+}
+
+fn forwarding_allocates_nothing(shards: usize) {
     let mut now = Instant::now();
     let mut auth = MemoryAuthenticator::new();
     for i in 0..MEMBERS {
@@ -38,7 +49,8 @@ fn forwarding_allocates_nothing_in_steady_state() {
         byte_burst: 1_000_000,
         ..RelayConfig::default()
     };
-    let mut relay = Relay::new(cfg, Box::new(SeededRng::new(9)), now, 0).unwrap();
+    let mut relay = Relay::new(cfg, Box::new(SeededRng::new(9)), now, 0).unwrap().with_shards(shards, now);
+    assert_eq!(relay.shard_count(), shards);
     let mut pool = BytesMut::with_capacity(64 * 1024);
     let mut members = Vec::new();
     let mut secrets: Vec<SessionSecret> = Vec::new();

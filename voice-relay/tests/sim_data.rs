@@ -4,6 +4,10 @@
 
 mod harness;
 
+/// Shards of the simulated relay (see `harness::Sim::with_config`).
+#[allow(dead_code, reason = "read by the harness when this file is the test crate's root")]
+pub(crate) const SHARDS: usize = 1;
+
 use std::time::Duration;
 
 use harness::{Sim, default_config};

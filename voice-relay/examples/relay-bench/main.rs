@@ -34,6 +34,14 @@
 //! received datagrams sent before the next N are handled). `e2e_relay_minus_raw_us` is the relay phase's end-to-end
 //! percentile minus the raw loop's, from the same run.
 //!
+//! `--receive 0` leaves the members' sockets unread (the kernel drops at them what they cannot hold, after the relay
+//! sent it): the load generator is then the sender thread alone, for saturation runs where the relay's own
+//! forwarding rate is the figure (loss and latency then mean nothing).
+//!
+//! `--udp-threads 1,2,1,2` runs once per listed count in this process, one after the other, prints each run's
+//! object on stderr and, on stdout, each count's means (relay CPU per forwarded datagram, forwarded rate, the load
+//! generator's CPU: sender plus receivers threads) and their ratios to the first count's.
+//!
 //! Everything shares the machine: the sender and receiver threads compete with the relay for CPU, which is why the
 //! per-CPU-second figures use the relay thread's own CPU time.
 #![allow(
@@ -70,7 +78,7 @@ pub(crate) const PHASE_GAP: u8 = 2;
 pub(crate) const PHASE_RAW: u8 = 3;
 pub(crate) const PHASE_DONE: u8 = 4;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Args {
     pub(crate) rooms: usize,
     pub(crate) members: usize,
@@ -81,14 +89,20 @@ pub(crate) struct Args {
     pub(crate) keepalive_s: f64,
     /// The driver's idle poll period in ms (0: always wake per datagram).
     pub(crate) idle_poll_ms: u64,
-    /// UDP threads of the driver (`SO_REUSEPORT`).
+    /// UDP threads of the driver (`SO_REUSEPORT`), one run each (`--udp-threads 1,2,1,2`: four runs in this
+    /// process, one after the other, and their ratios).
     pub(crate) udp_threads: usize,
+    pub(crate) thread_runs: Vec<usize>,
     /// How the talkers' send times are placed in each 20 ms period.
     pub(crate) pacing: Pacing,
     /// Last part of the wait before each send spent spinning instead of sleeping, in µs (spread/random only).
     pub(crate) spin_us: u64,
     /// The driver's UDP chunk (`Server::with_udp_chunk`).
     pub(crate) chunk: usize,
+    /// Whether the receivers thread reads the members' sockets (`--receive 0`: it does not, so the load
+    /// generator's CPU is the sender's alone; the kernel drops what the members' full sockets cannot take, after
+    /// the relay paid for sending it, and loss and latency figures mean nothing).
+    pub(crate) receive: bool,
 }
 
 /// Placement of the talkers' packets in each 20 ms period.
@@ -113,9 +127,11 @@ pub(crate) fn parse_args() -> anyhow::Result<Args> {
         keepalive_s: 10.0,
         idle_poll_ms: 20,
         udp_threads: 1,
+        thread_runs: vec![1],
         pacing: Pacing::Spread,
         spin_us: 0,
         chunk: voice_relay::driver::DEFAULT_UDP_CHUNK,
+        receive: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -128,7 +144,10 @@ pub(crate) fn parse_args() -> anyhow::Result<Args> {
             "--payload" => a.payload = v.parse()?,
             "--keepalive-s" => a.keepalive_s = v.parse()?,
             "--idle-poll-ms" => a.idle_poll_ms = v.parse()?,
-            "--udp-threads" => a.udp_threads = v.parse()?,
+            "--udp-threads" => {
+                a.thread_runs = v.split(',').map(str::parse).collect::<Result<_, _>>()?;
+                a.udp_threads = *a.thread_runs.first().context("--udp-threads needs a value")?;
+            }
             "--pacing" => {
                 a.pacing = match v.as_str() {
                     "burst" => Pacing::Burst,
@@ -139,6 +158,7 @@ pub(crate) fn parse_args() -> anyhow::Result<Args> {
             }
             "--spin-us" => a.spin_us = v.parse()?,
             "--chunk" => a.chunk = v.parse()?,
+            "--receive" => a.receive = v.parse::<u8>()? != 0,
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -175,6 +195,53 @@ pub(crate) fn udp_threads_cpu() -> Duration {
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    if args.thread_runs.len() == 1 {
+        println!("{}", run(&args)?);
+        return Ok(());
+    }
+    // Several runs in this process, one after the other (each with its own relay, members and raw-loop phase),
+    // and the ratios of each thread count's mean to the first thread count's.
+    let mut runs = Vec::new();
+    for &threads in &args.thread_runs {
+        let out = run(&Args { udp_threads: threads, thread_runs: vec![threads], ..args.clone() })?;
+        eprintln!("{out}");
+        runs.push(out);
+    }
+    let mean = |threads: usize, f: &dyn Fn(&serde_json::Value) -> Option<f64>| {
+        let v: Vec<f64> = runs.iter().filter(|r| r["udp_threads"] == threads).filter_map(f).collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let cpu_per_forward = |r: &serde_json::Value| {
+        let (cpu, n) = (r["relay"]["cpu_s"].as_f64()?, r["relay"]["forwards_sent_by_loop"].as_f64()?);
+        (n > 0.0).then(|| cpu / n * 1e6)
+    };
+    let forwarded = |r: &serde_json::Value| r["relay"]["forwarded_pps"].as_f64();
+    let load = |r: &serde_json::Value| {
+        Some(r["whole_run_cpu_s"]["sender_thread"].as_f64()? + r["whole_run_cpu_s"]["receivers_thread"].as_f64()?)
+    };
+    let base = args.thread_runs[0];
+    let mut counts = args.thread_runs.clone();
+    counts.sort_unstable();
+    counts.dedup();
+    let per: Vec<serde_json::Value> = counts
+        .iter()
+        .map(|&t| {
+            serde_json::json!({
+                "udp_threads": t,
+                "relay_cpu_us_per_forward": mean(t, &cpu_per_forward),
+                "forwarded_pps": mean(t, &forwarded),
+                "load_generator_cpu_s": mean(t, &load),
+                "cpu_per_forward_vs_base": mean(t, &cpu_per_forward) / mean(base, &cpu_per_forward),
+                "forwarded_vs_base": mean(t, &forwarded) / mean(base, &forwarded),
+            })
+        })
+        .collect();
+    println!("{}", serde_json::json!({ "base_udp_threads": base, "by_udp_threads": per, "runs": runs }));
+    Ok(())
+}
+
+/// One run: a relay with `args.udp_threads` UDP threads, its members, the relay phase and the raw-loop phase.
+fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
     let (r, n, k) = (args.rooms, args.members, args.talkers);
     let total = r * n;
     let mut auth = MemoryAuthenticator::new();
@@ -275,12 +342,13 @@ fn main() -> anyhow::Result<()> {
         let shared = Arc::clone(&shared);
         std::thread::Builder::new().name("raw-loop".into()).spawn(move || raw_loop(raw_sock, fanout, shared))?
     };
+    let receive = args.receive;
     let rx_thread = {
         let (m, bp, bt, sh) = (Arc::clone(&members), Arc::new(by_public), Arc::new(by_token), Arc::clone(&shared));
         // Idle mode has nothing to receive (and its 10k sockets would not fit twice in the fd limit).
         std::thread::Builder::new()
             .name("receivers".into())
-            .spawn(move || if k > 0 { receivers(m, bp, bt, sh) } else { Duration::ZERO })?
+            .spawn(move || if k > 0 && receive { receivers(m, bp, bt, sh) } else { Duration::ZERO })?
     };
     let tx_thread = {
         let (m, sh) = (Arc::clone(&members), Arc::clone(&shared));
@@ -371,7 +439,7 @@ fn main() -> anyhow::Result<()> {
         "packet_bytes": args.payload + voice_proto::MIN_AUDIO_LEN,
         "sessions": total, "setup_s": setup_s, "idle_poll_ms": args.idle_poll_ms,
         "udp_threads": args.udp_threads, "pacing": format!("{:?}", args.pacing).to_lowercase(),
-        "spin_us": args.spin_us, "udp_chunk": args.chunk, "idle_keepalive_s": if k == 0 { args.keepalive_s } else { 0.0 },
+        "spin_us": args.spin_us, "udp_chunk": args.chunk, "receive": args.receive, "idle_keepalive_s": if k == 0 { args.keepalive_s } else { 0.0 },
         "relay": relay_stats,
         "raw_sendmmsg_loop": raw_stats,
         "ratio_relay_to_raw_per_cpu_s": ratio,
@@ -393,6 +461,5 @@ fn main() -> anyhow::Result<()> {
             "packets_in": c.packets_in, "dropped": c.dropped_total(),
         },
     });
-    println!("{out}");
-    Ok(())
+    Ok(out)
 }

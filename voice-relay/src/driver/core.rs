@@ -1,12 +1,12 @@
-//! The core task: the control connections' queues and the timer around the relay (behind the lock it shares with
-//! the UDP threads). It does no UDP I/O: transmits come only from datagrams, and the UDP thread that fed a
-//! datagram sends its output.
+//! The core task: the control plane of the relay (which it owns: no lock), the control connections' queues, the
+//! timer, and the queues to and from the UDP threads' shards. It does no UDP I/O: transmits come only from
+//! datagrams, and the UDP thread whose shard handled a datagram sends its output.
 #![allow(clippy::disallowed_methods, reason = "the driver owns the clock: it reads `now` for the relay")]
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -15,10 +15,25 @@ use tokio::sync::{mpsc, watch};
 use super::auth::Verifier;
 use super::control::{Cmd, Out};
 use super::udp;
-use super::{DriverStats, MetricsSnapshot, SHUTDOWN_GRACE, Shared, stopped};
+use super::{DriverStats, FromShard, MetricsSnapshot, SHUTDOWN_GRACE, Shared, stopped};
 use crate::auth::{AuthId, UserInfo};
+use crate::counters::Counters;
 use crate::error::{AuthError, DriverError};
-use crate::relay::{ConnId, Event, Relay};
+use crate::relay::control::Control;
+use crate::relay::msg::ShardCmd;
+use crate::relay::{ConnId, Event};
+
+/// The core task's ends of the queues to and from the shards.
+#[derive(Debug)]
+pub(super) struct ShardLinks {
+    /// One command queue per UDP thread (unbounded: commands come from rate-limited control messages and timers,
+    /// and a thread drains its queue at least every 20 ms).
+    pub(super) cmds: Vec<std::sync::mpsc::Sender<ShardCmd>>,
+    /// The shards' events (and a thread's failure).
+    pub(super) events: mpsc::UnboundedReceiver<FromShard>,
+    /// Counters of shards no thread runs any more.
+    pub(super) retired: Counters,
+}
 
 /// Most control bytes buffered for a connection. The relay takes every complete frame off the buffer, so it
 /// holds at most one incomplete frame (< `MAX_FRAME_LEN` + prefix) plus one read, except while a login is checked:
@@ -38,6 +53,8 @@ struct ConnState {
 /// The state of the core task.
 #[derive(Debug)]
 pub(super) struct Core {
+    control: Control,
+    links: ShardLinks,
     shared: Arc<Shared>,
     conns: HashMap<ConnId, ConnState>,
     /// Encoding buffer for control frames.
@@ -51,17 +68,42 @@ pub(super) struct Core {
 
 impl Core {
     pub(super) fn new(
+        control: Control,
+        links: ShardLinks,
         shared: Arc<Shared>,
         stats: Arc<DriverStats>,
         verifier: Verifier,
         cmds: mpsc::WeakSender<Cmd>,
     ) -> Self {
-        Self { shared, conns: HashMap::new(), frame: BytesMut::with_capacity(64 * 1024), stats, verifier, cmds }
+        let frame = BytesMut::with_capacity(64 * 1024);
+        Self { control, links, shared, conns: HashMap::new(), frame, stats, verifier, cmds }
     }
 
-    /// The relay, locked.
-    fn relay(&self) -> MutexGuard<'_, Relay> {
-        udp::lock(&self.shared.relay)
+    /// The control plane and the retired shards' counters, when the server stops.
+    pub(super) fn into_parts(self) -> (Control, Counters) {
+        (self.control, self.links.retired)
+    }
+
+    /// Sends the control plane's queued commands to every shard, in order.
+    fn send_commands(&mut self) {
+        while let Some(cmd) = self.control.cmds.pop_front() {
+            if let Some((last, rest)) = self.links.cmds.split_last() {
+                for tx in rest {
+                    // A thread that ended takes no more commands; the server is stopping then.
+                    let _ = tx.send(cmd.clone());
+                }
+                let _ = last.send(cmd);
+            }
+        }
+    }
+
+    /// Hands one message of a UDP thread to the control plane.
+    fn on_shard_message(&mut self, msg: FromShard) -> Result<(), DriverError> {
+        match msg {
+            FromShard::Event(shard, event) => self.control.handle_shard_event(shard, event),
+            FromShard::Failed(e) => return Err(e),
+        }
+        Ok(())
     }
 
     pub(super) async fn run(
@@ -75,11 +117,10 @@ impl Core {
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
         let mut stopping: Option<Instant> = None;
-        let shared = Arc::clone(&self.shared);
         loop {
             // Re-arm only when the deadline moves earlier: a timer firing early is harmless (handle_timeout just
             // finds nothing due), and re-registering on every wake-up is not free.
-            let next = self.relay().poll_timeout();
+            let next = self.control.poll_timeout();
             if let Some(t) = next
                 && armed.is_none_or(|a| t < a)
             {
@@ -92,7 +133,7 @@ impl Core {
                 () = stopped(&mut stop), if stopping.is_none() => {
                     let now = Instant::now();
                     stopping = Some(now);
-                    self.relay().shutdown(now);
+                    self.control.shutdown(now);
                 }
                 cmd = cmds.recv() => match cmd {
                     Some(cmd) => self.command(cmd, stopping.is_some()),
@@ -102,12 +143,14 @@ impl Core {
                 () = &mut sleep, if armed.is_some() => {
                     armed = None;
                     sleep.as_mut().reset(far());
-                    self.relay().handle_timeout(Instant::now());
+                    self.control.handle_timeout(Instant::now());
                 }
-                // A UDP thread left control events (e.g. speaking state) for this task to deliver, or failed.
-                () = shared.wake.notified() => {
-                    if let Some(e) = shared.udp_failed.lock().unwrap_or_else(PoisonError::into_inner).take() {
-                        return Err(e);
+                // Events of the shards (speaking, bindings, loss reports), or a UDP thread's failure: all that
+                // queued, at once.
+                Some(msg) = self.links.events.recv() => {
+                    self.on_shard_message(msg)?;
+                    while let Ok(msg) = self.links.events.try_recv() {
+                        self.on_shard_message(msg)?;
                     }
                 }
                 // Connection tasks that did not finish in time are left behind.
@@ -127,7 +170,7 @@ impl Core {
                     // Dropping `tx` closes the new connection at once.
                     return;
                 }
-                self.relay().connection_opened(now, conn);
+                self.control.connection_opened(now, conn);
                 self.conns.insert(conn, ConnState { tx, buf: BytesMut::new() });
             }
             Cmd::Bytes { conn, bytes } => {
@@ -138,7 +181,7 @@ impl Core {
                     // see these bytes yet.
                     tracing::warn!(conn = conn.0, "control bytes piling up while the login is checked: closed");
                     self.conns.remove(&conn);
-                    self.relay().connection_closed(now, conn);
+                    self.control.connection_closed(now, conn);
                     return;
                 }
                 if c.buf.is_empty() {
@@ -151,17 +194,22 @@ impl Core {
             Cmd::Authenticated { id, result } => self.authenticated(now, id, result),
             Cmd::Closed { conn } => {
                 if self.conns.remove(&conn).is_some() {
-                    self.relay().connection_closed(now, conn);
+                    self.control.connection_closed(now, conn);
                 }
             }
             Cmd::Metrics { reply } => {
                 let mut forward_latency = crate::metrics::LatencyHistogram::new();
                 for worker in &self.shared.latency {
-                    forward_latency.merge(&udp::lock_histogram(worker));
+                    forward_latency.merge(&udp::lock(&worker.0));
+                }
+                let mut counters = self.control.counters.clone();
+                counters.absorb(&self.links.retired);
+                for shard in &self.shared.counters {
+                    counters.absorb(&udp::lock(&shard.0));
                 }
                 let totals = &self.stats;
                 let _ = reply.send(Box::new(MetricsSnapshot {
-                    counters: self.relay().counters().clone(),
+                    counters,
                     forward_latency,
                     datagrams_received: totals.datagrams_received.load(Ordering::Relaxed),
                     datagrams_sent: totals.datagrams_sent.load(Ordering::Relaxed),
@@ -175,19 +223,24 @@ impl Core {
     /// a Login being checked).
     fn feed(&mut self, conn: ConnId, now: Instant) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
-        udp::lock(&self.shared.relay).handle_control_bytes(now, conn, &mut c.buf);
+        self.control.handle_control_bytes(now, conn, &mut c.buf);
     }
 
     /// Hands a credential check's answer to the relay, then feeds the frames that waited behind the Login.
     fn authenticated(&mut self, now: Instant, id: AuthId, result: Result<UserInfo, AuthError>) {
-        self.relay().handle_auth_result(now, id, result);
+        self.control.handle_auth_result(now, id, result);
         self.feed(id.conn, now);
     }
 
     /// Delivers the relay's control events to the connection tasks.
+    ///
+    /// The commands the control plane made before an event are sent to the shards before that event leaves: a
+    /// client that reacts to a message (LoginOk → HELLO, RoomState → audio, MemberUpdated → …) finds every shard
+    /// already told (a UDP thread applies its queue before each batch).
     fn flush_events(&mut self) {
-        loop {
-            let Some(event) = self.relay().poll_event() else { break };
+        self.send_commands();
+        while let Some(event) = self.control.events.pop_front() {
+            self.send_commands();
             match event {
                 Event::Send { conn, msg } => {
                     let Some(c) = self.conns.get(&conn) else { continue };
@@ -207,7 +260,7 @@ impl Core {
                         // The client does not read (queue full) or its task ended: forget the connection (its
                         // session is detached and may resume); dropping the queue ends the task.
                         self.conns.remove(&conn);
-                        self.relay().connection_closed(Instant::now(), conn);
+                        self.control.connection_closed(Instant::now(), conn);
                     }
                 }
                 Event::Close { conn } => {
@@ -225,6 +278,7 @@ impl Core {
                 }
             }
         }
+        self.send_commands();
     }
 }
 

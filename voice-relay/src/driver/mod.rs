@@ -3,37 +3,39 @@
 //! # Threads, tasks and queues
 //!
 //! ```text
-//!  UDP thread i (plain thread, one per socket; n ≥ 1, SO_REUSEPORT when n > 1)
-//!    socket i ──recvmmsg (blocks for the first, ≤64)──► lock ─► handle_datagram ─► poll_transmit ─► unlock
+//!  UDP thread i (plain thread, one per socket; n ≥ 1, SO_REUSEPORT when n > 1) — owns shard i, no lock
+//!    socket i ──recvmmsg (blocks for the first, ≤64)──► apply queued ShardCmds ─► shard.handle_datagram ─► poll_transmit
 //!             ◄──sendmmsg (≤64)──────────────────────── copies (Bytes shared by every recipient)
-//!                                 │ control events left in the relay ─► Notify ─┐
-//!                     ┌──────────────────── core task (tokio, current thread) ──▼───────────────────────────────┐
-//!                     │  Cmd queue (bounded, 1024) ◄── Opened / Bytes / Closed ── connection tasks (1 per TCP)│
+//!             due shard timers ─► ShardEvents ──────────────────────────────────────────────┐ (unbounded queue)
+//!        ▲ ShardCmds (one unbounded queue per thread, in the control plane's order)          │
+//!        │            ┌───────────── core task (tokio, current thread) — owns the control plane ▼──────────────┐
+//!        └────────────│  Cmd queue (bounded, 1024) ◄── Opened / Bytes / Closed ── connection tasks (1 per TCP)│
 //!                     │  per-connection Out queue (bounded, 256) ──► Frame / Close ──► connection task writes │
-//!                     │  timer: one tokio Sleep armed from poll_timeout ─► handle_timeout                    │
+//!                     │  timer: one tokio Sleep armed from the control plane's deadlines ─► handle_timeout   │
 //!                     └─────────────────────────────────────────────────────────────────────────────────────┘
 //!  accept task: TcpListener::accept ─► spawns a connection task, sends Cmd::Opened
 //! ```
 //!
-//! * **The UDP threads** (`voice-relay-udp0`…) own the UDP sockets and run the forwarding loop as plain blocking
-//!   code, the way a hand-written fan-out loop would: one `recvmmsg` with `MSG_WAITFORONE` sleeps in the kernel
-//!   until a datagram arrives and returns it with whatever queued behind it (up to 64; one `recv_from` each
-//!   elsewhere), then, under the relay's lock, the batch is fed to the relay with one `Instant::now()` (taken when
-//!   `recvmmsg` returns) and the transmits are moved out; then they are sent with `sendmmsg` in batches of 64
-//!   before the thread receives again (so a receive buffer's datagrams are all sent and dropped before the buffer
-//!   pool is recycled: no allocation in steady state; `tests/driver_no_alloc.rs`). No reactor sits in between:
-//!   a wake-up costs the one `recvmmsg` and the `sendmmsg`, not an `epoll_wait` and a second receive to clear
-//!   readiness (measured with `relay-bench`, see `RESULTS.md`). The socket's read timeout (20 ms) bounds how long
-//!   a thread takes to see a shutdown. Only datagrams make transmits, so the thread that fed a datagram sends its
-//!   copies; control events it leaves in the relay (speaking state, …) wake the core task.
-//! * **One core task** owns the control side and the timer; the [`Relay`] sits behind a lock it shares with the
-//!   UDP threads, held only for in-memory work, never across a system call. It waits (with `select!`, in this
-//!   priority order) on shutdown, the command queue from the control tasks, the timer, and a wake-up from the UDP
-//!   threads; after each it delivers the relay's events.
+//! * **The UDP threads** (`voice-relay-udp0`…) own the UDP sockets and the shards, and run the forwarding loop as
+//!   plain blocking code, the way a hand-written fan-out loop would: one `recvmmsg` with `MSG_WAITFORONE` sleeps in
+//!   the kernel until a datagram arrives and returns it with whatever queued behind it (up to 64; one `recv_from`
+//!   each elsewhere); then the control plane's queued commands are applied (so a command sent before a datagram
+//!   arrived is in force for it), the batch is fed to the thread's shard with one `Instant::now()` (taken when
+//!   `recvmmsg` returns) and the transmits are sent with `sendmmsg` in batches of 64 before the thread receives
+//!   again (so a receive buffer's datagrams are all sent and dropped before the buffer pool is recycled: no
+//!   allocation in steady state; `tests/driver_no_alloc.rs`). No reactor and no lock sit in between. Then the
+//!   shard's due timers run (speaking timeout, binding idle timeout, the receiver-report flush once per hint
+//!   interval) and its events go to the core task. The socket's read timeout (20 ms) bounds how long a thread takes
+//!   to see a shutdown, commands while no datagram comes, and its timers (they are late by at most that).
+//! * **One core task** owns the control plane and its timer. It waits (with `select!`, in this priority order)
+//!   on shutdown, the command queue from the control tasks, the timer, and the shards' events; after each it
+//!   delivers the control events and sends the control plane's commands to every UDP thread.
 //! * **Forward latency**: every datagram sent because of a received batch is recorded in a fixed log-scale
 //!   histogram (from the return of that batch's `recvmmsg` to the return of the `sendmmsg` that sent it), served
-//!   with the counters by [`MetricsHandle`] (the `voice-server` crate serves them over HTTP).
-//! * **Logins** ([`auth`](crate::auth)): the relay emits [`Event::Authenticate`](crate::Event::Authenticate); the
+//!   with the counters by [`MetricsHandle`] (the `voice-server` crate serves them over HTTP). HELLO_ACKs are not
+//!   in it: a shard sends one only when the control plane's command confirming the binding comes back (so that an
+//!   acknowledged client is known to every thread), not as an answer to a batch.
+//! * **Logins** ([`auth`](crate::auth)): the control plane emits [`Event::Authenticate`](crate::Event::Authenticate); the
 //!   core task checks it with the [`Authenticator`] given to [`Server::bind`] — at once when
 //!   [`Authenticator::is_cheap`] (tokens), otherwise on tokio's blocking pool, bounded by [`AuthPool`] (busy
 //!   beyond: refused at once) — and feeds the answer back with [`Relay::handle_auth_result`]. The connection's
@@ -54,15 +56,15 @@
 //!   once every connection task has written its Goodbye and ended, or after [`SHUTDOWN_GRACE`]; the UDP threads
 //!   stop then.
 //!
-//! # Several UDP threads (`SO_REUSEPORT`, one shared relay)
+//! # Several UDP threads (`SO_REUSEPORT`, one shard each)
 //!
 //! [`Server::with_udp_threads`]`(n)` binds `n` sockets to the same address with `SO_REUSEPORT` (Linux); the kernel
 //! spreads clients over them by 4-tuple hash, so one client's datagrams always reach the same thread, in order.
-//! The threads share the one [`Relay`] behind a `Mutex` taken **once per batch** (up to 64 datagrams), for the
-//! in-memory work only (≈ 1 µs per datagram); `recvmmsg` and `sendmmsg` — most of the cost — run in parallel. The
-//! alternative, one relay shard per thread, needs steering clients to the shard that knows their session and room
-//! (a per-shard port announced in LoginOk) or cross-shard forwarding; it is the next step if the lock becomes the
-//! limit. Default: 1 thread. Credential checks never run under the lock.
+//! Each thread owns a shard: a full replica of the forwarding tables plus the per-packet state of the addresses it
+//! receives (see the crate docs, *A data plane without a lock*), so it forwards any packet it receives to the whole
+//! room from its own socket without touching another thread's memory. The threads share nothing on the packet
+//! path; the control plane's changes reach them as commands. Default: 1 thread. Credential checks never run on a
+//! UDP thread.
 
 mod auth;
 mod control;
@@ -82,17 +84,19 @@ pub use udp::{DEFAULT_UDP_CHUNK, UdpPath};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use self::control::Cmd;
 use crate::auth::Authenticator;
+use crate::counters::Counters;
 use crate::error::DriverError;
 use crate::metrics::LatencyHistogram;
 use crate::relay::Relay;
+use crate::relay::msg::ShardEvent;
 
 /// After a shutdown, how long [`Server::run`] waits for connection tasks to write their Goodbye and end.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -151,20 +155,30 @@ impl DriverStats {
     }
 }
 
-/// What the core task and the UDP threads share.
+/// What the core task and the UDP threads share: read-mostly snapshots, each written by one thread. (The
+/// forwarding state itself is not shared: each UDP thread owns its shard.)
 #[derive(Debug)]
 struct Shared {
-    /// The relay. Held only for in-memory work (a batch's datagrams, a control message, a timer), never across a
-    /// system call.
-    relay: Mutex<Relay>,
-    /// Wakes the core task when a UDP thread left control events in the relay, or failed.
-    wake: Notify,
-    /// The error that ended a UDP thread (the server then ends with it).
-    udp_failed: Mutex<Option<DriverError>>,
-    /// Forward-latency histogram of each UDP thread (copied there after each of its turns that forwarded).
-    latency: Vec<Mutex<LatencyHistogram>>,
+    /// Forward-latency histogram of each UDP thread (copied there at most every [`workers::PUBLISH_EVERY`]).
+    latency: Vec<Padded<Mutex<LatencyHistogram>>>,
+    /// Counters of each UDP thread's shard (likewise).
+    counters: Vec<Padded<Mutex<Counters>>>,
     /// Datagrams of a receive batch handled before their copies are sent ([`Server::with_udp_chunk`]).
     udp_chunk: usize,
+}
+
+/// A value on cache lines of its own: one UDP thread's snapshot, so two threads' writes never share a line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// What a UDP thread sends the core task.
+#[derive(Debug)]
+enum FromShard {
+    /// An event of the shard of thread `.0`.
+    Event(usize, ShardEvent),
+    /// The thread's socket failed (or the thread panicked): the server ends with this error.
+    Failed(DriverError),
 }
 
 /// A relay bound to its UDP socket and TCP listener, ready to [`run`](Self::run).
@@ -273,8 +287,8 @@ impl Server {
     /// Runs the UDP path on `threads` threads (default 1; at most [`MAX_UDP_THREADS`]; Linux only beyond 1): the
     /// socket is replaced by `threads` sockets bound to the same address with `SO_REUSEPORT`, so the kernel spreads
     /// clients over them by address hash (one client's datagrams always reach the same thread, in order). Each
-    /// thread runs its own `recvmmsg` → relay → `sendmmsg` loop; all share the one relay behind a lock held only for
-    /// the in-memory work of a batch, never across a system call. The idle poll
+    /// thread runs its own `recvmmsg` → shard → `sendmmsg` loop on its own shard of the forwarding state (no lock;
+    /// see the module docs). The idle poll
     /// ([`with_idle_poll`](Self::with_idle_poll)) applies to each thread.
     pub fn with_udp_threads(mut self, threads: usize) -> Result<Self, DriverError> {
         let bind = |source| DriverError::Bind { what: "udp", source };
@@ -389,22 +403,35 @@ impl Server {
         let tcp = TcpListener::from_std(tcp).map_err(|source| DriverError::Bind { what: "tcp", source })?;
         let tls = tls.map(tokio_rustls::TlsAcceptor::from);
         tokio::spawn(control::accept_loop(tcp, tls, cmd_tx, stop.subscribe()));
+        // One shard per UDP thread, each brought to the relay's current state; they flush receiver-report totals
+        // to the core task once per hint interval.
+        let mut relay = relay;
+        #[allow(clippy::disallowed_methods, reason = "the driver owns the clock: the new shards' buckets start now")]
+        let now = std::time::Instant::now();
+        relay.set_shards(udp.len(), now);
+        let (control, shards, retired) = relay.into_parts();
         let shared = Arc::new(Shared {
-            relay: Mutex::new(relay),
-            wake: Notify::new(),
-            udp_failed: Mutex::new(None),
-            latency: udp.iter().map(|_| Mutex::default()).collect(),
+            latency: udp.iter().map(|_| Padded::default()).collect(),
+            counters: udp.iter().map(|_| Padded::default()).collect(),
             udp_chunk,
         });
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut shard_cmds = Vec::with_capacity(udp.len());
         let mut threads = Vec::with_capacity(udp.len());
-        for (index, sock) in udp.into_iter().enumerate() {
+        let hint_interval = control.s.cfg.hint_interval;
+        for (index, (sock, mut shard)) in udp.into_iter().zip(shards).enumerate() {
+            shard.s.loss_flush = Some(hint_interval);
+            let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+            shard_cmds.push(cmd_tx);
             let cx = workers::Context {
                 shared: Arc::clone(&shared),
                 stats: Arc::clone(&stats),
                 stop: Arc::clone(&udp_stop),
                 idle_poll,
+                cmds: cmd_rx,
+                events: events_tx.clone(),
             };
-            match workers::spawn(index, sock, cx) {
+            match workers::spawn(index, sock, shard, cx) {
                 Ok(t) => threads.push(t),
                 Err(e) => {
                     udp_stop.store(true, Ordering::Relaxed);
@@ -413,16 +440,16 @@ impl Server {
                 }
             }
         }
+        drop(events_tx);
         let verifier = auth::Verifier::new(auth, auth_pool);
-        let mut core = core::Core::new(Arc::clone(&shared), stats, verifier, weak_cmds);
+        let links = core::ShardLinks { cmds: shard_cmds, events: events_rx, retired };
+        let mut core = core::Core::new(control, links, Arc::clone(&shared), stats, verifier, weak_cmds);
         let result = core.run(cmd_rx, stop.subscribe()).await;
         udp_stop.store(true, Ordering::Relaxed);
-        workers::join(threads).await;
-        drop(core);
+        let shards = workers::join(threads).await;
+        let (control, retired) = core.into_parts();
         result?;
-        let shared =
-            Arc::try_unwrap(shared).map_err(|_| DriverError::Runtime(std::io::Error::other("UDP thread left")))?;
-        Ok(shared.relay.into_inner().unwrap_or_else(PoisonError::into_inner))
+        Ok(Relay::from_parts(control, shards, retired))
     }
 }
 

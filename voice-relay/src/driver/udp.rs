@@ -20,6 +20,7 @@ use voice_proto::{MAX_DATAGRAM_LEN, Transmit};
 
 use crate::metrics::LatencyHistogram;
 use crate::relay::Relay;
+use crate::relay::shard::Shard;
 
 /// How a receive waits for its first datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,33 +284,28 @@ impl BatchSend {
 /// What one [`forward_batch`] did.
 #[derive(Debug)]
 pub(crate) struct Batch {
-    /// Datagrams received (and fed to the relay).
+    /// Datagrams received (and fed to the shard).
     pub(crate) received: usize,
     /// How sending their output went (`WouldBlock`: some transmits wait in `send`).
     pub(crate) sent: io::Result<()>,
-    /// Whether the relay now holds control events (for the core task to deliver).
-    pub(crate) events: bool,
-    /// The relay's count of accepted audio packets after the batch (none when nothing was received).
+    /// The shard's count of accepted audio packets after the batch (none when nothing was received).
     pub(crate) audio_accepted: Option<u64>,
     /// When the batch was received.
     pub(crate) at: Instant,
 }
 
-/// Locks the relay (a panic elsewhere while holding the lock leaves the relay usable: its state is always
-/// consistent between two calls).
-pub(crate) fn lock(relay: &Mutex<Relay>) -> MutexGuard<'_, Relay> {
-    relay.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// One turn of the UDP fast path: one `recvmmsg` batch (no lock held; waiting for its first datagram as `wait`
-/// says), fed to the relay with the batch's receive
-/// time, `chunk` datagrams at a time: after each chunk the relay's transmits are moved to `out` (one lock per chunk,
-/// no system call under it) and sent with `sendmmsg` (no lock held) before the next chunk is handled, so the first
-/// datagrams' copies do not wait for the whole batch ([`DEFAULT_UDP_CHUNK`]; `chunk` ≥ [`BATCH`]: one lock and one
-/// send pass per batch). While the socket cannot take more, the rest only queues in `out`. `Err` only when receiving
-/// failed (`WouldBlock`: nothing was queued).
+/// One turn of the UDP fast path: one `recvmmsg` batch (waiting for its first datagram as `wait` says); then,
+/// before the first datagram is handled, `before` brings the shard up to date (the driver applies the control
+/// plane's queued commands: a command sent before a datagram arrived is applied before that datagram is handled);
+/// then the datagrams are fed to the shard with the batch's receive time, `chunk` at a time: after each chunk the
+/// shard's transmits are moved to `out` and sent with `sendmmsg` before the next chunk is handled, so the first
+/// datagrams' copies do not wait for the whole batch ([`DEFAULT_UDP_CHUNK`]; `chunk` ≥ [`BATCH`]: one send pass
+/// per batch). No lock anywhere: the shard belongs to this thread. While the socket cannot take more, the rest only
+/// queues in `out`. `Err` only when receiving failed (`WouldBlock`: nothing was queued).
+#[allow(clippy::too_many_arguments, reason = "the thread's parts, borrowed separately")]
 pub(crate) fn forward_batch(
-    relay: &Mutex<Relay>,
+    shard: &mut Shard,
+    before: impl FnOnce(&mut Shard),
     recv: &mut BatchRecv,
     send: &mut BatchSend,
     out: &mut VecDeque<Transmit>,
@@ -318,39 +314,40 @@ pub(crate) fn forward_batch(
     chunk: usize,
 ) -> io::Result<Batch> {
     let chunk = chunk.max(1);
-    let mut guard: Option<MutexGuard<'_, Relay>> = None;
     let mut handled = 0usize;
-    let mut events = false;
     let mut sent = Ok(());
-    let mut audio_accepted = None;
+    let mut before = Some(before);
     let (received, now) = recv.recv(sock, wait, |now, from, d| {
-        guard.get_or_insert_with(|| lock(relay)).handle_datagram(now, from, d);
+        if let Some(f) = before.take() {
+            f(shard);
+            // What the commands sent (HELLO_ACKs of bindings the control plane confirmed) goes first, with no
+            // origin: it was not caused by this batch.
+            if !shard.transmits.is_empty() {
+                while let Some(t) = shard.poll_transmit() {
+                    out.push_back(t);
+                }
+                sent = send.send(sock, None, || out.pop_front());
+            }
+        }
+        shard.handle_datagram(now, from, d);
         handled += 1;
-        if handled.is_multiple_of(chunk)
-            && let Some(mut r) = guard.take()
-        {
-            while let Some(t) = r.poll_transmit() {
+        if handled.is_multiple_of(chunk) {
+            while let Some(t) = shard.poll_transmit() {
                 out.push_back(t);
             }
-            events |= r.has_events();
-            audio_accepted = Some(r.counters().audio_accepted);
-            drop(r);
             if sent.is_ok() {
                 sent = send.send(sock, Some(now), || out.pop_front());
             }
         }
     })?;
-    if let Some(mut r) = guard {
-        while let Some(t) = r.poll_transmit() {
-            out.push_back(t);
-        }
-        events |= r.has_events();
-        audio_accepted = Some(r.counters().audio_accepted);
+    while let Some(t) = shard.poll_transmit() {
+        out.push_back(t);
     }
     if sent.is_ok() {
         sent = send.send(sock, Some(now), || out.pop_front());
     }
-    Ok(Batch { received, sent, events, audio_accepted, at: now })
+    let audio_accepted = (received > 0).then(|| shard.counters().audio_accepted);
+    Ok(Batch { received, sent, audio_accepted, at: now })
 }
 
 /// Waits until `sock` can take a datagram again, at most `limit` (Linux: `poll`; elsewhere the socket is in
@@ -374,19 +371,21 @@ pub(crate) fn wait_writable(sock: &UdpSocket, limit: Duration) -> io::Result<()>
     }
 }
 
-/// Locks a histogram shared between a UDP thread and the core task.
-pub(crate) fn lock_histogram(h: &Mutex<LatencyHistogram>) -> MutexGuard<'_, LatencyHistogram> {
+/// Locks a histogram (or counters) shared between a UDP thread and the core task.
+pub(crate) fn lock<T>(h: &Mutex<T>) -> MutexGuard<'_, T> {
     h.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Initial capacity of a thread's outgoing queue (grows to the largest batch's fan-out, then stays).
 pub(crate) const OUT_CAPACITY: usize = 4096;
 
-/// The driver's UDP fast path without the task around it, for tests (e.g. counting allocations per forwarded
-/// packet through real sockets). Not a stable API.
+/// The driver's UDP fast path without the thread around it, for tests (e.g. counting allocations per forwarded
+/// packet through real sockets): the same `forward_batch` a UDP thread runs, on the relay's shard, with the
+/// shard's events delivered to the control plane after each batch (in-process, where a thread sends them over its
+/// queue). Not a stable API.
 #[derive(Debug)]
 pub struct UdpPath {
-    relay: Mutex<Relay>,
+    relay: Relay,
     recv: BatchRecv,
     send: BatchSend,
     out: VecDeque<Transmit>,
@@ -398,7 +397,7 @@ impl UdpPath {
     #[must_use]
     pub fn new(relay: Relay) -> Self {
         Self {
-            relay: Mutex::new(relay),
+            relay,
             recv: BatchRecv::new(),
             send: BatchSend::new(),
             out: VecDeque::with_capacity(OUT_CAPACITY),
@@ -416,14 +415,30 @@ impl UdpPath {
 
     /// The relay, e.g. to feed it control messages.
     pub fn relay_mut(&mut self) -> &mut Relay {
-        self.relay.get_mut().unwrap_or_else(PoisonError::into_inner)
+        &mut self.relay
     }
 
     /// One batch: waits for a datagram on `sock` (in blocking mode: at most its read timeout), takes it and those
-    /// queued behind it (at most 64) through the relay, and sends the output. Returns how many were received (0
-    /// when none came in time).
+    /// queued behind it (at most 64) through the relay's first shard, and sends the output. Returns how many were
+    /// received (0 when none came in time).
     pub fn turn(&mut self, sock: &UdpSocket) -> io::Result<usize> {
-        match forward_batch(&self.relay, &mut self.recv, &mut self.send, &mut self.out, sock, Wait::Block, self.chunk) {
+        let Self { relay, recv, send, out, chunk } = self;
+        let result = match relay.first_shard() {
+            Some(shard) => forward_batch(shard, |_| {}, recv, send, out, sock, Wait::Block, *chunk),
+            None => Err(io::Error::other("a relay without shards")),
+        };
+        relay.settle();
+        // In-process, the control plane answered at once: send what its commands made the shard send (the
+        // HELLO_ACKs of the bindings it confirmed), as a thread does on its next turn.
+        if let Some(shard) = relay.first_shard()
+            && !shard.transmits.is_empty()
+        {
+            while let Some(t) = shard.poll_transmit() {
+                out.push_back(t);
+            }
+            send.send(sock, None, || out.pop_front())?;
+        }
+        match result {
             Ok(b) => b.sent.map(|()| b.received),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(e) => Err(e),

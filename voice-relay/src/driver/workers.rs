@@ -1,10 +1,11 @@
-//! The UDP threads: each owns one socket (several: all bound to the same address with `SO_REUSEPORT`) and runs
-//! the forwarding loop as plain blocking code — no runtime, no reactor: one `recvmmsg` that sleeps until a
-//! datagram arrives and returns it with whatever queued behind it, the relay under its lock, one `sendmmsg` —
-//! the same system calls a hand-written fan-out loop makes.
+//! The UDP threads: each owns one socket (several: all bound to the same address with `SO_REUSEPORT`) and one
+//! [`Shard`] of the forwarding state, and runs the forwarding loop as plain blocking code — no runtime, no reactor,
+//! no lock: one `recvmmsg` that sleeps until a datagram arrives and returns it with whatever queued behind it, the
+//! control plane's queued commands applied, the datagrams through the shard, one `sendmmsg` — the same system
+//! calls a hand-written fan-out loop makes. The shard's events go to the core task over its queue.
 #![allow(
     clippy::disallowed_methods,
-    reason = "the driver owns the clock: `now` for the relay, and the idle poll sleeps between its ticks"
+    reason = "the driver owns the clock: `now` for the shard, and the idle poll sleeps between its ticks"
 )]
 
 use std::collections::VecDeque;
@@ -12,22 +13,35 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
 use super::core::udp_error;
 use super::udp::{self, BATCH, BatchRecv, BatchSend, Wait};
-use super::{DriverStats, IdlePoll, Shared};
+use super::{DriverStats, FromShard, IdlePoll, Shared};
 use crate::error::DriverError;
+use crate::relay::msg::ShardCmd;
+use crate::relay::shard::Shard;
 
-/// Longest a UDP thread blocks in one system call: how soon it sees the stop flag, and how often an idle relay
-/// with the idle poll off wakes anyway.
+/// Longest a UDP thread blocks in one system call: how soon it sees the stop flag and the control plane's
+/// commands when no datagram comes, how often an idle relay with the idle poll off wakes anyway, and how late a
+/// shard's timers (speaking timeout, binding expiry) may run.
 const WAIT_SLICE: Duration = Duration::from_millis(20);
 
-/// A running UDP thread and the signal it sends (by dropping it) when it ends.
-pub(super) type Worker = (JoinHandle<()>, oneshot::Receiver<()>);
+/// A UDP thread copies its totals, counters and latency histogram to where the core task reads them at most this
+/// often while datagrams flow (and at every turn without any): a copy per turn would cost more than the turn at
+/// low load, and two threads writing the shared totals every turn would bounce their cache lines.
+pub(super) const PUBLISH_EVERY: Duration = Duration::from_millis(5);
+
+/// Most batches one idle-poll tick takes before the thread runs its timers and publishes its figures.
+const TICK_BATCHES: usize = 16;
+
+/// A running UDP thread (it returns its shard when it ends) and the signal it sends (by dropping it) when it ends.
+pub(super) type Worker = (JoinHandle<Option<Shard>>, oneshot::Receiver<()>);
 
 /// What a UDP thread needs besides its socket.
 pub(super) struct Context {
@@ -36,47 +50,75 @@ pub(super) struct Context {
     /// Set when the server stops.
     pub(super) stop: Arc<AtomicBool>,
     pub(super) idle_poll: Option<IdlePoll>,
+    /// The control plane's commands for this thread's shard.
+    pub(super) cmds: Receiver<ShardCmd>,
+    /// The shard's events, to the core task.
+    pub(super) events: UnboundedSender<FromShard>,
 }
 
-/// Starts UDP thread `index` on `sock`; it runs until `stop` is set or its socket fails (then the failure is left in
-/// `shared.udp_failed` and the core task woken: the server ends with it).
-pub(super) fn spawn(index: usize, sock: UdpSocket, cx: Context) -> io::Result<Worker> {
+/// Starts UDP thread `index` on `sock` with `shard`; it runs until `stop` is set or its socket fails (then the
+/// failure goes to the core task: the server ends with it).
+pub(super) fn spawn(index: usize, sock: UdpSocket, mut shard: Shard, cx: Context) -> io::Result<Worker> {
     let (done_tx, done_rx) = oneshot::channel::<()>();
     let handle = std::thread::Builder::new().name(format!("voice-relay-udp{index}")).spawn(move || {
         // A panic (a bug) ends the server like a socket failure instead of silently stopping this socket's audio.
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(index, &sock, &cx)));
-        let ran = ran.unwrap_or_else(|_| Err(DriverError::Udp(io::Error::other("a UDP thread panicked"))));
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(index, &sock, &mut shard, &cx)));
+        let (ran, shard) = match ran {
+            Ok(r) => (r, Some(shard)),
+            Err(_) => (Err(DriverError::Udp(io::Error::other("a UDP thread panicked"))), None),
+        };
         if let Err(e) = ran {
-            let mut failed = cx.shared.udp_failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            failed.get_or_insert(e);
-            drop(failed);
-            cx.shared.wake.notify_one();
+            let _ = cx.events.send(FromShard::Failed(e));
         }
         drop(done_tx);
+        shard
     })?;
     Ok((handle, done_rx))
 }
 
-/// Waits (without blocking the runtime) until every thread has ended, then joins them.
-pub(super) async fn join(workers: Vec<Worker>) {
+/// Waits (without blocking the runtime) until every thread has ended, then joins them; returns their shards.
+pub(super) async fn join(workers: Vec<Worker>) -> Vec<Shard> {
+    let mut shards = Vec::with_capacity(workers.len());
     for (handle, done) in workers {
         let _ = done.await;
-        let _ = handle.join();
+        if let Ok(Some(shard)) = handle.join() {
+            shards.push(shard);
+        }
+    }
+    shards
+}
+
+/// Applies the control plane's queued commands to the shard.
+fn apply_commands(shard: &mut Shard, cmds: &Receiver<ShardCmd>) {
+    while let Ok(cmd) = cmds.try_recv() {
+        shard.apply(cmd);
+    }
+}
+
+/// Runs the shard's due timers and sends its events to the core task.
+fn after_turn(index: usize, shard: &mut Shard, now: Instant, cx: &Context) {
+    if shard.poll_timeout().is_some_and(|t| t <= now) {
+        shard.handle_timeout(now);
+    }
+    while let Some(event) = shard.poll_event() {
+        // The core task is gone only when the server stops.
+        let _ = cx.events.send(FromShard::Event(index, event));
     }
 }
 
 /// The loop of one UDP thread.
-fn run(index: usize, sock: &UdpSocket, cx: &Context) -> Result<(), DriverError> {
+fn run(index: usize, sock: &UdpSocket, shard: &mut Shard, cx: &Context) -> Result<(), DriverError> {
     sock.set_nonblocking(false).map_err(DriverError::Udp)?;
     sock.set_read_timeout(Some(WAIT_SLICE)).map_err(DriverError::Udp)?;
     let mut recv = BatchRecv::new();
     let mut send = BatchSend::new();
     let mut out = VecDeque::with_capacity(udp::OUT_CAPACITY);
     let (mut received, mut published) = (0u64, [0u64; 3]);
-    // When audio was last seen accepted, the relay's count then, and the next idle-poll tick.
+    // When audio was last seen accepted, the shard's count then, and the next idle-poll tick.
     let (mut last_audio, mut audio_seen) = (Instant::now(), 0u64);
-    // `send.latency`'s count when it was last copied to `shared.latency`.
-    let mut latency_published = 0u64;
+    // `send.latency`'s count and the shard's datagram count when they were last copied to `shared`.
+    let (mut latency_published, mut counters_published) = (0u64, u64::MAX);
+    let mut last_publish: Option<Instant> = None;
     let mut next_tick: Option<Instant> = None;
     while !cx.stop.load(Ordering::Relaxed) {
         if send.is_blocked() {
@@ -100,25 +142,29 @@ fn run(index: usize, sock: &UdpSocket, cx: &Context) -> Result<(), DriverError> 
                 Wait::Block
             }
         };
-        // On a tick, everything queued (batch after batch); otherwise one batch, and the loop comes back at once.
-        loop {
-            match udp::forward_batch(&cx.shared.relay, &mut recv, &mut send, &mut out, sock, wait, cx.shared.udp_chunk)
-            {
+        // On a tick, what queued (batch after batch, until audio shows up or `TICK_BATCHES`); otherwise one batch,
+        // and the loop comes back at once. Either way the timers, events and snapshots below run between turns, so
+        // a flood after an idle spell cannot keep the thread in here.
+        let mut at = None;
+        for _ in 0..TICK_BATCHES {
+            let apply = |shard: &mut Shard| apply_commands(shard, &cx.cmds);
+            match udp::forward_batch(shard, apply, &mut recv, &mut send, &mut out, sock, wait, cx.shared.udp_chunk) {
                 Ok(b) => {
                     received += b.received as u64;
-                    if b.events {
-                        cx.shared.wake.notify_one();
-                    }
+                    at = Some(b.at);
+                    let mut active = false;
                     if let Some(n) = b.audio_accepted
                         && n != audio_seen
                     {
                         audio_seen = n;
                         last_audio = b.at;
+                        active = true;
                     }
                     if let Err(e) = b.sent {
                         udp_error(e)?;
                     }
-                    if wait == Wait::Block || b.received < BATCH || send.is_blocked() {
+                    // Audio flows again: back to waking per batch (`Wait::Block`) on the next turn.
+                    if wait == Wait::Block || active || b.received < BATCH || send.is_blocked() {
                         break;
                     }
                 }
@@ -128,17 +174,45 @@ fn run(index: usize, sock: &UdpSocket, cx: &Context) -> Result<(), DriverError> 
                 }
             }
         }
+        // Nothing came (read timeout, or an empty tick): the commands still get applied (and what they send, e.g. a
+        // HELLO_ACK once its binding is confirmed, goes out), the timers still run.
+        let now = match at {
+            Some(at) => at,
+            None => {
+                apply_commands(shard, &cx.cmds);
+                while let Some(t) = shard.poll_transmit() {
+                    out.push_back(t);
+                }
+                if let Err(e) = send.send(sock, None, || out.pop_front()) {
+                    udp_error(e)?;
+                }
+                Instant::now()
+            }
+        };
+        after_turn(index, shard, now, cx);
+        if at.is_some() && last_publish.is_some_and(|t| now.saturating_duration_since(t) < PUBLISH_EVERY) {
+            continue;
+        }
+        last_publish = Some(now);
         cx.stats.add([received, send.sent, send.errors], &mut published);
         if latency_published != send.latency.count() {
             // Only when something was forwarded since (an uncontended lock and a copy of a few dozen counters).
             latency_published = send.latency.count();
             if let Some(h) = cx.shared.latency.get(index) {
-                udp::lock_histogram(h).clone_from(&send.latency);
+                udp::lock(&h.0).clone_from(&send.latency);
+            }
+        }
+        if counters_published != shard.counters().packets_in {
+            counters_published = shard.counters().packets_in;
+            if let Some(c) = cx.shared.counters.get(index) {
+                udp::lock(&c.0).clone_from(shard.counters());
             }
         }
     }
-    // Stopping: what is still queued goes out if the socket takes it now.
-    if let Err(e) = send.send(sock, None, || out.pop_front()) {
+    // Stopping: what is still queued goes out if the socket takes it now, and the totals are brought up to date.
+    let stopped = send.send(sock, None, || out.pop_front());
+    cx.stats.add([received, send.sent, send.errors], &mut published);
+    if let Err(e) = stopped {
         udp_error(e)?;
     }
     Ok(())

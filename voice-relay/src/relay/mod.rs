@@ -1,28 +1,32 @@
-//! The [`Relay`]: state, configuration, and the input / output surface. The data plane is in `data.rs`, the
-//! control plane in `control.rs`, timers in `timers.rs`.
+//! The [`Relay`]: configuration, and the input / output surface. It is the control plane (`control/`) and one or
+//! more shards (`shard/`, the data plane) joined in-process: every input goes to its side, and the messages
+//! between the two ([`msg`]) are delivered at once, in order, before the input returns. The driver runs the same
+//! two sides on different threads with queues in between.
 
-mod control;
-mod data;
+pub(crate) mod control;
 pub(crate) mod hints;
-mod timers;
+pub(crate) mod msg;
+pub(crate) mod shard;
+#[cfg(test)]
+mod tests;
 
 pub use hints::{BitrateController, Hint, LinkReport, MIN_HINT_BITRATE_BPS};
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use voice_proto::control::{ChannelConfig, ServerMessage};
-use voice_proto::{KEY_LEN, Transmit};
+use bytes::BytesMut;
+use voice_proto::Transmit;
+use voice_proto::control::{ChannelConfig, ClientMessage, ServerMessage};
 
-use crate::auth::{AuthId, AuthRequest};
+use self::control::{Control, Settings};
+use self::shard::Shard;
+use crate::auth::{AuthId, AuthRequest, UserInfo};
 use crate::counters::Counters;
-use crate::error::{Error, RngError};
-use crate::ratelimit::{BucketParams, TokenBucket};
+use crate::error::{AuthError, Error};
+use crate::ratelimit::BucketParams;
 use crate::rng::RandomSource;
-use crate::room::{Room, RoomConfig};
-use crate::session::Session;
-use crate::slab::Slab;
+use crate::room::RoomConfig;
 
 /// Identifies one control (TCP) connection. The driver chooses the values; they only need to be unique among open
 /// connections.
@@ -78,8 +82,9 @@ pub struct RelayConfig {
     pub max_whisper_lists: usize,
     /// How often receiver reports are turned into bitrate hints (default 1 s: FEC follows loss within a second or two).
     pub hint_interval: Duration,
-    /// Period of the housekeeping timer: binding and session expiry, idle connections, ad-hoc room removal
-    /// (default 1 s; expiry times are precise to this period).
+    /// Granularity of the housekeeping deadlines: binding and session expiry, idle connections, ad-hoc room removal
+    /// (default 1 s). Each of these deadlines is rounded up to a multiple of it from the relay's creation, so
+    /// expiry times are precise to this period and everything that expires within one period shares one wake-up.
     pub housekeeping_interval: Duration,
 }
 
@@ -138,28 +143,11 @@ pub enum Event {
     Authenticate(AuthRequest),
 }
 
-/// A control connection's state.
-#[derive(Debug)]
-pub(crate) struct Conn {
-    pub(crate) session: Option<u32>,
-    /// A Login waiting for its credential check ([`Event::Authenticate`]): its id and user name.
-    pub(crate) pending: Option<(AuthId, Box<str>)>,
-    pub(crate) last_rx: Instant,
-    /// Control message rate limit.
-    pub(crate) bucket: TokenBucket,
-}
-
-/// Settings derived once from [`RelayConfig`].
-#[derive(Debug)]
-pub(crate) struct Settings {
-    pub(crate) cfg: RelayConfig,
-    pub(crate) packets: BucketParams,
-    pub(crate) bytes: BucketParams,
-    pub(crate) control: BucketParams,
-    pub(crate) resume_grace_s: u16,
-}
-
 /// The sans-IO relay: sessions, rooms, whisper lists, timers. No sockets, no clock, no threads.
+///
+/// Inside, it is the control plane and one shard (the forwarding state a UDP thread of the driver owns; see the
+/// crate docs, *A data plane without a lock*), with their messages delivered before each input returns. With
+/// [`with_shards`](Self::with_shards) it holds several shards, as the driver does with several UDP threads.
 ///
 /// # Methods in four groups
 ///
@@ -187,7 +175,7 @@ pub(crate) struct Settings {
 ///
 /// * **Lifetime.** A session ends when its control connection has been gone for `resume_grace` (§6.3), whether or
 ///   not it still has a UDP binding; a binding is dropped after `binding_idle_timeout` without any datagram from the
-///   bound address (§6.4). Both are checked by the housekeeping timer, so they are precise to
+///   bound address (§6.4). Both are deadlines on the housekeeping grid, so they are precise to
 ///   `housekeeping_interval`. A control connection silent for `control_idle_timeout` is closed (no Goodbye).
 /// * **Addresses.** An address is bound to at most one session: a HELLO that proves another session's secret from
 ///   an already-bound address takes the address over.
@@ -196,7 +184,8 @@ pub(crate) struct Settings {
 /// * **Keys.** A room's media key rotates (next key id) whenever a member leaves it — Leave, Join elsewhere, or end
 ///   of session — and the new key goes to the remaining members only.
 /// * **Rate limits.** Audio is charged to two token buckets (packets, bytes; all or nothing); PING and
-///   RECEIVER_REPORT are charged to the packet bucket. Control messages are limited per connection; over the limit
+///   RECEIVER_REPORT are charged to the packet bucket, and so is a HELLO from a bound session (a repeat or a
+///   roam). Control messages are limited per connection; over the limit
 ///   they get Error `RATE_LIMITED`. Chat history is bounded by count and by bytes per room.
 /// * **Bitrate hints.** Every `hint_interval`, each sender that received reports (RECEIVER_REPORT blocks from
 ///   members of its room, or their QualityReport) is run through its [`BitrateController`] (worst loss, largest
@@ -213,52 +202,34 @@ pub(crate) struct Settings {
 /// checked here: a Login becomes an [`Event::Authenticate`] for the driver, answered with
 /// [`handle_auth_result`](Self::handle_auth_result) (see [`crate::auth`]).
 pub struct Relay {
-    pub(crate) s: Settings,
-    pub(crate) rng: Box<dyn RandomSource + Send>,
-    pub(crate) sessions: Slab<Session>,
-    pub(crate) by_token: HashMap<u32, u32>,
-    pub(crate) by_public: HashMap<u32, u32>,
-    pub(crate) by_addr: HashMap<SocketAddr, u32>,
-    pub(crate) rooms: Slab<Room>,
-    pub(crate) room_by_name: HashMap<String, u32>,
-    pub(crate) conns: BTreeMap<ConnId, Conn>,
-    /// Sessions now speaking (for the speaking timeout); small.
-    pub(crate) speaking: Vec<u32>,
-    pub(crate) transmits: VecDeque<Transmit>,
-    pub(crate) events: VecDeque<Event>,
-    pub(crate) counters: Counters,
-    pub(crate) next_housekeeping: Instant,
-    pub(crate) next_hints: Instant,
-    pub(crate) next_public_id: u32,
-    /// Id of the next [`AuthRequest`].
-    pub(crate) next_auth: u64,
-    /// `now` at construction and the Unix time in ms it corresponds to (for chat timestamps).
-    pub(crate) epoch: (Instant, u64),
-    pub(crate) shutting_down: bool,
+    control: Control,
+    shards: Vec<Shard>,
+    /// Counters of the control plane and every shard, added up after each input.
+    merged: Counters,
+    /// Counters of shards dropped by [`with_shards`](Self::with_shards) or the driver (their totals stay counted).
+    retired: Counters,
 }
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Relay")
-            .field("sessions", &self.sessions.len())
-            .field("rooms", &self.rooms.len())
-            .field("connections", &self.conns.len())
-            .field("counters", &self.counters)
+            .field("sessions", &self.control.sessions.len())
+            .field("rooms", &self.control.rooms.len())
+            .field("connections", &self.control.conns.len())
+            .field("shards", &self.shards.len())
+            .field("counters", &self.merged)
             .finish_non_exhaustive()
     }
 }
 
-/// Longest duration setting accepted: keeps every `Instant + setting` far from overflow.
 // The relay moves between threads with its driver.
 const _: () = {
     const fn assert_send<T: Send>() {}
     assert_send::<Relay>();
 };
 
+/// Longest duration setting accepted: keeps every `Instant + setting` far from overflow.
 const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// Initial capacity of the transmit queue: one packet to a full room without growing.
-const TRANSMIT_QUEUE_CAPACITY: usize = 1024;
 
 impl Relay {
     /// A relay with the configured rooms and no sessions.
@@ -267,211 +238,348 @@ impl Relay {
     /// the pair to stamp chat messages without reading a clock.
     pub fn new(
         config: RelayConfig,
-        mut rng: Box<dyn RandomSource + Send>,
+        rng: Box<dyn RandomSource + Send>,
         now: Instant,
         unix_time_ms: u64,
     ) -> Result<Self, Error> {
-        use voice_proto::control::{MAX_NAME_LEN, MAX_PASSWORD_LEN};
-        if config.server_name.len() > MAX_NAME_LEN {
-            return Err(Error::ServerNameTooLong);
+        let s = settings(config)?;
+        let mut control = Control::new(s, rng, now, unix_time_ms)?;
+        let mut shard = Shard::new(control.shard_settings());
+        while let Some(cmd) = control.cmds.pop_front() {
+            shard.apply(cmd);
         }
-        let resume_grace_s = u16::try_from(config.resume_grace.as_secs())
-            .map_err(|_| Error::InvalidSetting { setting: "resume_grace" })?;
-        for (setting, zero) in [
-            ("packets_per_s", config.packets_per_s == 0),
-            ("packet_burst", config.packet_burst == 0),
-            ("bytes_per_s", config.bytes_per_s == 0),
-            ("control_per_s", config.control_per_s == 0),
-            ("control_burst", config.control_burst == 0),
-            ("byte_burst", config.byte_burst < voice_proto::MAX_DATAGRAM_LEN as u32),
-            ("housekeeping_interval", config.housekeeping_interval.is_zero()),
-            ("hint_interval", config.hint_interval.is_zero()),
-            ("resume_grace", config.resume_grace > MAX_DURATION),
-            ("binding_idle_timeout", config.binding_idle_timeout > MAX_DURATION),
-            ("control_idle_timeout", config.control_idle_timeout > MAX_DURATION),
-            ("speaking_timeout", config.speaking_timeout > MAX_DURATION),
-            ("adhoc_linger", config.adhoc_linger > MAX_DURATION),
-            ("hint_interval", config.hint_interval > MAX_DURATION),
-            ("housekeeping_interval", config.housekeeping_interval > MAX_DURATION),
-        ] {
-            if zero {
-                return Err(Error::InvalidSetting { setting });
-            }
-        }
-        let mut rooms = Slab::new();
-        let mut room_by_name = HashMap::new();
-        for rc in &config.rooms {
-            if rc.name.is_empty() || rc.name.len() > MAX_NAME_LEN {
-                return Err(Error::InvalidRoomName { name: rc.name.clone() });
-            }
-            if rc.password.as_ref().is_some_and(|p| p.len() > MAX_PASSWORD_LEN) {
-                return Err(Error::PasswordTooLong { name: rc.name.clone() });
-            }
-            if room_by_name.contains_key(&rc.name) {
-                return Err(Error::DuplicateRoom { name: rc.name.clone() });
-            }
-            let mut key = [0u8; KEY_LEN];
-            rng.fill(&mut key)?;
-            let idx = rooms
-                .insert(Room::new(rc.clone(), false, key, now))
-                .ok_or(Error::InvalidSetting { setting: "rooms" })?;
-            room_by_name.insert(rc.name.clone(), idx);
-        }
-        let mut start = [0u8; 4];
-        rng.fill(&mut start)?;
-        let s = Settings {
-            packets: BucketParams { rate: config.packets_per_s, burst: config.packet_burst },
-            bytes: BucketParams { rate: config.bytes_per_s, burst: config.byte_burst },
-            control: BucketParams { rate: config.control_per_s, burst: config.control_burst },
-            resume_grace_s,
-            cfg: config,
-        };
-        let mut counters = Counters::default();
-        counters.rooms = rooms.len() as u64;
-        Ok(Self {
-            next_housekeeping: now + s.cfg.housekeeping_interval,
-            next_hints: now + s.cfg.hint_interval,
-            s,
-            rng,
-            sessions: Slab::new(),
-            by_token: HashMap::new(),
-            by_public: HashMap::new(),
-            by_addr: HashMap::new(),
-            rooms,
-            room_by_name,
-            conns: BTreeMap::new(),
-            speaking: Vec::new(),
-            transmits: VecDeque::with_capacity(TRANSMIT_QUEUE_CAPACITY),
-            events: VecDeque::with_capacity(64),
-            counters,
-            // Public ids start at a random point below 2^31 so they do not reveal how many sessions came before.
-            next_public_id: (u32::from_be_bytes(start) >> 1).max(1),
-            next_auth: 1,
-            epoch: (now, unix_time_ms),
-            shutting_down: false,
-        })
+        let mut relay =
+            Self { control, shards: vec![shard], merged: Counters::default(), retired: Counters::default() };
+        relay.refresh();
+        Ok(relay)
     }
+
+    /// The same relay with `n` shards (at least 1), as the driver runs it with `n` UDP threads: each datagram goes
+    /// to the shard its source address picks (a fixed hash, as the kernel's `SO_REUSEPORT` hash picks a socket), and
+    /// the shards' messages to and from the control plane are delivered at once, in order. Behaviour seen from
+    /// outside is the same whatever `n`; tests use it to run the multi-shard paths deterministically.
+    #[must_use]
+    pub fn with_shards(mut self, n: usize, now: Instant) -> Self {
+        self.set_shards(n.max(1), now);
+        self
+    }
+
+    /// Grows or shrinks the shard list to `n`: new shards start from the control plane's current state
+    /// ([`Control::sync_commands`]); dropped ones leave their counters behind.
+    pub(crate) fn set_shards(&mut self, n: usize, now: Instant) {
+        self.pump();
+        while self.shards.len() > n.max(1) {
+            if let Some(s) = self.shards.pop() {
+                self.retired.absorb(s.counters());
+            }
+        }
+        while self.shards.len() < n {
+            let mut shard = Shard::new(self.control.shard_settings());
+            for cmd in self.control.sync_commands(now) {
+                shard.apply(cmd);
+            }
+            self.shards.push(shard);
+        }
+        self.refresh();
+    }
+
+    /// The two sides, for the driver (no message in flight).
+    pub(crate) fn into_parts(mut self) -> (Control, Vec<Shard>, Counters) {
+        self.pump();
+        (self.control, self.shards, self.retired)
+    }
+
+    /// The relay from its two sides, when the driver stops. The shards' queued events are delivered.
+    pub(crate) fn from_parts(control: Control, shards: Vec<Shard>, retired: Counters) -> Self {
+        let mut relay = Self { control, shards, merged: Counters::default(), retired };
+        if relay.shards.is_empty() {
+            // Every UDP thread failed: a fresh shard from the control plane's state.
+            relay.set_shards(1, relay.control.epoch.0);
+        }
+        relay.pump();
+        relay.refresh();
+        relay
+    }
+
+    /// Delivers the messages between the control plane and the shards until none is left: commands to every
+    /// shard (in order), then each shard's events to the control plane.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(cmd) = self.control.cmds.pop_front() {
+                moved = true;
+                if let Some((last, rest)) = self.shards.split_last_mut() {
+                    for shard in rest {
+                        shard.apply(cmd.clone());
+                    }
+                    last.apply(cmd);
+                }
+            }
+            for (i, shard) in self.shards.iter_mut().enumerate() {
+                while let Some(event) = shard.poll_event() {
+                    moved = true;
+                    self.control.handle_shard_event(i, event);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// The first shard (the one [`UdpPath`](crate::driver::UdpPath) feeds).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn first_shard(&mut self) -> Option<&mut Shard> {
+        self.shards.first_mut()
+    }
+
+    /// Delivers the messages and adds the counters up (after every input).
+    pub(crate) fn settle(&mut self) {
+        self.pump();
+        self.refresh();
+    }
+
+    fn refresh(&mut self) {
+        self.merged.clone_from(&self.control.counters);
+        self.merged.absorb(&self.retired);
+        for s in &self.shards {
+            self.merged.absorb(s.counters());
+        }
+    }
+
+    /// The shard that receives datagrams from `from`.
+    fn shard_of(&self, from: SocketAddr) -> usize {
+        let n = self.shards.len();
+        if n <= 1 {
+            return 0;
+        }
+        let ip = match from.ip() {
+            std::net::IpAddr::V4(a) => u64::from(u32::from(a)),
+            std::net::IpAddr::V6(a) => a.segments().iter().fold(0u64, |h, &s| h.rotate_left(16) ^ u64::from(s)),
+        };
+        let h = (ip ^ u64::from(from.port()).rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        usize::try_from(h >> 32).unwrap_or(0) % n
+    }
+
+    // ---- inputs ----
+
+    /// Handles one UDP datagram received from `from`.
+    ///
+    /// Takes ownership of the receive buffer: an accepted AUDIO_UP is rewritten in place into AUDIO_DOWN and frozen
+    /// into one [`bytes::Bytes`] that every recipient's [`Transmit`] shares; a HELLO or PING buffer is overwritten
+    /// with its answer (same size). For the fan-out to be allocation-free, give buffers that are already shared-kind
+    /// (e.g. `split_to` / `split` of a larger [`BytesMut`] the driver reuses); a `BytesMut` built from a `Vec` costs
+    /// one allocation when frozen and cloned.
+    ///
+    /// Invalid input is dropped and counted ([`DropReason`](crate::DropReason)); nothing is ever sent to an address
+    /// that has not proven a session secret with a HELLO, and no answer is larger than what triggered it.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: BytesMut) {
+        let i = self.shard_of(from);
+        if let Some(shard) = self.shards.get_mut(i) {
+            shard.handle_datagram(now, from, datagram);
+        }
+        self.settle();
+    }
+
+    /// A control connection was accepted. (Optional: the first message on an unknown connection opens it too.)
+    pub fn connection_opened(&mut self, now: Instant, conn: ConnId) {
+        self.control.connection_opened(now, conn);
+        self.settle();
+    }
+
+    /// A control connection is gone. Its session, if any, stays alive for the resume grace period: it keeps its
+    /// room and UDP binding, and audio keeps flowing (`PROTOCOL.md` §6.3).
+    pub fn connection_closed(&mut self, now: Instant, conn: ConnId) {
+        self.control.connection_closed(now, conn);
+        self.settle();
+    }
+
+    /// Feeds bytes read from control connection `conn`: the driver appends what it reads to the connection's buffer
+    /// and passes it here; every complete frame is taken off the front and handled, an incomplete one is left.
+    ///
+    /// A framing error or a message that does not decode is fatal for this connection only (`PROTOCOL.md` §5.1):
+    /// Error `BAD_REQUEST` or `TOO_LARGE` (Goodbye `UNSUPPORTED_VERSION` for a wrong version), then
+    /// [`Event::Close`]; `buf` is cleared. Unknown message kinds are skipped.
+    ///
+    /// After a Login, the frames behind it stay in `buf` until its [`Event::Authenticate`] is answered
+    /// ([`handle_auth_result`](Self::handle_auth_result)); then call this again with the same buffer (new bytes or
+    /// not) to go on. The caller bounds how much it buffers meanwhile.
+    pub fn handle_control_bytes(&mut self, now: Instant, conn: ConnId, buf: &mut BytesMut) {
+        self.control.handle_control_bytes(now, conn, buf);
+        self.settle();
+    }
+
+    /// Handles one decoded control message from connection `conn`. Refusals are answered with an `Error` message
+    /// (see [`RequestError`](crate::RequestError)) and leave the connection open.
+    ///
+    /// A Login is not answered at once: it becomes an [`Event::Authenticate`]. While that check is pending, another
+    /// Login or Resume on the connection is refused (`ALREADY_LOGGED_IN`) and requests that need a session get
+    /// `NOT_LOGGED_IN` ([`handle_control_bytes`](Self::handle_control_bytes) instead holds them back).
+    pub fn handle_control(&mut self, now: Instant, conn: ConnId, msg: ClientMessage) {
+        self.control.handle_control(now, conn, msg);
+        self.settle();
+    }
+
+    /// The answer to the [`Event::Authenticate`] with `id`: on success a session is created and the client gets
+    /// LoginOk; otherwise it gets Error `AUTH_FAILED` (whatever the reason, so it learns nothing about which user
+    /// names exist), or `RATE_LIMITED` for [`AuthError::Busy`]. An answer for a connection that closed meanwhile,
+    /// or given twice, is ignored. Then feed the connection's buffered bytes again
+    /// ([`handle_control_bytes`](Self::handle_control_bytes)): the frames behind the Login were held.
+    pub fn handle_auth_result(&mut self, now: Instant, id: AuthId, result: Result<UserInfo, AuthError>) {
+        self.control.handle_auth_result(now, id, result);
+        self.settle();
+    }
+
+    /// Begins a graceful shutdown: every control connection gets Goodbye `SHUTTING_DOWN` and is closed; later
+    /// logins and resumes are refused the same way. Sessions and forwarding carry on until the driver stops.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.control.shutdown(now);
+        self.settle();
+    }
+
+    /// Runs the timers that are due at `now`. Call it at (or after) [`poll_timeout`](Self::poll_timeout); calling it
+    /// early or often is harmless. Only the records whose deadline came are looked at.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for shard in &mut self.shards {
+            shard.handle_timeout(now);
+        }
+        if now >= self.control.next_hints {
+            // The hint decision takes what every shard's receivers reported until now.
+            for shard in &mut self.shards {
+                shard.flush_loss();
+            }
+        }
+        self.pump();
+        self.control.handle_timeout(now);
+        self.settle();
+    }
+
+    // ---- outputs ----
 
     /// The next UDP datagram to send, if any.
     #[inline]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.shards.iter_mut().find_map(Shard::poll_transmit)
     }
 
     /// The next control-plane output, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.control.events.pop_front()
     }
 
-    /// Whether [`poll_event`](Self::poll_event) has output (e.g. for a UDP thread to wake the control side).
+    /// Whether [`poll_event`](Self::poll_event) has output.
     #[must_use]
     pub fn has_events(&self) -> bool {
-        !self.events.is_empty()
+        !self.control.events.is_empty()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) must be called next; `None` when no timer is needed (no
-    /// session, no connection, no ad-hoc room waiting for removal).
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next; `None` when no timer is needed (nothing
+    /// can expire, nobody is speaking, no report waits for a hint decision).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let speaking = self
-            .speaking
-            .iter()
-            .filter_map(|&i| self.sessions.get(i))
-            .map(|s| s.last_audio + self.s.cfg.speaking_timeout)
-            .min();
-        // Configured rooms are never removed, so more rooms than configured means ad-hoc rooms exist.
-        let adhoc_rooms = self.rooms.len() > self.s.cfg.rooms.len();
-        let idle = self.sessions.len() == 0 && self.conns.is_empty() && !adhoc_rooms;
-        let housekeeping = (!idle).then_some(self.next_housekeeping.min(self.next_hints));
-        match (speaking, housekeeping) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let reports = self.shards.iter().any(|s| !s.loss_dirty.is_empty()).then_some(self.control.next_hints);
+        self.shards.iter().filter_map(Shard::poll_timeout).chain(self.control.poll_timeout()).chain(reports).min()
     }
+
+    // ---- getters and settings ----
 
     /// Sets the UDP port announced to clients in LoginOk. The driver calls it with the port it actually bound,
     /// which differs from [`RelayConfig::udp_port`] when that names port 0 ("any free port") or another socket.
     pub fn set_udp_port(&mut self, port: u16) {
-        self.s.cfg.udp_port = port;
+        self.control.s.cfg.udp_port = port;
     }
 
-    /// The relay's counters.
+    /// The relay's counters (the control plane's and every shard's, added up).
     #[must_use]
     pub fn counters(&self) -> &Counters {
-        &self.counters
+        &self.merged
     }
 
     /// Live sessions.
     #[must_use]
     pub fn session_count(&self) -> usize {
-        self.sessions.len()
+        self.control.sessions.len()
     }
 
     /// Rooms (configured and ad-hoc).
     #[must_use]
     pub fn room_count(&self) -> usize {
-        self.rooms.len()
+        self.control.rooms.len()
     }
 
     /// Whether a room named `name` exists.
     #[must_use]
     pub fn has_room(&self, name: &str) -> bool {
-        self.room_by_name.contains_key(name)
+        self.control.room_by_name.contains_key(name)
     }
 
-    /// Size in bytes of the per-session record (excluding its heap parts: name, whisper lists), for capacity
-    /// planning.
+    /// Shards (1 unless [`with_shards`](Self::with_shards) or the driver's UDP threads made more).
+    #[must_use]
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Timer entries looked at by [`handle_timeout`](Self::handle_timeout) so far, over the control plane and every
+    /// shard: a measure of housekeeping work, which grows with what comes due, not with the number of sessions.
+    #[must_use]
+    pub fn timer_visits(&self) -> u64 {
+        self.control.timer_visits + self.shards.iter().map(|s| s.timer_visits).sum::<u64>()
+    }
+
+    /// Size in bytes of the per-session records (the control plane's and one shard's, excluding their heap parts:
+    /// name, whisper lists), for capacity planning.
     #[must_use]
     pub const fn session_record_size() -> usize {
-        std::mem::size_of::<Session>()
+        std::mem::size_of::<crate::session::Session>() + std::mem::size_of::<shard::FwdSession>()
     }
+}
 
-    // ---- helpers shared by the submodules ----
-
-    pub(crate) fn send(&mut self, conn: ConnId, msg: ServerMessage) {
-        self.events.push_back(Event::Send { conn, msg });
+/// Checks a configuration and derives the settings.
+fn settings(config: RelayConfig) -> Result<Settings, Error> {
+    use voice_proto::control::{MAX_NAME_LEN, MAX_PASSWORD_LEN};
+    if config.server_name.len() > MAX_NAME_LEN {
+        return Err(Error::ServerNameTooLong);
     }
-
-    /// Sends `msg` to the control connection of session `idx`, if it has one.
-    pub(crate) fn send_session(&mut self, idx: u32, msg: ServerMessage) {
-        if let Some(conn) = self.sessions.get(idx).and_then(|s| s.conn) {
-            self.send(conn, msg);
+    let resume_grace_s =
+        u16::try_from(config.resume_grace.as_secs()).map_err(|_| Error::InvalidSetting { setting: "resume_grace" })?;
+    for (setting, zero) in [
+        ("packets_per_s", config.packets_per_s == 0),
+        ("packet_burst", config.packet_burst == 0),
+        ("bytes_per_s", config.bytes_per_s == 0),
+        ("control_per_s", config.control_per_s == 0),
+        ("control_burst", config.control_burst == 0),
+        ("byte_burst", config.byte_burst < voice_proto::MAX_DATAGRAM_LEN as u32),
+        ("housekeeping_interval", config.housekeeping_interval.is_zero()),
+        ("hint_interval", config.hint_interval.is_zero()),
+        ("resume_grace", config.resume_grace > MAX_DURATION),
+        ("binding_idle_timeout", config.binding_idle_timeout > MAX_DURATION),
+        ("control_idle_timeout", config.control_idle_timeout > MAX_DURATION),
+        ("speaking_timeout", config.speaking_timeout > MAX_DURATION),
+        ("adhoc_linger", config.adhoc_linger > MAX_DURATION),
+        ("hint_interval", config.hint_interval > MAX_DURATION),
+        ("housekeeping_interval", config.housekeeping_interval > MAX_DURATION),
+    ] {
+        if zero {
+            return Err(Error::InvalidSetting { setting });
         }
     }
-
-    /// Sends `msg` to every member of `room` with a control connection, except `except`.
-    pub(crate) fn send_room(&mut self, room: u32, msg: &ServerMessage, except: Option<u32>) {
-        let Some(r) = self.rooms.get(room) else { return };
-        for &m in &r.members {
-            if Some(m) == except {
-                continue;
-            }
-            if let Some(conn) = self.sessions.get(m).and_then(|s| s.conn) {
-                self.events.push_back(Event::Send { conn, msg: msg.clone() });
-            }
+    let mut names = std::collections::HashSet::new();
+    for rc in &config.rooms {
+        if rc.name.is_empty() || rc.name.len() > MAX_NAME_LEN {
+            return Err(Error::InvalidRoomName { name: rc.name.clone() });
+        }
+        if rc.password.as_ref().is_some_and(|p| p.len() > MAX_PASSWORD_LEN) {
+            return Err(Error::PasswordTooLong { name: rc.name.clone() });
+        }
+        if !names.insert(rc.name.as_str()) {
+            return Err(Error::DuplicateRoom { name: rc.name.clone() });
         }
     }
-
-    /// Unix milliseconds at `now`.
-    pub(crate) fn unix_ms(&self, now: Instant) -> u64 {
-        let since = now.saturating_duration_since(self.epoch.0).as_millis();
-        self.epoch.1.saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
-    }
-
-    /// The state of connection `conn`, created if the driver did not announce it.
-    pub(crate) fn conn_entry(&mut self, conn: ConnId, now: Instant) -> &mut Conn {
-        let control = self.s.control;
-        self.conns.entry(conn).or_insert_with(|| Conn {
-            session: None,
-            pending: None,
-            last_rx: now,
-            bucket: TokenBucket::full(control, now),
-        })
-    }
-
-    pub(crate) fn random_key(&mut self) -> Result<[u8; KEY_LEN], RngError> {
-        let mut k = [0u8; KEY_LEN];
-        self.rng.fill(&mut k)?;
-        Ok(k)
-    }
+    Ok(Settings {
+        packets: BucketParams { rate: config.packets_per_s, burst: config.packet_burst },
+        bytes: BucketParams { rate: config.bytes_per_s, burst: config.byte_burst },
+        control: BucketParams { rate: config.control_per_s, burst: config.control_burst },
+        resume_grace_s,
+        cfg: config,
+    })
 }

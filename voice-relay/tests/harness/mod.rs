@@ -127,7 +127,11 @@ impl Sim {
             auth = auth.with_user(n, format!("pw-{n}"));
         }
         let now = Instant::now();
-        let relay = Relay::new(config, Box::new(SeededRng::new(0x5eed)), now, UNIX_START_MS).expect("valid config");
+        // `crate::SHARDS`: each test binary says how many shards its relay runs (tests/sim_sharded.rs runs the
+        // same simulations over 2, the clients' addresses spread over them).
+        let relay = Relay::new(config, Box::new(SeededRng::new(0x5eed)), now, UNIX_START_MS)
+            .expect("valid config")
+            .with_shards(crate::SHARDS, now);
         Self {
             relay,
             auth,

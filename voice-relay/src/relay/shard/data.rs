@@ -1,24 +1,25 @@
-//! The data plane (`PROTOCOL.md` §2): validation, address binding, and zero-copy fan-out.
+//! The data plane (`PROTOCOL.md` §2) on a shard: validation, address binding, and zero-copy fan-out.
 //!
 //! Steady-state audio costs one token lookup, two token buckets, one in-place rewrite, one `freeze`, and one
-//! refcount bump plus one queue push per recipient: no allocation.
+//! refcount bump plus one queue push per recipient: no allocation, no lock, no message.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use voice_proto::control::ServerMessage;
 use voice_proto::{
     AudioFlags, Datagram, DecodeError, Hello, PacketKind, PublicId, ReceiverReport, SessionToken, Transmit,
     WhisperTarget, rewrite_up_to_down,
 };
 
-use super::Relay;
+use super::{FwdSession, Shard, ShardTimer};
 use crate::counters::{Counters, DropReason};
+use crate::ids::{RoomIdx, SessionIdx, SessionRef};
 use crate::ratelimit::take_both;
-use crate::session::Session;
+use crate::relay::msg::ShardEvent;
 use crate::slab::Slab;
+use crate::timers::round_up;
 
 fn reason_of(e: DecodeError) -> DropReason {
     match e {
@@ -28,18 +29,9 @@ fn reason_of(e: DecodeError) -> DropReason {
     }
 }
 
-impl Relay {
-    /// Handles one UDP datagram received from `from`.
-    ///
-    /// Takes ownership of the receive buffer: an accepted AUDIO_UP is rewritten in place into AUDIO_DOWN and frozen
-    /// into one [`Bytes`] that every recipient's [`Transmit`] shares; a HELLO or PING buffer is overwritten with its
-    /// answer (same size). For the fan-out to be allocation-free, give buffers that are already shared-kind (e.g.
-    /// `split_to` / `split` of a larger [`BytesMut`] the driver reuses); a `BytesMut` built from a `Vec` costs one
-    /// allocation when frozen and cloned.
-    ///
-    /// Invalid input is dropped and counted ([`DropReason`]); nothing is ever sent to an address that has not proven
-    /// a session secret with a HELLO, and no answer is larger than what triggered it.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: BytesMut) {
+impl Shard {
+    /// Handles one UDP datagram received from `from` (see [`Relay::handle_datagram`](crate::Relay::handle_datagram)).
+    pub(crate) fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: BytesMut) {
         self.counters.packets_in += 1;
         self.counters.bytes_in += datagram.len() as u64;
         let parsed = match Datagram::decode_from_client(&datagram) {
@@ -48,7 +40,7 @@ impl Relay {
         };
         let result = match parsed {
             Datagram::Keepalive => self.keepalive(now, from),
-            Datagram::Hello(h) => self.hello(now, from, h, datagram),
+            Datagram::Hello(h) => self.hello(now, from, h),
             Datagram::Ping(p) => self.ping(now, from, p.token, datagram),
             Datagram::ReceiverReport(r) => self.report(now, from, &r),
             Datagram::AudioUp(a) => {
@@ -66,8 +58,8 @@ impl Relay {
 
     /// The session named by `token` if `from` is its bound address; refreshes the binding.
     #[inline]
-    fn bound_session(&mut self, now: Instant, from: SocketAddr, token: SessionToken) -> Result<u32, DropReason> {
-        let &idx = self.by_token.get(&token.0).ok_or(DropReason::UnknownToken)?;
+    fn bound_session(&mut self, now: Instant, from: SocketAddr, token: SessionToken) -> Result<SessionIdx, DropReason> {
+        let &idx = self.by_token.get(&token).ok_or(DropReason::UnknownToken)?;
         let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
         if s.bound != Some(from) {
             return Err(DropReason::Unbound);
@@ -83,43 +75,55 @@ impl Relay {
         Ok(())
     }
 
-    fn hello(&mut self, now: Instant, from: SocketAddr, h: Hello, mut buf: BytesMut) -> Result<(), DropReason> {
-        let &idx = self.by_token.get(&h.token.0).ok_or(DropReason::UnknownToken)?;
+    /// A HELLO that proves the session's secret binds `from` here at once (so the client's own datagrams are
+    /// accepted) and goes to the control plane; the HELLO_ACK waits until the control plane's `Bind` for it comes
+    /// back (`Shard::apply`), so that an acknowledged client is known to every shard.
+    fn hello(&mut self, now: Instant, from: SocketAddr, h: Hello) -> Result<(), DropReason> {
+        let &idx = self.by_token.get(&h.token).ok_or(DropReason::UnknownToken)?;
+        let params = self.s.packets;
         let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
         s.secret.verify_hello(&h).map_err(|_| DropReason::BadMac)?;
         if s.hello_counter.is_some_and(|c| h.counter <= c) {
             return Err(DropReason::StaleHello);
         }
+        // Every accepted HELLO goes to the control plane and back to every shard: a repeat or a roam is charged like
+        // a ping, so a session cannot make the relay work harder than its packet limit allows (binding an unbound
+        // session is free: its audio starts with a full burst).
+        if s.bound.is_some() && !s.packet_bucket.take(params, now, 1) {
+            return Err(DropReason::RateLimited);
+        }
         s.hello_counter = Some(h.counter);
         s.last_rx = now;
-        let ack = s.secret.hello_ack(s.public_id, h.counter);
-        let old = s.bound.replace(from);
-        if old != Some(from) {
-            if let Some(old) = old {
-                self.by_addr.remove(&old);
-            } else {
-                self.counters.bound_sessions += 1;
-            }
-            // An address belongs to one session: the latest to prove a secret from it.
-            if let Some(other) = self.by_addr.insert(from, idx)
-                && let Some(o) = self.sessions.get_mut(other)
-                && other != idx
-            {
-                o.bound = None;
-                self.counters.bound_sessions = self.counters.bound_sessions.saturating_sub(1);
-            }
+        s.owner = true;
+        s.pending_ack = Some((from, h.counter));
+        let session = SessionRef { idx, generation: s.generation };
+        if s.binding_timer.is_none() {
+            let at = round_up(now + self.s.binding_idle_timeout, self.s.origin, self.s.housekeeping_interval);
+            s.binding_timer = Some(at);
+            self.timers.arm(at, ShardTimer::Binding(idx));
         }
+        self.bind(idx, from);
+        self.events.push_back(ShardEvent::Bound { session, addr: from, counter: h.counter });
         self.counters.hellos_accepted += 1;
-        // The ack is exactly as long as the hello (32 bytes): overwrite the receive buffer, no allocation.
-        buf.clear();
-        Datagram::HelloAck(ack).encode(&mut buf);
-        self.push_reply(from, buf.freeze());
         Ok(())
+    }
+
+    /// Sends the HELLO_ACK for `counter` to `to` (as long as the HELLO: 32 bytes), from the shard's small buffer
+    /// pool: no allocation once the pool is warm (its earlier acks are sent and dropped when it is refilled).
+    pub(crate) fn send_hello_ack(&mut self, idx: SessionIdx, to: SocketAddr, counter: u64) {
+        let Some(s) = self.sessions.get(idx) else { return };
+        let ack = s.secret.hello_ack(s.public_id, counter);
+        if self.ack_pool.capacity() < voice_proto::HELLO_LEN {
+            self.ack_pool.reserve(ACK_POOL);
+        }
+        Datagram::HelloAck(ack).encode(&mut self.ack_pool);
+        let payload = self.ack_pool.split().freeze();
+        self.push_reply(to, payload);
     }
 
     /// Takes one token from the session's packet bucket (pings and reports share the audio budget, so a member
     /// cannot make the relay work harder than its audio limits allow).
-    fn charge(&mut self, idx: u32, now: Instant) -> Result<(), DropReason> {
+    fn charge(&mut self, idx: SessionIdx, now: Instant) -> Result<(), DropReason> {
         let params = self.s.packets;
         let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
         if s.packet_bucket.take(params, now, 1) { Ok(()) } else { Err(DropReason::RateLimited) }
@@ -152,11 +156,14 @@ impl Relay {
         let idx = self.bound_session(now, from, r.token)?;
         self.charge(idx, now)?;
         let Some(room) = self.sessions.get(idx).and_then(|s| s.room) else { return Err(DropReason::NotInRoom) };
-        if let (Some(rtt), Some(s)) = (r.rtt_ms, self.sessions.get_mut(idx)) {
+        if let Some(rtt) = r.rtt_ms
+            && let Some(s) = self.sessions.get_mut(idx)
+        {
             s.loss.rtt_ms = Some(u32::from(rtt));
+            mark_dirty(s, idx, &mut self.loss_dirty);
         }
         for b in r.blocks() {
-            let Some(&src) = self.by_public.get(&b.source.0) else { continue };
+            let Some(&src) = self.by_public.get(&b.source) else { continue };
             if src == idx {
                 continue;
             }
@@ -165,8 +172,14 @@ impl Relay {
             {
                 s.loss.worst = s.loss.worst.max(b.fraction_lost);
                 s.loss.max_jitter_ms = s.loss.max_jitter_ms.max(b.jitter_samples / 48);
-                s.loss.seen = true;
+                s.loss.about = true;
+                mark_dirty(s, src, &mut self.loss_dirty);
             }
+        }
+        if let (Some(period), None) = (self.s.loss_flush, self.next_loss_flush)
+            && !self.loss_dirty.is_empty()
+        {
+            self.next_loss_flush = Some(now + period);
         }
         Ok(())
     }
@@ -189,7 +202,7 @@ impl Relay {
             return Err(DropReason::Muted);
         }
         let room = self.rooms.get(room_idx).ok_or(DropReason::NotInRoom)?;
-        if !room.config.allow_voice {
+        if !room.allow_voice {
             return Err(DropReason::VoiceNotAllowed);
         }
         if !target.is_room() && s.whisper(target).is_none() {
@@ -208,43 +221,43 @@ impl Relay {
         if target.is_room() {
             fan_out_room(&self.sessions, &room.members, idx, &payload, &mut self.transmits, &mut self.counters);
         } else {
-            fan_out_whisper(
-                &self.sessions,
-                &self.by_public,
-                idx,
-                room_idx,
-                target,
-                &payload,
-                &mut self.transmits,
-                &mut self.counters,
-            );
+            let out = (&mut self.transmits, &mut self.counters);
+            fan_out_whisper(&self.sessions, &self.by_public, idx, room_idx, target, &payload, out);
         }
         if end_of_talkspurt {
             if was_speaking {
-                self.set_speaking(idx, false);
+                self.set_speaking(idx, room_idx, false, now);
             }
         } else if !was_speaking {
-            self.set_speaking(idx, true);
+            self.set_speaking(idx, room_idx, true, now);
         }
         Ok(())
     }
 
-    /// Changes a session's speaking state and tells its room.
-    pub(crate) fn set_speaking(&mut self, idx: u32, speaking: bool) {
+    /// Changes a session's speaking state and tells the control plane (which tells the room).
+    pub(crate) fn set_speaking(&mut self, idx: SessionIdx, room: RoomIdx, speaking: bool, now: Instant) {
         let Some(s) = self.sessions.get_mut(idx) else { return };
         if s.speaking == speaking {
             return;
         }
         s.speaking = speaking;
-        let (id, room) = (s.public_id, s.room);
-        if speaking {
-            self.speaking.push(idx);
-        } else {
-            self.speaking.retain(|&i| i != idx);
+        if speaking && s.speaking_timer.is_none() {
+            let at = now + self.s.speaking_timeout;
+            s.speaking_timer = Some(at);
+            self.timers.arm(at, ShardTimer::Speaking(idx));
         }
-        if let Some(room) = room {
-            self.send_room(room, &ServerMessage::Speaking { id, speaking }, None);
-        }
+        let session = SessionRef { idx, generation: s.generation };
+        self.events.push_back(ShardEvent::Speaking { session, room, speaking });
+    }
+}
+
+/// Bytes of the shard's HELLO_ACK pool (refilled when it runs out).
+const ACK_POOL: usize = 1024;
+
+fn mark_dirty(s: &mut FwdSession, idx: SessionIdx, dirty: &mut Vec<SessionIdx>) {
+    if !s.loss.dirty {
+        s.loss.dirty = true;
+        dirty.push(idx);
     }
 }
 
@@ -257,9 +270,9 @@ fn push_audio(to: SocketAddr, payload: &Bytes, transmits: &mut VecDeque<Transmit
 }
 
 fn fan_out_room(
-    sessions: &Slab<Session>,
-    members: &[u32],
-    sender: u32,
+    sessions: &Slab<SessionIdx, FwdSession>,
+    members: &[SessionIdx],
+    sender: SessionIdx,
     payload: &Bytes,
     transmits: &mut VecDeque<Transmit>,
     c: &mut Counters,
@@ -268,26 +281,24 @@ fn fan_out_room(
         if m == sender {
             continue;
         }
-        if let Some(to) = sessions.get(m).and_then(Session::audio_destination) {
+        if let Some(to) = sessions.get(m).and_then(FwdSession::audio_destination) {
             push_audio(to, payload, transmits, c);
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)] // split borrows of the relay's fields
 fn fan_out_whisper(
-    sessions: &Slab<Session>,
-    by_public: &std::collections::HashMap<u32, u32>,
-    sender: u32,
-    room: u32,
+    sessions: &Slab<SessionIdx, FwdSession>,
+    by_public: &HashMap<PublicId, SessionIdx>,
+    sender: SessionIdx,
+    room: RoomIdx,
     target: WhisperTarget,
     payload: &Bytes,
-    transmits: &mut VecDeque<Transmit>,
-    c: &mut Counters,
+    (transmits, c): (&mut VecDeque<Transmit>, &mut Counters),
 ) {
     let Some(list) = sessions.get(sender).and_then(|s| s.whisper(target)) else { return };
-    for &PublicId(id) in list.members.iter() {
-        let Some(&m) = by_public.get(&id) else { continue };
+    for id in list.members.iter() {
+        let Some(&m) = by_public.get(id) else { continue };
         if m == sender {
             continue;
         }

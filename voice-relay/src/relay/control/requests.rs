@@ -2,40 +2,47 @@
 
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
 use voice_proto::control::{
     ClientMessage, Credential, ErrorCode, MAX_CHAT_LEN, MAX_NAME_LEN, MAX_PASSWORD_LEN, MAX_ROOMS, MAX_WHISPER_MEMBERS,
     SecretBytes, ServerMessage, decode_frame,
 };
-use voice_proto::{ControlError, KEY_LEN, PublicId, SessionSecret, SessionToken, WhisperTarget};
+use voice_proto::{ControlError, KEY_LEN, PublicId, SessionToken, WhisperTarget};
 
-use super::{ConnId, Event, Relay};
+use super::Control;
 use crate::auth::{AuthId, AuthRequest, UserInfo};
 use crate::error::{AuthError, RequestError};
-use crate::ratelimit::TokenBucket;
+use crate::ids::{RoomIdx, SessionIdx, SessionRef};
+use crate::relay::msg::ShardCmd;
+use crate::relay::{ConnId, Event};
 use crate::room::{ChatEntry, Room, RoomConfig, ct_eq};
 use crate::session::{LossState, Session, Whisper, truncate_name};
 
 type Reply = Result<(), RequestError>;
 
-impl Relay {
+impl Control {
     /// A control connection was accepted. (Optional: the first message on an unknown connection opens it too.)
-    pub fn connection_opened(&mut self, now: Instant, conn: ConnId) {
+    pub(crate) fn connection_opened(&mut self, now: Instant, conn: ConnId) {
         self.conn_entry(conn, now);
     }
 
     /// A control connection is gone. Its session, if any, stays alive for the resume grace period: it keeps its
     /// room and UDP binding, and audio keeps flowing (`PROTOCOL.md` §6.3).
-    pub fn connection_closed(&mut self, now: Instant, conn: ConnId) {
+    pub(crate) fn connection_closed(&mut self, now: Instant, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
             self.detach(c.session, now);
         }
     }
 
-    fn detach(&mut self, session: Option<u32>, now: Instant) {
-        if let Some(s) = session.and_then(|i| self.sessions.get_mut(i)) {
+    fn detach(&mut self, session: Option<SessionIdx>, now: Instant) {
+        if let Some(idx) = session
+            && let Some(s) = self.sessions.get_mut(idx)
+        {
             s.conn = None;
             s.detached_at = now;
+            self.arm_grace(idx);
         }
     }
 
@@ -57,7 +64,7 @@ impl Relay {
     /// After a Login, the frames behind it stay in `buf` until its [`Event::Authenticate`] is answered
     /// ([`handle_auth_result`](Self::handle_auth_result)); then call this again with the same buffer (new bytes or
     /// not) to go on. The caller bounds how much it buffers meanwhile.
-    pub fn handle_control_bytes(&mut self, now: Instant, conn: ConnId, buf: &mut BytesMut) {
+    pub(crate) fn handle_control_bytes(&mut self, now: Instant, conn: ConnId, buf: &mut BytesMut) {
         if buf.is_empty() {
             return;
         }
@@ -107,7 +114,7 @@ impl Relay {
     /// A Login is not answered at once: it becomes an [`Event::Authenticate`]. While that check is pending, another
     /// Login or Resume on the connection is refused (`ALREADY_LOGGED_IN`) and requests that need a session get
     /// `NOT_LOGGED_IN` ([`handle_control_bytes`](Self::handle_control_bytes) instead holds them back).
-    pub fn handle_control(&mut self, now: Instant, conn: ConnId, msg: ClientMessage) {
+    pub(crate) fn handle_control(&mut self, now: Instant, conn: ConnId, msg: ClientMessage) {
         let control = self.s.control;
         let c = self.conn_entry(conn, now);
         c.last_rx = now;
@@ -137,7 +144,7 @@ impl Relay {
             (ClientMessage::Resume { token, secret }, None) => self.resume(conn, token, secret),
             (_, None) => Err(RequestError::NotLoggedIn),
             (ClientMessage::ListRooms, Some(_)) => {
-                let rooms = self.rooms.iter().take(MAX_ROOMS).map(Room::info).collect();
+                let rooms = self.rooms.values().take(MAX_ROOMS).map(Room::info).collect();
                 self.send(conn, ServerMessage::RoomList { rooms });
                 Ok(())
             }
@@ -168,7 +175,7 @@ impl Relay {
 
     /// Begins a graceful shutdown: every control connection gets Goodbye `SHUTTING_DOWN` and is closed; later
     /// logins and resumes are refused the same way. Sessions and forwarding carry on until the driver stops.
-    pub fn shutdown(&mut self, now: Instant) {
+    pub(crate) fn shutdown(&mut self, now: Instant) {
         self.shutting_down = true;
         tracing::info!(connections = self.conns.len(), sessions = self.sessions.len(), "shutting down");
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
@@ -206,7 +213,7 @@ impl Relay {
     /// names exist), or `RATE_LIMITED` for [`AuthError::Busy`]. An answer for a connection that closed meanwhile,
     /// or given twice, is ignored. Then feed the connection's buffered bytes again
     /// ([`handle_control_bytes`](Self::handle_control_bytes)): the frames behind the Login were held.
-    pub fn handle_auth_result(&mut self, now: Instant, id: AuthId, result: Result<UserInfo, AuthError>) {
+    pub(crate) fn handle_auth_result(&mut self, now: Instant, id: AuthId, result: Result<UserInfo, AuthError>) {
         let conn = id.conn;
         let Some(c) = self.conns.get_mut(&conn) else { return };
         let Some((_, user)) = c.pending.take_if(|(pending, _)| *pending == id) else { return };
@@ -244,25 +251,27 @@ impl Relay {
         let mut token = None;
         for _ in 0..8 {
             let t = self.random_u32()?;
-            if t != 0 && !self.by_token.contains_key(&t) {
+            if t != 0 && !self.by_token.contains_key(&SessionToken(t)) {
                 token = Some(t);
                 break;
             }
         }
         let token = token.ok_or(RequestError::Internal)?;
         let mut public_id = self.next_public_id;
-        while public_id == 0 || self.by_public.contains_key(&public_id) {
+        while public_id == 0 || self.by_public.contains_key(&PublicId(public_id)) {
             public_id = public_id.wrapping_add(1);
         }
         self.next_public_id = public_id.wrapping_add(1);
         let secret_bytes = self.random_key()?;
+        let generation = self.next_generation;
+        self.next_generation = generation.wrapping_add(1);
         let session = Session {
+            generation,
             token: SessionToken(token),
             public_id: PublicId(public_id),
-            secret: SessionSecret::new(secret_bytes),
+            secret: secret_bytes,
             name: truncate_name(&info.display_name, MAX_NAME_LEN).into(),
             bound: None,
-            last_rx: now,
             hello_counter: None,
             conn: Some(conn),
             detached_at: now,
@@ -270,15 +279,22 @@ impl Relay {
             muted: false,
             deafened: false,
             speaking: false,
-            last_audio: now,
-            packet_bucket: TokenBucket::full(self.s.packets, now),
-            byte_bucket: TokenBucket::full(self.s.bytes, now),
+            speaking_shard: 0,
             whispers: Vec::new(),
             loss: LossState::default(),
+            hint_dirty: false,
+            grace_timer: None,
         };
         let idx = self.sessions.insert(session).ok_or(RequestError::Capacity)?;
-        self.by_token.insert(token, idx);
-        self.by_public.insert(public_id, idx);
+        self.by_token.insert(SessionToken(token), idx);
+        self.by_public.insert(PublicId(public_id), idx);
+        self.cmds.push_back(ShardCmd::AddSession {
+            session: SessionRef { idx, generation },
+            token: SessionToken(token),
+            public_id: PublicId(public_id),
+            secret: secret_bytes,
+            at: now,
+        });
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session = Some(idx);
         }
@@ -300,9 +316,9 @@ impl Relay {
     }
 
     fn resume(&mut self, conn: ConnId, token: SessionToken, secret: SecretBytes) -> Reply {
-        let &idx = self.by_token.get(&token.0).ok_or(RequestError::ResumeFailed)?;
+        let &idx = self.by_token.get(&token).ok_or(RequestError::ResumeFailed)?;
         let s = self.sessions.get_mut(idx).ok_or(RequestError::ResumeFailed)?;
-        if !ct_eq(s.secret.as_bytes(), &secret.0) {
+        if !ct_eq(&s.secret, &secret.0) {
             return Err(RequestError::ResumeFailed);
         }
         let old = s.conn.replace(conn);
@@ -327,20 +343,20 @@ impl Relay {
         Ok(())
     }
 
-    fn send_room_state(&mut self, idx: u32, room: u32) {
+    fn send_room_state(&mut self, idx: SessionIdx, room: RoomIdx) {
         let Some(r) = self.rooms.get(room) else { return };
         let members = r.members.iter().filter_map(|&m| self.sessions.get(m)).map(Session::member).collect();
         let msg = ServerMessage::RoomState { room: r.name.clone(), config: r.config, members };
         self.send_session(idx, msg);
     }
 
-    fn send_media_key(&mut self, idx: u32, room: u32) {
+    fn send_media_key(&mut self, idx: SessionIdx, room: RoomIdx) {
         let Some(r) = self.rooms.get(room) else { return };
         let msg = ServerMessage::MediaKey { key_id: r.key_id, key: SecretBytes(r.key) };
         self.send_session(idx, msg);
     }
 
-    fn join(&mut self, now: Instant, idx: u32, name: &str, password: Option<&str>) -> Reply {
+    fn join(&mut self, now: Instant, idx: SessionIdx, name: &str, password: Option<&str>) -> Reply {
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return Err(RequestError::RoomNotFound);
         }
@@ -360,9 +376,13 @@ impl Relay {
                     config: self.s.cfg.adhoc_config,
                     password: password.map(str::to_string),
                 };
+                let allow_voice = cfg.config.allow_voice;
                 let r = self.rooms.insert(Room::new(cfg, true, key, now)).ok_or(RequestError::Capacity)?;
                 self.room_by_name.insert(name.to_string(), r);
                 self.counters.rooms += 1;
+                self.cmds.push_back(ShardCmd::AddRoom { room: r, allow_voice });
+                // Empty until the join below succeeds: removed after the linger time if it does not.
+                self.arm_linger(r);
                 r
             }
             None => return Err(RequestError::RoomNotFound),
@@ -388,7 +408,9 @@ impl Relay {
         s.room = Some(ridx);
         // A new room: the client starts again from the room's encoder settings, and so does its controller.
         s.loss = crate::session::LossState::default();
+        s.speaking = false;
         let member = s.member();
+        self.cmds.push_back(ShardCmd::Join { idx, room: ridx });
         if let Some(room) = self.rooms.get_mut(ridx) {
             room.members.push(idx);
             room.empty_since = None;
@@ -417,21 +439,21 @@ impl Relay {
     }
 
     /// Takes session `idx` out of its room: the others get MemberLeft and a new media key (`PROTOCOL.md` §3.4).
-    pub(crate) fn leave_room(&mut self, idx: u32, now: Instant) {
+    pub(crate) fn leave_room(&mut self, idx: SessionIdx, now: Instant) {
         let Some(s) = self.sessions.get_mut(idx) else { return };
         let Some(ridx) = s.room.take() else { return };
         let id = s.public_id;
         tracing::info!(public_id = id.0, "left the room");
-        if s.speaking {
-            s.speaking = false;
-            self.speaking.retain(|&i| i != idx);
-        }
+        s.speaking = false;
+        self.cmds.push_back(ShardCmd::Leave { idx });
         let key = self.random_key();
         let Some(room) = self.rooms.get_mut(ridx) else { return };
         room.members.retain(|&m| m != idx);
         if room.members.is_empty() {
             room.empty_since = Some(now);
+            self.arm_linger(ridx);
         }
+        let Some(room) = self.rooms.get_mut(ridx) else { return };
         // A failing random source leaves the old key in place; nothing better is possible, and the system
         // generator does not fail in practice.
         let rotated = if let Ok(key) = key {
@@ -447,12 +469,18 @@ impl Relay {
         }
     }
 
-    fn set_state(&mut self, idx: u32, muted: bool, deafened: bool) {
+    fn set_state(&mut self, idx: SessionIdx, muted: bool, deafened: bool) {
         let Some(s) = self.sessions.get_mut(idx) else { return };
         s.muted = muted;
         s.deafened = deafened;
-        if muted && s.speaking {
-            self.set_speaking(idx, false);
+        let stop_speaking = muted && s.speaking;
+        if stop_speaking {
+            s.speaking = false;
+        }
+        let (id, room) = (s.public_id, s.room);
+        self.cmds.push_back(ShardCmd::SetState { idx, muted, deafened });
+        if stop_speaking && let Some(room) = room {
+            self.send_room(room, &ServerMessage::Speaking { id, speaking: false }, None);
         }
         let Some(s) = self.sessions.get(idx) else { return };
         if let Some(room) = s.room {
@@ -461,7 +489,7 @@ impl Relay {
         }
     }
 
-    fn chat(&mut self, now: Instant, idx: u32, text: String) -> Reply {
+    fn chat(&mut self, now: Instant, idx: SessionIdx, text: String) -> Reply {
         if text.len() > MAX_CHAT_LEN {
             return Err(RequestError::TooLarge);
         }
@@ -492,7 +520,7 @@ impl Relay {
         Ok(())
     }
 
-    fn set_whisper(&mut self, idx: u32, target: WhisperTarget, mut members: Vec<PublicId>) -> Reply {
+    fn set_whisper(&mut self, idx: SessionIdx, target: WhisperTarget, mut members: Vec<PublicId>) -> Reply {
         if target.is_room() {
             return Err(RequestError::InvalidWhisper);
         }
@@ -509,23 +537,25 @@ impl Relay {
         let s = self.sessions.get_mut(idx).ok_or(RequestError::Internal)?;
         if members.is_empty() {
             s.whispers.retain(|w| w.target != target);
+            self.cmds.push_back(ShardCmd::SetWhisper { idx, target, members: None });
             return Ok(());
         }
         // Each recipient once, whatever the client sent.
         members.sort_unstable();
         members.dedup();
-        let members = members.into_boxed_slice();
+        let members: Arc<[PublicId]> = members.into();
         if let Some(w) = s.whispers.iter_mut().find(|w| w.target == target) {
-            w.members = members;
+            w.members = Arc::clone(&members);
         } else if s.whispers.len() < max_lists {
-            s.whispers.push(Whisper { target, members });
+            s.whispers.push(Whisper { target, members: Arc::clone(&members) });
         } else {
             return Err(RequestError::InvalidWhisper);
         }
+        self.cmds.push_back(ShardCmd::SetWhisper { idx, target, members: Some(members) });
         Ok(())
     }
 
-    fn quality(&mut self, idx: u32, loss_permille: u16) -> Reply {
+    fn quality(&mut self, idx: SessionIdx, loss_permille: u16) -> Reply {
         let ridx = self.sessions.get(idx).and_then(|s| s.room).ok_or(RequestError::NotInRoom)?;
         // Per mille → 1/256, like a receiver report's fraction_lost.
         let fraction = u8::try_from(u32::from(loss_permille.min(1000)) * 256 / 1000).unwrap_or(u8::MAX);
@@ -537,6 +567,10 @@ impl Relay {
             if let Some(s) = self.sessions.get_mut(m) {
                 s.loss.worst = s.loss.worst.max(fraction);
                 s.loss.seen = true;
+                if !s.hint_dirty {
+                    s.hint_dirty = true;
+                    self.hint_dirty.push(m);
+                }
             }
         }
         Ok(())
