@@ -284,12 +284,14 @@ impl Relay {
     }
 
     /// The two sides, for the driver (no message in flight).
+    #[cfg(feature = "tokio")]
     pub(crate) fn into_parts(mut self) -> (Control, Vec<Shard>, Counters) {
         self.pump();
         (self.control, self.shards, self.retired)
     }
 
     /// The relay from its two sides, when the driver stops. The shards' queued events are delivered.
+    #[cfg(feature = "tokio")]
     pub(crate) fn from_parts(control: Control, shards: Vec<Shard>, retired: Counters) -> Self {
         let mut relay = Self { control, shards, merged: Counters::default(), retired };
         if relay.shards.is_empty() {
