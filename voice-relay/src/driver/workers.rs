@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
+use voice_proto::Transmit;
 
 use super::core::udp_error;
 use super::udp::{self, BATCH, BatchRecv, BatchSend, Wait};
 use super::{DriverStats, FromShard, IdlePoll, Shared};
 use crate::error::DriverError;
-use crate::relay::msg::ShardCmd;
+use crate::relay::msg::{ShardCmd, ShardEvent};
 use crate::relay::shard::Shard;
 
 /// Longest a UDP thread blocks in one system call: how soon it sees the stop flag and the control plane's
@@ -36,6 +37,11 @@ const WAIT_SLICE: Duration = Duration::from_millis(20);
 /// often while datagrams flow (and at every turn without any): a copy per turn would cost more than the turn at
 /// low load, and two threads writing the shared totals every turn would bounce their cache lines.
 pub(super) const PUBLISH_EVERY: Duration = Duration::from_millis(5);
+
+/// Longest a UDP thread waits for the control plane to confirm a binding after it accepted a HELLO (the
+/// HELLO_ACK leaves then; without the wait it would leave at the thread's next wake-up, up to [`WAIT_SLICE`] or an
+/// idle-poll tick later).
+const ACK_WAIT: Duration = Duration::from_millis(2);
 
 /// Most batches one idle-poll tick takes before the thread runs its timers and publishes its figures.
 const TICK_BATCHES: usize = 16;
@@ -95,15 +101,41 @@ fn apply_commands(shard: &mut Shard, cmds: &Receiver<ShardCmd>) {
     }
 }
 
-/// Runs the shard's due timers and sends its events to the core task.
-fn after_turn(index: usize, shard: &mut Shard, now: Instant, cx: &Context) {
+/// Runs the shard's due timers and sends its events to the core task; whether one was an accepted HELLO.
+fn after_turn(index: usize, shard: &mut Shard, now: Instant, cx: &Context) -> bool {
     if shard.poll_timeout().is_some_and(|t| t <= now) {
         shard.handle_timeout(now);
     }
+    let mut hello = false;
     while let Some(event) = shard.poll_event() {
+        hello |= matches!(event, ShardEvent::Bound { .. });
         // The core task is gone only when the server stops.
         let _ = cx.events.send(FromShard::Event(index, event));
     }
+    hello
+}
+
+/// After an accepted HELLO, waits (at most [`ACK_WAIT`]) for the control plane's next command — normally the
+/// binding's confirmation, which lets the HELLO_ACK go — applies what came and sends what it made. Datagrams
+/// that arrive meanwhile wait in the socket; this happens once per accepted HELLO, not per packet.
+fn await_confirmation(
+    shard: &mut Shard,
+    cx: &Context,
+    sock: &UdpSocket,
+    send: &mut BatchSend,
+    out: &mut VecDeque<Transmit>,
+) -> Result<(), DriverError> {
+    if let Ok(cmd) = cx.cmds.recv_timeout(ACK_WAIT) {
+        shard.apply(cmd);
+        apply_commands(shard, &cx.cmds);
+        while let Some(t) = shard.poll_transmit() {
+            out.push_back(t);
+        }
+        if let Err(e) = send.send(sock, None, || out.pop_front()) {
+            udp_error(e)?;
+        }
+    }
+    Ok(())
 }
 
 /// The loop of one UDP thread.
@@ -189,7 +221,9 @@ fn run(index: usize, sock: &UdpSocket, shard: &mut Shard, cx: &Context) -> Resul
                 Instant::now()
             }
         };
-        after_turn(index, shard, now, cx);
+        if after_turn(index, shard, now, cx) {
+            await_confirmation(shard, cx, sock, &mut send, &mut out)?;
+        }
         if at.is_some() && last_publish.is_some_and(|t| now.saturating_duration_since(t) < PUBLISH_EVERY) {
             continue;
         }
