@@ -159,15 +159,13 @@ impl Control {
 
     /// Waits (bounded) for the writers of closed connections to send what they held.
     async fn drain(&mut self) {
-        let all = futures_join(std::mem::take(&mut self.closing));
+        let closing = std::mem::take(&mut self.closing);
+        let all = async {
+            for t in closing {
+                let _ = t.await;
+            }
+        };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), all).await;
-    }
-}
-
-/// Waits for every task.
-async fn futures_join(tasks: Vec<TaskHandle<()>>) {
-    for t in tasks {
-        let _ = t.await;
     }
 }
 
