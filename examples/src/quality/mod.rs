@@ -306,7 +306,17 @@ fn run_condition(args: &Args, condition: &Condition, script: &[f32], segs: &[(us
         vec![("talker".to_string(), "talker-pw".to_string()), ("listener".to_string(), "listener-pw".to_string())];
     let room =
         ChannelConfig { bitrate_bps: args.bitrate, frame_ms: 20, fec: true, dtx: false, ..ChannelConfig::default() };
-    let relay = LocalRelay::start_rooms(&users, vec![RoomConfig::new("quality").with_config(room)])?;
+    // The relay stands in for a server on another machine: started from a thread at real-time priority, its
+    // threads inherit the policy, so other work on this machine delays it no more than it would a remote server.
+    let rooms = vec![RoomConfig::new("quality").with_config(room)];
+    let relay = std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = voice_client::raise_current_thread_priority();
+            LocalRelay::start_rooms(&users, rooms)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the relay's starting thread panicked")))
+    })?;
     let seed = args.seed.wrapping_mul(1_000).wrapping_add(condition.name.len() as u64);
     let netem = Netem::start(relay.tcp, relay.udp, condition.impairment, seed)?;
 

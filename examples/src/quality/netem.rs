@@ -6,6 +6,9 @@
 //! the relay's LoginOk names its UDP port, so the client sends its datagrams to `127.0.0.2:<relay udp port>`, where
 //! the proxy listens and forwards them unchanged to the relay from a socket of its own. Datagrams from the relay go
 //! back through the impairment. Every other datagram (HELLO_ACK, PONG) gets the base latency only.
+//!
+//! Its UDP threads ask for real-time priority (as the clients' media threads do): the network it models does not
+//! share the listener's CPU, so other work on this machine must not add delay to it.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -115,6 +118,7 @@ impl Netem {
         let (st, cs, rs, ca) =
             (Arc::clone(&stop), Arc::clone(&client_side), Arc::clone(&relay_side), Arc::clone(&client_addr));
         threads.push(std::thread::Builder::new().name("netem-up".into()).spawn(move || {
+            let _ = voice_client::raise_current_thread_priority();
             let mut buf = [0u8; 2048];
             while !st.load(Ordering::Relaxed) {
                 match cs.recv_from(&mut buf) {
@@ -130,6 +134,7 @@ impl Netem {
 
         let (st, cs, rs, ca, lg) = (Arc::clone(&stop), client_side, relay_side, client_addr, Arc::clone(&log));
         threads.push(std::thread::Builder::new().name("netem-down".into()).spawn(move || {
+            let _ = voice_client::raise_current_thread_priority();
             let mut down = Downlink { impairment, rng: Rng::new(seed), bad: false, queue: BinaryHeap::new(), order: 0 };
             let mut buf = [0u8; 2048];
             while !st.load(Ordering::Relaxed) {
