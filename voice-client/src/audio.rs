@@ -55,8 +55,9 @@ pub trait AudioStreams: Send + std::fmt::Debug {
 
 /// The file backend: a WAV file read as a microphone, paced in real time in 10 ms chunks (then silence), and
 /// what is played written to a WAV file (48 kHz mono 32-bit float by default) as it plays: created at start,
-/// streamed by a writer thread (memory stays bounded however long the run), finalized at stop. Either side may be absent
-/// (silence in, nothing out). No system dependencies.
+/// streamed by a writer thread (memory stays bounded however long the run), finalized at stop; what was still queued
+/// for the speaker at stop is written too (up to a second of it). Either side may be absent (silence in, nothing
+/// out). No system dependencies.
 #[derive(Clone, Debug, Default)]
 pub struct FileAudio {
     /// WAV file played as the microphone (any rate and channel count; integer or float samples).
@@ -161,6 +162,17 @@ impl AudioBackend for FileAudio {
                 ticks += 1;
                 let deadline = start + Duration::from_millis(10) * ticks;
                 std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            }
+            // A file has no deadline to miss: what was queued for the speaker when the streams stopped is written
+            // too, so the file holds everything handed to the device.
+            if let Some(tx) = &mut played {
+                loop {
+                    let n = speaker.pop(&mut out_chunk);
+                    if n == 0 {
+                        break;
+                    }
+                    unwritten += n - tx.push(&out_chunk[..n]);
+                }
             }
             unwritten
         });

@@ -1,32 +1,22 @@
 //! The audio dumper of the threaded `Client`: `set_dump(Some(dir))` starts WAV files of the microphone, the
-//! post-DSP frames and each remote speaker's decoder output on the media thread; `set_dump(None)` finalizes them.
-//! Real loopback sockets, voice-relay's tokio driver, the file audio backend. Every wait is bounded.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "the file backend runs in real time; the test waits for its output with a deadline"
-)]
+//! post-DSP frames and each remote speaker's decoder output on the media thread; `set_dump(None)` finalizes them,
+//! and `Event::Dump` says when each is done. Real loopback sockets, voice-relay's tokio driver, the file audio
+//! backend. Every wait is for an event, bounded.
 #![cfg(feature = "tokio")]
 
 mod loopback;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use loopback::{BOUND, TestRelay, run_for, temp_dir};
+use loopback::{TestRelay, run_for, temp_dir, wait_for};
 use voice_client::{AudioFormat, Event, read_wav};
 
-/// Waits (bounded) until `path` is a finalized WAV file with samples; returns its format and length.
+/// `path` as a finalized WAV file: its format and length.
 fn finalized(path: &Path) -> (AudioFormat, usize) {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        if let Ok((format, samples)) = read_wav(path) {
-            if !samples.is_empty() {
-                return (format, samples.len());
-            }
-        }
-        assert!(Instant::now() < deadline, "{} is not a finalized WAV file within {BOUND:?}", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (format, samples) =
+        read_wav(path).unwrap_or_else(|e| panic!("{} is not a finalized WAV file: {e}", path.display()));
+    (format, samples.len())
 }
 
 #[test]
@@ -37,20 +27,24 @@ fn dump_writes_valid_wav_files_and_stops() {
     run_for(&bob, Duration::from_millis(500));
 
     let (alice_dump, bob_dump) = (dir.join("alice-dump"), dir.join("bob-dump"));
+    let started = |c: &voice_client::Client, d: &Path| {
+        wait_for(c, "the dump started", |e| matches!(e, Event::Dump { dir: Some(x) } if x == d));
+    };
     alice.set_dump(Some(alice_dump.clone())).unwrap();
     bob.set_dump(Some(bob_dump.clone())).unwrap();
+    started(&alice, &alice_dump);
+    started(&bob, &bob_dump);
     // A dump into a path that is a file is refused with an event, and the client keeps running.
     alice.set_dump(Some(dir.join("alice-mic.wav"))).unwrap();
-    let mut refused = false;
-    let deadline = Instant::now() + BOUND;
-    while !refused && Instant::now() < deadline {
-        refused = matches!(alice.next_event(Duration::from_millis(100)), Some(Event::RequestRefused(_)));
-    }
-    assert!(refused, "a dump into a file path is refused");
+    wait_for(&alice, "the refusal of a dump into a file path", |e| matches!(e, Event::RequestRefused(_)));
     alice.set_dump(Some(alice_dump.clone())).unwrap();
+    started(&alice, &alice_dump);
     run_for(&bob, Duration::from_millis(1500));
     alice.set_dump(None).unwrap();
     bob.set_dump(None).unwrap();
+    for c in [&alice, &bob] {
+        wait_for(c, "the dump stopped", |e| matches!(e, Event::Dump { dir: None }));
+    }
 
     let raw = finalized(&alice_dump.join("raw_mic.wav"));
     let dsp = finalized(&alice_dump.join("post_dsp.wav"));

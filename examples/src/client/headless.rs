@@ -95,6 +95,8 @@ impl Headless {
                 print(format!("connect-failed {}", connect_failure(&why, self.reach.server(), self.reach.tls())));
             }
             Event::Resumed => print("resumed".into()),
+            Event::Dump { dir: Some(dir) } => print(format!("dump-started {}", escape(&dir.display().to_string()))),
+            Event::Dump { dir: None } => print("dump-stopped".into()),
             Event::Closed { reason } => match reason {
                 None => {
                     print("closed".into());

@@ -144,6 +144,8 @@ pub fn on_event(app: &mut App, link: &mut Link, ev: Event) {
         Event::ConnectFailed(why) => {
             app.status = format!("cannot connect: {}; retrying…", connect_failure(&why, link.server, link.tls));
         }
+        Event::Dump { dir: Some(dir) } => app.status = format!("dumping audio into {}", dir.display()),
+        Event::Dump { dir: None } => app.status = "audio dump stopped: its WAV files are complete".into(),
         Event::Resumed => {
             link.resuming = true;
             app.status = "reconnected".into();

@@ -387,8 +387,8 @@ impl Client {
     /// Starts (`Some(dir)`) or stops (`None`) the audio dump: the microphone as captured, the audio after DSP
     /// just before the encoder, and each remote speaker's decoder output, as WAV files in `dir` (see
     /// [`Media::set_dump`]). Carried out on the media thread (never in an audio callback); `None` finalizes the
-    /// files. A failure (directory not writable, disk full) stops the dump and arrives as an
-    /// [`Event::RequestRefused`].
+    /// files. [`Event::Dump`] says when it is done (for `None`: every file finalized). A failure (directory not
+    /// writable, disk full) stops the dump and arrives as an [`Event::RequestRefused`].
     pub fn set_dump(&self, dir: Option<std::path::PathBuf>) -> Result<(), Error> {
         self.command(Command::Dump(dir))
     }
@@ -725,7 +725,9 @@ impl MediaLoop {
                 s.handle_local_address_changed(now);
                 Ok(())
             }
-            Command::Dump(dir) => self.media.set_dump(dir.as_deref()),
+            Command::Dump(dir) => self.media.set_dump(dir.as_deref()).map(|()| {
+                let _ = self.events.send(Event::Dump { dir });
+            }),
             Command::Stop => Ok(()),
         };
         if let Err(e) = result {

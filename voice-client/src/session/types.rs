@@ -223,6 +223,13 @@ pub enum Event {
     /// A request of the application was refused locally (not connected, not in a room, a field over its cap);
     /// only the threaded `Client`, whose requests are asynchronous, reports this way.
     RequestRefused(String),
+    /// The audio dump asked with `Client::set_dump` started writing into `dir`
+    /// (`Some`), or stopped (`None`): every file of the previous dump is finalized when this arrives. Only the
+    /// threaded `Client` reports this.
+    Dump {
+        /// Where the dump now writes; `None`: stopped.
+        dir: Option<std::path::PathBuf>,
+    },
     /// The control connection dropped; the session reconnects and resumes by itself.
     ConnectionLost,
     /// The control connection could not be opened (refused, timed out, a TLS certificate that does not verify,
