@@ -1,7 +1,8 @@
 //! A simulated world for end-to-end tests: voice-relay's sans-IO `Relay` and N clients (`Session` + `Media`), each
-//! with a `NetworkConditioner` on its uplink and downlink, a virtual clock stepped a quarter frame period at a time
-//! (a sound device with that period on each side, and a speaker ring mixed into as the driver does), and control
-//! connections carried as bytes (with drops on demand). No sockets, no threads, no sleeps.
+//! with a `NetworkConditioner` on its uplink and downlink, a virtual clock that jumps from event to event (datagrams
+//! due, timers) and to each device period of a quarter frame (a sound device with that period on each side, and a
+//! speaker ring mixed into as the driver does), and control connections carried as bytes (with drops on demand).
+//! No sockets, no threads, no sleeps.
 #![allow(dead_code, unreachable_pub)]
 #![allow(
     clippy::disallowed_methods,
@@ -147,7 +148,17 @@ impl World {
         let period = fs / DEVICE_PERIODS;
         let step = Duration::from_millis(u64::from(self.frame_ms)) / DEVICE_PERIODS as u32;
         for _ in 0..DEVICE_PERIODS {
-            self.now += step;
+            // Between device periods the clock jumps from event to event (a datagram due out of a conditioner, a
+            // session's or the relay's timer), so each happens at its own time, not at the next device period.
+            let device = self.now + step;
+            let mut events = 0;
+            while let Some(at) = self.next_event().filter(|&at| at < device) {
+                events += 1;
+                assert!(events < 10_000, "an event stays due at {:?}", at - self.start);
+                self.now = self.now.max(at);
+                self.network();
+            }
+            self.now = device;
             let now = self.now;
             for p in &mut self.peers {
                 let mut chunk = vec![0.0f32; period];
@@ -187,6 +198,13 @@ impl World {
             }
         }
         // Receiver reports, pings etc. created by timers go out on the next step.
+    }
+
+    /// The earliest time something is due in the network or a timer (conditioners, sessions, relay), if any.
+    fn next_event(&self) -> Option<Instant> {
+        let peers =
+            self.peers.iter().flat_map(|p| [p.up.poll_timeout(), p.down.poll_timeout(), p.session.poll_timeout()]);
+        peers.chain([self.relay.poll_timeout()]).flatten().min()
     }
 
     /// Moves everything that is due, until nothing moves.
