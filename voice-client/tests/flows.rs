@@ -1,5 +1,6 @@
 //! End-to-end flows in simulation (relay core + sessions, simulated network and clock): push-to-talk, mute,
-//! deafen, whisper, resume after a dropped control connection, roaming to a new address.
+//! deafen, whisper, resume after a dropped control connection, roaming to a new address, media-key rotation with
+//! audio in flight.
 
 mod sim;
 
@@ -201,4 +202,49 @@ fn a_dump_that_cannot_start_for_one_speaker_runs_for_none() {
     w.peers[1].media.set_dump(None).expect("dump stops");
     assert!(voice_client::read_wav(&good.join("raw_mic.wav")).is_ok_and(|(_, s)| !s.is_empty()));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Key rotation with audio in flight: when a member leaves, the relay gives the others a new media key at once,
+/// while packets sealed under the old one are still on their way (60 ms of latency on alice's uplink and on bob's
+/// downlink: six frames). Those
+/// are opened with the key before, which receivers keep (PROTOCOL.md §3.4): nothing is dropped or concealed. Two
+/// rotations at once leave the packets in flight under a key that is no longer held: those are dropped.
+#[test]
+fn packets_in_flight_under_the_previous_media_key_still_play() {
+    let net = ConditionerConfig { latency: std::time::Duration::from_millis(60), ..ConditionerConfig::default() };
+    let mut w = World::new(4, "lobby", net, TalkMode::Continuous);
+    w.connect_all();
+    w.speak(0, speech_like(SPEECH * 4, 9));
+    w.run(50);
+    let alice = w.id(0);
+    let bob_hears = |w: &World| {
+        let s = w.peers[1].session.stats();
+        let sp = s.speakers.iter().find(|s| s.id == alice).cloned().expect("bob hears alice");
+        (s.datagrams_dropped, sp.packets, sp.concealed)
+    };
+    let left = |w: &World| w.peers[1].events.iter().filter(|e| matches!(e, Event::MemberLeft(_))).count();
+    let (dropped, packets, concealed) = bob_hears(&w);
+
+    // Carol leaves: one rotation, six of alice's frames in flight under the old key.
+    w.peers[2].session.leave().expect("carol leaves");
+    w.run(1);
+    assert_eq!(left(&w), 1, "bob saw carol leave (and got the new key with it)");
+    w.run(20);
+    let (d, p, c) = bob_hears(&w);
+    assert_eq!(d, dropped, "no datagram dropped across one rotation");
+    assert_eq!(c, concealed, "nothing concealed across one rotation");
+    assert!(p >= packets + 20, "alice kept being heard: {} packets", p - packets);
+
+    // Dave leaves and comes back, then leaves again at once: two rotations while frames under the first of the
+    // three keys are still in flight. Receivers hold only the newest two keys, so those frames are dropped.
+    let (dropped, _, _) = bob_hears(&w);
+    w.peers[3].session.leave().expect("dave leaves");
+    w.network();
+    w.peers[3].session.join("lobby", None).expect("dave comes back");
+    w.network();
+    w.peers[3].session.leave().expect("dave leaves again");
+    w.run(20);
+    let (d, _, _) = bob_hears(&w);
+    assert!(d > dropped, "frames under a key two rotations old are dropped ({} dropped)", d - dropped);
+    assert!(d - dropped <= 6, "only the frames in flight: {} dropped", d - dropped);
 }
