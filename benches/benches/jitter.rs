@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use voice_jitter::sim::{self, Model, TraceSpec};
 use voice_jitter::{Config, JitterBuffer, Packet, Policy};
 use voice_proto::{Seq, Timestamp};
+use voice_sim::{self as sim, Model, TraceSpec};
 
 const PACKETS: usize = 2_000;
 

@@ -1,5 +1,5 @@
-//! Fuzz target `jitter`: arbitrary pushes and playout ticks; the body is `voice_jitter::fuzzing::ops`, which the
-//! corpus-replay test (`voice-jitter/tests/corpus.rs`) also runs on stable.
+//! Fuzz target `jitter`: arbitrary pushes and playout ticks; the body is `voice_sim::fuzzing::jitter`, which the
+//! corpus-replay test (`voice-sim/tests/corpus_jitter.rs`) also runs on stable.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| voice_jitter::fuzzing::ops(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| voice_sim::fuzzing::jitter(data));

@@ -9,8 +9,6 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use voice_jitter::sim::Rng;
-
 use crate::error::ConfigError;
 
 /// What the conditioner does to each datagram. The default passes everything through unchanged.
@@ -80,7 +78,7 @@ impl<T> Ord for Pending<T> {
 /// Delays, drops and reorders datagrams of type `T` (e.g. `bytes::Bytes` or a `voice_proto::Transmit`).
 pub struct NetworkConditioner<T> {
     config: ConditionerConfig,
-    rng: Rng,
+    rng: fastrand::Rng,
     queue: BinaryHeap<Reverse<Pending<T>>>,
     stats: ConditionerStats,
 }
@@ -99,7 +97,12 @@ impl<T> NetworkConditioner<T> {
     /// A conditioner with `config`, drawing its randomness from `seed`.
     pub fn new(config: ConditionerConfig, seed: u64) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self { config, rng: Rng::new(seed), queue: BinaryHeap::new(), stats: ConditionerStats::default() })
+        Ok(Self {
+            config,
+            rng: fastrand::Rng::with_seed(seed),
+            queue: BinaryHeap::new(),
+            stats: ConditionerStats::default(),
+        })
     }
 
     /// Changes the settings; datagrams already queued keep the delivery time they were given.
@@ -131,15 +134,15 @@ impl<T> NetworkConditioner<T> {
     pub fn push(&mut self, now: Instant, item: T) {
         self.stats.pushed += 1;
         let c = self.config;
-        if c.loss > 0.0 && self.rng.uniform() < c.loss {
+        if c.loss > 0.0 && self.rng.f64() < c.loss {
             self.stats.dropped += 1;
             return;
         }
         let mut delay = c.latency;
         if !c.jitter.is_zero() {
-            delay += c.jitter.mul_f64(self.rng.normal().max(0.0));
+            delay += c.jitter.mul_f64(standard_normal(&mut self.rng).max(0.0));
         }
-        if c.reorder > 0.0 && self.rng.uniform() < c.reorder {
+        if c.reorder > 0.0 && self.rng.f64() < c.reorder {
             delay += c.reorder_delay;
             self.stats.reordered += 1;
         }
@@ -161,6 +164,13 @@ impl<T> NetworkConditioner<T> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.queue.peek().map(|Reverse(p)| p.due)
     }
+}
+
+/// A standard normal draw (Box–Muller).
+fn standard_normal(rng: &mut fastrand::Rng) -> f64 {
+    // `f64` is in [0, 1): `1 - u` is in (0, 1], so the logarithm is finite.
+    let (u, v) = (1.0 - rng.f64(), rng.f64());
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
 #[cfg(test)]

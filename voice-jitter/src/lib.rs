@@ -111,10 +111,6 @@ mod error;
 mod estimator;
 mod stats;
 
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod sim;
-
 pub use buffer::{JitterBuffer, Packet};
 #[doc(hidden)]
 pub use config::Tuning;

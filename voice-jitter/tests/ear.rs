@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use voice_jitter::sim::{self, Model, TraceSpec};
 use voice_jitter::{Action, Config, JitterBuffer, Packet, Stretch};
 use voice_proto::{Seq, Timestamp};
+use voice_sim::{self as sim, Model, TraceSpec};
 
 /// One packet of a hand-made stream: sequence number, send and arrival time (ms), end of talkspurt.
 #[derive(Clone, Copy)]

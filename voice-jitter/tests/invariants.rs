@@ -115,7 +115,7 @@ proptest! {
     #[test]
     fn jittered_stream_with_loss_and_duplicates(seed in any::<u64>(), loss in 0u32..30, dup in 0u32..20) {
         // A stream in order of arrival: jitter up to 100 ms reorders it; some packets lost, some duplicated.
-        let mut rng = voice_jitter::sim::Rng::new(seed);
+        let mut rng = voice_sim::Rng::new(seed);
         let mut arrivals: Vec<(u64, u16)> = Vec::new();
         for rel in 0u16..300 {
             if rng.uniform() * 100.0 < f64::from(loss) { continue; }

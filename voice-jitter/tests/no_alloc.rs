@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use voice_jitter::sim::{self, Model, TraceSpec};
 use voice_jitter::{Config, JitterBuffer, Packet, Policy};
 use voice_proto::{Seq, Timestamp};
+use voice_sim::{self as sim, Model, TraceSpec};
 
 fn drive(policy: Policy) {
     // The trace and the arrival order are prepared before counting.

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use voice_jitter::sim::{self, Model, TraceSpec};
 use voice_jitter::{Action, Config, JitterBuffer, Packet, Policy, PushError, Stretch};
 use voice_proto::{Seq, Timestamp};
+use voice_sim::{self as sim, Model, TraceSpec};
 
 fn packet(seq: u64, ts: u32, payload: u64) -> Packet<u64> {
     Packet { seq: Seq(seq), timestamp: Timestamp(ts), end_of_talkspurt: false, payload }

@@ -72,7 +72,7 @@ pub struct Args {
     pub seed: u64,
     /// Instead of running the matrix: score WAV files, `--score SAID.wav HEARD.wav [MORE.wav…]` — PESQ-WB of each
     /// later file against the first (aligned segment by segment), e.g. a trace replay's output
-    /// (`cargo run -p voice-jitter --example replay -- TRACE.csv --audio SAID.wav --out HEARD.wav`).
+    /// (`cargo run -p voice-sim --example replay -- TRACE.csv --audio SAID.wav --out HEARD.wav`).
     #[arg(long, num_args = 2.., value_name = "WAV")]
     pub score: Vec<PathBuf>,
     /// Where python3 finds the `pesq` package (PYTHONPATH); `cargo xtask quality` installs it in target/tools/pesq.

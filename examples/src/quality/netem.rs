@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use voice_jitter::sim::Rng;
+use voice_sim::Rng;
 
 /// The proxy's own loopback address (the relay listens on 127.0.0.1).
 const PROXY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);

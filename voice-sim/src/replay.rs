@@ -1,18 +1,12 @@
-//! Network simulation: a seeded PRNG ([`Rng`]), network traces and the replay loop — used by the `replay` example,
-//! the tests, and other crates' simulators (voice-client's network conditioner draws from [`Rng`]).
-//!
-//! A trace is one row per sent 20 ms packet: send time and arrival time (or lost). [`generate`] makes seeded traces
-//! of the same models as the shared trace files (Gilbert–Elliott loss, gamma jitter, Pareto tail, delay spikes,
-//! AR(1) correlated jitter, reordering through jitter, clock drift) and of the listening test's conditions
-//! (Gaussian jitter without loss, random loss without jitter: [`Model::LISTENING`]); [`replay`] plays a trace
-//! through a [`JitterBuffer`] and measures what a listener would get: concealed slots, frames that arrived but
-//! were not played, the delay, and how much the audio was stretched.
+//! The replay loop: [`replay`] plays a trace through a [`JitterBuffer`] and measures what a listener would get:
+//! concealed slots, frames that arrived but were not played, the delay, and how much the audio was stretched.
 //!
 //! Replay model (documented in the report too):
 //! - playout slots start at the first arrival; before each slot every packet with arrival ≤ slot time is pushed
 //!   (with its own arrival time as `now`);
-//! - a slot lasts one frame (a silence slot its own length) plus the decision's stretch (the audio side is assumed to apply the full stretch it
-//!   was asked for, so the next slot starts that much earlier or later) — silence slots included;
+//! - a slot lasts one frame (a silence slot its own length) plus the decision's stretch (the audio side is assumed
+//!   to apply the full stretch it was asked for, so the next slot starts that much earlier or later) — silence
+//!   slots included;
 //! - every packet carries Opus in-band FEC for its predecessor;
 //! - a played frame's delay is its slot time − its send time − the trace's minimum one-way delay.
 
@@ -21,22 +15,9 @@ use std::time::Duration;
 
 use voice_proto::{Seq, Timestamp};
 
-use crate::{Action, Config, JitterBuffer, Packet, Stretch};
+use voice_jitter::{Action, Config, JitterBuffer, Packet, Stretch};
 
-mod trace;
-
-pub use trace::{Model, Rng, TraceSpec, generate, parse_csv};
-
-/// One sent packet of a trace.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TracePacket {
-    /// Sequence number (0-based in the trace).
-    pub seq: u64,
-    /// Send time, ms.
-    pub send_ms: f64,
-    /// Arrival time, ms; `None` if lost in the network.
-    pub arrival_ms: Option<f64>,
-}
+use crate::TracePacket;
 
 /// One played frame.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,7 +78,7 @@ pub struct Report {
     /// Every played frame in slot order.
     pub frames: Vec<PlayedFrame>,
     /// The buffer's own statistics at the end.
-    pub stats: crate::Stats,
+    pub stats: voice_jitter::Stats,
 }
 
 impl Report {
@@ -171,7 +152,7 @@ fn at(us: i64) -> Duration {
 ///
 /// # Errors
 /// When `config` is invalid.
-pub fn replay(trace: &[TracePacket], config: Config, seq_offset: u64) -> Result<Report, crate::ConfigError> {
+pub fn replay(trace: &[TracePacket], config: Config, seq_offset: u64) -> Result<Report, voice_jitter::ConfigError> {
     let mut jb: JitterBuffer<u64> = JitterBuffer::new(config)?;
     let frame_us = i64::from(config.frame_ms) * 1_000;
     let mut arrivals: Vec<(i64, usize)> =

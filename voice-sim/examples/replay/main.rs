@@ -1,8 +1,8 @@
 //! Trace replay: plays a packet-arrival trace through the jitter buffer and prints one JSON object per policy.
 //!
 //! ```text
-//! cargo run --release -p voice-jitter --example replay -- TRACE.csv [--policy adaptive|fixed:40]...
-//! cargo run --release -p voice-jitter --example replay -- --generate spike5-l2 --seed 7 [--packets 15000]
+//! cargo run --release -p voice-sim --example replay -- TRACE.csv [--policy adaptive|fixed:40]...
+//! cargo run --release -p voice-sim --example replay -- --generate spike5-l2 --seed 7 [--packets 15000]
 //!     [--drift-ppm 1000] [--policy ...]
 //! ```
 //!
@@ -10,7 +10,7 @@
 //! (arrival -1 = lost). Models for `--generate`: clean, clean-spike, gamma30-ge5, pareto30-l2, spike5-l2,
 //! ar1-30-l1, and the listening-test conditions jitter10, jitter20, jitter40 (30 ms + Gaussian jitter, no loss),
 //! loss2, loss5, loss10 (random loss, no jitter) and jitter20-loss5. The replay model and its assumptions (FEC in every packet, stretch applied in full) are described in
-//! `voice_jitter::sim` and repeated in each JSON object. `--seq-offset N` shifts sequence numbers (e.g. to cross the
+//! `voice_sim` and repeated in each JSON object. `--seq-offset N` shifts sequence numbers (e.g. to cross the
 //! 64-bit wrap). `--write-trace PATH` saves the (generated) trace as CSV; `--dump-frames PATH` writes every played
 //! frame (`seq,slot_ms,delay_ms`) to `PATH.<policy>.csv`. `--tune key=value` overrides an adaptive tuning knob
 //! (experiments only).
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use voice_jitter::Config;
 use voice_jitter::Policy;
-use voice_jitter::sim::{self, Model, TraceSpec};
+use voice_sim::{self as sim, Model, TraceSpec};
 
 mod audio;
 

@@ -9,9 +9,9 @@
 use std::path::Path;
 
 use voice_codec::{CaptureConfig, CaptureFrame, CapturePipeline, OpusSettings, PlaybackConfig, PlaybackPipeline};
-use voice_jitter::sim::TracePacket;
 use voice_jitter::{Config, JitterBuffer, Packet};
 use voice_proto::{Seq, Timestamp};
+use voice_sim::TracePacket;
 
 const FRAME: usize = 960;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use voice_proto::{Seq, Timestamp};
 
-use crate::{Action, Config, JitterBuffer, Packet, Policy};
+use voice_jitter::{Action, Config, JitterBuffer, Packet, Policy};
 
 /// Drives arbitrary pushes and playout slots from `data` and checks the invariants: one decision per slot, no
 /// frame played twice or out of order (within one stream: a sequence jump counted in `Stats::restarts` starts a
@@ -14,7 +14,7 @@ use crate::{Action, Config, JitterBuffer, Packet, Policy};
 ///
 /// Byte 0 picks the configuration; then each op is one byte (`op & 3`: 0–1 push, 2 slot, 3 jump of time) followed
 /// by its operands.
-pub fn ops(data: &[u8]) {
+pub fn jitter(data: &[u8]) {
     let Some((&cfg, mut rest)) = data.split_first() else {
         return;
     };

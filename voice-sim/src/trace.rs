@@ -1,6 +1,20 @@
-//! Traces: the CSV format, a seeded PRNG and the generator of the network models.
+//! Network traces: one row per sent 20 ms packet, its send time and arrival time (or lost). [`parse_csv`] reads the
+//! shared trace files; [`generate`] makes seeded traces of the same models (Gilbert–Elliott loss, gamma jitter,
+//! Pareto tail, delay spikes, AR(1) correlated jitter, reordering through jitter, clock drift) and of the listening
+//! test's conditions (Gaussian jitter without loss, random loss without jitter: [`Model::LISTENING`]).
 
-use super::TracePacket;
+use crate::Rng;
+
+/// One sent packet of a trace.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TracePacket {
+    /// Sequence number (0-based in the trace).
+    pub seq: u64,
+    /// Send time, ms.
+    pub send_ms: f64,
+    /// Arrival time, ms; `None` if lost in the network.
+    pub arrival_ms: Option<f64>,
+}
 
 /// Parses a `seq,send_ms,arrival_ms` CSV (header line optional; arrival `-1` = lost).
 ///
@@ -21,59 +35,6 @@ pub fn parse_csv(text: &str) -> Result<Vec<TracePacket>, String> {
         out.push(TracePacket { seq, send_ms, arrival_ms: (arrival >= 0.0).then_some(arrival) });
     }
     Ok(out)
-}
-
-/// A tiny seeded PRNG (SplitMix64): deterministic across platforms, no dependency.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-
-    /// Gamma(shape, scale) (Marsaglia–Tsang; shape ≥ 1).
-    pub fn gamma(&mut self, shape: f64, scale: f64) -> f64 {
-        let d = shape.max(1.0) - 1.0 / 3.0;
-        let c = 1.0 / (9.0 * d).sqrt();
-        loop {
-            let x = self.normal();
-            let v = (1.0 + c * x).powi(3);
-            if v <= 0.0 {
-                continue;
-            }
-            let u = self.uniform();
-            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
-                return d * v * scale;
-            }
-        }
-    }
-
-    /// Pareto with minimum `xm` and tail index `alpha`.
-    pub fn pareto(&mut self, xm: f64, alpha: f64) -> f64 {
-        xm / self.uniform().powf(1.0 / alpha)
-    }
 }
 
 /// The network models of the shared traces, a clean link with one 300 ms spike, and the conditions of the
