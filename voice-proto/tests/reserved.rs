@@ -3,7 +3,7 @@
 //! found, each kept as a test (their inputs are also in `fuzz/corpus/`, replayed by `tests/corpus.rs`).
 
 use bytes::BytesMut;
-use voice_proto::control::{ChannelConfig, ClientMessage, Member, RoomInfo, ServerMessage, decode_frame};
+use voice_proto::control::{ChannelConfig, ClientMessage, Member, Message, RoomInfo, ServerMessage, decode_frame};
 use voice_proto::{
     AudioDown, AudioFlags, AudioHeader, AudioUp, ControlError, Datagram, DecodeError, KeyId, Ping, Pong, PublicId,
     ReceiverReport, ReportBlock, Seq, SessionSecret, SessionToken, Timestamp, WhisperTarget, fuzzing,

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use bytes::BytesMut;
 use voice_proto::control::{
-    ChannelConfig, ClientMessage, Credential, ErrorCode, Member, RoomInfo, SecretBytes, ServerMessage, decode_frame,
+    ChannelConfig, ClientMessage, Credential, ErrorCode, Kind, Member, Message, RoomInfo, SecretBytes, ServerMessage,
+    decode_frame,
 };
 use voice_proto::{
     AudioFlags, AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, Ping, Pong, PublicId, ReceiverReport,
@@ -318,6 +319,19 @@ fn every_kind_has_a_vector() {
     assert_eq!(datagram_kinds.into_iter().collect::<Vec<_>>(), (1..=7).collect::<Vec<u8>>());
     assert_eq!(client.len(), 11, "every client message kind");
     assert_eq!(server.len(), 17, "every server message kind");
+    let covered: std::collections::BTreeSet<Kind> = client.union(&server).copied().collect();
+    assert_eq!(covered.into_iter().collect::<Vec<_>>(), Kind::ALL, "every kind of `Kind` has a vector");
+}
+
+#[test]
+fn kinds_convert_to_and_from_their_wire_values() {
+    assert!(Kind::ALL.windows(2).all(|w| w[0].to_u16() < w[1].to_u16()), "Kind::ALL is in wire order");
+    for &k in Kind::ALL {
+        assert_eq!(Kind::from_u16(k.to_u16()), Some(k));
+        assert_eq!(u16::from(k), k as u16);
+    }
+    let known: std::collections::BTreeSet<u16> = Kind::ALL.iter().map(|k| k.to_u16()).collect();
+    assert_eq!((0..=u16::MAX).filter(|v| Kind::from_u16(*v).is_some()).count(), known.len());
 }
 
 #[test]

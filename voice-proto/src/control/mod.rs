@@ -5,12 +5,17 @@
 //! frame's flags byte, undefined flag bits) are refused, so a message that decodes re-encodes to the same bytes
 //! (bytes after its last known field aside, which are ignored); a decode error means the peer is broken and that one
 //! connection is closed.
+//!
+//! [`ClientMessage`] and [`ServerMessage`] are encoded and decoded through the [`Message`] trait (bring it into scope);
+//! [`Kind`] lists every message kind with its wire value.
 
 mod client;
+mod message;
 mod server;
 mod wire;
 
 pub use client::{ClientMessage, Credential};
+pub use message::{Kind, Message};
 pub use server::ServerMessage;
 pub use wire::{FRAME_HEADER_LEN, Frame, LEN_PREFIX, MAX_FRAME_LEN, decode_frame};
 
