@@ -85,6 +85,7 @@
 mod capture;
 mod comfort;
 mod config;
+mod decoder;
 mod dsp;
 mod dump;
 mod error;
@@ -104,10 +105,11 @@ pub use config::{
     Application, CaptureConfig, ChannelLayout, FrameDuration, MAX_PREROLL_MS, MAX_SLOT_SAMPLES, OpusSettings,
     SAMPLE_RATE_HZ, VadConfig,
 };
+pub use decoder::{Decoder, packet_samples};
 pub use dump::{DumpStage, Dumper};
-pub use error::CodecError;
+pub use error::{CodecError, OpusError};
 pub use mixer::{MAX_MIX_SAMPLES, Mixer, soft_clip};
-pub use playback::{PlaybackConfig, PlaybackPipeline, PlaybackStats, SlotReport, SlotSource, packet_samples};
+pub use playback::{PlaybackConfig, PlaybackPipeline, PlaybackStats, SlotReport, SlotSource};
 /// The playout decisions [`PlaybackPipeline::play`] carries out (from voice-jitter).
 pub use voice_jitter::{Action, Playout, Stretch};
 
