@@ -29,22 +29,41 @@ const NOISE_FADE: usize = 240;
 const LEVEL_MATCH: f32 = 1.0;
 
 /// Configuration of a [`PlaybackPipeline`].
+///
+/// The defaults (each field says its own):
+///
+/// ```
+/// use voice_codec::{ChannelLayout, FrameDuration, PlaybackConfig};
+///
+/// assert_eq!(
+///     PlaybackConfig::default(),
+///     PlaybackConfig {
+///         layout: ChannelLayout::Mono,
+///         frame: FrameDuration::Ms20,
+///         volume: 1.0,
+///         comfort_noise: true,
+///         shrink_in_pauses: true,
+///     }
+/// );
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PlaybackConfig {
-    /// Channel layout the decoder produces (libopus up- or down-mixes whatever the sender encoded).
+    /// Channel layout the decoder produces (libopus up- or down-mixes whatever the sender encoded). Default:
+    /// [`ChannelLayout::Mono`].
     pub layout: ChannelLayout,
-    /// Frame duration assumed for concealment until the first packet shows the real one.
+    /// Frame duration assumed for concealment until the first packet shows the real one. Default:
+    /// [`FrameDuration::Ms20`].
     pub frame: FrameDuration,
-    /// Linear volume for this speaker, 0 ..= 4.
+    /// Linear volume for this speaker, 0 ..= 4. Default: 1.0.
     pub volume: f32,
     /// Play comfort noise in [`Action::Silence`] slots once the speaker has sent audio: low-level noise matched to
     /// the background of the recently decoded quiet frames (at most −40 dBFS), faded in. `false` plays digital
-    /// silence. A speaker that never sent audio (or sent digital silence) is silent either way.
+    /// silence. A speaker that never sent audio (or sent digital silence) is silent either way. Default: `true`.
     pub comfort_noise: bool,
     /// Apply a [`Stretch::Shrink`] only where the slot has a pause between words (a window below about −40 dBFS),
     /// never inside a word: shrinking is never urgent (the cost of not shrinking is a little delay), and time-warped
     /// speech is audible. Expansion is applied wherever the signal allows (it stands in for a concealment).
-    /// Default `true`.
+    /// Default: `true`.
     pub shrink_in_pauses: bool,
 }
 
