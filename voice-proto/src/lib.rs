@@ -1,8 +1,8 @@
 //! # voice-proto — the wire protocol of the voice stack
 //!
 //! What it is: the byte formats and the per-packet security of the stack, as pure functions and small state
-//! machines. `PROTOCOL.md` at the repository root is the normative spec; every hex vector in it is checked against
-//! this crate by a test.
+//! machines. `PROTOCOL.md` (at the repository root, and a copy in this crate's package) is the normative spec; every
+//! hex vector in it is checked against this crate by a test.
 //!
 //! * **Data plane (UDP)** — [`Datagram`]: client → relay audio ([`AudioUp`]), relay → client audio ([`AudioDown`],
 //!   sender's public id instead of its token, rewritten in place by [`rewrite_up_to_down`]), the authenticated
