@@ -40,9 +40,10 @@
 //! network is concealed and counted ([`PlaybackStats::corrupt`]), never a panic or an error.
 //!
 //! ```
-//! use voice_codec::{CaptureConfig, CaptureFrame, Mixer, PlaybackConfig, PlaybackPipeline, ChannelLayout};
-//! use voice_jitter::{Action, Playout, Stretch};
-//! use voice_proto::{Seq, Timestamp};
+//! use voice_codec::{
+//!     Action, CaptureConfig, CaptureFrame, ChannelLayout, Mixer, PlaybackConfig, PlaybackPipeline, Playout, Seq,
+//!     Stretch, Timestamp,
+//! };
 //!
 //! # fn main() -> Result<(), voice_codec::CodecError> {
 //! // A 44.1 kHz stereo microphone, sent as 20 ms mono Opus frames.
@@ -110,8 +111,9 @@ pub use dump::{DumpStage, Dumper};
 pub use error::{CodecError, OpusError};
 pub use mixer::{MAX_MIX_SAMPLES, Mixer, soft_clip};
 pub use playback::{PlaybackConfig, PlaybackPipeline, PlaybackStats, SlotReport, SlotSource};
-/// The playout decisions [`PlaybackPipeline::play`] carries out (from voice-jitter).
-pub use voice_jitter::{Action, Playout, Stretch};
+/// The playout decisions [`PlaybackPipeline::play`] carries out (from voice-jitter), and the packet numbering they
+/// name.
+pub use voice_jitter::{Action, Playout, Seq, Stretch, Timestamp};
 
 /// Resamples a whole interleaved clip from `in_rate_hz` to `out_rate_hz` with the pipelines' resampler (a
 /// convenience for tools and tests; it allocates). The resampler's delay is kept at the start of the output.
