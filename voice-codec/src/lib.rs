@@ -10,6 +10,16 @@
 //!           ─► time-stretch ─► volume ─► Mixer: sum of speakers ─► soft clip ─► device rate + channels
 //! ```
 //!
+//! **libopus is a C library this crate needs at build time.** It is linked statically, and found or built in this
+//! order: a system libopus that `pkg-config` finds (Debian/Ubuntu `libopus-dev`, Fedora `opus-devel`, Homebrew
+//! `opus`, …); a directory named by `LIBOPUS_LIB_DIR`; otherwise the libopus source bundled with the `audiopus_sys`
+//! crate is compiled, which needs **CMake** and a C compiler (with CMake 4, also set
+//! `CMAKE_POLICY_VERSION_MINIMUM=3.5`: the bundled CMakeLists is older than CMake 3.5). Nothing else needs system
+//! libraries; the default build needs no audio headers.
+//!
+//! Besides the pipelines, a plain [`Decoder`] (`decode`, `decode_fec`, `conceal`) decodes packets you schedule
+//! yourself.
+//!
 //! What a listener hears, and how the pipelines take care of it:
 //!
 //! - **Seamless concealment.** libopus conceals in 2.5 ms blocks (10 ms in SILK and hybrid streams); what a block
@@ -82,6 +92,7 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod capture;
 mod comfort;
