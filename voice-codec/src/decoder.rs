@@ -33,19 +33,25 @@ pub fn packet_samples(payload: &[u8]) -> Result<usize, CodecError> {
 /// use voice_codec::{CaptureConfig, CaptureFrame, CapturePipeline, ChannelLayout, Decoder};
 ///
 /// # fn main() -> Result<(), voice_codec::CodecError> {
-/// // Encode 20 ms of a tone (the capture pipeline's defaults: 48 kHz mono, 20 ms frames).
+/// // Encode 60 ms of a tone into three packets (the capture pipeline's defaults: 48 kHz mono, 20 ms frames).
 /// let mut capture = CapturePipeline::new(CaptureConfig::default())?;
-/// let tone: Vec<f32> = (0..960).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
+/// let tone: Vec<f32> = (0..2_880).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
 /// capture.push(&tone)?;
-/// let Some(CaptureFrame::Packet { payload, .. }) = capture.poll_frame()? else { unreachable!() };
-/// let packet = payload.to_vec();
+/// let mut packets = Vec::new();
+/// while let Some(frame) = capture.poll_frame()? {
+///     if let CaptureFrame::Packet { payload, .. } = frame {
+///         packets.push(payload.to_vec());
+///     }
+/// }
 ///
 /// let mut decoder = Decoder::new(ChannelLayout::Mono)?;
 /// let mut pcm = [0.0f32; 960];
-/// assert_eq!(decoder.decode(&packet, &mut pcm)?, 960);
-/// // Packet lost: conceal 20 ms, or (with the next packet at hand) recover it from that packet's FEC data.
+/// assert_eq!(decoder.decode(&packets[0], &mut pcm)?, 960);
+/// // packets[1] was lost: recover it from the FEC data in packets[2], then decode packets[2] itself.
+/// assert_eq!(decoder.decode_fec(&packets[2], &mut pcm)?, 960);
+/// assert_eq!(decoder.decode(&packets[2], &mut pcm)?, 960);
+/// // The next packet is lost too, and there is no later one yet: conceal 20 ms.
 /// assert_eq!(decoder.conceal(&mut pcm)?, 960);
-/// assert_eq!(decoder.decode_fec(&packet, &mut pcm)?, 960);
 /// # Ok(())
 /// # }
 /// ```

@@ -18,7 +18,9 @@
 //! libraries; the default build needs no audio headers.
 //!
 //! Besides the pipelines, a plain [`Decoder`] (`decode`, `decode_fec`, `conceal`) decodes packets you schedule
-//! yourself.
+//! yourself. The playout decisions [`PlaybackPipeline::play`] carries out ([`Playout`], [`Action`], [`Stretch`]) and
+//! the packet numbering they name ([`Seq`], [`Timestamp`]) come from the voice-jitter and voice-proto crates and are
+//! re-exported here.
 //!
 //! What a listener hears, and how the pipelines take care of it:
 //!
@@ -122,8 +124,7 @@ pub use dump::{DumpStage, Dumper};
 pub use error::{CodecError, OpusError};
 pub use mixer::{MAX_MIX_SAMPLES, Mixer, soft_clip};
 pub use playback::{PlaybackConfig, PlaybackPipeline, PlaybackStats, SlotReport, SlotSource};
-/// The playout decisions [`PlaybackPipeline::play`] carries out (from voice-jitter), and the packet numbering they
-/// name.
+// The playout decisions `PlaybackPipeline::play` carries out, and the packet numbering they name (see the crate docs).
 pub use voice_jitter::{Action, Playout, Seq, Stretch, Timestamp};
 
 /// Resamples a whole interleaved clip from `in_rate_hz` to `out_rate_hz` with the pipelines' resampler (a

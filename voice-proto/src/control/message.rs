@@ -124,8 +124,9 @@ impl From<Kind> for u16 {
 /// A control message: encoding to a complete frame and decoding from one, for
 /// [`ClientMessage`](super::ClientMessage) and [`ServerMessage`](super::ServerMessage) alike.
 ///
-/// Bring it into scope to call `kind`, `encode` and `decode` (`use voice_proto::control::Message;`). It is
-/// implemented by these two enums only.
+/// Bring it into scope to call `kind`, `encode` and `decode` (`use voice_proto::control::Message;`). The trait is
+/// sealed (its supertrait `Fields`, how a message writes and reads its fields, is private to this crate): these two
+/// enums are its only implementations.
 ///
 /// ```
 /// use bytes::BytesMut;
