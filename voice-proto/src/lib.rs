@@ -12,7 +12,8 @@
 //!   header as associated data), so the relay forwards ciphertext it never decrypts; [`ReplayWindow`] refuses
 //!   replays, and only packets that authenticate advance it; [`SessionSecret`] MACs the hello.
 //! * **Control plane (TCP)** — [`control`]: length-prefixed, versioned frames, [`control::ClientMessage`] and
-//!   [`control::ServerMessage`], hard caps on every length, unknown kinds skipped.
+//!   [`control::ServerMessage`] encoded and decoded through the [`control::Message`] trait, hard caps on every
+//!   length, unknown kinds skipped.
 //!
 //! What it does **not** do: no sockets, no clock reads, no threads, no async runtime, no key generation (the relay
 //! draws keys from its own RNG). Time, bytes and keys come in as arguments.

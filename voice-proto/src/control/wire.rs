@@ -16,7 +16,7 @@ pub const LEN_PREFIX: usize = 4;
 /// One control frame: a kind and its payload, not yet interpreted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
-    /// Message kind.
+    /// Message kind, as on the wire: [`Kind::from_u16`] names it (`None` for a kind this version does not know).
     pub kind: u16,
     /// Message payload (shares the connection's read buffer; no copy).
     pub payload: Bytes,
