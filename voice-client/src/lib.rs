@@ -41,7 +41,7 @@
 //! ```
 //! use std::time::Instant;
 //! use voice_client::{ConnectionCommand, Session, SessionConfig, State};
-//! use voice_proto::control::{ClientMessage, Credential, ServerMessage, SecretBytes};
+//! use voice_proto::control::{ClientMessage, Credential, Message, SecretBytes, ServerMessage};
 //! use voice_proto::{PublicId, SessionToken};
 //!
 //! let now = Instant::now();
