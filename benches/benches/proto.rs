@@ -8,7 +8,7 @@ use std::hint::black_box;
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
-use voice_proto::control::{ClientMessage, ServerMessage, decode_frame};
+use voice_proto::control::{ClientMessage, Message, ServerMessage, decode_frame};
 use voice_proto::{
     AudioFlags, AudioHeader, AudioUp, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, PublicId, ReplayWindow, Seq,
     SessionToken, Timestamp, WhisperTarget, rewrite_up_to_down,

@@ -41,7 +41,7 @@
 //! ```
 //! use std::time::Instant;
 //! use voice_client::{ConnectionCommand, Session, SessionConfig, State};
-//! use voice_proto::control::{ClientMessage, Credential, ServerMessage, SecretBytes};
+//! use voice_proto::control::{ClientMessage, Credential, Message, SecretBytes, ServerMessage};
 //! use voice_proto::{PublicId, SessionToken};
 //!
 //! let now = Instant::now();
@@ -75,6 +75,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod audio;
 #[cfg(feature = "cpal")]
@@ -90,10 +91,12 @@ mod session;
 
 pub use audio::{AudioBackend, AudioFormat, AudioStreams, FileAudio, read_wav, write_wav};
 #[cfg(feature = "cpal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cpal")))]
 pub use audio_cpal::{CpalAudio, device_names};
 pub use bookmarks::{Bookmark, BookmarkTls, Bookmarks};
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use driver::{
     Client, ClientConfig, ControlTls, NetworkStats, QUEUE_BOUND, RingLosses, ThreadPriorities, ThreadPriority,
     raise_current_thread_priority,
@@ -103,6 +106,7 @@ pub use media::{Media, MediaConfig};
 pub use ring::{RingStats, SampleConsumer, SampleProducer, sample_ring};
 /// The rustls version [`ControlTls::with_config`] takes.
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use rustls;
 pub use session::{
     ConnectionCommand, EncoderHint, Event, Session, SessionConfig, SessionStats, SpeakerStats, State, TalkMode,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use voice_client::{ConnectionCommand, Event, Session, SessionConfig, State};
 use voice_proto::control::{
-    ChannelConfig, ClientMessage, Credential, ErrorCode, Member, SecretBytes, ServerMessage, decode_frame,
+    ChannelConfig, ClientMessage, Credential, ErrorCode, Member, Message, SecretBytes, ServerMessage, decode_frame,
 };
 use voice_proto::{Datagram, KeyId, PublicId, SessionSecret, SessionToken};
 

@@ -70,8 +70,8 @@ pub enum CaptureFrame<'a> {
 /// Encoder pipeline: `push` device chunks of any size, then drain frames with [`poll_frame`](Self::poll_frame).
 ///
 /// Stages, in order, each optional: conversion to 48 kHz and the configured layout → frame assembly → gain → noise
-/// /// suppression → echo cancellation (feature `aec`) → voice activity gate (with hangover, fast attack and pre-roll) →
-/// push-to-talk gate → Opus (→ DTX). After construction, pushing and polling allocate nothing (unless a [`Dumper`] is
+/// suppression → echo cancellation (feature `aec`) → voice activity gate (with hangover, fast attack and pre-roll)
+/// → push-to-talk gate → Opus (→ DTX). After construction, pushing and polling allocate nothing (unless a [`Dumper`] is
 /// attached).
 ///
 /// With a voice gate, the most recent gated audio ([`VadConfig::preroll_ms`]) is kept unencoded; when the gate opens
@@ -134,7 +134,8 @@ impl CapturePipeline {
             return Err(CodecError::InvalidConfig("echo_cancellation needs voice-codec's `aec` feature"));
         }
         let ch = config.layout.count();
-        let encoder = Encoder::new(SampleRate::Hz48000, config.layout.opus(), config.application.opus())?;
+        let encoder = Encoder::new(SampleRate::Hz48000, config.layout.opus(), config.application.opus())
+            .map_err(CodecError::opus)?;
         let resampler = StreamResampler::new(config.device_rate_hz, SAMPLE_RATE_HZ, ch)?;
         let max_frame = crate::FrameDuration::Ms60.samples();
         let mut this = Self {
@@ -181,12 +182,12 @@ impl CapturePipeline {
 
     fn apply_opus(&mut self, s: &OpusSettings) -> Result<(), CodecError> {
         // validate() bounds bitrate to 6000..=510000, so the cast is lossless.
-        self.encoder.set_bitrate(Bitrate::BitsPerSecond(s.bitrate_bps as i32))?;
-        self.encoder.set_complexity(s.complexity)?;
-        self.encoder.set_vbr(s.vbr)?;
-        self.encoder.set_inband_fec(s.inband_fec)?;
-        self.encoder.set_dtx(s.dtx)?;
-        self.encoder.set_packet_loss_perc(s.expected_loss_pct)?;
+        self.encoder.set_bitrate(Bitrate::BitsPerSecond(s.bitrate_bps as i32)).map_err(CodecError::opus)?;
+        self.encoder.set_complexity(s.complexity).map_err(CodecError::opus)?;
+        self.encoder.set_vbr(s.vbr).map_err(CodecError::opus)?;
+        self.encoder.set_inband_fec(s.inband_fec).map_err(CodecError::opus)?;
+        self.encoder.set_dtx(s.dtx).map_err(CodecError::opus)?;
+        self.encoder.set_packet_loss_perc(s.expected_loss_pct).map_err(CodecError::opus)?;
         Ok(())
     }
 
@@ -345,7 +346,7 @@ impl CapturePipeline {
             let entry = self.preroll.entry_samples();
             // At most 200 ms plus a frame: fits u32.
             let age = ((self.preroll.len() - i) * entry) as u32;
-            let len = self.encoder.encode_float(self.preroll.get(i), &mut self.packet)?;
+            let len = self.encoder.encode_float(self.preroll.get(i), &mut self.packet).map_err(CodecError::opus)?;
             if self.config.opus.dtx && len <= 2 {
                 continue;
             }
@@ -362,7 +363,7 @@ impl CapturePipeline {
         let samples = self.pending;
         let n = samples * self.config.layout.count();
         let samples_u32 = samples as u32;
-        let len = self.encoder.encode_float(&self.frame[..n], &mut self.packet)?;
+        let len = self.encoder.encode_float(&self.frame[..n], &mut self.packet).map_err(CodecError::opus)?;
         // The onset detector last saw this frame (the pre-roll drain processes no new frames).
         self.dtx_quiet = if self.onset.background() { self.dtx_quiet.saturating_add(samples) } else { 0 };
         if self.config.opus.dtx && (len <= 2 || self.dtx_quiet > DTX_AFTER) {

@@ -2,8 +2,8 @@
 //! that matches the background the speaker last sent, instead of digital silence.
 //!
 //! The model is learned from decoded audio only: every 5 ms block's energy feeds a noise-floor tracker (falls at
-//! once, rises slowly); blocks within 3 dB of the floor and 15 dB below the recent peak count as background and update a smoothed level and a
-//! smoothed, normalized autocorrelation. Generation is white noise through the all-pole filter that Levinson-Durbin
+//! once, rises slowly); blocks within 3 dB of the floor and 15 dB below the recent peak count as background and
+//! update a smoothed level and a smoothed, normalized autocorrelation. Generation is white noise through the all-pole filter that Levinson-Durbin
 //! derives from that autocorrelation (the background's spectral envelope), scaled to the background level (capped
 //! at −40 dBFS) and faded in. Nothing is generated before a background block was seen, so a speaker that never sent
 //! audio stays digitally silent. Nothing allocates.

@@ -9,7 +9,8 @@ pub const SAMPLE_RATE_HZ: u32 = 48_000;
 /// packet, plus room for a stretch of up to 60 ms).
 pub const MAX_SLOT_SAMPLES: u32 = 5_760 + 2_880;
 
-/// Opus frame duration. Each is a whole number of the 10 ms noise-suppression frames.
+/// Opus frame duration. Each is a whole number of the 10 ms noise-suppression frames. Default:
+/// [`Ms20`](Self::Ms20).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum FrameDuration {
     /// 10 ms, 480 samples per channel.
@@ -56,10 +57,10 @@ impl FrameDuration {
     }
 }
 
-/// Channel layout of the encoded stream (and of the pipeline's internal 48 kHz signal).
+/// Channel layout of the encoded stream (and of the pipeline's internal 48 kHz signal). Default: [`Mono`](Self::Mono).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ChannelLayout {
-    /// One channel: the usual choice for voice.
+    /// One channel: the usual choice for voice (the default).
     #[default]
     Mono,
     /// Two interleaved channels (e.g. a music bot).
@@ -83,10 +84,10 @@ impl ChannelLayout {
     }
 }
 
-/// Opus application mode.
+/// Opus application mode. Default: [`Voip`](Self::Voip).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Application {
-    /// Best for speech (`OPUS_APPLICATION_VOIP`).
+    /// Best for speech (`OPUS_APPLICATION_VOIP`; the default).
     #[default]
     Voip,
     /// Best for music and mixed content (`OPUS_APPLICATION_AUDIO`).
@@ -108,24 +109,47 @@ impl Application {
 /// Encoder settings; every field can be changed at runtime with
 /// [`CapturePipeline::set_opus_settings`](crate::CapturePipeline::set_opus_settings) (e.g. to follow receiver
 /// reports). The application mode and channel layout are fixed at construction.
+///
+/// The defaults (each field says its own):
+///
+/// ```
+/// use voice_codec::{FrameDuration, OpusSettings};
+///
+/// assert_eq!(
+///     OpusSettings::default(),
+///     OpusSettings {
+///         bitrate_bps: 32_000,
+///         complexity: 5,
+///         vbr: true,
+///         inband_fec: true,
+///         dtx: false,
+///         expected_loss_pct: 10,
+///         frame: FrameDuration::Ms20,
+///     }
+/// );
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OpusSettings {
-    /// Target bitrate in bits per second, 6 000 ..= 510 000. The seed's examples: 16 000 for voice, 96 000 for music.
+    /// Target bitrate in bits per second, 6 000 ..= 510 000 (e.g. 16 000 for voice, 96 000 for music). Default:
+    /// 32 000.
     pub bitrate_bps: u32,
-    /// Encoder complexity 0 ..= 10 (CPU against quality).
+    /// Encoder complexity 0 ..= 10 (CPU against quality). Default: 5.
     pub complexity: u8,
-    /// Variable bitrate.
+    /// Variable bitrate. Default: `true`.
     pub vbr: bool,
-    /// In-band forward error correction: each packet carries a low-bitrate copy of the previous frame.
+    /// In-band forward error correction: each packet carries a low-bitrate copy of the previous frame. Default:
+    /// `true`.
     pub inband_fec: bool,
     /// Discontinuous transmission: frames that are background are not sent and reported as
     /// [`GateReason::Dtx`](crate::GateReason::Dtx): those Opus itself encodes as 1–2 byte DTX packets, and (since
     /// libopus keeps sending stationary noise above about −45 dBFS at the default complexity) frames that stayed
     /// within a few dB of the tracked noise floor (or below −60 dBFS), below −30 dBFS, for more than 200 ms.
+    /// Default: `false`.
     pub dtx: bool,
-    /// Expected packet loss in percent, 0 ..= 100; libopus sizes the FEC data from it (FEC needs it > 0).
+    /// Expected packet loss in percent, 0 ..= 100; libopus sizes the FEC data from it (FEC needs it > 0). Default:
+    /// 10.
     pub expected_loss_pct: u8,
-    /// Frame duration.
+    /// Frame duration. Default: [`FrameDuration::Ms20`].
     pub frame: FrameDuration,
 }
 
@@ -159,19 +183,32 @@ impl OpusSettings {
 }
 
 /// Voice activity detection settings.
+///
+/// The defaults (each field says its own):
+///
+/// ```
+/// use voice_codec::VadConfig;
+///
+/// assert_eq!(
+///     VadConfig::default(),
+///     VadConfig { threshold: 0.5, hangover_frames: 15, preroll_ms: 60, fast_attack: true }
+/// );
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct VadConfig {
-    /// Score (0 ..= 1) from which a 16 ms analysis window counts as speech.
+    /// Score (0 ..= 1) from which a 16 ms analysis window counts as speech. Default: 0.5.
     pub threshold: f32,
-    /// Frames transmitted after the last speech frame, so word endings are not cut.
+    /// Frames transmitted after the last speech frame, so word endings are not cut. Default: 15 (300 ms of 20 ms
+    /// frames).
     pub hangover_frames: u32,
     /// Pre-roll, milliseconds (at most [`MAX_PREROLL_MS`]; 0 disables): the most recent VAD-gated audio, up to this
     /// long, is kept and sent when the gate opens, ahead of the frame that opened it, as
     /// [`CaptureFrame::Preroll`](crate::CaptureFrame::Preroll). Covers the detector's reaction time, so word
-    /// onsets are not clipped.
+    /// onsets are not clipped. Default: 60.
     pub preroll_ms: u32,
     /// Fast attack: an energy onset well above the tracked noise floor opens the gate at once, before the voice
-    /// detector has decided; if it does not confirm speech within about 100 ms the gate closes again.
+    /// detector has decided; if it does not confirm speech within about 100 ms the gate closes again. Default:
+    /// `true`.
     pub fast_attack: bool,
 }
 
@@ -185,31 +222,55 @@ impl Default for VadConfig {
 }
 
 /// Configuration of a [`CapturePipeline`](crate::CapturePipeline).
+///
+/// The defaults (each field says its own) take 48 kHz mono input and send every frame, with no processing but
+/// Opus:
+///
+/// ```
+/// use voice_codec::{Application, CaptureConfig, ChannelLayout, OpusSettings};
+///
+/// assert_eq!(
+///     CaptureConfig::default(),
+///     CaptureConfig {
+///         device_rate_hz: 48_000,
+///         device_channels: 1,
+///         layout: ChannelLayout::Mono,
+///         application: Application::Voip,
+///         opus: OpusSettings::default(),
+///         gain: None,
+///         noise_suppression: false,
+///         echo_cancellation: false,
+///         vad: None,
+///         push_to_talk: false,
+///     }
+/// );
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct CaptureConfig {
-    /// Sample rate of the chunks pushed in (the device's rate).
+    /// Sample rate of the chunks pushed in (the device's rate), 8 000 ..= 384 000. Default: 48 000.
     pub device_rate_hz: u32,
-    /// Channel count of the chunks pushed in (interleaved).
+    /// Channel count of the chunks pushed in (interleaved), 1 ..= 8. Default: 1.
     pub device_channels: u16,
-    /// Channel layout of the encoded stream.
+    /// Channel layout of the encoded stream. Default: [`ChannelLayout::Mono`].
     pub layout: ChannelLayout,
-    /// Opus application mode.
+    /// Opus application mode. Default: [`Application::Voip`].
     pub application: Application,
-    /// Encoder settings.
+    /// Encoder settings. Default: [`OpusSettings::default()`].
     pub opus: OpusSettings,
-    /// Linear gain applied first; `None` skips the stage.
+    /// Linear gain applied first, 0 ..= 100; `None` skips the stage. Default: `None`.
     pub gain: Option<f32>,
-    /// Run RNNoise-style noise suppression (nnnoiseless).
+    /// Run RNNoise-style noise suppression (nnnoiseless). Default: `false`.
     pub noise_suppression: bool,
     /// Cancel the echo of the playback signal (fed with
     /// [`push_echo_reference`](crate::CapturePipeline::push_echo_reference)). Needs the `aec` cargo feature;
     /// without it, construction fails with [`CodecError::InvalidConfig`]. Note: aec3 allocates while processing, so
-    /// this stage is the one exception to the pipelines' no-allocation guarantee.
+    /// this stage is the one exception to the pipelines' no-allocation guarantee. Default: `false`.
     pub echo_cancellation: bool,
-    /// Gate transmission on voice activity; `None` transmits every frame.
+    /// Gate transmission on voice activity; `None` transmits every frame. Default: `None` (with a gate,
+    /// [`VadConfig::default()`] is the usual choice).
     pub vad: Option<VadConfig>,
     /// Start with a push-to-talk gate (closed until [`set_push_to_talk`](crate::CapturePipeline::set_push_to_talk)
-    /// opens it); `false` means no push-to-talk.
+    /// opens it); `false` means no push-to-talk. Default: `false`.
     pub push_to_talk: bool,
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Errors are for bad input from the caller (sizes, configuration) and for failures of the libraries underneath.
 //! Corrupt or hostile *packets* never surface as errors from the playback path: they are concealed and counted in
-//! [`crate::PlaybackStats`]. [`CodecError::CorruptPacket`] is only returned by the explicit inspection helper
-//! [`crate::packet_samples`].
+//! [`crate::PlaybackStats`]. [`CodecError::CorruptPacket`] is only returned by the plain [`crate::Decoder`] and by
+//! the inspection helper [`crate::packet_samples`], where the caller decides what to do instead.
 
 use thiserror::Error;
 
@@ -61,9 +61,16 @@ pub enum CodecError {
     /// A packet that is not valid Opus (empty, bad TOC, impossible frame count or duration).
     #[error("corrupt Opus packet")]
     CorruptPacket,
-    /// libopus (through audiopus) rejected a call; for settings this means the value is out of range.
+    /// A decode or concealment length that is not a whole number of 2.5 ms blocks (120 samples per channel at
+    /// 48 kHz) between 2.5 ms and 120 ms.
+    #[error("{samples} samples per channel is not a whole number of 2.5 ms blocks in 2.5..=120 ms")]
+    InvalidFrameLength {
+        /// The requested samples per channel.
+        samples: usize,
+    },
+    /// libopus rejected a call; for settings this means the value is out of range.
     #[error("opus: {0}")]
-    Opus(#[from] audiopus::Error),
+    Opus(OpusError),
     /// The resampler could not be built or rejected a buffer.
     #[error("resampler: {0}")]
     Resampler(String),
@@ -71,6 +78,38 @@ pub enum CodecError {
     #[error("audio dump: {0}")]
     Dump(#[from] hound::Error),
 }
+
+impl CodecError {
+    /// Wraps an error of the Opus binding (its type stays out of this crate's public API).
+    pub(crate) fn opus(e: audiopus::Error) -> Self {
+        Self::Opus(OpusError(e))
+    }
+}
+
+/// An error reported by libopus (or by the binding to it), as in [`CodecError::Opus`]; its `Display` says what
+/// failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OpusError(audiopus::Error);
+
+impl OpusError {
+    /// The libopus error code (`OPUS_BAD_ARG` = −1 … `OPUS_ALLOC_FAIL` = −7), if libopus itself returned the error
+    /// (rather than the binding refusing an argument before the call).
+    #[must_use]
+    pub fn code(&self) -> Option<i32> {
+        match self.0 {
+            audiopus::Error::Opus(code) => Some(code as i32),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for OpusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for OpusError {}
 
 impl From<rubato::ResamplerConstructionError> for CodecError {
     fn from(e: rubato::ResamplerConstructionError) -> Self {

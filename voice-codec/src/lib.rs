@@ -10,6 +10,18 @@
 //!           ─► time-stretch ─► volume ─► Mixer: sum of speakers ─► soft clip ─► device rate + channels
 //! ```
 //!
+//! **libopus is a C library this crate needs at build time.** It is linked statically, and found or built in this
+//! order: a system libopus that `pkg-config` finds (Debian/Ubuntu `libopus-dev`, Fedora `opus-devel`, Homebrew
+//! `opus`, …); a directory named by `LIBOPUS_LIB_DIR`; otherwise the libopus source bundled with the `audiopus_sys`
+//! crate is compiled, which needs **CMake** and a C compiler (with CMake 4, also set
+//! `CMAKE_POLICY_VERSION_MINIMUM=3.5`: the bundled CMakeLists is older than CMake 3.5). Nothing else needs system
+//! libraries; the default build needs no audio headers.
+//!
+//! Besides the pipelines, a plain [`Decoder`] (`decode`, `decode_fec`, `conceal`) decodes packets you schedule
+//! yourself. The playout decisions [`PlaybackPipeline::play`] carries out ([`Playout`], [`Action`], [`Stretch`]) and
+//! the packet numbering they name ([`Seq`], [`Timestamp`]) come from the voice-jitter and voice-proto crates and are
+//! re-exported here.
+//!
 //! What a listener hears, and how the pipelines take care of it:
 //!
 //! - **Seamless concealment.** libopus conceals in 2.5 ms blocks (10 ms in SILK and hybrid streams); what a block
@@ -40,9 +52,10 @@
 //! network is concealed and counted ([`PlaybackStats::corrupt`]), never a panic or an error.
 //!
 //! ```
-//! use voice_codec::{CaptureConfig, CaptureFrame, Mixer, PlaybackConfig, PlaybackPipeline, ChannelLayout};
-//! use voice_jitter::{Action, Playout, Stretch};
-//! use voice_proto::{Seq, Timestamp};
+//! use voice_codec::{
+//!     Action, CaptureConfig, CaptureFrame, ChannelLayout, Mixer, PlaybackConfig, PlaybackPipeline, Playout, Seq,
+//!     Stretch, Timestamp,
+//! };
 //!
 //! # fn main() -> Result<(), voice_codec::CodecError> {
 //! // A 44.1 kHz stereo microphone, sent as 20 ms mono Opus frames.
@@ -81,10 +94,12 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod capture;
 mod comfort;
 mod config;
+mod decoder;
 mod dsp;
 mod dump;
 mod error;
@@ -104,12 +119,13 @@ pub use config::{
     Application, CaptureConfig, ChannelLayout, FrameDuration, MAX_PREROLL_MS, MAX_SLOT_SAMPLES, OpusSettings,
     SAMPLE_RATE_HZ, VadConfig,
 };
+pub use decoder::{Decoder, packet_samples};
 pub use dump::{DumpStage, Dumper};
-pub use error::CodecError;
+pub use error::{CodecError, OpusError};
 pub use mixer::{MAX_MIX_SAMPLES, Mixer, soft_clip};
-pub use playback::{PlaybackConfig, PlaybackPipeline, PlaybackStats, SlotReport, SlotSource, packet_samples};
-/// The playout decisions [`PlaybackPipeline::play`] carries out (from voice-jitter).
-pub use voice_jitter::{Action, Playout, Stretch};
+pub use playback::{PlaybackConfig, PlaybackPipeline, PlaybackStats, SlotReport, SlotSource};
+// The playout decisions `PlaybackPipeline::play` carries out, and the packet numbering they name (see the crate docs).
+pub use voice_jitter::{Action, Playout, Seq, Stretch, Timestamp};
 
 /// Resamples a whole interleaved clip from `in_rate_hz` to `out_rate_hz` with the pipelines' resampler (a
 /// convenience for tools and tests; it allocates). The resampler's delay is kept at the start of the output.

@@ -1,22 +1,17 @@
 //! The playback (decoder) pipeline, one per remote speaker: carries out voice-jitter's playout decisions.
 
-use audiopus::coder::Decoder;
-use audiopus::packet::Packet;
-use audiopus::{MutSignals, SampleRate};
 use voice_jitter::{Action, Playout, Stretch};
 
-use crate::CodecError;
 use crate::comfort::ComfortNoise;
 use crate::config::{ChannelLayout, FrameDuration, MAX_SLOT_SAMPLES, SAMPLE_RATE_HZ};
+use crate::decoder::{BLOCK_SAMPLES as PLC_QUANTUM, packet_samples};
 use crate::dump::{DumpStage, Dumper};
 use crate::stretch::Stretcher;
+use crate::{CodecError, Decoder};
 
-/// Longest Opus packet, samples per channel at 48 kHz (120 ms).
-const MAX_PACKET_SAMPLES: usize = 5_760;
-/// libopus conceals and decodes FEC in multiples of 2.5 ms.
-const PLC_QUANTUM: usize = 120;
-/// ... but its SILK layer (SILK-only and hybrid packets) conceals at least 10 ms per call and drops what the call did
-/// not ask for, so after such packets concealment runs in multiples of 10 ms.
+/// libopus conceals and decodes FEC in multiples of 2.5 ms (`PLC_QUANTUM`), but its SILK layer (SILK-only and hybrid
+/// packets) conceals at least 10 ms per call and drops what the call did not ask for, so after such packets
+/// concealment runs in multiples of 10 ms.
 const SILK_PLC_QUANTUM: usize = 480;
 /// Output buffer capacity in slots of maximal length; the oldest audio is dropped if nobody reads.
 const OUTPUT_SLOTS: usize = 4;
@@ -33,33 +28,42 @@ const NOISE_FADE: usize = 240;
 /// A resume whose start is within this ratio of the level before it needs no fade.
 const LEVEL_MATCH: f32 = 1.0;
 
-/// Samples per channel at 48 kHz that the Opus `payload` holds; [`CodecError::CorruptPacket`] if it is not a
-/// parseable Opus packet of 2.5 ..= 120 ms.
-pub fn packet_samples(payload: &[u8]) -> Result<usize, CodecError> {
-    let packet = Packet::try_from(payload).map_err(|_| CodecError::CorruptPacket)?;
-    match audiopus::packet::nb_samples(packet, SampleRate::Hz48000) {
-        Ok(n) if (PLC_QUANTUM..=MAX_PACKET_SAMPLES).contains(&n) => Ok(n),
-        _ => Err(CodecError::CorruptPacket),
-    }
-}
-
 /// Configuration of a [`PlaybackPipeline`].
+///
+/// The defaults (each field says its own):
+///
+/// ```
+/// use voice_codec::{ChannelLayout, FrameDuration, PlaybackConfig};
+///
+/// assert_eq!(
+///     PlaybackConfig::default(),
+///     PlaybackConfig {
+///         layout: ChannelLayout::Mono,
+///         frame: FrameDuration::Ms20,
+///         volume: 1.0,
+///         comfort_noise: true,
+///         shrink_in_pauses: true,
+///     }
+/// );
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PlaybackConfig {
-    /// Channel layout the decoder produces (libopus up- or down-mixes whatever the sender encoded).
+    /// Channel layout the decoder produces (libopus up- or down-mixes whatever the sender encoded). Default:
+    /// [`ChannelLayout::Mono`].
     pub layout: ChannelLayout,
-    /// Frame duration assumed for concealment until the first packet shows the real one.
+    /// Frame duration assumed for concealment until the first packet shows the real one. Default:
+    /// [`FrameDuration::Ms20`].
     pub frame: FrameDuration,
-    /// Linear volume for this speaker, 0 ..= 4.
+    /// Linear volume for this speaker, 0 ..= 4. Default: 1.0.
     pub volume: f32,
     /// Play comfort noise in [`Action::Silence`] slots once the speaker has sent audio: low-level noise matched to
     /// the background of the recently decoded quiet frames (at most −40 dBFS), faded in. `false` plays digital
-    /// silence. A speaker that never sent audio (or sent digital silence) is silent either way.
+    /// silence. A speaker that never sent audio (or sent digital silence) is silent either way. Default: `true`.
     pub comfort_noise: bool,
     /// Apply a [`Stretch::Shrink`] only where the slot has a pause between words (a window below about −40 dBFS),
     /// never inside a word: shrinking is never urgent (the cost of not shrinking is a little delay), and time-warped
     /// speech is audible. Expansion is applied wherever the signal allows (it stands in for a concealment).
-    /// Default `true`.
+    /// Default: `true`.
     pub shrink_in_pauses: bool,
 }
 
@@ -137,10 +141,10 @@ enum Prev {
 
 /// Decoder pipeline for one remote speaker: decode / FEC / PLC / silence, time-stretch, volume, into an output
 /// buffer that a [`Mixer`](crate::Mixer) (or [`read`](Self::read)) drains. Nothing allocates after construction
-/// (unless a [`Dumper`] is attached).
+/// (unless a [`Dumper`] is attached). Underneath is a plain [`Decoder`], usable on its own.
 ///
-/// Seams are smoothed: the decoder conceals in whole blocks (2.5 ms; 10 ms for SILK and hybrid streams) and what it produced beyond a slot is
-/// kept for the next one (so its state never runs ahead of the output); a silence after audio fades the concealed
+/// Seams are smoothed: the decoder conceals in whole blocks (2.5 ms; 10 ms for SILK and hybrid streams) and what
+/// it produced beyond a slot is kept for the next one (so its state never runs ahead of the output); a silence after audio fades the concealed
 /// continuation out (and comfort noise in); decoded or concealed audio that resumes after a concealment or silence
 /// fades in from the level reached before it, and such a slot is not time-stretched.
 pub struct PlaybackPipeline {
@@ -186,7 +190,7 @@ impl PlaybackPipeline {
     /// Builds a pipeline; fails on an out-of-range volume.
     pub fn new(config: PlaybackConfig) -> Result<Self, CodecError> {
         let ch = config.layout.count();
-        let decoder = Decoder::new(SampleRate::Hz48000, config.layout.opus())?;
+        let decoder = Decoder::new(config.layout)?;
         let slot_frames = MAX_SLOT_SAMPLES as usize + SILK_PLC_QUANTUM;
         let mut this = Self {
             decoder,
@@ -415,16 +419,9 @@ impl PlaybackPipeline {
             self.stats.corrupt += 1;
             return (SlotSource::CorruptConcealed, self.conceal(self.frame_samples));
         };
-        // packet_samples succeeded, so the payload is non-empty and the Packet conversion cannot fail again; the
-        // fallbacks below are for completeness only.
-        let Ok(packet) = Packet::try_from(payload) else {
-            self.stats.corrupt += 1;
-            return (SlotSource::CorruptConcealed, self.conceal(self.frame_samples));
-        };
         let c = self.carry_len;
-        let decoded = MutSignals::try_from(&mut self.slot[c * ch..(c + n) * ch])
-            .map_err(CodecError::from)
-            .and_then(|out| Ok(self.decoder.decode_float(Some(packet), out, fec)?));
+        let out = &mut self.slot[c * ch..(c + n) * ch];
+        let decoded = if fec { self.decoder.decode_fec(payload, out) } else { self.decoder.decode(payload, out) };
         match decoded {
             Ok(got) if got == n => {
                 // Decoded at offset `c`: the carry plays first, the decoder's last `c` frames become the new carry.
@@ -449,8 +446,8 @@ impl PlaybackPipeline {
     }
 
     /// Packet loss concealment of exactly `n` samples per channel into the slot. libopus conceals in multiples of
-    /// 2.5 ms (10 ms for SILK and hybrid streams): audio left over from an earlier block comes first, and what the last block produces beyond `n` is
-    /// kept for the next slot, so the decoder's state never runs ahead of the output.
+    /// 2.5 ms (10 ms for SILK and hybrid streams): audio left over from an earlier block comes first, and what the
+    /// last block produces beyond `n` is kept for the next slot, so the decoder's state never runs ahead of the output.
     fn conceal(&mut self, n: usize) -> usize {
         let ch = self.channels;
         let from_carry = self.carry_len.min(n);
@@ -462,11 +459,7 @@ impl PlaybackPipeline {
         while done < n {
             let step = (n - done).min(960).div_ceil(quantum) * quantum;
             let region = &mut self.slot[done * ch..(done + step) * ch];
-            let ok = MutSignals::try_from(region)
-                .ok()
-                .and_then(|out| self.decoder.decode_float(None, out, false).ok())
-                .is_some_and(|got| got == step);
-            if !ok {
+            if !self.decoder.conceal(region).is_ok_and(|got| got == step) {
                 self.slot[done * ch..(done + step) * ch].fill(0.0);
             }
             done += step;

@@ -80,7 +80,7 @@ impl PacketKind {
 /// Flags byte (offset 2) of an audio header. Bits other than the named ones ([`AudioFlags::DEFINED`]) are
 /// reserved: senders set them to 0, and receivers refuse a packet that has any of them set
 /// ([`DecodeError::ReservedNotZero`]). Encoding does not check: flags with reserved bits give a datagram that every
-/// receiver drops.
+/// receiver drops. The default is [`AudioFlags::NONE`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct AudioFlags(pub u8);
 
@@ -106,17 +106,19 @@ impl AudioFlags {
 }
 
 /// The fields an audio header has in both directions (all but the token / sender id).
+///
+/// The default is all zero: no flags, key 0, sequence 0, timestamp 0, addressed to the room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct AudioHeader {
-    /// Flags ([`AudioFlags`]).
+    /// Flags ([`AudioFlags`]). Default: [`AudioFlags::NONE`].
     pub flags: AudioFlags,
-    /// Which media key sealed the payload.
+    /// Which media key sealed the payload. Default: `KeyId(0)`.
     pub key_id: KeyId,
-    /// Per-sender sequence number.
+    /// Per-sender sequence number. Default: `Seq(0)`.
     pub seq: Seq,
-    /// Media timestamp of the first sample, 48 kHz.
+    /// Media timestamp of the first sample, 48 kHz. Default: `Timestamp(0)`.
     pub timestamp: Timestamp,
-    /// 0 = the room; otherwise a whisper list.
+    /// 0 = the room; otherwise a whisper list. Default: `WhisperTarget(0)`, the room.
     pub target: WhisperTarget,
 }
 
@@ -223,7 +225,8 @@ pub struct Pong {
     pub echo: u64,
 }
 
-/// Reception statistics about one remote sender, in the spirit of an RTCP receiver report block.
+/// Reception statistics about one remote sender, in the spirit of an RTCP receiver report block. The default is all
+/// zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ReportBlock {
     /// The sender reported on.

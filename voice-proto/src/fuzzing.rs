@@ -4,8 +4,7 @@
 
 use bytes::BytesMut;
 
-use crate::ControlError;
-use crate::control::{ClientMessage, Frame, ServerMessage, decode_frame};
+use crate::control::{ClientMessage, Frame, Message, ServerMessage, decode_frame};
 use crate::{Datagram, KeyId, MediaKey, ReplayWindow};
 
 /// Decode any datagram; a valid one must re-encode to the same bytes.
@@ -36,21 +35,17 @@ pub fn audio_open(data: &[u8]) {
 pub fn control_stream(data: &[u8]) {
     let mut buf = BytesMut::from(data);
     while let Ok(Some(frame)) = decode_frame(&mut buf) {
-        reencodes(&frame, ClientMessage::decode, ClientMessage::encode);
-        reencodes(&frame, ServerMessage::decode, ServerMessage::encode);
+        reencodes::<ClientMessage>(&frame);
+        reencodes::<ServerMessage>(&frame);
     }
 }
 
 /// If `frame` decodes as an `M`, it re-encodes to the same bytes (trailing payload bytes aside), which decode to the
 /// same `M`.
-fn reencodes<M: PartialEq + std::fmt::Debug>(
-    frame: &Frame,
-    decode: fn(&Frame) -> Result<Option<M>, ControlError>,
-    encode: fn(&M, &mut BytesMut) -> Result<(), ControlError>,
-) {
-    if let Ok(Some(m)) = decode(frame) {
+fn reencodes<M: Message + PartialEq + std::fmt::Debug>(frame: &Frame) {
+    if let Ok(Some(m)) = M::decode(frame) {
         let mut out = BytesMut::new();
-        encode(&m, &mut out).expect("a decoded message re-encodes");
+        m.encode(&mut out).expect("a decoded message re-encodes");
         // `decode_frame` refused any version but 1 and any non-zero flags byte, so this was the frame's header.
         let [k0, k1] = frame.kind.to_be_bytes();
         assert_eq!(out.get(4..8), Some(&[crate::VERSION, 0, k0, k1][..]), "frame header re-encodes differently");
@@ -61,6 +56,6 @@ fn reencodes<M: PartialEq + std::fmt::Debug>(
             &frame.payload[..],
         );
         let f = decode_frame(&mut out).expect("own frame decodes").expect("own frame complete");
-        assert_eq!(decode(&f), Ok(Some(m)));
+        assert_eq!(M::decode(&f), Ok(Some(m)));
     }
 }

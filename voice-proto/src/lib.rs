@@ -1,8 +1,8 @@
 //! # voice-proto — the wire protocol of the voice stack
 //!
 //! What it is: the byte formats and the per-packet security of the stack, as pure functions and small state
-//! machines. `PROTOCOL.md` at the repository root is the normative spec; every hex vector in it is checked against
-//! this crate by a test.
+//! machines. `PROTOCOL.md` (at the repository root, and a copy in this crate's package) is the normative spec; every
+//! hex vector in it is checked against this crate by a test.
 //!
 //! * **Data plane (UDP)** — [`Datagram`]: client → relay audio ([`AudioUp`]), relay → client audio ([`AudioDown`],
 //!   sender's public id instead of its token, rewritten in place by [`rewrite_up_to_down`]), the authenticated
@@ -12,7 +12,8 @@
 //!   header as associated data), so the relay forwards ciphertext it never decrypts; [`ReplayWindow`] refuses
 //!   replays, and only packets that authenticate advance it; [`SessionSecret`] MACs the hello.
 //! * **Control plane (TCP)** — [`control`]: length-prefixed, versioned frames, [`control::ClientMessage`] and
-//!   [`control::ServerMessage`], hard caps on every length, unknown kinds skipped.
+//!   [`control::ServerMessage`] encoded and decoded through the [`control::Message`] trait, hard caps on every
+//!   length, unknown kinds skipped.
 //!
 //! What it does **not** do: no sockets, no clock reads, no threads, no async runtime, no key generation (the relay
 //! draws keys from its own RNG). Time, bytes and keys come in as arguments.

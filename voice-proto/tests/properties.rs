@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use bytes::BytesMut;
 use proptest::prelude::*;
 use voice_proto::control::{
-    ChannelConfig, ClientMessage, Credential, ErrorCode, Member, RoomInfo, SecretBytes, ServerMessage, decode_frame,
+    ChannelConfig, ClientMessage, Credential, ErrorCode, Member, Message, RoomInfo, SecretBytes, ServerMessage,
+    decode_frame,
 };
 use voice_proto::{
     AudioDown, AudioFlags, AudioHeader, AudioUp, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, Ping, Pong, PublicId,

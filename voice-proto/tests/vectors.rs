@@ -2,21 +2,30 @@
 //! the described value to exactly the doc's bytes, and decode the doc's bytes to exactly that value. Every vector
 //! the code defines must appear in the doc and vice versa, so the spec cannot drift from the code.
 //!
+//! The spec is read from the crate's own copy, `voice-proto/PROTOCOL.md`, which is packaged with the crate, so this
+//! test also runs from the published package. In the repository the copy must be identical to the root
+//! `PROTOCOL.md` (the one people edit and link to): `packaged_spec_is_the_repository_spec` checks it (outside the
+//! repository there is no root copy and that check has nothing to compare).
+//!
 //! After a deliberate format change, `VOICE_PROTO_BLESS=1 cargo test -p voice-proto --test vectors` rewrites the
-//! hex blocks in `PROTOCOL.md` from the code (review the diff!).
+//! hex blocks in `PROTOCOL.md` from the code, in both copies (review the diff!).
 
 use std::collections::BTreeMap;
 
 use bytes::BytesMut;
 use voice_proto::control::{
-    ChannelConfig, ClientMessage, Credential, ErrorCode, Member, RoomInfo, SecretBytes, ServerMessage, decode_frame,
+    ChannelConfig, ClientMessage, Credential, ErrorCode, Kind, Member, Message, RoomInfo, SecretBytes, ServerMessage,
+    decode_frame,
 };
 use voice_proto::{
     AudioFlags, AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, Ping, Pong, PublicId, ReceiverReport,
     ReportBlock, Seq, SessionSecret, SessionToken, Timestamp, WhisperTarget, rewrite_up_to_down,
 };
 
-const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md");
+/// The crate's copy of the spec (packaged with the crate).
+const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/PROTOCOL.md");
+/// The repository's spec, at the workspace root (absent in the unpacked package).
+const REPO_DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md");
 
 /// The fixed inputs every vector is built from (also listed in PROTOCOL.md §8).
 const TOKEN: SessionToken = SessionToken(0xDEAD_BEEF);
@@ -271,7 +280,7 @@ fn doc_vectors(doc: &str) -> BTreeMap<String, (std::ops::Range<usize>, Vec<u8>)>
 
 #[test]
 fn protocol_md_vectors_match_the_code() {
-    let mut doc = std::fs::read_to_string(DOC).expect("PROTOCOL.md at the repository root");
+    let mut doc = std::fs::read_to_string(DOC).expect("PROTOCOL.md in the crate directory");
     let in_doc = doc_vectors(&doc);
     let code = vectors();
     if std::env::var_os("VOICE_PROTO_BLESS").is_some() {
@@ -285,6 +294,9 @@ fn protocol_md_vectors_match_the_code() {
             doc.replace_range(range, &text);
         }
         std::fs::write(DOC, &doc).expect("write PROTOCOL.md");
+        if std::path::Path::new(REPO_DOC).exists() {
+            std::fs::write(REPO_DOC, &doc).expect("write the root PROTOCOL.md");
+        }
     }
     let in_doc = doc_vectors(&doc);
     for (name, e) in &code {
@@ -295,6 +307,18 @@ fn protocol_md_vectors_match_the_code() {
     for name in in_doc.keys() {
         assert!(code.iter().any(|(n, _)| n == name), "PROTOCOL.md has vector `{name}` the code does not check");
     }
+}
+
+#[test]
+fn packaged_spec_is_the_repository_spec() {
+    // In the repository both copies exist and must not drift; in the unpacked package only the crate's copy does.
+    let Ok(repo) = std::fs::read_to_string(REPO_DOC) else { return };
+    let copy = std::fs::read_to_string(DOC).expect("PROTOCOL.md in the crate directory");
+    assert!(
+        copy == repo,
+        "voice-proto/PROTOCOL.md differs from the root PROTOCOL.md: after editing the spec, run \
+         `cp PROTOCOL.md voice-proto/PROTOCOL.md` (the crate ships its copy)"
+    );
 }
 
 #[test]
@@ -318,6 +342,19 @@ fn every_kind_has_a_vector() {
     assert_eq!(datagram_kinds.into_iter().collect::<Vec<_>>(), (1..=7).collect::<Vec<u8>>());
     assert_eq!(client.len(), 11, "every client message kind");
     assert_eq!(server.len(), 17, "every server message kind");
+    let covered: std::collections::BTreeSet<Kind> = client.union(&server).copied().collect();
+    assert_eq!(covered.into_iter().collect::<Vec<_>>(), Kind::ALL, "every kind of `Kind` has a vector");
+}
+
+#[test]
+fn kinds_convert_to_and_from_their_wire_values() {
+    assert!(Kind::ALL.windows(2).all(|w| w[0].to_u16() < w[1].to_u16()), "Kind::ALL is in wire order");
+    for &k in Kind::ALL {
+        assert_eq!(Kind::from_u16(k.to_u16()), Some(k));
+        assert_eq!(u16::from(k), k as u16);
+    }
+    let known: std::collections::BTreeSet<u16> = Kind::ALL.iter().map(|k| k.to_u16()).collect();
+    assert_eq!((0..=u16::MAX).filter(|v| Kind::from_u16(*v).is_some()).count(), known.len());
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use voice_proto::control::{ChannelConfig, ClientMessage, Credential, SecretBytes, ServerMessage};
+use voice_proto::control::{ChannelConfig, ClientMessage, Credential, Message, SecretBytes, ServerMessage};
 use voice_proto::{Datagram, PacketKind, Ping, PublicId, ReceiverReport, ReportBlock, SessionSecret, SessionToken};
 
 use crate::{Authenticator, ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};

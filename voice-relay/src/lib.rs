@@ -64,7 +64,7 @@
 //! ```
 //! use std::time::Instant;
 //! use bytes::BytesMut;
-//! use voice_proto::control::{ClientMessage, Credential, ServerMessage};
+//! use voice_proto::control::{ClientMessage, Credential, Message, ServerMessage};
 //! use voice_proto::{Datagram, SessionSecret};
 //! use voice_relay::{Authenticator, ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, SeededRng};
 //!

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use voice_proto::control::{ClientMessage, Credential, ErrorCode, ServerMessage};
+use voice_proto::control::{ClientMessage, Credential, ErrorCode, Message, ServerMessage};
 use voice_relay::{
     AuthError, AuthRequest, Authenticator, ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, SeededRng,
 };

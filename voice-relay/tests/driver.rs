@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
-use voice_proto::control::{ClientMessage, Credential, ErrorCode, ServerMessage, decode_frame};
+use voice_proto::control::{ClientMessage, Credential, ErrorCode, Message, ServerMessage, decode_frame};
 use voice_proto::{
     AudioFlags, AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, PublicId, ReplayWindow, Seq, SessionSecret,
     SessionToken, Timestamp, WhisperTarget,

@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use voice_proto::control::{ClientMessage, Credential, ErrorCode, ServerMessage, decode_frame};
+use voice_proto::control::{ClientMessage, Credential, ErrorCode, Message, ServerMessage, decode_frame};
 use voice_relay::driver::{AuthPool, Server};
 use voice_relay::{
     AuthError, AuthRequest, Authenticator, MemoryAuthenticator, Relay, RelayConfig, SeededRng, UserInfo,

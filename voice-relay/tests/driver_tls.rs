@@ -20,7 +20,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{self, RootCertStore};
-use voice_proto::control::{ClientMessage, Credential, ServerMessage, decode_frame};
+use voice_proto::control::{ClientMessage, Credential, Message, ServerMessage, decode_frame};
 use voice_relay::driver::{Server, server_config_from_pem};
 use voice_relay::{DriverError, MemoryAuthenticator, Relay, RelayConfig, SeededRng};
 

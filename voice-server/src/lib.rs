@@ -25,7 +25,7 @@
 //! use std::io::{Read, Write};
 //!
 //! use bytes::BytesMut;
-//! use voice_proto::control::{ClientMessage, Credential, ServerMessage, decode_frame};
+//! use voice_proto::control::{ClientMessage, Credential, Message, ServerMessage, decode_frame};
 //! use voice_server::{Config, Server, hash_password_with_params};
 //!
 //! // One password user. (Cheap argon2id costs keep the example fast; use `hash_password` for real users.)

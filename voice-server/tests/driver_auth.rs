@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use voice_proto::control::{ClientMessage, Credential, ErrorCode, ServerMessage, decode_frame};
+use voice_proto::control::{ClientMessage, Credential, ErrorCode, Message, ServerMessage, decode_frame};
 use voice_relay::driver::Server as Driver;
 use voice_relay::{AuthError, AuthRequest, Authenticator, Relay, RelayConfig, SeededRng, UserInfo};
 use voice_server::{Config, PasswordFileAuthenticator, Server, hash_password_with_params};

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use voice_proto::control::{ClientMessage, ServerMessage, decode_frame};
+use voice_proto::control::{ClientMessage, Message, ServerMessage, decode_frame};
 
 /// What the server at the other end of a plain TCP connection did with a Ping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use voice_proto::control::{ClientMessage, ErrorCode, Member, ServerMessage, decode_frame};
+use voice_proto::control::{ClientMessage, ErrorCode, Member, Message, ServerMessage, decode_frame};
 use voice_proto::{PublicId, SessionSecret, WhisperTarget};
 
 use super::{

@@ -18,7 +18,7 @@ use voice_client::{
     ConditionerConfig, ConnectionCommand, Event, Media, MediaConfig, NetworkConditioner, Session, SessionConfig,
     TalkMode,
 };
-use voice_proto::control::{ChannelConfig, Credential};
+use voice_proto::control::{ChannelConfig, Credential, Message};
 use voice_relay::{Authenticator, ConnId, MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
 
 pub const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];

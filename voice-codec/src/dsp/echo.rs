@@ -2,7 +2,7 @@
 //! `EchoCanceller3` API in 10 ms blocks at 48 kHz (the graph API is not used: it brings queues and scheduling this
 //! crate does not want). The far-end reference is what the speakers play, pushed by the caller.
 //!
-//! Measured by the author: 200–330 µs per 10 ms and 39–60 dB echo return loss enhancement, but near-end
+//! Measured during development: 200–330 µs per 10 ms and 39–60 dB echo return loss enhancement, but near-end
 //! speech is suppressed hard during double talk, and the crate marks its API as work in progress. Hence a feature.
 //!
 //! Real-time caveat: aec3 0.4 allocates inside its processing (measured: 52 allocations, ~36 KB per 10 ms block, all

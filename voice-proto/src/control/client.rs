@@ -1,10 +1,9 @@
 //! Client → server control messages (kinds 0x0001–0x00FF, plus ping/pong 0x0040/0x0041).
 
-use bytes::BufMut;
-
-use super::wire::{Fields, Reader, Sink, Writer, encode_frame};
+use super::wire::{Fields, Reader, Sink, Writer};
 use super::{
-    Frame, MAX_CHAT_LEN, MAX_NAME_LEN, MAX_PASSWORD_LEN, MAX_TOKEN_LEN, MAX_WHISPER_MEMBERS, SecretBytes, read_list,
+    Kind, MAX_CHAT_LEN, MAX_NAME_LEN, MAX_PASSWORD_LEN, MAX_TOKEN_LEN, MAX_WHISPER_MEMBERS, Message, SecretBytes,
+    read_list,
 };
 use crate::error::ControlError;
 use crate::types::{PublicId, SessionToken, WhisperTarget};
@@ -101,23 +100,25 @@ pub enum ClientMessage {
     },
 }
 
-impl Fields for ClientMessage {
-    fn kind(&self) -> u16 {
+impl Message for ClientMessage {
+    fn kind(&self) -> Kind {
         match self {
-            Self::Login { .. } => 0x0001,
-            Self::Resume { .. } => 0x0002,
-            Self::ListRooms => 0x0003,
-            Self::Join { .. } => 0x0004,
-            Self::Leave => 0x0005,
-            Self::SetState { .. } => 0x0006,
-            Self::Chat { .. } => 0x0007,
-            Self::SetWhisper { .. } => 0x0008,
-            Self::QualityReport { .. } => 0x0009,
-            Self::Ping { .. } => 0x0040,
-            Self::Pong { .. } => 0x0041,
+            Self::Login { .. } => Kind::Login,
+            Self::Resume { .. } => Kind::Resume,
+            Self::ListRooms => Kind::ListRooms,
+            Self::Join { .. } => Kind::Join,
+            Self::Leave => Kind::Leave,
+            Self::SetState { .. } => Kind::SetState,
+            Self::Chat { .. } => Kind::ClientChat,
+            Self::SetWhisper { .. } => Kind::SetWhisper,
+            Self::QualityReport { .. } => Kind::QualityReport,
+            Self::Ping { .. } => Kind::Ping,
+            Self::Pong { .. } => Kind::Pong,
         }
     }
+}
 
+impl Fields for ClientMessage {
     fn write<S: Sink>(&self, w: &mut Writer<'_, S>) -> Result<(), ControlError> {
         match self {
             Self::Login { user, credential, client } => {
@@ -168,26 +169,10 @@ impl Fields for ClientMessage {
         }
         Ok(())
     }
-}
 
-impl ClientMessage {
-    /// The message kind on the wire.
-    #[must_use]
-    pub fn kind(&self) -> u16 {
-        Fields::kind(self)
-    }
-
-    /// Appends the complete frame to `out`. Fails, writing nothing, if a field exceeds its cap.
-    pub fn encode<B: BufMut + ?Sized>(&self, out: &mut B) -> Result<(), ControlError> {
-        encode_frame(self, out)
-    }
-
-    /// Decodes a frame; `Ok(None)` for a kind this version does not know (skip it).
-    pub fn decode(frame: &Frame) -> Result<Option<Self>, ControlError> {
-        let kind = frame.kind;
-        let r = &mut Reader::new(kind, &frame.payload);
+    fn read(kind: Kind, r: &mut Reader<'_>) -> Result<Option<Self>, ControlError> {
         Ok(Some(match kind {
-            0x0001 => {
+            Kind::Login => {
                 let user = r.str("user", MAX_NAME_LEN)?;
                 let credential = match r.u8("credential")? {
                     1 => Credential::Password(r.str("password", MAX_PASSWORD_LEN)?),
@@ -197,31 +182,33 @@ impl ClientMessage {
                 let client = r.str("client", MAX_NAME_LEN)?;
                 Self::Login { user, credential, client }
             }
-            0x0002 => Self::Resume { token: SessionToken(r.u32("token")?), secret: SecretBytes(r.array("secret")?) },
-            0x0003 => Self::ListRooms,
-            0x0004 => {
+            Kind::Resume => {
+                Self::Resume { token: SessionToken(r.u32("token")?), secret: SecretBytes(r.array("secret")?) }
+            }
+            Kind::ListRooms => Self::ListRooms,
+            Kind::Join => {
                 let room = r.str("room", MAX_NAME_LEN)?;
                 let password = if r.bool("has_password")? { Some(r.str("password", MAX_PASSWORD_LEN)?) } else { None };
                 Self::Join { room, password }
             }
-            0x0005 => Self::Leave,
-            0x0006 => Self::SetState { muted: r.bool("muted")?, deafened: r.bool("deafened")? },
-            0x0007 => Self::Chat { text: r.str("text", MAX_CHAT_LEN)? },
-            0x0008 => {
+            Kind::Leave => Self::Leave,
+            Kind::SetState => Self::SetState { muted: r.bool("muted")?, deafened: r.bool("deafened")? },
+            Kind::ClientChat => Self::Chat { text: r.str("text", MAX_CHAT_LEN)? },
+            Kind::SetWhisper => {
                 // Target 0 decodes: it is a request error the server answers with INVALID_WHISPER, not a framing
                 // error (PROTOCOL.md §5.3).
                 let target = WhisperTarget(r.u16("target")?);
                 let members = read_list(r, "members", MAX_WHISPER_MEMBERS, |r| Ok(PublicId(r.u32("members")?)))?;
                 Self::SetWhisper { target, members }
             }
-            0x0009 => Self::QualityReport {
+            Kind::QualityReport => Self::QualityReport {
                 rtt_ms: r.u16("rtt_ms")?,
                 loss_permille: r.u16("loss_permille")?,
                 jitter_ms: r.u16("jitter_ms")?,
                 playout_delay_ms: r.u16("playout_delay_ms")?,
             },
-            0x0040 => Self::Ping { nonce: r.u64("nonce")? },
-            0x0041 => Self::Pong { nonce: r.u64("nonce")? },
+            Kind::Ping => Self::Ping { nonce: r.u64("nonce")? },
+            Kind::Pong => Self::Pong { nonce: r.u64("nonce")? },
             _ => return Ok(None),
         }))
     }

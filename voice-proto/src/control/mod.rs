@@ -5,12 +5,17 @@
 //! frame's flags byte, undefined flag bits) are refused, so a message that decodes re-encodes to the same bytes
 //! (bytes after its last known field aside, which are ignored); a decode error means the peer is broken and that one
 //! connection is closed.
+//!
+//! [`ClientMessage`] and [`ServerMessage`] are encoded and decoded through the [`Message`] trait (bring it into scope);
+//! [`Kind`] lists every message kind with its wire value.
 
 mod client;
+mod message;
 mod server;
 mod wire;
 
 pub use client::{ClientMessage, Credential};
+pub use message::{Kind, Message};
 pub use server::ServerMessage;
 pub use wire::{FRAME_HEADER_LEN, Frame, LEN_PREFIX, MAX_FRAME_LEN, decode_frame};
 
@@ -91,21 +96,40 @@ impl ErrorCode {
 }
 
 /// Voice settings of a room, chosen by the server and applied by every member's encoder.
+///
+/// The defaults (each field says its own):
+///
+/// ```
+/// use voice_proto::control::ChannelConfig;
+///
+/// assert_eq!(
+///     ChannelConfig::default(),
+///     ChannelConfig {
+///         bitrate_bps: 32_000,
+///         frame_ms: 20,
+///         channels: 1,
+///         fec: true,
+///         dtx: true,
+///         allow_voice: true,
+///         max_users: 0,
+///     }
+/// );
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ChannelConfig {
-    /// Target Opus bitrate in bits per second (e.g. 16 000 for voice, 96 000 for music bots).
+    /// Target Opus bitrate in bits per second (e.g. 16 000 for voice, 96 000 for music bots). Default: 32 000.
     pub bitrate_bps: u32,
-    /// Frame duration: 10, 20, 40 or 60 ms.
+    /// Frame duration: 10, 20, 40 or 60 ms. Default: 20.
     pub frame_ms: u8,
-    /// 1 (mono) or 2 (stereo).
+    /// 1 (mono) or 2 (stereo). Default: 1.
     pub channels: u8,
-    /// Opus in-band FEC on.
+    /// Opus in-band FEC on. Default: `true`.
     pub fec: bool,
-    /// Opus DTX on.
+    /// Opus DTX on. Default: `true`.
     pub dtx: bool,
-    /// Members may send audio (false = chat-only room).
+    /// Members may send audio (false = chat-only room). Default: `true`.
     pub allow_voice: bool,
-    /// Most members the room admits (0 = unlimited).
+    /// Most members the room admits (0 = unlimited). Default: 0.
     pub max_users: u16,
 }
 

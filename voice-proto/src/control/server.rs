@@ -1,11 +1,9 @@
 //! Server → client control messages (kinds 0x0101–0x01FF, plus ping/pong 0x0040/0x0041).
 
-use bytes::BufMut;
-
-use super::wire::{Fields, Reader, Sink, Writer, encode_frame};
+use super::wire::{Fields, Reader, Sink, Writer};
 use super::{
-    ChannelConfig, ErrorCode, Frame, MAX_CHAT_LEN, MAX_ERROR_TEXT_LEN, MAX_MEMBERS, MAX_NAME_LEN, MAX_ROOMS, Member,
-    RoomInfo, SecretBytes, read_list,
+    ChannelConfig, ErrorCode, Kind, MAX_CHAT_LEN, MAX_ERROR_TEXT_LEN, MAX_MEMBERS, MAX_NAME_LEN, MAX_ROOMS, Member,
+    Message, RoomInfo, SecretBytes, read_list,
 };
 use crate::error::ControlError;
 use crate::types::{KeyId, PublicId, SessionToken};
@@ -132,29 +130,31 @@ pub enum ServerMessage {
     },
 }
 
-impl Fields for ServerMessage {
-    fn kind(&self) -> u16 {
+impl Message for ServerMessage {
+    fn kind(&self) -> Kind {
         match self {
-            Self::LoginOk { .. } => 0x0101,
-            Self::ResumeOk { .. } => 0x0102,
-            Self::RoomList { .. } => 0x0103,
-            Self::RoomState { .. } => 0x0104,
-            Self::MemberJoined { .. } => 0x0105,
-            Self::MemberLeft { .. } => 0x0106,
-            Self::MemberUpdated { .. } => 0x0107,
-            Self::Speaking { .. } => 0x0108,
-            Self::Chat { .. } => 0x0109,
-            Self::MediaKey { .. } => 0x010A,
-            Self::ChannelConfig { .. } => 0x010B,
-            Self::BitrateHint { .. } => 0x010C,
-            Self::RoomLeft => 0x010D,
-            Self::Error { .. } => 0x010E,
-            Self::Goodbye { .. } => 0x010F,
-            Self::Ping { .. } => 0x0040,
-            Self::Pong { .. } => 0x0041,
+            Self::LoginOk { .. } => Kind::LoginOk,
+            Self::ResumeOk { .. } => Kind::ResumeOk,
+            Self::RoomList { .. } => Kind::RoomList,
+            Self::RoomState { .. } => Kind::RoomState,
+            Self::MemberJoined { .. } => Kind::MemberJoined,
+            Self::MemberLeft { .. } => Kind::MemberLeft,
+            Self::MemberUpdated { .. } => Kind::MemberUpdated,
+            Self::Speaking { .. } => Kind::Speaking,
+            Self::Chat { .. } => Kind::ServerChat,
+            Self::MediaKey { .. } => Kind::MediaKey,
+            Self::ChannelConfig { .. } => Kind::ChannelConfig,
+            Self::BitrateHint { .. } => Kind::BitrateHint,
+            Self::RoomLeft => Kind::RoomLeft,
+            Self::Error { .. } => Kind::Error,
+            Self::Goodbye { .. } => Kind::Goodbye,
+            Self::Ping { .. } => Kind::Ping,
+            Self::Pong { .. } => Kind::Pong,
         }
     }
+}
 
+impl Fields for ServerMessage {
     fn write<S: Sink>(&self, w: &mut Writer<'_, S>) -> Result<(), ControlError> {
         match self {
             Self::LoginOk { token, public_id, secret, udp_port, resume_grace_s, server_name } => {
@@ -215,26 +215,10 @@ impl Fields for ServerMessage {
         }
         Ok(())
     }
-}
 
-impl ServerMessage {
-    /// The message kind on the wire.
-    #[must_use]
-    pub fn kind(&self) -> u16 {
-        Fields::kind(self)
-    }
-
-    /// Appends the complete frame to `out`. Fails, writing nothing, if a field exceeds its cap.
-    pub fn encode<B: BufMut + ?Sized>(&self, out: &mut B) -> Result<(), ControlError> {
-        encode_frame(self, out)
-    }
-
-    /// Decodes a frame; `Ok(None)` for a kind this version does not know (skip it).
-    pub fn decode(frame: &Frame) -> Result<Option<Self>, ControlError> {
-        let kind = frame.kind;
-        let r = &mut Reader::new(kind, &frame.payload);
+    fn read(kind: Kind, r: &mut Reader<'_>) -> Result<Option<Self>, ControlError> {
         Ok(Some(match kind {
-            0x0101 => Self::LoginOk {
+            Kind::LoginOk => Self::LoginOk {
                 token: SessionToken(r.u32("token")?),
                 public_id: PublicId(r.u32("public_id")?),
                 secret: SecretBytes(r.array("secret")?),
@@ -242,27 +226,27 @@ impl ServerMessage {
                 resume_grace_s: r.u16("resume_grace_s")?,
                 server_name: r.str("server_name", MAX_NAME_LEN)?,
             },
-            0x0102 => Self::ResumeOk { public_id: PublicId(r.u32("public_id")?) },
-            0x0103 => Self::RoomList { rooms: read_list(r, "rooms", MAX_ROOMS, RoomInfo::read)? },
-            0x0104 => Self::RoomState {
+            Kind::ResumeOk => Self::ResumeOk { public_id: PublicId(r.u32("public_id")?) },
+            Kind::RoomList => Self::RoomList { rooms: read_list(r, "rooms", MAX_ROOMS, RoomInfo::read)? },
+            Kind::RoomState => Self::RoomState {
                 room: r.str("room", MAX_NAME_LEN)?,
                 config: ChannelConfig::read(r)?,
                 members: read_list(r, "members", MAX_MEMBERS, Member::read)?,
             },
-            0x0105 => Self::MemberJoined { member: Member::read(r)? },
-            0x0106 => Self::MemberLeft { id: PublicId(r.u32("id")?) },
-            0x0107 => Self::MemberUpdated { member: Member::read(r)? },
-            0x0108 => Self::Speaking { id: PublicId(r.u32("id")?), speaking: r.bool("speaking")? },
-            0x0109 => Self::Chat {
+            Kind::MemberJoined => Self::MemberJoined { member: Member::read(r)? },
+            Kind::MemberLeft => Self::MemberLeft { id: PublicId(r.u32("id")?) },
+            Kind::MemberUpdated => Self::MemberUpdated { member: Member::read(r)? },
+            Kind::Speaking => Self::Speaking { id: PublicId(r.u32("id")?), speaking: r.bool("speaking")? },
+            Kind::ServerChat => Self::Chat {
                 from: PublicId(r.u32("from")?),
                 from_name: r.str("from_name", MAX_NAME_LEN)?,
                 sent_at_ms: r.u64("sent_at_ms")?,
                 history: r.bool("history")?,
                 text: r.str("text", MAX_CHAT_LEN)?,
             },
-            0x010A => Self::MediaKey { key_id: KeyId(r.u8("key_id")?), key: SecretBytes(r.array("key")?) },
-            0x010B => Self::ChannelConfig { config: ChannelConfig::read(r)? },
-            0x010C => {
+            Kind::MediaKey => Self::MediaKey { key_id: KeyId(r.u8("key_id")?), key: SecretBytes(r.array("key")?) },
+            Kind::ChannelConfig => Self::ChannelConfig { config: ChannelConfig::read(r)? },
+            Kind::BitrateHint => {
                 let bitrate_bps = r.u32("bitrate_bps")?;
                 let fec = r.bool("fec")?;
                 let expected_loss_pct = r.u8("expected_loss_pct")?;
@@ -271,11 +255,15 @@ impl ServerMessage {
                 }
                 Self::BitrateHint { bitrate_bps, fec, expected_loss_pct }
             }
-            0x010D => Self::RoomLeft,
-            0x010E => Self::Error { code: ErrorCode(r.u16("code")?), message: r.str("message", MAX_ERROR_TEXT_LEN)? },
-            0x010F => Self::Goodbye { code: ErrorCode(r.u16("code")?), message: r.str("message", MAX_ERROR_TEXT_LEN)? },
-            0x0040 => Self::Ping { nonce: r.u64("nonce")? },
-            0x0041 => Self::Pong { nonce: r.u64("nonce")? },
+            Kind::RoomLeft => Self::RoomLeft,
+            Kind::Error => {
+                Self::Error { code: ErrorCode(r.u16("code")?), message: r.str("message", MAX_ERROR_TEXT_LEN)? }
+            }
+            Kind::Goodbye => {
+                Self::Goodbye { code: ErrorCode(r.u16("code")?), message: r.str("message", MAX_ERROR_TEXT_LEN)? }
+            }
+            Kind::Ping => Self::Ping { nonce: r.u64("nonce")? },
+            Kind::Pong => Self::Pong { nonce: r.u64("nonce")? },
             _ => return Ok(None),
         }))
     }

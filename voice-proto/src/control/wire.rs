@@ -2,6 +2,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::Kind;
 use crate::datagram::VERSION;
 use crate::error::ControlError;
 
@@ -15,7 +16,7 @@ pub const LEN_PREFIX: usize = 4;
 /// One control frame: a kind and its payload, not yet interpreted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
-    /// Message kind.
+    /// Message kind, as on the wire: [`Kind::from_u16`] names it (`None` for a kind this version does not know).
     pub kind: u16,
     /// Message payload (shares the connection's read buffer; no copy).
     pub payload: Bytes,
@@ -54,8 +55,12 @@ pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, ControlError> {
     Ok(Some(Frame { kind, payload: frame }))
 }
 
+// The items below are `pub` in this private module: they appear in the methods of `Fields`, the sealed supertrait
+// of the public `Message` trait, and are not nameable outside the crate.
+
 /// Where a message's fields go: a counting pass first (caps checked, length known), then the real write.
-pub(crate) trait Sink {
+pub trait Sink {
+    /// Appends `bytes`.
     fn put(&mut self, bytes: &[u8]);
 }
 
@@ -76,7 +81,8 @@ impl<B: BufMut + ?Sized> Sink for Put<'_, B> {
 }
 
 /// Field writer over a [`Sink`].
-pub(crate) struct Writer<'s, S: Sink>(pub(crate) &'s mut S);
+#[derive(Debug)]
+pub struct Writer<'s, S: Sink>(pub(crate) &'s mut S);
 
 impl<S: Sink> Writer<'_, S> {
     pub(crate) fn u8(&mut self, v: u8) {
@@ -113,32 +119,18 @@ impl<S: Sink> Writer<'_, S> {
     }
 }
 
-/// A message body that can write its fields into any [`Sink`].
-pub(crate) trait Fields {
-    /// The message kind.
-    fn kind(&self) -> u16;
+/// The sealed half of [`Message`](super::Message): how a message family writes and reads its payload fields.
+pub trait Fields: Sized {
     /// Writes the payload fields, checking every cap.
     fn write<S: Sink>(&self, w: &mut Writer<'_, S>) -> Result<(), ControlError>;
-}
-
-/// Writes a complete frame (length prefix, header, payload) for `msg`. Nothing is written if a cap is exceeded.
-pub(crate) fn encode_frame<B: BufMut + ?Sized, M: Fields>(msg: &M, out: &mut B) -> Result<(), ControlError> {
-    let mut count = Count(0);
-    msg.write(&mut Writer(&mut count))?;
-    let len = FRAME_HEADER_LEN + count.0;
-    if len > MAX_FRAME_LEN {
-        return Err(ControlError::FrameTooLarge { len });
-    }
-    // len ≤ MAX_FRAME_LEN < u32::MAX.
-    out.put_u32(len as u32);
-    out.put_slice(&[VERSION, 0]);
-    out.put_u16(msg.kind());
-    msg.write(&mut Writer(&mut Put(out)))
+    /// Reads the payload of a `kind` message; `Ok(None)` if `kind` belongs to the other direction.
+    fn read(kind: Kind, r: &mut Reader<'_>) -> Result<Option<Self>, ControlError>;
 }
 
 /// Field reader over a frame payload. Every read is bounds-checked; trailing bytes after the known fields are
 /// ignored (room for fields added by later revisions).
-pub(crate) struct Reader<'a> {
+#[derive(Debug)]
+pub struct Reader<'a> {
     buf: &'a [u8],
     kind: u16,
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use bytes::BytesMut;
-use voice_proto::control::{ClientMessage, Credential, ServerMessage, decode_frame};
+use voice_proto::control::{ClientMessage, Credential, Message, ServerMessage, decode_frame};
 use voice_proto::{Datagram, KeyId, PublicId, SessionSecret, SessionToken};
 
 /// One member, after login/join/hello.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::sync::{mpsc, watch};
+use voice_proto::control::Message;
 
 use super::auth::Verifier;
 use super::control::{Cmd, Out};

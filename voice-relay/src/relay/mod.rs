@@ -126,7 +126,7 @@ pub enum Event {
     Send {
         /// The connection.
         conn: ConnId,
-        /// The message (encode it with [`ServerMessage::encode`]).
+        /// The message (encode it with [`Message::encode`](voice_proto::control::Message::encode)).
         msg: ServerMessage,
     },
     /// Close control connection `conn` after sending everything queued for it before this event. The relay has

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use voice_proto::control::{ClientMessage, Credential, ErrorCode, ServerMessage, decode_frame};
+use voice_proto::control::{ClientMessage, Credential, ErrorCode, Message, ServerMessage, decode_frame};
 use voice_proto::{
     AudioFlags, AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, PacketKind, PublicId, ReplayWindow, Seq,
     SessionSecret, SessionToken, Timestamp, WhisperTarget,

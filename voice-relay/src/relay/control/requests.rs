@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use voice_proto::control::{
     ClientMessage, Credential, ErrorCode, MAX_CHAT_LEN, MAX_NAME_LEN, MAX_PASSWORD_LEN, MAX_ROOMS, MAX_WHISPER_MEMBERS,
-    SecretBytes, ServerMessage, decode_frame,
+    Message, SecretBytes, ServerMessage, decode_frame,
 };
 use voice_proto::{ControlError, KEY_LEN, PublicId, SessionToken, WhisperTarget};
 
