@@ -8,7 +8,7 @@ use crate::error::ConfigError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Policy {
-    /// The seed plan's watermark buffer: start playing once the first frame is `delay` behind the fastest packet
+    /// A fixed watermark buffer: start playing once the first frame is `delay` behind the fastest packet
     /// (relative to the fastest packet of the last ~2 s), recover (FEC) or conceal a missing frame at its slot,
     /// never wait for a late packet, never time-stretch; frames that fall more than a frame behind the watermark
     /// are dropped, so the delay stays at the watermark.

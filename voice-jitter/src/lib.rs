@@ -69,12 +69,11 @@
 //! re-anchor), talkspurts after DTX (`end_of_talkspurt` → silence, then a fresh start on the next packet without
 //! concealment) and clock drift (±0.1% is absorbed by stretching).
 //!
-//! [`Policy::Fixed`] is the seed plan's watermark buffer, kept as the baseline.
+//! [`Policy::Fixed`] is a fixed watermark buffer, kept as a baseline to compare with.
 //!
 //! ```
 //! use std::time::Duration;
-//! use voice_jitter::{Action, Config, JitterBuffer, Packet};
-//! use voice_proto::{Seq, Timestamp};
+//! use voice_jitter::{Action, Config, JitterBuffer, Packet, Seq, Timestamp};
 //!
 //! let mut jb = JitterBuffer::new(Config::default()).expect("the default config is valid");
 //! let frame = Duration::from_millis(20);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use voice_client::{ConnectionCommand, Session, SessionConfig, TalkMode};
-use voice_proto::control::{ChannelConfig, Credential, Member, SecretBytes, ServerMessage};
+use voice_proto::control::{ChannelConfig, Credential, Member, Message, SecretBytes, ServerMessage};
 use voice_proto::{
     AudioFlags, AudioHeader, KeyId, MAX_DATAGRAM_LEN, MediaKey, PublicId, Seq, SessionSecret, SessionToken, Timestamp,
     WhisperTarget, rewrite_up_to_down,
