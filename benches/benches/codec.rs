@@ -15,13 +15,13 @@ use audiopus::coder::{Decoder, Encoder};
 use audiopus::packet::Packet;
 use audiopus::{Application, Bitrate, Channels, MutSignals, SampleRate};
 use criterion::{Criterion, criterion_group, criterion_main};
-use voice_codec::harness::{encode_all, fec_recovery, speech_like};
 use voice_codec::{
     CaptureConfig, CaptureFrame, CapturePipeline, ChannelLayout, Mixer, OpusSettings, PlaybackConfig, PlaybackPipeline,
     VadConfig,
 };
 use voice_jitter::{Action, Playout, Stretch};
 use voice_proto::{Seq, Timestamp};
+use voice_sim::audio::{encode_all, fec_recovery, speech_like};
 
 const FRAME: usize = 960;
 /// One second of speech-like audio, cycled frame by frame so every iteration encodes real content.

@@ -21,7 +21,7 @@ fn speech_and_chat_reach_the_room() {
     let (server, addr) = start_server(&dir, &["alice", "bob"], "");
 
     // Half a second of silence (the client connects while its microphone already runs), then 3 s of speech.
-    let speech = voice_codec::harness::speech_like(3 * 48_000, 7);
+    let speech = voice_sim::audio::speech_like(3 * 48_000, 7);
     let mut mic = vec![0.0; 24_000];
     mic.extend_from_slice(&speech);
     let mic_path = dir.join("alice-mic.wav");

@@ -1,5 +1,5 @@
 //! Fuzz target `codec_decode`: arbitrary bytes as Opus packets and playout decisions through the decoder pipeline;
-//! the body is `voice_codec::fuzzing::decode`, which `voice-codec/tests/corpus.rs` also runs on stable.
+//! the body is `voice_sim::fuzzing::codec_decode`, which `voice-codec/tests/corpus.rs` also runs on stable.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| voice_codec::fuzzing::decode(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| voice_sim::fuzzing::codec_decode(data));

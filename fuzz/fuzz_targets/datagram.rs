@@ -1,4 +1,5 @@
-//! Fuzz target `datagram`: the body is `voice_proto::fuzzing::datagram`, which the corpus-replay test also runs on stable.
+//! Fuzz target `datagram`: the body is `voice_sim::fuzzing::datagram`, which voice-proto's corpus and property tests
+//! also run on stable.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| voice_proto::fuzzing::datagram(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| voice_sim::fuzzing::datagram(data));

@@ -8,7 +8,7 @@ mod sim;
 
 use sim::World;
 use voice_client::{ConditionerConfig, MediaConfig, TalkMode};
-use voice_codec::harness::speech_like;
+use voice_sim::audio::speech_like;
 
 #[test]
 #[ignore = "a measurement: run it with --release"]

@@ -23,7 +23,7 @@ fn two_clients_talk_over_loopback_with_file_audio() {
     let speaker = dir.join("bob-speaker.wav");
     // One second of silence (while connecting), then three seconds of speech.
     let mut signal = vec![0.0f32; 48_000];
-    signal.extend(voice_codec::harness::speech_like(48_000 * 3, 9));
+    signal.extend(voice_sim::audio::speech_like(48_000 * 3, 9));
     write_wav(&mic, voice_client::AudioFormat::MONO_48K, &signal).unwrap();
 
     let bob = relay.client("bob", "lobby", Box::new(FileAudio::new(None, Some(speaker.clone())).unwrap()));

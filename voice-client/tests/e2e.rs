@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sim::{World, energy, windowed_correlation};
 use voice_client::{ConditionerConfig, TalkMode};
-use voice_codec::harness::speech_like;
+use voice_sim::audio::speech_like;
 
 const SECONDS: usize = 4;
 

@@ -9,7 +9,7 @@ mod sim;
 use sim::{World, energy};
 use voice_client::{ConditionerConfig, MediaConfig, TalkMode};
 use voice_codec::CaptureConfig;
-use voice_codec::harness::speech_like;
+use voice_sim::audio::speech_like;
 
 /// Energy of alice's own voice coming back to her from bob, over the last 2 s of 6 s of talk, with the echo
 /// reaching bob's microphone `delay` frame periods after he played it; and the energy of what she said then.

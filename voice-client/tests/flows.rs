@@ -6,8 +6,8 @@ mod sim;
 
 use sim::{World, energy};
 use voice_client::{ConditionerConfig, Event, State, TalkMode};
-use voice_codec::harness::speech_like;
 use voice_proto::WhisperTarget;
+use voice_sim::audio::speech_like;
 
 fn world(n: usize, mode: TalkMode) -> World {
     let mut w = World::new(n, "lobby", ConditionerConfig::default(), mode);
@@ -220,7 +220,7 @@ fn packets_in_flight_under_the_previous_media_key_still_play() {
     let bob_hears = |w: &World| {
         let s = w.peers[1].session.stats();
         let sp = s.speakers.iter().find(|s| s.id == alice).cloned().expect("bob hears alice");
-        (s.datagrams_dropped, sp.packets, sp.concealed)
+        (s.datagrams_dropped, sp.packets, sp.concealed + sp.lost)
     };
     let left = |w: &World| w.peers[1].events.iter().filter(|e| matches!(e, Event::MemberLeft(_))).count();
     let (dropped, packets, concealed) = bob_hears(&w);
@@ -232,8 +232,9 @@ fn packets_in_flight_under_the_previous_media_key_still_play() {
     w.run(20);
     let (d, p, c) = bob_hears(&w);
     assert_eq!(d, dropped, "no datagram dropped across one rotation");
-    assert_eq!(c, concealed, "nothing concealed across one rotation");
-    assert!(p >= packets + 20, "alice kept being heard: {} packets", p - packets);
+    assert_eq!(c, concealed, "nothing lost or concealed across one rotation");
+    // Alice talks with pauses (DTX): not every frame period carries a packet.
+    assert!(p >= packets + 10, "alice kept being heard: {} packets", p - packets);
 
     // Dave leaves and comes back, then leaves again at once: two rotations while frames under the first of the
     // three keys are still in flight. Receivers hold only the newest two keys, so those frames are dropped.

@@ -7,7 +7,7 @@ mod sim;
 
 use sim::World;
 use voice_client::{ConditionerConfig, TalkMode};
-use voice_codec::harness::speech_like;
+use voice_sim::audio::speech_like;
 
 #[test]
 fn a_call_under_way_allocates_nothing_per_frame() {

@@ -147,7 +147,7 @@ fn goodbye_ends_the_session_for_good() {
 fn garbage_never_panics_and_a_broken_frame_reconnects() {
     let t0 = Instant::now();
     let mut s = joined(t0);
-    let mut rng = voice_codec::harness::Lcg(99);
+    let mut rng = voice_sim::Rng::new(99);
     let relay: SocketAddr = RELAY.parse().unwrap();
     for i in 0..20_000u32 {
         let len = (rng.next_u32() % 1300) as usize;

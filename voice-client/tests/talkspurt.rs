@@ -7,7 +7,7 @@ mod sim;
 
 use sim::World;
 use voice_client::{ConditionerConfig, Event, TalkMode};
-use voice_codec::harness::speech_like;
+use voice_sim::audio::speech_like;
 
 fn world(mode: TalkMode) -> World {
     let mut w = World::new(2, "lobby", ConditionerConfig::default(), mode);

@@ -1,9 +1,10 @@
 //! Receiver-side comfort noise: while a speaker is silent (talkspurt ended, stream stalled), play low-level noise
 //! that matches the background the speaker last sent, instead of digital silence.
 //!
-//! The model is learned from decoded audio only: every 5 ms block's energy feeds a noise-floor tracker (falls at
-//! once, rises slowly); blocks within 3 dB of the floor and 15 dB below the recent peak count as background and
-//! update a smoothed level and a smoothed, normalized autocorrelation. Generation is white noise through the all-pole filter that Levinson-Durbin
+//! The model is learned from decoded audio only: every 5 ms block's energy feeds a noise-floor tracker (minimum
+//! statistics: the quietest block of the last 1.2 s); blocks within 3 dB of the floor and 15 dB below the recent
+//! peak count as background and update a smoothed level and a smoothed, normalized autocorrelation. Generation is
+//! white noise through the all-pole filter that Levinson-Durbin
 //! derives from that autocorrelation (the background's spectral envelope), scaled to the background level (capped
 //! at −40 dBFS) and faded in. Nothing is generated before a background block was seen, so a speaker that never sent
 //! audio stays digitally silent. Nothing allocates.
@@ -12,8 +13,12 @@
 const ORDER: usize = 10;
 /// Analysis block, samples per channel (5 ms).
 const BLOCK: usize = 240;
-/// The floor rises by this factor per block when the signal stays above it (about 4 dB/s).
-const FLOOR_RISE: f32 = 1.005;
+/// The noise floor is the quietest block of the last `FLOOR_SPANS` spans of `FLOOR_SPAN` blocks (minimum
+/// statistics over 1.2 s): it falls at once and rises within 1.2 s when the background gets louder, or when the
+/// quiet blocks it held (a decoder's first output, a pause in a quieter room) are that old.
+const FLOOR_SPAN: u32 = 30;
+/// Spans the floor looks back over (8 × 150 ms).
+const FLOOR_SPANS: usize = 8;
 /// A block within this energy ratio of the floor (3 dB) counts as background ...
 const BACKGROUND_RATIO: f32 = 2.0;
 /// ... if it is also this far below the loudest recent block (15 dB), so a speaker without pauses has no background.
@@ -33,6 +38,10 @@ const FADE_IN: f32 = 1_440.0;
 #[derive(Debug)]
 pub(crate) struct ComfortNoise {
     floor: f32,
+    /// Quietest block energy of each span (a ring; `span` is the one being filled, `span_blocks` its blocks).
+    spans: [f32; FLOOR_SPANS],
+    span: usize,
+    span_blocks: u32,
     peak: f32,
     level: f32,
     acf: [f32; ORDER + 1],
@@ -48,6 +57,9 @@ impl ComfortNoise {
     pub(crate) fn new() -> Self {
         Self {
             floor: f32::INFINITY,
+            spans: [f32::INFINITY; FLOOR_SPANS],
+            span: 0,
+            span_blocks: 0,
             peak: 0.0,
             level: 0.0,
             acf: [0.0; ORDER + 1],
@@ -78,7 +90,7 @@ impl ComfortNoise {
             if !energy.is_finite() {
                 continue;
             }
-            self.floor = if energy < self.floor { energy } else { self.floor * FLOOR_RISE };
+            self.track_floor(energy);
             self.peak = (self.peak * PEAK_DECAY).max(energy);
             if energy > self.floor * BACKGROUND_RATIO || energy > self.peak * BELOW_PEAK {
                 continue;
@@ -107,6 +119,18 @@ impl ComfortNoise {
                 self.have_model = true;
             }
         }
+    }
+
+    /// Minimum statistics: the floor is the quietest block of the last `FLOOR_SPANS` spans.
+    fn track_floor(&mut self, energy: f32) {
+        self.spans[self.span] = self.spans[self.span].min(energy);
+        self.span_blocks += 1;
+        if self.span_blocks == FLOOR_SPAN {
+            self.span = (self.span + 1) % FLOOR_SPANS;
+            self.spans[self.span] = f32::INFINITY;
+            self.span_blocks = 0;
+        }
+        self.floor = self.spans.iter().copied().fold(energy, f32::min);
     }
 
     /// Prepares the filter for a run of comfort noise (call when a silence starts).

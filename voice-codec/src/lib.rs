@@ -109,11 +109,6 @@ mod preroll;
 mod resample;
 mod stretch;
 
-#[doc(hidden)]
-pub mod fuzzing;
-#[doc(hidden)]
-pub mod harness;
-
 pub use capture::{CAPTURE_BUFFER_SAMPLES, CaptureFrame, CapturePipeline, GateReason};
 pub use config::{
     Application, CaptureConfig, ChannelLayout, FrameDuration, MAX_PREROLL_MS, MAX_SLOT_SAMPLES, OpusSettings,

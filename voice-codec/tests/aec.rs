@@ -1,9 +1,9 @@
 //! Echo cancellation (feature `aec`): a delayed, attenuated copy of the far-end signal in the microphone is removed.
 #![cfg(feature = "aec")]
 
-use voice_codec::harness::speech_like;
 use voice_codec::{CaptureConfig, CaptureFrame, CapturePipeline, PlaybackConfig, PlaybackPipeline};
 use voice_jitter::{Action, Playout, Stretch};
+use voice_sim::audio::speech_like;
 
 fn rms(x: &[f32]) -> f32 {
     (x.iter().map(|s| s * s).sum::<f32>() / x.len().max(1) as f32).sqrt()

@@ -15,7 +15,7 @@ fn replay_codec_decode_corpus() {
         let path = entry.expect("readable entry").path();
         let data = std::fs::read(&path).expect("readable corpus file");
         println!("replaying {}", path.display());
-        voice_codec::fuzzing::decode(&data);
+        voice_sim::fuzzing::codec_decode(&data);
         count += 1;
     }
     assert!(count >= 3, "expected a seed corpus, found {count} files");

@@ -1,10 +1,10 @@
 //! The plain [`Decoder`]: decode, FEC and concealment lengths, typed errors for bad arguments and corrupt packets,
 //! and the same output as the playback pipeline it sits under.
 
-use voice_codec::harness::{best_correlation, encode_all, speech_like};
 use voice_codec::{ChannelLayout, CodecError, Decoder, OpusSettings, PlaybackConfig, PlaybackPipeline};
 use voice_jitter::{Action, Playout, Stretch};
 use voice_proto::{Seq, Timestamp};
+use voice_sim::audio::{best_correlation, encode_all, speech_like};
 
 fn packets(seconds: usize, seed: u64) -> (Vec<f32>, Vec<Vec<u8>>) {
     let signal = speech_like(48_000 * seconds, seed);

@@ -1,12 +1,13 @@
 //! Capture-side stages (gates, noise suppression, gain), level keeping of the resampler and the mixer, and config
 //! errors.
 
-use voice_codec::harness::{Lcg, speech_like};
 use voice_codec::{
     CaptureConfig, CaptureFrame, CapturePipeline, ChannelLayout, CodecError, GateReason, Mixer, OpusSettings,
     PlaybackConfig, PlaybackPipeline, VadConfig, resample_clip, soft_clip,
 };
 use voice_jitter::{Action, Playout, Stretch};
+use voice_sim::Rng;
+use voice_sim::audio::speech_like;
 
 /// Runs `signal` (48 kHz mono) through `cap` in 20 ms pushes; returns one char per frame: `#` sent, `v` VAD-gated,
 /// `p` PTT-gated, `d` DTX, `r` pre-roll (a frame gated earlier, sent now).
@@ -32,7 +33,7 @@ fn rms(x: &[f32]) -> f32 {
 }
 
 fn noise(n: usize, amp: f32, seed: u64) -> Vec<f32> {
-    let mut rng = Lcg(seed);
+    let mut rng = Rng::new(seed);
     (0..n).map(|_| (rng.next_f32() - 0.5) * 2.0 * amp).collect()
 }
 
@@ -119,7 +120,7 @@ fn tone_packets(amp: f32, n: usize) -> Vec<Vec<u8>> {
     let tone: Vec<f32> =
         (0..n).map(|i| amp * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 48_000.0).sin()).collect();
     let settings = OpusSettings { bitrate_bps: 96_000, ..OpusSettings::default() };
-    voice_codec::harness::encode_all(&tone, settings).unwrap().into_iter().flatten().collect()
+    voice_sim::audio::encode_all(&tone, settings).unwrap().into_iter().flatten().collect()
 }
 
 fn play(p: &mut PlaybackPipeline, payload: &[u8]) {

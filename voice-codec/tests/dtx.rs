@@ -5,13 +5,14 @@
 //! 45.9 packets/s before (libopus' own DTX only takes near-silence; 7.8–8.9 packets/s with noise suppression), and
 //! at 0 packets/s now (after a 200 ms hangover), with the same share of speech frames sent.
 
-use voice_codec::harness::{Lcg, encode_all, speech_like};
 use voice_codec::{CaptureConfig, CaptureFrame, CapturePipeline, OpusSettings, PlaybackConfig, PlaybackPipeline};
 use voice_jitter::{Action, Playout, Stretch};
 use voice_proto::{Seq, Timestamp};
+use voice_sim::Rng;
+use voice_sim::audio::{encode_all, speech_like};
 
 fn noise(n: usize, rms: f32, seed: u64) -> Vec<f32> {
-    let mut rng = Lcg(seed);
+    let mut rng = Rng::new(seed);
     let a = rms * 3f32.sqrt();
     (0..n).map(|_| (rng.next_f32() * 2.0 - 1.0) * a).collect()
 }

@@ -1,8 +1,8 @@
 //! The audio dumper writes valid WAV files for each chosen stage.
 
-use voice_codec::harness::speech_like;
 use voice_codec::{CaptureConfig, CaptureFrame, CapturePipeline, DumpStage, Dumper, PlaybackConfig, PlaybackPipeline};
 use voice_jitter::{Action, Playout, Stretch};
+use voice_sim::audio::speech_like;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("voice-codec-{name}-{}", std::process::id()));

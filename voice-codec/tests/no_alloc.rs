@@ -6,12 +6,13 @@
 //! tests running in parallel do not interfere). We do not write our own `GlobalAlloc`: the workspace sets
 //! `unsafe_code = "forbid"`, and `forbid` cannot be lifted by an `#![allow(unsafe_code)]` in a test file (E0453).
 
-use voice_codec::harness::{Lcg, encode_all, speech_like};
 use voice_codec::{
     CaptureConfig, CapturePipeline, ChannelLayout, Mixer, OpusSettings, PlaybackConfig, PlaybackPipeline, VadConfig,
 };
 use voice_jitter::{Action, Playout, Stretch};
 use voice_proto::{Seq, Timestamp};
+use voice_sim::Rng;
+use voice_sim::audio::{encode_all, speech_like};
 
 #[test]
 fn steady_state_capture_playback_and_mix_do_not_allocate() {
@@ -31,7 +32,7 @@ fn steady_state_capture_playback_and_mix_do_not_allocate() {
     cap.set_push_to_talk(true);
 
     // Speech over faint noise, so the playback side learns a background and plays comfort noise in silences.
-    let mut rng = Lcg(3);
+    let mut rng = Rng::new(3);
     let noisy: Vec<f32> = speech_like(48_000 * 4, 2).iter().map(|s| s + (rng.next_f32() - 0.5) * 0.004).collect();
     let packets: Vec<Vec<u8>> = encode_all(&noisy, OpusSettings::default()).unwrap().into_iter().flatten().collect();
     let mut speakers = [

@@ -9,8 +9,8 @@
 //! Measured (`cargo test -p voice-codec --test onset -- --nocapture`): without pre-roll and fast attack (the old
 //! gate) the worst loss was 95 ms, mean 33 ms; with the defaults 0 ms.
 
-use voice_codec::harness::Lcg;
 use voice_codec::{CaptureConfig, CaptureFrame, CapturePipeline, GateReason, VadConfig};
+use voice_sim::Rng;
 
 const SR: usize = 48_000;
 /// One word per 1.2 s: 400 ms of word, 800 ms of background (the 300 ms hangover closes the gate in between).
@@ -26,7 +26,7 @@ enum Word {
 
 /// Background noise plus `ONSETS` words; returns the signal and the onset positions.
 fn scene(kind: Word, noise_rms: f32, snr_db: f32, seed: u64) -> (Vec<f32>, Vec<usize>) {
-    let mut rng = Lcg(seed);
+    let mut rng = Rng::new(seed);
     let total = PERIOD * (ONSETS + 1);
     // Uniform noise in ±a has RMS a/√3.
     let a = noise_rms * 3f32.sqrt();

@@ -56,6 +56,6 @@ proptest! {
     /// The fuzz body itself on arbitrary scripts.
     #[test]
     fn fuzz_body_never_panics(data in proptest::collection::vec(any::<u8>(), 0..600)) {
-        voice_codec::fuzzing::decode(&data);
+        voice_sim::fuzzing::codec_decode(&data);
     }
 }

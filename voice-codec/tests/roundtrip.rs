@@ -1,12 +1,12 @@
 //! End-to-end behaviour of the capture and playback pipelines on a generated speech-like signal.
 
-use voice_codec::harness::{best_correlation, encode_all, fec_recovery, speech_like};
 use voice_codec::{
     CaptureConfig, CaptureFrame, CapturePipeline, ChannelLayout, CodecError, FrameDuration, OpusSettings,
     PlaybackConfig, PlaybackPipeline, SlotSource,
 };
 use voice_jitter::{Action, Playout, Stretch};
 use voice_proto::{Seq, Timestamp};
+use voice_sim::audio::{best_correlation, encode_all, fec_recovery, speech_like};
 
 fn play_slot(p: &mut PlaybackPipeline, action: Action<&[u8]>, stretch: Stretch) -> voice_codec::SlotReport {
     p.play(&Playout { action, stretch }).expect("valid slot")

@@ -11,10 +11,10 @@
 //! Printed numbers: `jump` = the largest |x[t+1] − x[t]| near the resumes over the largest in the clean decode;
 //! `rise` = the largest increase of the 5 ms peak envelope within 2.5 ms, over the clean decode's peak level.
 
-use voice_codec::harness::encode_all;
 use voice_codec::{OpusSettings, PlaybackConfig, PlaybackPipeline};
 use voice_jitter::{Action, Playout, Stretch};
 use voice_proto::{Seq, Timestamp};
+use voice_sim::audio::encode_all;
 
 /// A sustained vowel: constant level, pitch gliding between 200 and 280 Hz (periods under 5 ms).
 fn vowel(n: usize) -> Vec<f32> {

@@ -52,8 +52,6 @@ pub mod control;
 mod crypto;
 mod datagram;
 mod error;
-#[doc(hidden)]
-pub mod fuzzing;
 mod replay;
 mod transmit;
 mod types;

@@ -4,6 +4,9 @@
 
 use std::path::Path;
 
+#[path = "support/roundtrip.rs"]
+mod roundtrip;
+
 fn replay(target: &str, body: fn(&[u8])) {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     if !fuzz.is_dir() {
@@ -23,15 +26,15 @@ fn replay(target: &str, body: fn(&[u8])) {
 
 #[test]
 fn datagram_corpus() {
-    replay("datagram", voice_proto::fuzzing::datagram);
+    replay("datagram", roundtrip::datagram);
 }
 
 #[test]
 fn audio_open_corpus() {
-    replay("audio_open", voice_proto::fuzzing::audio_open);
+    replay("audio_open", roundtrip::audio_open);
 }
 
 #[test]
 fn control_stream_corpus() {
-    replay("control_stream", voice_proto::fuzzing::control_stream);
+    replay("control_stream", roundtrip::control_stream);
 }

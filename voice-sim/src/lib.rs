@@ -5,6 +5,8 @@
 //! - Network traces ([`TracePacket`], [`parse_csv`], [`generate`] with its [`Model`]s) and the jitter-buffer
 //!   [`replay`] that measures what a listener would get on one (the `replay` example prints it as JSON, and with
 //!   `--audio` plays real speech through it).
+//! - [`audio`]: deterministic speech-like test signals and codec measurement harnesses (correlation, encoding a
+//!   signal, FEC recovery under loss).
 //! - [`fuzzing`]: the bodies of the cargo-fuzz targets in `fuzz/`, shared with the corpus-replay tests here so that
 //!   stable Rust runs exactly what the fuzzer runs.
 //!
@@ -18,6 +20,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod audio;
 pub mod fuzzing;
 mod replay;
 mod rng;

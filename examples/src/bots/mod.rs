@@ -363,7 +363,7 @@ impl SpeechSource {
     fn turn(&self, i: usize, len: usize) -> Vec<f32> {
         match self {
             Self::Generated(seed) => {
-                voice_codec::harness::speech_like(len, seed.wrapping_mul(1_000).wrapping_add(i as u64))
+                voice_sim::audio::speech_like(len, seed.wrapping_mul(1_000).wrapping_add(i as u64))
             }
             Self::Wav(s) => (0..len).map(|k| s[(i * len + k) % s.len()]).collect(),
         }

@@ -393,7 +393,7 @@ fn tracked_correlation(said: &[f32], heard: &[f32], onset: usize) -> Option<f64>
         if to < from + CORRELATION_WINDOW {
             break;
         }
-        let (c, lag) = voice_codec::harness::best_correlation(w, &heard[from..to], 2 * CORRELATION_SLACK);
+        let (c, lag) = voice_sim::audio::best_correlation(w, &heard[from..to], 2 * CORRELATION_SLACK);
         if c.is_finite() {
             sum += f64::from(c);
             windows += 1;

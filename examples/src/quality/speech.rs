@@ -59,7 +59,7 @@ pub fn sentences(talkers: usize, seed: u64, fallback_samples: usize, tmp: &Path)
     if !espeak_installed() {
         let out = (0..talkers as u64)
             .map(|k| {
-                let mut x = voice_codec::harness::speech_like(fallback_samples, seed * 10 + k);
+                let mut x = voice_sim::audio::speech_like(fallback_samples, seed * 10 + k);
                 level(&mut x, 0.05);
                 x
             })
@@ -108,7 +108,7 @@ fn speak(sentence: &str, voice: &str, path: &Path) -> Result<Vec<f32>> {
 
 fn espeak(seconds: f64, seed: u64, tmp: &Path) -> Result<(Vec<f32>, String)> {
     let want = (seconds * RATE_HZ as f64) as usize;
-    let mut rng = voice_codec::harness::Lcg(seed.wrapping_add(17));
+    let mut rng = voice_sim::Rng::new(seed.wrapping_add(17));
     let mut out = Vec::with_capacity(want + RATE_HZ * 5);
     let path = tmp.join("espeak.wav");
     let mut k = 0usize;
@@ -127,7 +127,7 @@ fn generated(seconds: f64, seed: u64) -> Vec<f32> {
     let mut out = Vec::with_capacity(want + RATE_HZ * 4);
     let mut k = 0u64;
     while out.len() < want {
-        let mut x = voice_codec::harness::speech_like(RATE_HZ * 3, seed * 100 + k);
+        let mut x = voice_sim::audio::speech_like(RATE_HZ * 3, seed * 100 + k);
         level(&mut x, 0.05);
         out.extend_from_slice(&x);
         out.extend(std::iter::repeat_n(0.0, RATE_HZ / 2));

@@ -229,7 +229,7 @@ pub fn speech_match(sent: &[f32], played: &[f32]) -> f32 {
     let mut best = (f32::NEG_INFINITY, 0usize);
     for lag in 0..ep.len().saturating_sub(es.len() / 2) {
         let n = es.len().min(ep.len() - lag);
-        let c = voice_codec::harness::correlation(&es[..n], &ep[lag..lag + n]);
+        let c = voice_sim::audio::correlation(&es[..n], &ep[lag..lag + n]);
         if c > best.0 {
             best = (c, lag);
         }
@@ -243,7 +243,7 @@ pub fn speech_match(sent: &[f32], played: &[f32]) -> f32 {
         let energy = a.iter().map(|v| v * v).sum::<f32>() / window as f32;
         let from = (offset + start).saturating_sub(slack);
         if energy > 1e-4 && from + window + 2 * slack <= played.len() {
-            let (c, _) = voice_codec::harness::best_correlation(a, &played[from..from + window + 2 * slack], 2 * slack);
+            let (c, _) = voice_sim::audio::best_correlation(a, &played[from..from + window + 2 * slack], 2 * slack);
             scores.push(c);
         }
         start += window;

@@ -382,7 +382,7 @@ pub fn windowed_correlation(signal: &[f32], out: &[f32], max_lag: usize) -> f32 
         }
         let b = &out[start..start + window + max_lag];
         // Coarse search every 8 samples, then every sample around the best coarse lag.
-        let corr = |lag: usize| voice_codec::harness::correlation(a, &b[lag..lag + window]);
+        let corr = |lag: usize| voice_sim::audio::correlation(a, &b[lag..lag + window]);
         let coarse = (0..=max_lag).step_by(8).max_by(|&x, &y| corr(x).total_cmp(&corr(y))).unwrap_or(0);
         let fine = (coarse.saturating_sub(8)..=(coarse + 8).min(max_lag)).map(corr).fold(f32::MIN, f32::max);
         sum += fine;

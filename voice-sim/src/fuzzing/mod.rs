@@ -2,8 +2,14 @@
 //! corpus-replay tests of this crate. Each panics only when an invariant of the code under test is broken;
 //! arbitrary input alone never makes one panic.
 
+mod codec;
 mod jitter;
+// One copy of the wire-format oracles: voice-proto's own tests run the same file.
+#[path = "../../../voice-proto/tests/support/roundtrip.rs"]
+mod proto;
 mod session;
 
+pub use codec::codec_decode;
 pub use jitter::jitter;
+pub use proto::{audio_open, control_stream, datagram};
 pub use session::session;

@@ -1,11 +1,14 @@
-//! Bodies of the fuzz targets in `fuzz/`, shared with the corpus-replay test so that stable Rust replays exactly
-//! what the fuzzers run. Each function panics only when an invariant of the codec is broken (that is the bug the
-//! fuzzer looks for); arbitrary input alone never makes it panic.
+//! Round-trip oracles of the wire formats: the bodies of the `datagram`, `audio_open` and `control_stream` fuzz
+//! targets (the test-support crate includes this file by path), and the checks this crate's property, reserved-bits
+//! and corpus tests run, so stable Rust runs exactly what the fuzzers run. Each function panics only when an
+//! invariant of the codec is broken (that is the bug the fuzzer looks for); arbitrary input alone never makes it
+//! panic.
+#![allow(dead_code, unreachable_pub, reason = "each test includes the oracles it needs")]
 
 use bytes::BytesMut;
 
-use crate::control::{ClientMessage, Frame, Message, ServerMessage, decode_frame};
-use crate::{Datagram, KeyId, MediaKey, ReplayWindow};
+use voice_proto::control::{ClientMessage, Frame, Message, ServerMessage, decode_frame};
+use voice_proto::{Datagram, KeyId, MediaKey, ReplayWindow};
 
 /// Decode any datagram; a valid one must re-encode to the same bytes.
 pub fn datagram(data: &[u8]) {
@@ -48,7 +51,7 @@ fn reencodes<M: Message + PartialEq + std::fmt::Debug>(frame: &Frame) {
         m.encode(&mut out).expect("a decoded message re-encodes");
         // `decode_frame` refused any version but 1 and any non-zero flags byte, so this was the frame's header.
         let [k0, k1] = frame.kind.to_be_bytes();
-        assert_eq!(out.get(4..8), Some(&[crate::VERSION, 0, k0, k1][..]), "frame header re-encodes differently");
+        assert_eq!(out.get(4..8), Some(&[voice_proto::VERSION, 0, k0, k1][..]), "frame header re-encodes differently");
         let payload = &out[8..];
         assert!(
             frame.payload.starts_with(payload),

@@ -1,32 +1,20 @@
-//! Deterministic test signals and measurement harnesses shared by the tests and the benches. Not part of the API.
+//! Deterministic test signals (speech-like audio) and codec measurement harnesses (correlation, encoding a
+//! signal, FEC recovery under loss) shared by the tests, benches and programs.
 
 use voice_jitter::{Action, Playout, Stretch};
 use voice_proto::{Seq, Timestamp};
 
-use crate::{CaptureConfig, CaptureFrame, CapturePipeline, CodecError, OpusSettings, PlaybackConfig, PlaybackPipeline};
+use crate::Rng;
 
-/// A small deterministic generator (64-bit LCG), so tests need no external RNG and print their seed.
-#[derive(Clone, Debug)]
-pub struct Lcg(pub u64);
-
-impl Lcg {
-    /// Next value in 0 ..= u32::MAX.
-    pub fn next_u32(&mut self) -> u32 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) as u32
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f32(&mut self) -> f32 {
-        (self.next_u32() >> 8) as f32 / (1u32 << 24) as f32
-    }
-}
+use voice_codec::{
+    CaptureConfig, CaptureFrame, CapturePipeline, CodecError, OpusSettings, PlaybackConfig, PlaybackPipeline,
+};
 
 /// A speech-like 48 kHz mono signal: voiced "syllables" whose pitch glides between about 100 and 250 Hz, with 12
 /// harmonics shaped by two moving formant-like peaks, a syllable-rate envelope, a little breath noise, and pauses
 /// (a quarter of the time is silence). Peak level about 0.5.
 pub fn speech_like(samples: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Lcg(seed);
+    let mut rng = Rng::new(seed);
     let sr = 48_000.0f32;
     let mut out = vec![0.0f32; samples];
     let mut pos = 0usize;
@@ -149,7 +137,7 @@ fn playout(action: Action<&[u8]>) -> Playout<&[u8]> {
 pub fn fec_recovery(seconds: usize, loss_pct: u32, seed: u64, settings: OpusSettings) -> Result<FecReport, CodecError> {
     let signal = speech_like(seconds * 48_000, seed);
     let packets = encode_all(&signal, settings)?;
-    let mut rng = Lcg(seed ^ 0x5eed);
+    let mut rng = Rng::new(seed ^ 0x5eed);
     let mut lost = vec![false; packets.len()];
     for i in 1..packets.len().saturating_sub(1) {
         if !lost[i - 1] && rng.next_u32() % 100 < loss_pct {

@@ -1,10 +1,9 @@
-//! Fuzz bodies, public only so that the fuzz targets (wired by the workspace's `fuzz/` crate) and the corpus replay
-//! test can reach them. Not part of the API.
+//! Body of the `codec_decode` fuzz target: every decoder path of the playback pipeline and the mixer.
 
 use voice_jitter::{Action, Playout, Stretch};
 use voice_proto::Seq;
 
-use crate::{ChannelLayout, MAX_SLOT_SAMPLES, Mixer, PlaybackConfig, PlaybackPipeline};
+use voice_codec::{ChannelLayout, MAX_SLOT_SAMPLES, Mixer, PlaybackConfig, PlaybackPipeline};
 
 /// Drives every decoder path with arbitrary bytes and panics only if an invariant breaks (which is a bug).
 ///
@@ -12,7 +11,7 @@ use crate::{ChannelLayout, MAX_SLOT_SAMPLES, Mixer, PlaybackConfig, PlaybackPipe
 /// Play / DecodeFec / Conceal / Silence (with the 16-bit length as sample count for the last two, as a payload length
 /// for the first two), `stretch % 3` none / shrink / expand by `stretch_len × 8` samples. The first byte of the
 /// input chooses mono or stereo output. Every slot's audio goes through a mixer to 44.1 kHz stereo.
-pub fn decode(data: &[u8]) {
+pub fn codec_decode(data: &[u8]) {
     let Some((&first, mut rest)) = data.split_first() else {
         return;
     };
@@ -60,11 +59,11 @@ pub fn decode(data: &[u8]) {
                 }
                 assert!(playback.buffered() <= before + report.samples);
             }
-            Err(crate::CodecError::SlotTooLong { .. }) => assert!(len > MAX_SLOT_SAMPLES as usize),
+            Err(voice_codec::CodecError::SlotTooLong { .. }) => assert!(len > MAX_SLOT_SAMPLES as usize),
             // A fuzz body reports a broken invariant by panicking: that is how the fuzzer finds it.
             Err(e) => panic!("unexpected error {e}"),
         }
-        let n = playback.buffered().min(crate::MAX_MIX_SAMPLES);
+        let n = playback.buffered().min(voice_codec::MAX_MIX_SAMPLES);
         // n is bounded by MAX_MIX_SAMPLES, the only error condition of mix.
         let out = mixer.mix([&mut playback], n).expect("bounded mix");
         assert!(out.iter().all(|s| s.is_finite() && s.abs() <= 1.0));
