@@ -13,6 +13,7 @@
 )]
 #![forbid(unsafe_code)]
 
+pub mod bookmarks;
 pub mod bots;
 pub mod client;
 pub mod demo;

@@ -60,9 +60,6 @@ pub enum Error {
     /// A WAV file could not be read or written.
     #[error("wav file: {0}")]
     Wav(String),
-    /// The bookmarks file could not be parsed or written (the message says where).
-    #[error("bookmarks file: {0}")]
-    Bookmarks(String),
     /// TLS settings for the control connection could not be built: a bad server name, or a CA file that is
     /// missing or holds no usable certificate (the message says which).
     #[error("tls: {0}")]

@@ -16,15 +16,15 @@
 //!   sans-IO: the caller pushes microphone samples and pulls one frame period of output at a time.
 //! * [`Client`] (feature `tokio`, on by default) — the **driver**: a media thread on a frame-period deadline
 //!   loop (capture → encode, decode → mix), a tokio thread for the UDP socket and the TCP control connection,
-//!   and an [`AudioBackend`] whose callbacks only move samples through [`sample_ring`]s. [`FileAudio`] is the
-//!   default backend (a WAV file as a microphone, paced in real time; what is played written to a WAV).
+//!   and an [`AudioBackend`] whose callbacks only move samples through [`sample_ring`]s. [`FileAudio`] (feature
+//!   `wav`, on by default) is the file backend: a WAV file as a microphone, paced in real time; what is played
+//!   written to a WAV.
 //!   Debug aids: a network conditioner on its UDP path (`Client::set_network`) and WAV dumps of the audio
 //!   pipelines (`Client::set_dump`).
 //! * `CpalAudio` (feature `cpal`, off by default: it needs ALSA headers on Linux) — the sound-card backend:
 //!   device by name or the default one, f32 or the device's integer format, rebuilt when a device disappears.
 //! * Echo cancellation (feature `aec`, off by default): set `MediaConfig::capture.echo_cancellation`; what the
 //!   client plays is the far-end reference of its capture pipeline (WebRTC AEC3 in Rust, via voice-codec).
-//! * [`Bookmarks`] — saved servers in a TOML file in the user's configuration directory.
 //! * test tools: the [`NetworkConditioner`] (seeded loss / latency / jitter / reordering, changeable at runtime),
 //!   also built into the driver on its UDP path both ways (`Client::set_network`, `Client::network_stats`).
 //!
@@ -80,7 +80,8 @@
 mod audio;
 #[cfg(feature = "cpal")]
 mod audio_cpal;
-mod bookmarks;
+#[cfg(feature = "wav")]
+mod audio_file;
 mod conditioner;
 #[cfg(feature = "tokio")]
 mod driver;
@@ -89,11 +90,13 @@ mod media;
 mod ring;
 mod session;
 
-pub use audio::{AudioBackend, AudioFormat, AudioStreams, FileAudio, read_wav, write_wav};
+pub use audio::{AudioBackend, AudioFormat, AudioStreams};
 #[cfg(feature = "cpal")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cpal")))]
 pub use audio_cpal::{CpalAudio, device_names};
-pub use bookmarks::{Bookmark, BookmarkTls, Bookmarks};
+#[cfg(feature = "wav")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wav")))]
+pub use audio_file::{FileAudio, read_wav, write_wav};
 pub use conditioner::{ConditionerConfig, ConditionerStats, NetworkConditioner};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]

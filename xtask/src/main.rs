@@ -264,9 +264,13 @@ fn ci(root: &Path, envs: &Envs) -> Result<(), String> {
     let mut doc_envs = envs.clone();
     doc_envs.push(("RUSTDOCFLAGS".into(), "-D warnings".into()));
     cargo(root, &doc_envs, &["doc", "--workspace", "--no-deps"], &[])?;
-    // The relay core alone (no tokio drivers), as a crate that embeds it with its own I/O builds it. The server
-    // application (voice-server) is covered by the workspace-wide steps.
-    cargo(root, envs, &["clippy", "-p", "voice-relay", "--no-default-features", "--", "-D", "warnings"], &[])?;
+    // Every library crate with optional parts, with none of them: the relay core without its tokio drivers, the
+    // client's sans-IO session and media without the driver or the file backend, the codec without its extras (as a
+    // crate that embeds them with its own I/O builds them). The server application is covered by the workspace-wide
+    // steps.
+    for krate in ["voice-relay", "voice-client", "voice-codec"] {
+        cargo(root, envs, &["clippy", "-p", krate, "--no-default-features", "--", "-D", "warnings"], &[])?;
+    }
     test(root, envs, &[])?;
     cargo(root, envs, &["test", "-p", "voice-codec", "--features", "aec"], &[])?;
     cargo(root, envs, &["test", "-p", "voice-client", "--features", "aec", "--test", "echo"], &[])?;

@@ -6,10 +6,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use voice_client::{Bookmark, BookmarkTls, Bookmarks, ControlTls};
+use voice_client::ControlTls;
 use voice_proto::control::Credential;
 
 use super::Args;
+use crate::bookmarks::{Bookmark, BookmarkTls, Bookmarks};
 use crate::tui::login::LoginForm;
 
 /// What `Args` resolve to, bookmarks applied.

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use voice_client::{
-    BookmarkTls, Bookmarks, Client, ClientConfig, ConditionerConfig, FileAudio, MediaConfig, SessionConfig, TalkMode,
-};
+use voice_client::{Client, ClientConfig, ConditionerConfig, FileAudio, MediaConfig, SessionConfig, TalkMode};
 use voice_proto::control::Credential;
 use voice_proto::{PublicId, WhisperTarget};
+
+use crate::bookmarks::{BookmarkTls, Bookmarks};
 
 pub(crate) use probe::{Probe, probe};
 

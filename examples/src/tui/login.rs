@@ -14,7 +14,7 @@ pub struct BookmarkRow {
     /// The saved password, if the user chose to save it.
     pub password: Option<String>,
     /// Its TLS settings (`None`: plain TCP).
-    pub tls: Option<voice_client::BookmarkTls>,
+    pub tls: Option<crate::bookmarks::BookmarkTls>,
 }
 
 /// Which field of the form is being typed into.
@@ -139,7 +139,7 @@ mod tests {
                     server: "voice.example:7000".into(),
                     user: "alice".into(),
                     password: Some("pw".into()),
-                    tls: Some(voice_client::BookmarkTls::default()),
+                    tls: Some(crate::bookmarks::BookmarkTls::default()),
                 },
             ],
             ..LoginForm::default()

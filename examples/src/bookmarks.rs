@@ -15,9 +15,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
-
-use crate::Error;
 
 /// One saved server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +38,7 @@ pub struct Bookmark {
     pub tls: Option<BookmarkTls>,
 }
 
-/// A bookmark's TLS settings (see [`ControlTls`](crate::ControlTls)).
+/// A bookmark's TLS settings (see [`voice_client::ControlTls`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BookmarkTls {
@@ -91,27 +90,27 @@ impl Bookmarks {
     }
 
     /// Parses a bookmarks file's text.
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        toml::from_str(text).map_err(|e| Error::Bookmarks(e.to_string()))
+    pub fn parse(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("bookmarks file: {e}"))
     }
 
     /// The file's text.
-    pub fn to_toml(&self) -> Result<String, Error> {
-        toml::to_string(self).map_err(|e| Error::Bookmarks(e.to_string()))
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| anyhow::anyhow!("bookmarks file: {e}"))
     }
 
     /// Loads `path`; a missing file is an empty list.
-    pub fn load(path: &Path) -> Result<Self, Error> {
+    pub fn load(path: &Path) -> Result<Self> {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(&text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(anyhow::anyhow!("bookmarks file {}: {e}", path.display())),
         }
     }
 
     /// Saves to `path` (creating its directory), through a temporary file renamed into place so a crash never
     /// leaves half a file. The file is readable by the user only on Unix.
-    pub fn save(&self, path: &Path) -> Result<(), Error> {
+    pub fn save(&self, path: &Path) -> Result<()> {
         let text = self.to_toml()?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
