@@ -3,12 +3,16 @@
 //!
 //! `cargo run -p voice-jitter --example playout`
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use voice_jitter::{Action, Config, JitterBuffer, Packet, Seq, Stretch, Timestamp};
 
 fn main() -> Result<(), voice_jitter::ConfigError> {
-    let mut jb = JitterBuffer::new(Config::default())?;
+    // Simulated time: one origin read from the clock, every later time an offset from it. (A real driver reads its
+    // clock at each call; the buffer itself never does.)
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(Config::default(), t0)?;
     let frame = Duration::from_millis(20);
     // Arrival of frame i: sent at i × 20 ms, 30 ms of latency plus up to 45 ms of jitter (a fixed pseudo-random
     // pattern); every 17th frame is lost.
@@ -27,13 +31,13 @@ fn main() -> Result<(), voice_jitter::ConfigError> {
         while let Some(&(at, i)) = arrivals.get(next).filter(|(at, _)| *at <= now) {
             let packet =
                 Packet { seq: Seq(u64::from(i)), timestamp: Timestamp(960 * i), end_of_talkspurt: false, payload: i };
-            if let Err(e) = jb.push(at, packet) {
+            if let Err(e) = jb.push(t0 + at, packet) {
                 println!("{:>6} ms  frame {i} refused: {e}", at.as_millis());
             }
             next += 1;
         }
         // One decision per playout slot; the audio side would decode, conceal or stay silent, and stretch.
-        let decision = jb.poll_playout(now);
+        let decision = jb.poll_playout(t0 + now);
         let (what, samples) = match decision.action {
             Action::Play { payload, .. } => (format!("play frame {payload}"), 960),
             Action::DecodeFec { next_payload, .. } => {

@@ -8,8 +8,9 @@
 //! its device runs low does): a talkspurt then starts exactly at the target delay, within a quarter frame of its
 //! first packet's arrival.
 //!
-//! What it does **not** do: no clock reads (`now` is always an argument), no threads, no sockets, no audio
-//! processing, no decoding. Push and decision never allocate after [`JitterBuffer::new`].
+//! What it does **not** do: no clock reads (`now` is always an argument, a [`std::time::Instant`] of the caller's
+//! clock), no threads, no sockets, no audio processing, no decoding. Push and decision never allocate after
+//! [`JitterBuffer::new`].
 //!
 //! ```text
 //!   network ──push(now, Packet)──▶ ┌──────────────┐ ──poll_playout(now)──▶ Playout { action, stretch }
@@ -19,8 +20,8 @@
 //! ```
 //!
 //! ## Run loop
-//! - [`JitterBuffer::push`] each received packet with its arrival time (duplicates, late packets and overflow are
-//!   refused with a [`PushError`] and counted; none is fatal);
+//! - [`JitterBuffer::push`] each received packet with its arrival time, an `Instant` (duplicates, late packets and
+//!   overflow are refused with a [`PushError`] and counted; none is fatal);
 //! - once per playout slot, [`JitterBuffer::poll_playout`] → exactly one [`Playout`]. A slot lasts one frame
 //!   plus the stretch the audio side applied, so call it when the audio side needs the next frame;
 //! - read [`JitterBuffer::stats`] whenever (NetEQ / W3C-style counters and gauges).
@@ -72,12 +73,15 @@
 //! [`Policy::Fixed`] is a fixed watermark buffer, kept as a baseline to compare with.
 //!
 //! ```
-//! use std::time::Duration;
+//! use std::time::{Duration, Instant};
 //! use voice_jitter::{Action, Config, JitterBuffer, Packet, Seq, Timestamp};
 //!
-//! let mut jb = JitterBuffer::new(Config::default()).expect("the default config is valid");
+//! // The driver reads its clock and hands the time in; the buffer never reads one.
+//! # #[allow(clippy::disallowed_methods, reason = "the example's driver reads the clock once, for its origin")]
+//! let t0 = Instant::now();
+//! let mut jb = JitterBuffer::new(Config::default(), t0).expect("the default config is valid");
 //! let frame = Duration::from_millis(20);
-//! let mut now = Duration::ZERO;
+//! let mut now = t0;
 //! let mut played = 0;
 //! for i in 0..50u32 {
 //!     // Frames arrive every 20 ms; frame 10 is lost in the network.

@@ -2,7 +2,7 @@
 //! concealed, random losses are recovered by FEC whenever the successor arrived, and delay changes go into pauses
 //! or into gentle shrinks. Seeded traces and virtual time only.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use voice_jitter::{Action, Config, JitterBuffer, Packet, Stretch};
 use voice_proto::{Seq, Timestamp};
@@ -29,11 +29,13 @@ struct Slot {
 /// Drives `stream` through a default buffer like the audio side would: slots start at the first arrival and last
 /// one frame plus the stretch asked (applied in full), until every packet was pushed and the buffer is empty.
 fn drive(stream: &[Sent]) -> Vec<Slot> {
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default()).expect("valid config");
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default(), t0).expect("valid config");
     let mut arrivals: Vec<(f64, usize)> =
         stream.iter().enumerate().filter_map(|(i, p)| p.arrival_ms.map(|a| (a, i))).collect();
     arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let at = |ms: f64| Duration::from_micros((ms * 1_000.0).round() as u64);
+    let at = |ms: f64| t0 + Duration::from_micros((ms * 1_000.0).round() as u64);
     let mut slot_ms = arrivals[0].0;
     let mut next = 0;
     let mut slots = Vec::new();
@@ -240,8 +242,10 @@ fn delay_changes_go_into_pauses_or_gentle_shrinks() {
 /// delay spike that holds the delay up for the histogram's memory.
 #[test]
 fn a_stalled_playout_side_recovers_within_three_seconds() {
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default()).expect("valid config");
-    let at = |ms: f64| Duration::from_micros((ms * 1_000.0).round() as u64);
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default(), t0).expect("valid config");
+    let at = |ms: f64| t0 + Duration::from_micros((ms * 1_000.0).round() as u64);
     let (stall_from, stall_ms) = (10_000.0, 600.0);
     let mut slot_ms = 1_005.0;
     let mut next_seq = 0u64;

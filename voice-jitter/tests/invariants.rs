@@ -3,7 +3,7 @@
 //! played twice or out of order; FEC only ever stands for the frame just before a buffered one; depth never exceeds
 //! capacity.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use voice_jitter::{Action, Config, JitterBuffer, Packet, Policy, Stretch};
@@ -27,8 +27,10 @@ fn op() -> impl Strategy<Value = Op> {
 /// Applies `ops` with sequence numbers starting at `base`; panics on a broken invariant.
 fn run(ops: &[Op], base: u64, capacity: usize, policy: Policy) {
     let config = Config::default().with_capacity(capacity).with_policy(policy);
-    let mut jb: JitterBuffer<u16> = JitterBuffer::new(config).expect("valid config");
-    let mut now = Duration::from_secs(1);
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb: JitterBuffer<u16> = JitterBuffer::new(config, t0).expect("valid config");
+    let mut now = t0 + Duration::from_secs(1);
     let mut last_played: Option<u16> = None;
     let mut pushes = 0u64;
     // Decisions by kind: play, FEC, conceal, silence — the buffer's own counters must agree with them.
@@ -140,12 +142,14 @@ proptest! {
 #[test]
 fn wraparound_is_seamless() {
     // A clean stream across the wrap: every frame is played, in order, nothing concealed.
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default()).expect("valid config");
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default(), t0).expect("valid config");
     let base = u64::MAX - 50;
     let mut played = Vec::new();
     // A few slots more than frames: the first frame waits for the start-up target (60 ms).
     for i in 0..210u64 {
-        let now = Duration::from_millis(1_000 + 20 * i);
+        let now = t0 + Duration::from_millis(1_000 + 20 * i);
         if i < 200 {
             let packet = Packet {
                 seq: Seq(base.wrapping_add(i)),
@@ -166,17 +170,25 @@ fn wraparound_is_seamless() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// Hostile inputs (any sequence number, timestamp and time, even going backwards) never panic and never
-    /// overfill the buffer.
+    /// Hostile inputs (any sequence number, timestamp and time, even going backwards or before the buffer's origin)
+    /// never panic and never overfill the buffer.
     #[test]
     fn extreme_inputs_never_panic(
-        pushes in prop::collection::vec((any::<u64>(), any::<u32>(), any::<u64>(), any::<bool>(), any::<bool>()), 0..200),
+        pushes in prop::collection::vec(
+            (any::<u64>(), any::<u32>(), any::<u64>(), any::<bool>(), any::<bool>(), any::<bool>()),
+            0..200,
+        ),
         cap in 2usize..20,
     ) {
+        #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+        let t0 = Instant::now();
         let mut jb: JitterBuffer<u8> =
-            JitterBuffer::new(Config::default().with_capacity(cap)).expect("valid config");
-        for (seq, ts, now_us, eot, slot) in pushes {
-            let now = Duration::from_micros(now_us);
+            JitterBuffer::new(Config::default().with_capacity(cap), t0).expect("valid config");
+        for (seq, ts, now_us, before, eot, slot) in pushes {
+            // Up to ~585 000 years after the origin, or before it (an instant the clock may not even represent
+            // stays at the origin).
+            let offset = Duration::from_micros(now_us);
+            let now = if before { t0.checked_sub(offset) } else { t0.checked_add(offset) }.unwrap_or(t0);
             let _ = jb.push(now, Packet { seq: Seq(seq), timestamp: Timestamp(ts), end_of_talkspurt: eot, payload: 0 });
             prop_assert!(jb.depth() <= cap);
             if slot {

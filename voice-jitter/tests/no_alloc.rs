@@ -2,7 +2,7 @@
 //! (the `allocation-counter` crate installs it; the workspace forbids `unsafe`, which implementing `GlobalAlloc`
 //! here would need).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use voice_jitter::{Config, JitterBuffer, Packet, Policy};
 use voice_proto::{Seq, Timestamp};
@@ -14,7 +14,9 @@ fn drive(policy: Policy) {
     let mut arrivals: Vec<(u64, u64)> =
         trace.iter().filter_map(|p| p.arrival_ms.map(|a| ((a * 1_000.0) as u64, p.seq))).collect();
     arrivals.sort_unstable();
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default().with_policy(policy)).expect("valid config");
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default().with_policy(policy), t0).expect("valid config");
     let info = allocation_counter::measure(|| {
         let mut next = 0;
         let mut slot_us = arrivals[0].0;
@@ -28,10 +30,10 @@ fn drive(policy: Policy) {
                     end_of_talkspurt: seq % 500 == 499,
                     payload: seq,
                 };
-                let _ = jb.push(Duration::from_micros(at), packet);
+                let _ = jb.push(t0 + Duration::from_micros(at), packet);
                 next += 1;
             }
-            let _ = jb.poll_playout(Duration::from_micros(slot_us));
+            let _ = jb.poll_playout(t0 + Duration::from_micros(slot_us));
             decisions += 1;
             slot_us += 20_000;
         }

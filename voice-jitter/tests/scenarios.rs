@@ -1,7 +1,7 @@
 //! Scenario tests on generated traces and hand-made streams. They assert behaviour in virtual time (what is played,
 //! recovered or concealed, and the delay it is played at), never wall-clock timing.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use voice_jitter::{Action, Config, JitterBuffer, Packet, Policy, PushError, Stretch};
 use voice_proto::{Seq, Timestamp};
@@ -65,10 +65,12 @@ fn every_model_replays_without_violations_across_the_wrap() {
 fn fec_is_chosen_when_the_successor_is_buffered() {
     // Constant 40 ms transit, a 60 ms minimum delay: frame 20 is lost, frame 21 is buffered at frame 20's slot.
     let config = Config::default().with_delay_bounds(ms(60), ms(1_000));
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(config).expect("valid config");
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(config, t0).expect("valid config");
     let mut fec = Vec::new();
     for slot in 0..100u64 {
-        let now = ms(1_000 + 20 * slot);
+        let now = t0 + ms(1_000 + 20 * slot);
         if slot != 20 && slot < 90 {
             let p = Packet { end_of_talkspurt: slot == 89, ..packet(500 + slot, (slot as u32) * 960, slot) };
             jb.push(now, p).expect("fresh");
@@ -84,11 +86,13 @@ fn fec_is_chosen_when_the_successor_is_buffered() {
 
 #[test]
 fn talkspurt_after_dtx_starts_without_concealment() {
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default()).expect("valid config");
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default(), t0).expect("valid config");
     let mut played = 0;
     let mut silence = 0;
     for slot in 0..300u64 {
-        let now = ms(1_000 + 20 * slot);
+        let now = t0 + ms(1_000 + 20 * slot);
         // Talkspurt 1: frames 0..50, the last flagged; DTX for 3 s; talkspurt 2: 50 frames, timestamps 3 s later.
         let pkt = match slot {
             0..50 => Some(Packet { end_of_talkspurt: slot == 49, ..packet(slot, slot as u32 * 960, slot) }),
@@ -113,10 +117,12 @@ fn talkspurt_after_dtx_starts_without_concealment() {
 
 #[test]
 fn sender_restart_reanchors() {
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default()).expect("valid config");
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default(), t0).expect("valid config");
     let mut played = Vec::new();
     for slot in 0..200u64 {
-        let now = ms(1_000 + 20 * slot);
+        let now = t0 + ms(1_000 + 20 * slot);
         let p = if slot < 100 {
             packet(1_000 + slot, slot as u32 * 960, slot)
         } else {
@@ -139,17 +145,19 @@ fn duplicates_and_late_packets_are_counted_and_refused() {
     // No start-up delay: frame 10 plays within a few ms (at the target).
     let mut config = Config::default();
     config.tuning.initial_delay_ms = 0.0;
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(config).expect("valid config");
-    jb.push(ms(0), packet(10, 0, 10)).expect("fresh");
-    assert_eq!(jb.push(ms(1), packet(10, 0, 10)), Err(PushError::Duplicate));
-    assert!(matches!(jb.poll_playout(ms(10)).action, Action::Play { seq: Seq(10), .. }));
-    assert_eq!(jb.push(ms(2), packet(10, 0, 10)), Err(PushError::Duplicate));
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(config, t0).expect("valid config");
+    jb.push(t0 + ms(0), packet(10, 0, 10)).expect("fresh");
+    assert_eq!(jb.push(t0 + ms(1), packet(10, 0, 10)), Err(PushError::Duplicate));
+    assert!(matches!(jb.poll_playout(t0 + ms(10)).action, Action::Play { seq: Seq(10), .. }));
+    assert_eq!(jb.push(t0 + ms(2), packet(10, 0, 10)), Err(PushError::Duplicate));
     // Frame 11 never arrives in time; frame 12 does; frame 11's slot is given up, then 11 arrives: late.
-    jb.push(ms(20), packet(12, 2 * 960, 12)).expect("fresh");
+    jb.push(t0 + ms(20), packet(12, 2 * 960, 12)).expect("fresh");
     for slot in 1..6u64 {
-        let _ = jb.poll_playout(ms(20 * slot));
+        let _ = jb.poll_playout(t0 + ms(20 * slot));
     }
-    assert_eq!(jb.push(ms(130), packet(11, 960, 11)), Err(PushError::Late));
+    assert_eq!(jb.push(t0 + ms(130), packet(11, 960, 11)), Err(PushError::Late));
     let stats = jb.stats();
     assert_eq!((stats.duplicates, stats.late, stats.packets_received), (2, 1, 5));
 }
@@ -202,13 +210,15 @@ fn fixed_policy_plays_at_its_watermark() {
 
 #[test]
 fn stretch_requests_stay_within_a_frame() {
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default()).expect("valid config");
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(Config::default(), t0).expect("valid config");
     // A burst of 20 frames at once after a silence: the buffer is deep and asks to shrink, never by a frame.
     for i in 0..20u64 {
-        jb.push(ms(1_000), packet(i, i as u32 * 960, i)).expect("fresh");
+        jb.push(t0 + ms(1_000), packet(i, i as u32 * 960, i)).expect("fresh");
     }
     for slot in 0..20u64 {
-        match jb.poll_playout(ms(1_000 + 20 * slot)).stretch {
+        match jb.poll_playout(t0 + ms(1_000 + 20 * slot)).stretch {
             Stretch::Shrink { samples } | Stretch::Expand { samples } => assert!(samples < 960),
             Stretch::None => {}
         }
@@ -217,7 +227,26 @@ fn stretch_requests_stay_within_a_frame() {
 
 #[test]
 fn invalid_configs_are_refused() {
-    assert!(JitterBuffer::<u64>::new(Config::default().with_frame_ms(25)).is_err());
-    assert!(JitterBuffer::<u64>::new(Config::default().with_capacity(1)).is_err());
-    assert!(JitterBuffer::<u64>::new(Config::default().with_delay_bounds(ms(200), ms(100))).is_err());
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    assert!(JitterBuffer::<u64>::new(Config::default().with_frame_ms(25), t0).is_err());
+    assert!(JitterBuffer::<u64>::new(Config::default().with_capacity(1), t0).is_err());
+    assert!(JitterBuffer::<u64>::new(Config::default().with_delay_bounds(ms(200), ms(100)), t0).is_err());
+}
+
+#[test]
+fn times_before_the_origin_count_as_the_origin() {
+    // Two buffers with the same origin: one is given instants before it, the other the origin itself. Neither
+    // panics, and they decide alike.
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let origin = t0 + ms(5_000);
+    let mut early: JitterBuffer<u64> = JitterBuffer::new(Config::default(), origin).expect("valid config");
+    let mut exact: JitterBuffer<u64> = JitterBuffer::new(Config::default(), origin).expect("valid config");
+    for i in 0..10u64 {
+        let before = t0 + ms(100 * i);
+        assert_eq!(early.push(before, packet(i, i as u32 * 960, i)), exact.push(origin, packet(i, i as u32 * 960, i)));
+        assert_eq!(early.poll_playout(before), exact.poll_playout(origin));
+    }
+    assert_eq!(early.stats(), exact.stats());
 }

@@ -11,7 +11,7 @@
 //! - a played frame's delay is its slot time − its send time − the trace's minimum one-way delay.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use voice_proto::{Seq, Timestamp};
 
@@ -143,8 +143,9 @@ fn us(ms: f64) -> i64 {
     (ms * 1_000.0).round() as i64
 }
 
-fn at(us: i64) -> Duration {
-    Duration::from_micros(u64::try_from(us).unwrap_or(0))
+/// The instant `us` µs after `t0` (`t0` itself for a negative offset, or one the clock cannot represent).
+fn at(t0: Instant, us: i64) -> Instant {
+    t0.checked_add(Duration::from_micros(u64::try_from(us).unwrap_or(0))).unwrap_or(t0)
 }
 
 /// Plays `trace` through a buffer built from `config`, with sequence numbers offset by `seq_offset` (wrapping:
@@ -153,7 +154,10 @@ fn at(us: i64) -> Duration {
 /// # Errors
 /// When `config` is invalid.
 pub fn replay(trace: &[TracePacket], config: Config, seq_offset: u64) -> Result<Report, voice_jitter::ConfigError> {
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(config)?;
+    // Trace times are offsets from one origin, which is also the buffer's.
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(config, t0)?;
     let frame_us = i64::from(config.frame_ms) * 1_000;
     let mut arrivals: Vec<(i64, usize)> =
         trace.iter().enumerate().filter_map(|(i, p)| p.arrival_ms.map(|a| (us(a), i))).collect();
@@ -186,13 +190,13 @@ pub fn replay(trace: &[TracePacket], config: Config, seq_offset: u64) -> Result<
                 end_of_talkspurt: false,
                 payload: p.seq,
             };
-            let _ = jb.push(at(a), packet);
+            let _ = jb.push(at(t0, a), packet);
             next += 1;
         }
         if next == arrivals.len() && jb.depth() == 0 {
             break;
         }
-        let decision = jb.poll_playout(at(slot));
+        let decision = jb.poll_playout(at(t0, slot));
         let silent = matches!(decision.action, Action::Silence { .. });
         if !silent {
             target_sum_ms += jb.stats().target_delay.as_secs_f64() * 1_000.0;

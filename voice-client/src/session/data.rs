@@ -24,6 +24,8 @@ pub(super) struct Speaker {
     /// The latest packet was whispered (not sent to the room) and did not end its talkspurt.
     whispering: bool,
     jitter_config: JitterConfig,
+    /// The session's epoch, the origin the jitter buffer measures time from (again after a reset).
+    jitter_origin: Instant,
     unwrap: TimestampUnwrapper,
     first_seq: Option<Seq>,
     highest_seq: Seq,
@@ -36,12 +38,13 @@ pub(super) struct Speaker {
 }
 
 impl Speaker {
-    fn new(config: JitterConfig) -> Option<Self> {
+    fn new(config: JitterConfig, origin: Instant) -> Option<Self> {
         Some(Self {
             window: voice_proto::ReplayWindow::new(),
-            jitter: JitterBuffer::new(config).ok()?,
+            jitter: JitterBuffer::new(config, origin).ok()?,
             whispering: false,
             jitter_config: config,
+            jitter_origin: origin,
             unwrap: TimestampUnwrapper::new(),
             first_seq: None,
             highest_seq: Seq(0),
@@ -54,7 +57,7 @@ impl Speaker {
 
     /// Empties the jitter buffer (deafened: nothing plays, and old audio must not play on undeafen).
     pub(super) fn reset_jitter(&mut self) {
-        if let Ok(jb) = JitterBuffer::new(self.jitter_config) {
+        if let Ok(jb) = JitterBuffer::new(self.jitter_config, self.jitter_origin) {
             self.jitter = jb;
         }
     }
@@ -167,7 +170,7 @@ impl Session {
         if !self.speakers.contains_key(&sender) {
             let (min, max) = self.config.jitter_delay_bounds;
             let cfg = JitterConfig::default().with_frame_ms(self.frame_ms()).with_delay_bounds(min, max);
-            match Speaker::new(cfg) {
+            match Speaker::new(cfg, self.epoch) {
                 Some(sp) => self.speakers.insert(sender, sp),
                 None => return self.drop_datagram(),
             };
@@ -190,7 +193,7 @@ impl Session {
         sp.on_packet(arrival, header.seq, header.timestamp);
         sp.whispering = header.target != WhisperTarget::ROOM && !packet.end_of_talkspurt;
         // Late, duplicate or overflowing packets are counted by the buffer; none is an error for the session.
-        let _ = sp.jitter.push(t, packet);
+        let _ = sp.jitter.push(now, packet);
     }
 
     fn drop_datagram(&mut self) {

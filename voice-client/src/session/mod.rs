@@ -458,8 +458,7 @@ impl Session {
         if self.deafened {
             return None;
         }
-        let t = now.saturating_duration_since(self.epoch);
-        self.speakers.get_mut(&id).map(|sp| sp.jitter.poll_playout(t))
+        self.speakers.get_mut(&id).map(|sp| sp.jitter.poll_playout(now))
     }
 
     /// Packets in remote speaker `id`'s jitter buffer (0 for an unknown speaker).

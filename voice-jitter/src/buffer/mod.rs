@@ -3,7 +3,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use voice_proto::{Seq, Timestamp, TimestampUnwrapper};
 
@@ -75,11 +75,14 @@ enum State {
 ///
 /// Methods: [`push`](Self::push) for each received packet, [`poll_playout`](Self::poll_playout) once per playout
 /// slot, and getters ([`stats`](Self::stats), [`depth`](Self::depth), [`target_delay`](Self::target_delay)).
-/// Time is always an argument: `now` is a [`Duration`] since any origin the caller picks, the same for every call
-/// and never decreasing.
+/// Time is always an argument: `now` is an [`Instant`] of the caller's monotonic clock, never decreasing from call
+/// to call. The buffer never reads a clock itself: it measures every `now` from the origin given to
+/// [`new`](Self::new), in whole microseconds.
 #[derive(Debug)]
 pub struct JitterBuffer<P> {
     config: Config,
+    /// The instant every `now` is measured from; an earlier `now` counts as the origin itself.
+    origin: Instant,
     tuning: Tuning,
     frame_us: i64,
     frame_samples: u32,
@@ -131,12 +134,17 @@ fn duration_us(us: i64) -> Duration {
 impl<P> JitterBuffer<P> {
     /// A buffer with room for `config.capacity` packets, allocated now and never again.
     ///
+    /// `origin` is the instant the buffer measures time from: any instant of the clock the caller then passes as
+    /// `now`, at or before the first of them (for example the time the buffer or the session is created). A `now`
+    /// earlier than `origin` counts as `origin` itself.
+    ///
     /// # Errors
     /// [`ConfigError`] when the frame duration, capacity or delay bounds are unusable.
-    pub fn new(config: Config) -> Result<Self, ConfigError> {
+    pub fn new(config: Config, origin: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
         let frame_us = i64::from(config.frame_ms) * 1_000;
         Ok(Self {
+            origin,
             tuning: config.tuning,
             frame_us,
             frame_samples: config.frame_ms * (Timestamp::RATE_HZ / 1_000),
@@ -182,6 +190,11 @@ impl<P> JitterBuffer<P> {
     /// The delay the policy aims for now (relative to the fastest packet of the last ~2 s).
     pub fn target_delay(&self) -> Duration {
         duration_us(self.target_us())
+    }
+
+    /// `now` in whole microseconds since the origin (0 for an instant before it; saturating, never panicking).
+    fn now_us(&self, now: Instant) -> i64 {
+        micros(now.saturating_duration_since(self.origin))
     }
 
     fn target_us(&self) -> i64 {
@@ -273,9 +286,9 @@ impl<P> JitterBuffer<P> {
     /// # Errors
     /// [`PushError`] when the packet is not buffered (duplicate, late, buffer full); the buffer is unaffected
     /// apart from its counters and delay statistics.
-    pub fn push(&mut self, now: Duration, packet: Packet<P>) -> Result<(), PushError> {
+    pub fn push(&mut self, now: Instant, packet: Packet<P>) -> Result<(), PushError> {
         self.stats.packets_received += 1;
-        let now_us = micros(now);
+        let now_us = self.now_us(now);
         if !self.anchored {
             self.reanchor(packet.seq);
         }

@@ -1,6 +1,6 @@
 //! The per-slot decision: what plays in the slot that starts at `now`.
 
-use std::time::Duration;
+use std::time::Instant;
 
 use crate::config::Policy;
 use crate::decision::{Action, Playout, Stretch};
@@ -15,8 +15,8 @@ impl<P: Clone> JitterBuffer<P> {
     ///
     /// Never fails and never allocates; clones a payload only for [`Action::DecodeFec`].
     #[must_use = "every slot's decision must be carried out"]
-    pub fn poll_playout(&mut self, now: Duration) -> Playout<P> {
-        let now_us = micros(now);
+    pub fn poll_playout(&mut self, now: Instant) -> Playout<P> {
+        let now_us = self.now_us(now);
         let target_us = self.target_us();
         self.stats.target_delay = super::duration_us(target_us);
         if self.state == State::Idle {

@@ -116,7 +116,10 @@ pub(crate) fn render(trace: &[TracePacket], config: Config, speech: &[f32]) -> R
         reference.extend_from_slice(&out);
     }
     // The listener: the buffer decides, the pipeline carries it out.
-    let mut jb: JitterBuffer<&[u8]> = JitterBuffer::new(config).map_err(|e| e.to_string())?;
+    // Trace times are offsets from one origin.
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = std::time::Instant::now();
+    let mut jb: JitterBuffer<&[u8]> = JitterBuffer::new(config, t0).map_err(|e| e.to_string())?;
     let mut playback = PlaybackPipeline::new(PlaybackConfig::default()).map_err(err)?;
     let mut arrivals: Vec<(f64, usize)> =
         trace.iter().enumerate().filter_map(|(i, p)| p.arrival_ms.map(|a| (a, i))).collect();
@@ -127,7 +130,7 @@ pub(crate) fn render(trace: &[TracePacket], config: Config, speech: &[f32]) -> R
     let mut heard = Vec::with_capacity(input.len() + 48_000);
     let (mut concealed, mut fec) = (0, 0);
     let mut stretch_by_5s: Vec<(i64, i64)> = Vec::new();
-    let at = |ms: f64| std::time::Duration::from_micros((ms.max(0.0) * 1_000.0) as u64);
+    let at = |ms: f64| t0.checked_add(std::time::Duration::from_micros((ms.max(0.0) * 1_000.0) as u64)).unwrap_or(t0);
     while now_ms < end {
         while let Some(&(a, i)) = arrivals.get(next) {
             if a > now_ms {

@@ -2,7 +2,7 @@
 //! the fuzzer runs. It panics only when an invariant of the buffer is broken; arbitrary input alone never makes it
 //! panic.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use voice_proto::{Seq, Timestamp};
 
@@ -23,7 +23,10 @@ pub fn jitter(data: &[u8]) {
     let frame_ms = [10, 20, 40, 60][usize::from(cfg >> 6)];
     let config = Config::default().with_capacity(capacity).with_policy(policy).with_frame_ms(frame_ms);
     // Valid by construction: capacity in 2..=17, a supported frame size, default delay bounds.
-    let mut jb: JitterBuffer<u64> = JitterBuffer::new(config).expect("valid fuzz config");
+    // Times are offsets from one origin, which is also the buffer's.
+    #[allow(clippy::disallowed_methods, reason = "the simulated clock's origin: every time after it is t0 + an offset")]
+    let t0 = Instant::now();
+    let mut jb: JitterBuffer<u64> = JitterBuffer::new(config, t0).expect("valid fuzz config");
     let base = u64::MAX - 200; // cross the 64-bit sequence wrap in most runs
     let mut now_us: u64 = 1_000_000;
     let mut last_played: Option<u64> = None;
@@ -42,7 +45,7 @@ pub fn jitter(data: &[u8]) {
                     payload: rel,
                 };
                 let restarts = jb.stats().restarts;
-                let _ = jb.push(Duration::from_micros(now_us), packet);
+                let _ = jb.push(t0 + Duration::from_micros(now_us), packet);
                 if jb.stats().restarts != restarts {
                     // A sender restart: a new stream, ordering starts over.
                     last_played = None;
@@ -50,7 +53,7 @@ pub fn jitter(data: &[u8]) {
                 assert!(jb.depth() <= capacity, "depth {} above capacity {capacity}", jb.depth());
             }
             2 => {
-                let decision = jb.poll_playout(Duration::from_micros(now_us));
+                let decision = jb.poll_playout(t0 + Duration::from_micros(now_us));
                 match decision.action {
                     Action::Play { seq, payload, .. } => {
                         assert_eq!(seq.0, base.wrapping_add(payload), "payload and seq disagree");
