@@ -7,7 +7,7 @@ mod sim;
 
 use sim::World;
 use voice_client::{ConditionerConfig, Event, TalkMode};
-use voice_sim::audio::speech_like;
+use voice_sim::audio::{speech_like, voiced};
 
 fn world(mode: TalkMode) -> World {
     let mut w = World::new(2, "lobby", ConditionerConfig::default(), mode);
@@ -36,7 +36,7 @@ fn ticks_until_not_speaking(w: &mut World, max: usize) -> Option<usize> {
 #[test]
 fn muting_mid_talkspurt_ends_it_at_once() {
     let mut w = world(TalkMode::Continuous);
-    w.speak(0, speech_like(48_000 * 4, 5));
+    w.speak(0, voiced(48_000 * 4));
     w.run(50);
     let (before, sent) = (concealed(&w), w.peers[0].session.stats().packets_sent);
     assert!(sent > 40, "alice talks: {sent}");
@@ -89,7 +89,7 @@ fn voice_activation_closing_the_gate_ends_the_talkspurt() {
 #[test]
 fn a_key_released_while_muted_sends_nothing_after_unmuting() {
     let mut w = world(TalkMode::PushToTalk);
-    w.speak(0, speech_like(48_000 * 4, 3));
+    w.speak(0, voiced(48_000 * 4));
     w.peers[0].session.set_ptt(true);
     w.run(20);
     w.peers[0].session.set_muted(true);
@@ -112,7 +112,7 @@ fn concealed_at(w: &World, listener: usize, talker: usize) -> u64 {
 #[test]
 fn switching_to_push_to_talk_mid_talkspurt_ends_it() {
     let mut w = world(TalkMode::Continuous);
-    w.speak(0, speech_like(48_000 * 4, 6));
+    w.speak(0, voiced(48_000 * 4));
     w.run(50);
     let (before, sent) = (concealed(&w), w.peers[0].session.stats().packets_sent);
     // Push-to-talk with the key up: sending stops, and the talkspurt is ended rather than cut off.
@@ -130,7 +130,7 @@ fn changing_the_whisper_target_mid_talkspurt_ends_it_for_those_no_longer_address
     w.connect_all();
     let carol = w.id(2);
     w.peers[0].session.set_whisper(voice_proto::WhisperTarget(1), &[carol]).expect("whisper list");
-    w.speak(0, speech_like(48_000 * 4, 7));
+    w.speak(0, voiced(48_000 * 4));
     w.run(50);
     let (bob_before, carol_before) = (concealed_at(&w, 1, 0), concealed_at(&w, 2, 0));
     let sent = w.peers[0].session.stats().packets_sent;
@@ -149,7 +149,7 @@ fn changing_the_whisper_target_mid_talkspurt_ends_it_for_those_no_longer_address
 #[test]
 fn leaving_mid_talkspurt_ends_it_first() {
     let mut w = world(TalkMode::Continuous);
-    w.speak(0, speech_like(48_000 * 4, 9));
+    w.speak(0, voiced(48_000 * 4));
     w.run(50);
     let (before, sent) = (concealed(&w), w.peers[0].session.stats().packets_sent);
     w.peers[0].session.leave().expect("in a room");
@@ -162,7 +162,7 @@ fn leaving_mid_talkspurt_ends_it_first() {
 #[test]
 fn closing_mid_talkspurt_ends_it_first() {
     let mut w = world(TalkMode::Continuous);
-    w.speak(0, speech_like(48_000 * 4, 9));
+    w.speak(0, voiced(48_000 * 4));
     w.run(50);
     let (before, sent) = (concealed(&w), w.peers[0].session.stats().packets_sent);
     w.peers[0].session.close();

@@ -10,6 +10,23 @@ use voice_codec::{
     CaptureConfig, CaptureFrame, CapturePipeline, CodecError, OpusSettings, PlaybackConfig, PlaybackPipeline,
 };
 
+/// A sustained vowel-like 48 kHz mono signal without pauses: 10 harmonics of a pitch gliding between 100 and 160 Hz,
+/// peak level about 0.4. What a talker sounds like to voice activation and DTX while a talkspurt lasts: every frame
+/// is voiced, so tests that act "mid-talkspurt" do not depend on where a pause falls.
+#[must_use]
+pub fn voiced(samples: usize) -> Vec<f32> {
+    let sr = 48_000.0f32;
+    let mut phase = 0.0f32;
+    (0..samples)
+        .map(|i| {
+            let t = i as f32 / sr;
+            let f0 = 130.0 + 30.0 * (std::f32::consts::TAU * 0.5 * t).sin();
+            phase = (phase + std::f32::consts::TAU * f0 / sr) % std::f32::consts::TAU;
+            (1..=10).map(|k| (k as f32 * phase).sin() / k as f32).sum::<f32>() * 0.14
+        })
+        .collect()
+}
+
 /// A speech-like 48 kHz mono signal: voiced "syllables" whose pitch glides between about 100 and 250 Hz, with 12
 /// harmonics shaped by two moving formant-like peaks, a syllable-rate envelope, a little breath noise, and pauses
 /// (a quarter of the time is silence). Peak level about 0.5.
