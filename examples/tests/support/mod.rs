@@ -3,7 +3,7 @@
 //! bounded; every process is killed when its handle drops, and the server stops when its handle drops.
 #![allow(
     clippy::disallowed_methods,
-    reason = "a test harness: deadlines for child processes' output, and a bounded poll for their exit"
+    reason = "a test harness: deadlines for child processes' output and exit"
 )]
 #![allow(dead_code, unreachable_pub)]
 
@@ -75,23 +75,21 @@ impl Proc {
         writeln!(stdin, "{line}").and_then(|()| stdin.flush()).expect("write to stdin");
     }
 
-    /// Waits (bounded) for the process to exit by itself; collects the rest of its lines.
+    /// Waits (bounded) for the process to exit by itself; collects the rest of its lines. Both output pipes end
+    /// when the process does: their ends are the events waited for, then the exit status is collected.
     pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Both pipes end with the process: read them to their ends (bounded).
-                while let Ok(l) = self.lines.recv_timeout(LINE_WAIT) {
-                    self.seen.push(l);
+        for (rx, seen) in [(&self.lines, &mut self.seen), (&self.errors, &mut self.err_seen)] {
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(l) => seen.push(l),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Timeout) => panic!("{} did not exit within {limit:?}", self.name),
                 }
-                while let Ok(l) = self.errors.recv_timeout(LINE_WAIT) {
-                    self.err_seen.push(l);
-                }
-                return status;
             }
-            assert!(Instant::now() < deadline, "{} did not exit within {limit:?}", self.name);
-            std::thread::sleep(Duration::from_millis(20));
         }
+        self.child.wait().expect("wait for the process")
     }
 
     /// Kills the process (SIGKILL) and reaps it.
