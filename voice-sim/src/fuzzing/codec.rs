@@ -5,12 +5,17 @@ use voice_proto::Seq;
 
 use voice_codec::{ChannelLayout, MAX_SLOT_SAMPLES, Mixer, PlaybackConfig, PlaybackPipeline};
 
+/// Records of one input [`codec_decode`] plays.
+pub const MAX_RECORDS: usize = 24;
+
 /// Drives every decoder path with arbitrary bytes and panics only if an invariant breaks (which is a bug).
 ///
 /// The input is a script of records: `[op, stretch, stretch_len, len_lo, len_hi, payload…]`. `op % 4` picks
 /// Play / DecodeFec / Conceal / Silence (with the 16-bit length as sample count for the last two, as a payload length
 /// for the first two), `stretch % 3` none / shrink / expand by `stretch_len × 8` samples. The first byte of the
-/// input chooses mono or stereo output. Every slot's audio goes through a mixer to 44.1 kHz stereo.
+/// input chooses mono or stereo output. Every slot's audio goes through a mixer to 44.1 kHz stereo. At most
+/// [`MAX_RECORDS`] records are played per input: a slot costs up to a few hundred microseconds (decode, pitch search
+/// of a stretch, resampling), and what a long script could reach, a short one reaches too.
 pub fn codec_decode(data: &[u8]) {
     let Some((&first, mut rest)) = data.split_first() else {
         return;
@@ -22,7 +27,9 @@ pub fn codec_decode(data: &[u8]) {
     // Valid device format: construction cannot fail.
     let mut mixer = Mixer::new(layout, 44_100, 2).expect("valid mixer config");
     let mut seq = 0u64;
-    while rest.len() >= 5 {
+    let mut records = 0;
+    while rest.len() >= 5 && records < MAX_RECORDS {
+        records += 1;
         let (op, stretch_kind, stretch_len) = (rest[0], rest[1], u32::from(rest[2]) * 8);
         let len = usize::from(u16::from_le_bytes([rest[3], rest[4]]));
         rest = &rest[5..];
