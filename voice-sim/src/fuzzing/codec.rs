@@ -6,7 +6,7 @@ use voice_proto::Seq;
 use voice_codec::{ChannelLayout, MAX_SLOT_SAMPLES, Mixer, PlaybackConfig, PlaybackPipeline};
 
 /// Records of one input [`codec_decode`] plays.
-pub const MAX_RECORDS: usize = 24;
+const MAX_RECORDS: usize = 24;
 
 /// Drives every decoder path with arbitrary bytes and panics only if an invariant breaks (which is a bug).
 ///
@@ -14,7 +14,7 @@ pub const MAX_RECORDS: usize = 24;
 /// Play / DecodeFec / Conceal / Silence (with the 16-bit length as sample count for the last two, as a payload length
 /// for the first two), `stretch % 3` none / shrink / expand by `stretch_len × 8` samples. The first byte of the
 /// input chooses mono or stereo output. Every slot's audio goes through a mixer to 44.1 kHz stereo. At most
-/// [`MAX_RECORDS`] records are played per input: a slot costs up to a few hundred microseconds (decode, pitch search
+/// 24 records are played per input: a slot costs up to a few hundred microseconds (decode, pitch search
 /// of a stretch, resampling), and what a long script could reach, a short one reaches too.
 pub fn codec_decode(data: &[u8]) {
     let Some((&first, mut rest)) = data.split_first() else {
