@@ -1,10 +1,7 @@
 //! Starting the server application in-process (`voice_server::Server`, what the `voice-server` binary runs) and the
 //! real `voice-client` binary on loopback, reading the clients' output lines, and comparing audio. Every wait is
 //! bounded; every process is killed when its handle drops, and the server stops when its handle drops.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "a test harness: deadlines for child processes' output and exit"
-)]
+#![allow(clippy::disallowed_methods, reason = "a test harness: deadlines for child processes' output and exit")]
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader, Write};

@@ -1,0 +1,369 @@
+//! The room mixer: talkers in, one mix per talking listener plus one shared mix out, every frame period.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use voice_codec::{
+    CaptureConfig, CaptureFrame, CapturePipeline, OpusSettings, PlaybackConfig, PlaybackPipeline, SlotSource,
+};
+use voice_jitter::{JitterBuffer, Packet};
+use voice_proto::{PublicId, Seq, Timestamp};
+
+use crate::MixerError;
+
+/// Settings of a [`Mixer`]. Build one with [`MixerConfig::default`] and change what differs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct MixerConfig {
+    /// The encoders' settings: bitrate, complexity, FEC and expected loss, frame duration (the room's frame
+    /// duration: talkers' packets and the mix's frames have the same length). Default: 32 kb/s, complexity 5,
+    /// in-band FEC on at 10 % expected loss, 20 ms frames, no DTX.
+    pub opus: OpusSettings,
+    /// Most talkers at once. Default 16.
+    pub max_talkers: usize,
+    /// Most listeners in mixed mode. Default 256.
+    pub max_listeners: usize,
+}
+
+impl Default for MixerConfig {
+    fn default() -> Self {
+        Self { opus: OpusSettings::default(), max_talkers: 16, max_listeners: 256 }
+    }
+}
+
+/// Who an output goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recipients<'a> {
+    /// One talking listener: its mix-minus.
+    One(PublicId),
+    /// Every listener not talking in this frame: the shared mix.
+    Shared(&'a [PublicId]),
+}
+
+/// One encoded mix of one frame period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MixOutput<'a> {
+    /// Who gets it.
+    pub recipients: Recipients<'a>,
+    /// The talkers heard in it (never a recipient's own voice).
+    pub members: &'a [PublicId],
+    /// The Opus packet.
+    pub payload: &'a [u8],
+}
+
+/// Counters since construction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MixerStats {
+    /// Frame periods mixed.
+    pub frames: u64,
+    /// Opus encodes (one per talking listener and one for the shared mix, per frame with talkers).
+    pub encodes: u64,
+    /// Talkers' frames decoded from their own packet.
+    pub decoded: u64,
+    /// Talkers' frames recovered from the next packet's FEC.
+    pub fec: u64,
+    /// Talkers' frames concealed.
+    pub concealed: u64,
+    /// Talker packets refused by their jitter buffer (late, duplicate, full).
+    pub refused: u64,
+}
+
+struct Talker {
+    id: PublicId,
+    jitter: JitterBuffer<Bytes>,
+    playback: PlaybackPipeline,
+    /// This frame's audio.
+    frame: Vec<f32>,
+    /// Heard in this frame (decoded, recovered or concealed audio, not silence).
+    active: bool,
+}
+
+/// An Opus encoder and the last packet it produced.
+struct Encoder {
+    capture: CapturePipeline,
+    packet: Vec<u8>,
+    len: usize,
+}
+
+impl Encoder {
+    fn new(opus: OpusSettings) -> Result<Self, MixerError> {
+        let capture = CapturePipeline::new(CaptureConfig { opus, ..CaptureConfig::default() })?;
+        Ok(Self { capture, packet: vec![0; voice_proto::MAX_DATAGRAM_LEN], len: 0 })
+    }
+
+    /// Encodes one frame of 48 kHz mono audio into `packet`.
+    fn encode(&mut self, frame: &[f32]) -> Result<(), MixerError> {
+        self.capture.push(frame)?;
+        self.len = 0;
+        while let Some(f) = self.capture.poll_frame()? {
+            if let CaptureFrame::Packet { payload, .. } | CaptureFrame::Preroll { payload, .. } = f {
+                let n = payload.len().min(self.packet.len());
+                self.packet[..n].copy_from_slice(&payload[..n]);
+                self.len = n;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Listener {
+    id: PublicId,
+    /// Its own encoder, for the frames in which it talks (mix-minus).
+    encoder: Encoder,
+}
+
+/// What one frame produced, in order: the talking listeners' mix-minus outputs, then the shared one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Out {
+    Own(usize),
+    Shared,
+}
+
+/// The mixer of one room. See the [crate docs](crate).
+pub struct Mixer {
+    config: MixerConfig,
+    origin: Instant,
+    frame_samples: usize,
+    period: Duration,
+    /// The next frame boundary, once the first packet arrived.
+    next_tick: Option<Instant>,
+    talkers: Vec<Talker>,
+    listeners: Vec<Listener>,
+    shared: Encoder,
+    mix: Vec<f32>,
+    minus: Vec<f32>,
+    members: Vec<PublicId>,
+    /// Per talking listener in this frame: the talkers in its mix-minus (`members` without itself), by index.
+    own_members: Vec<PublicId>,
+    shared_to: Vec<PublicId>,
+    outputs: Vec<Out>,
+    cursor: usize,
+    stats: MixerStats,
+}
+
+impl std::fmt::Debug for Mixer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mixer")
+            .field("talkers", &self.talkers.len())
+            .field("listeners", &self.listeners.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mixer {
+    /// A mixer with `config`; `origin` is the time its talkers' jitter buffers count from (any instant not later
+    /// than the first packet).
+    pub fn new(config: MixerConfig, origin: Instant) -> Result<Self, MixerError> {
+        if config.max_talkers == 0 || config.max_listeners == 0 {
+            return Err(MixerError::Config("max_talkers and max_listeners must be at least 1".into()));
+        }
+        let frame_samples = config.opus.frame.samples();
+        let period = Duration::from_millis(u64::from(config.opus.frame.millis()));
+        Ok(Self {
+            config,
+            origin,
+            frame_samples,
+            period,
+            next_tick: None,
+            talkers: Vec::with_capacity(config.max_talkers),
+            listeners: Vec::with_capacity(config.max_listeners),
+            shared: Encoder::new(config.opus)?,
+            mix: vec![0.0; frame_samples],
+            minus: vec![0.0; frame_samples],
+            members: Vec::with_capacity(config.max_talkers),
+            own_members: Vec::with_capacity(config.max_talkers * config.max_talkers),
+            shared_to: Vec::with_capacity(config.max_listeners),
+            outputs: Vec::with_capacity(config.max_talkers + 1),
+            cursor: 0,
+            stats: MixerStats::default(),
+        })
+    }
+
+    /// Counters since construction.
+    #[must_use]
+    pub fn stats(&self) -> MixerStats {
+        self.stats
+    }
+
+    /// Puts `id` in mixed mode: from the next frame it gets a mix (its own mix-minus while it talks).
+    pub fn add_listener(&mut self, id: PublicId) -> Result<(), MixerError> {
+        if self.listeners.iter().any(|l| l.id == id) {
+            return Err(MixerError::DuplicateListener(id));
+        }
+        if self.listeners.len() >= self.config.max_listeners {
+            return Err(MixerError::TooManyListeners { max: self.config.max_listeners });
+        }
+        self.listeners.push(Listener { id, encoder: Encoder::new(self.config.opus)? });
+        Ok(())
+    }
+
+    /// Takes `id` out of mixed mode. Returns whether it was in it.
+    pub fn remove_listener(&mut self, id: PublicId) -> bool {
+        let before = self.listeners.len();
+        self.listeners.retain(|l| l.id != id);
+        before != self.listeners.len()
+    }
+
+    /// Forgets talker `id` (it left the room). Returns whether it was a talker.
+    pub fn remove_talker(&mut self, id: PublicId) -> bool {
+        let before = self.talkers.len();
+        self.talkers.retain(|t| t.id != id);
+        before != self.talkers.len()
+    }
+
+    /// One opened audio packet of `sender` (its Opus payload), arrived at `now`. A packet its jitter buffer refuses
+    /// (late, duplicate) is counted, not an error.
+    pub fn handle_audio(
+        &mut self,
+        now: Instant,
+        sender: PublicId,
+        seq: Seq,
+        timestamp: Timestamp,
+        end_of_talkspurt: bool,
+        payload: Bytes,
+    ) -> Result<(), MixerError> {
+        let i = match self.talkers.iter().position(|t| t.id == sender) {
+            Some(i) => i,
+            None => {
+                if self.talkers.len() >= self.config.max_talkers {
+                    return Err(MixerError::TooManyTalkers { max: self.config.max_talkers });
+                }
+                let jitter_config = voice_jitter::Config::default().with_frame_ms(self.config.opus.frame.millis());
+                let jitter = JitterBuffer::new(jitter_config, self.origin)
+                    .map_err(|e| MixerError::Config(format!("jitter buffer: {e}")))?;
+                let playback = PlaybackPipeline::new(PlaybackConfig::default())?;
+                let frame = vec![0.0; self.frame_samples];
+                self.talkers.push(Talker { id: sender, jitter, playback, frame, active: false });
+                self.talkers.len() - 1
+            }
+        };
+        let packet = Packet { seq, timestamp, end_of_talkspurt, payload };
+        if self.talkers[i].jitter.push(now, packet).is_err() {
+            self.stats.refused += 1;
+        }
+        if self.next_tick.is_none() {
+            self.next_tick = Some(now + self.period);
+        }
+        Ok(())
+    }
+
+    /// When the next frame period is due (after the first packet).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_tick
+    }
+
+    /// Mixes every frame period due by `now` (at most a second's worth at once: after a longer stall the clock
+    /// jumps ahead). Take what each produced with [`Mixer::poll_output`] before the next call: outputs of an
+    /// earlier call that were not taken are dropped.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), MixerError> {
+        self.outputs.clear();
+        self.cursor = 0;
+        let Some(mut tick) = self.next_tick else { return Ok(()) };
+        let mut periods = 0;
+        while tick <= now {
+            periods += 1;
+            if periods > 1_000 / self.config.opus.frame.millis() {
+                tick = now;
+                break;
+            }
+            // Only the last frame's outputs are kept: earlier ones are late already.
+            self.outputs.clear();
+            self.mix_frame(tick)?;
+            tick += self.period;
+        }
+        self.next_tick = Some(tick);
+        Ok(())
+    }
+
+    /// The next output of the last frame mixed, if any.
+    pub fn poll_output(&mut self) -> Option<MixOutput<'_>> {
+        let out = *self.outputs.get(self.cursor)?;
+        self.cursor += 1;
+        Some(match out {
+            Out::Own(l) => {
+                let listener = &self.listeners[l];
+                // The talking listeners' member lists are stored one after another, each `members.len() - 1`
+                // long, in the order of their outputs.
+                let n = self.members.len().saturating_sub(1);
+                let k = self.outputs[..self.cursor - 1].iter().filter(|o| matches!(o, Out::Own(_))).count();
+                MixOutput {
+                    recipients: Recipients::One(listener.id),
+                    members: &self.own_members[k * n..(k + 1) * n],
+                    payload: &listener.encoder.packet[..listener.encoder.len],
+                }
+            }
+            Out::Shared => MixOutput {
+                recipients: Recipients::Shared(&self.shared_to),
+                members: &self.members,
+                payload: &self.shared.packet[..self.shared.len],
+            },
+        })
+    }
+
+    fn mix_frame(&mut self, now: Instant) -> Result<(), MixerError> {
+        self.stats.frames += 1;
+        let n = self.frame_samples;
+        self.members.clear();
+        self.mix.fill(0.0);
+        for t in &mut self.talkers {
+            t.active = false;
+            // Decide and play slots until a whole frame is buffered (a shrink can leave less than a frame).
+            let mut slots = 0;
+            while t.playback.buffered() < n && slots < 4 {
+                slots += 1;
+                let playout = t.jitter.poll_playout(now);
+                let report = t.playback.play(&playout)?;
+                match report.source {
+                    SlotSource::Decoded => self.stats.decoded += 1,
+                    SlotSource::Fec => self.stats.fec += 1,
+                    SlotSource::Concealed | SlotSource::CorruptConcealed => self.stats.concealed += 1,
+                    SlotSource::Silence => continue,
+                }
+                t.active = true;
+            }
+            let got = t.playback.read(&mut t.frame[..n]);
+            t.frame[got..n].fill(0.0);
+            if t.active {
+                self.members.push(t.id);
+                for (m, s) in self.mix.iter_mut().zip(&t.frame) {
+                    *m += s;
+                }
+            }
+        }
+        self.own_members.clear();
+        self.shared_to.clear();
+        if self.members.is_empty() {
+            return Ok(());
+        }
+        for (l, listener) in self.listeners.iter_mut().enumerate() {
+            let own = self.talkers.iter().find(|t| t.active && t.id == listener.id);
+            let Some(own) = own else {
+                self.shared_to.push(listener.id);
+                continue;
+            };
+            if self.members.len() == 1 {
+                // The only talker: nothing to hear but itself.
+                continue;
+            }
+            for ((m, all), mine) in self.minus.iter_mut().zip(&self.mix).zip(&own.frame) {
+                *m = (all - mine).clamp(-1.0, 1.0);
+            }
+            listener.encoder.encode(&self.minus)?;
+            self.stats.encodes += 1;
+            self.own_members.extend(self.members.iter().filter(|&&id| id != listener.id));
+            self.outputs.push(Out::Own(l));
+        }
+        if !self.shared_to.is_empty() {
+            for m in &mut self.mix {
+                *m = m.clamp(-1.0, 1.0);
+            }
+            self.shared.encode(&self.mix)?;
+            self.stats.encodes += 1;
+            self.outputs.push(Out::Shared);
+        }
+        Ok(())
+    }
+}
