@@ -11,7 +11,7 @@ use voice_proto::{PublicId, Seq, Timestamp};
 
 use crate::MixerError;
 
-/// Settings of a [`Mixer`]. Build one with [`MixerConfig::default`] and change what differs.
+/// Settings of a [`Mixer`]. Build one with [`MixerConfig::default`] and the `with_*` methods.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct MixerConfig {
@@ -28,6 +28,23 @@ pub struct MixerConfig {
 impl Default for MixerConfig {
     fn default() -> Self {
         Self { opus: OpusSettings::default(), max_talkers: 16, max_listeners: 256 }
+    }
+}
+
+impl MixerConfig {
+    /// Sets the encoders' settings (and with them the frame duration).
+    #[must_use]
+    pub const fn with_opus(mut self, opus: OpusSettings) -> Self {
+        self.opus = opus;
+        self
+    }
+
+    /// Sets the most talkers and listeners the mixer takes.
+    #[must_use]
+    pub const fn with_limits(mut self, max_talkers: usize, max_listeners: usize) -> Self {
+        self.max_talkers = max_talkers;
+        self.max_listeners = max_listeners;
+        self
     }
 }
 
@@ -233,7 +250,10 @@ impl Mixer {
                 let jitter_config = voice_jitter::Config::default().with_frame_ms(self.config.opus.frame.millis());
                 let jitter = JitterBuffer::new(jitter_config, self.origin)
                     .map_err(|e| MixerError::Config(format!("jitter buffer: {e}")))?;
-                let playback = PlaybackPipeline::new(PlaybackConfig::default())?;
+                // No comfort noise: a talker in silence is left out of the mix, not filled in.
+                let playback_config =
+                    PlaybackConfig { frame: self.config.opus.frame, comfort_noise: false, ..PlaybackConfig::default() };
+                let playback = PlaybackPipeline::new(playback_config)?;
                 let frame = vec![0.0; self.frame_samples];
                 self.talkers.push(Talker { id: sender, jitter, playback, frame, active: false });
                 self.talkers.len() - 1
@@ -349,7 +369,7 @@ impl Mixer {
                 continue;
             }
             for ((m, all), mine) in self.minus.iter_mut().zip(&self.mix).zip(&own.frame) {
-                *m = (all - mine).clamp(-1.0, 1.0);
+                *m = soft_clip(all - mine);
             }
             listener.encoder.encode(&self.minus)?;
             self.stats.encodes += 1;
@@ -358,12 +378,50 @@ impl Mixer {
         }
         if !self.shared_to.is_empty() {
             for m in &mut self.mix {
-                *m = m.clamp(-1.0, 1.0);
+                *m = soft_clip(*m);
             }
             self.shared.encode(&self.mix)?;
             self.stats.encodes += 1;
             self.outputs.push(Out::Shared);
         }
         Ok(())
+    }
+}
+
+/// Level up to which a mix passes unchanged; above it, [`soft_clip`] bends it smoothly toward full scale.
+const KNEE: f32 = 0.8;
+
+/// Soft clipping of an overloaded mix: linear up to [`KNEE`], then a tanh curve that approaches ±1 (no flat tops
+/// short of far overload, continuous slope at the knee).
+fn soft_clip(x: f32) -> f32 {
+    let a = x.abs();
+    if a <= KNEE {
+        return x;
+    }
+    let room = 1.0 - KNEE;
+    (KNEE + room * ((a - KNEE) / room).tanh()).copysign(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::soft_clip;
+
+    #[test]
+    fn soft_clip_is_linear_below_the_knee_and_never_reaches_full_scale() {
+        for x in [0.0f32, 0.1, -0.5, 0.8, -0.8] {
+            assert_eq!(soft_clip(x), x);
+        }
+        let mut last = soft_clip(0.8);
+        for i in 1..=400 {
+            let y = soft_clip(0.8 + i as f32 * 0.01);
+            assert!(y >= last && y <= 1.0, "monotonic, within full scale: {y}");
+            if i <= 60 {
+                assert!(y > last && y < 1.0, "strictly rising below 1.4: {y}");
+            }
+            assert_eq!(soft_clip(-(0.8 + i as f32 * 0.01)), -y, "odd");
+            last = y;
+        }
+        // The slope is continuous at the knee.
+        assert!((soft_clip(0.8001) - 0.8001).abs() < 1e-6);
     }
 }

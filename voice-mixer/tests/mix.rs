@@ -182,3 +182,48 @@ fn mixing_allocates_nothing_per_frame() {
     let probe = allocation_counter::measure(|| drop(std::hint::black_box(vec![1u8; 16])));
     assert!(probe.count_total > 0);
 }
+
+#[test]
+fn an_overloaded_mix_is_soft_clipped_not_cut_flat() {
+    // Four loud talkers: their sum reaches well past full scale; the listener's decoded mix stays within it, with
+    // no run of samples stuck at one level (flat tops).
+    let (talkers, listener) =
+        ([(PublicId(1), 200.0), (PublicId(2), 210.0), (PublicId(3), 220.0), (PublicId(4), 230.0)], PublicId(9));
+    let loud: Vec<Vec<Bytes>> = talkers
+        .iter()
+        .map(|&(_, hz)| {
+            let mut enc = CapturePipeline::new(CaptureConfig::default()).expect("encoder");
+            let mut out = Vec::new();
+            for f in 0..60 {
+                let chunk: Vec<f32> = (0..FRAME)
+                    .map(|i| 0.6 * (std::f32::consts::TAU * hz * (f * FRAME + i) as f32 / 48_000.0).sin())
+                    .collect();
+                enc.push(&chunk).expect("push");
+                while let Some(CaptureFrame::Packet { payload, .. }) = enc.poll_frame().expect("encode") {
+                    out.push(Bytes::copy_from_slice(payload));
+                }
+            }
+            out
+        })
+        .collect();
+    let t0 = Instant::now();
+    let mut mixer = Mixer::new(MixerConfig::default(), t0).expect("mixer");
+    mixer.add_listener(listener).expect("listener");
+    let mut decoder = Decoder::new(ChannelLayout::Mono).expect("decoder");
+    let (mut heard, mut pcm) = (Vec::new(), vec![0.0f32; 5_760]);
+    for i in 0..60 {
+        let now = t0 + Duration::from_millis(20 * i as u64);
+        for (&(id, _), stream) in talkers.iter().zip(&loud) {
+            mixer.handle_audio(now, id, Seq(i as u64), Timestamp(960 * i as u32), false, stream[i].clone()).unwrap();
+        }
+        mixer.handle_timeout(now).unwrap();
+        while let Some(out) = mixer.poll_output() {
+            let n = decoder.decode(out.payload, &mut pcm).unwrap();
+            heard.extend_from_slice(&pcm[..n]);
+        }
+    }
+    let peak = heard.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    assert!(peak > 0.7 && peak <= 1.05, "loud, and within full scale (plus codec overshoot): {peak}");
+    let flat = heard.windows(3).filter(|w| w[0].abs() > 0.7 && w[0] == w[1] && w[1] == w[2]).count();
+    assert_eq!(flat, 0, "no flat tops");
+}

@@ -4,6 +4,7 @@
 
 mod codec;
 mod jitter;
+mod mixer;
 // One copy of the wire-format oracles: voice-proto's own tests run the same file.
 #[path = "../../../voice-proto/tests/support/roundtrip.rs"]
 mod proto;
@@ -11,5 +12,6 @@ mod session;
 
 pub use codec::codec_decode;
 pub use jitter::jitter;
+pub use mixer::mixer;
 pub use proto::{audio_open, control_stream, datagram};
 pub use session::session;
