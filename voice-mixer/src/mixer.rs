@@ -330,11 +330,15 @@ impl Mixer {
         self.mix.fill(0.0);
         for t in &mut self.talkers {
             t.active = false;
-            // Decide and play slots until a whole frame is buffered (a shrink can leave less than a frame).
+            // Decide and play slots until a whole frame is buffered (a shrink can leave less than a frame). Each
+            // decision is asked at the time its slot starts playing in the mix: after the audio already buffered,
+            // as a sound card's callback would ask. (Asked at the tick itself, the buffer would count the buffered
+            // audio as delay it does not see, ask to shrink it away, and then come up short.)
             let mut slots = 0;
             while t.playback.buffered() < n && slots < 4 {
                 slots += 1;
-                let playout = t.jitter.poll_playout(now);
+                let ahead = Duration::from_micros(t.playback.buffered() as u64 * 1_000 / 48);
+                let playout = t.jitter.poll_playout(now + ahead);
                 let report = t.playback.play(&playout)?;
                 match report.source {
                     SlotSource::Decoded => self.stats.decoded += 1,
