@@ -121,6 +121,11 @@ pub trait Authenticator: Send + Sync {
         let _ = credential;
         false
     }
+
+    /// Called by one of the tokio driver's verification threads after it had no work for a while
+    /// (`driver::AUTH_IDLE_RELEASE`), on that thread: give back memory kept for this thread's checks (e.g. an
+    /// argon2 buffer reused from one check to the next). Default: nothing.
+    fn release_memory(&self) {}
 }
 
 impl<A: Authenticator + ?Sized> Authenticator for std::sync::Arc<A> {
@@ -130,6 +135,10 @@ impl<A: Authenticator + ?Sized> Authenticator for std::sync::Arc<A> {
 
     fn is_cheap(&self, credential: &Credential) -> bool {
         (**self).is_cheap(credential)
+    }
+
+    fn release_memory(&self) {
+        (**self).release_memory();
     }
 }
 

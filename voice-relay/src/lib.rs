@@ -107,6 +107,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;
+mod loglimit;
 pub mod metrics;
 mod ratelimit;
 mod relay;

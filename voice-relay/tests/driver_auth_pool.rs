@@ -66,7 +66,8 @@ async fn a_full_pool_answers_busy_at_once() {
     let auth = Gated { inner, entered: entered_tx, release: Mutex::new(release_rx) };
     let relay = Relay::new(RelayConfig::default(), Box::new(SeededRng::new(6)), Instant::now(), 0).expect("config");
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let server = Server::bind(relay, auth, lo, lo).expect("binds").with_auth_pool(AuthPool { workers: 1, queue: 0 });
+    let server =
+        Server::bind(relay, auth, lo, lo).expect("binds").with_auth_pool(AuthPool { workers: 1, queue: 0, per_ip: 4 });
     let (tcp_addr, shutdown) = (server.tcp_addr(), server.shutdown_handle());
     let running = server.spawn().expect("driver thread");
 

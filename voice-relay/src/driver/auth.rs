@@ -2,89 +2,246 @@
 //! core task hands the request to a [`Verifier`], and the answer goes back into the relay with
 //! `Relay::handle_auth_result`.
 //!
-//! Cheap checks ([`Authenticator::is_cheap`]: tokens, in-memory users) run at once on the core task, without the
-//! relay's lock. Slow ones (argon2id: tens of milliseconds by design) run on tokio's blocking pool, at most
-//! [`AuthPool::workers`] at once, with at most [`AuthPool::queue`] more waiting; beyond that a login is refused at
-//! once with [`AuthError::Busy`], so a flood of password logins costs a bounded amount of CPU, memory and threads.
+//! Before anything else, a login whose account or address is backing off after failed logins is refused at once
+//! ([`AuthError::Throttled`]; see [`LoginBackoff`]). Cheap checks ([`Authenticator::is_cheap`]: tokens, in-memory
+//! users) run at once on the core task, without the relay's lock. Slow ones (argon2id: tens of milliseconds by
+//! design) run on a fixed set of [`AuthPool::workers`] long-lived threads (`voice-relay-auth0`…), with at most
+//! [`AuthPool::queue`] more waiting and at most [`AuthPool::per_ip`] running or waiting for one address; beyond
+//! that a login is refused at once with [`AuthError::Busy`]. So a flood of password logins costs a bounded amount
+//! of CPU, threads and memory: each worker thread keeps its own hashing memory (see
+//! [`Authenticator::release_memory`]), and gives it back after [`AUTH_IDLE_RELEASE`] without work.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
+use super::backoff::{Backoff, LoginBackoff};
 use super::control::Cmd;
-use crate::auth::{AuthRequest, Authenticator, UserInfo};
+use crate::auth::{AuthId, AuthRequest, Authenticator, UserInfo};
 use crate::error::AuthError;
 
 /// Most workers [`AuthPool`] takes.
 pub const MAX_AUTH_WORKERS: usize = 64;
 
+/// A verification thread that had no work for this long calls [`Authenticator::release_memory`] (once).
+pub const AUTH_IDLE_RELEASE: Duration = Duration::from_secs(2);
+
 /// The bounded pool that checks slow credentials ([`super::Server::with_auth_pool`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuthPool {
-    /// Checks running at once, each on one of tokio's blocking threads (default: the machine's cores; 1 to
-    /// [`MAX_AUTH_WORKERS`]). Each holds its hash's memory while it runs (19 MiB for the default argon2id costs).
+    /// Checks running at once, each on one of the pool's own threads (default: the machine's cores; 1 to
+    /// [`MAX_AUTH_WORKERS`]). Each thread keeps its hash's memory while busy (19 MiB for the default argon2id
+    /// costs) and releases it when idle.
     pub workers: usize,
-    /// Checks waiting for a worker (default 64). A login beyond `workers + queue` is refused at once
+    /// Checks waiting for a worker (default 4 per worker). A login beyond `workers + queue` is refused at once
     /// ([`AuthError::Busy`]: the client gets Error `RATE_LIMITED`).
     pub queue: usize,
+    /// Checks running or waiting for one client address (an IPv6 address counts by its /64; default 4). Beyond,
+    /// refused at once like a full queue, so one address cannot take the whole queue.
+    pub per_ip: usize,
 }
 
 impl Default for AuthPool {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        Self { workers: cores.min(MAX_AUTH_WORKERS), queue: 64 }
+        let workers = cores.min(MAX_AUTH_WORKERS);
+        Self { workers, queue: 4 * workers, per_ip: 4 }
     }
 }
 
-/// The core task's side: checks requests inline or on the pool.
+/// The address a limit counts under: an IPv4 address, or an IPv6 address's /64 (one host usually has a whole /64).
+pub(crate) fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into())
+        }
+    }
+}
+
+/// Checks admitted to the pool, in total and per address.
+#[derive(Debug, Default)]
+struct Admitted {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// One admitted check: released (its counts given back) when dropped.
+struct Slot {
+    admitted: Arc<Mutex<Admitted>>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut a = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        a.total = a.total.saturating_sub(1);
+        if let Some(n) = a.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                a.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A check for a worker thread.
+struct Job {
+    request: AuthRequest,
+    _slot: Slot,
+}
+
+/// The core task's side: checks requests inline or on the pool, and keeps the login backoff.
 pub(super) struct Verifier {
     auth: Arc<dyn Authenticator>,
-    /// One permit per running check.
-    workers: Arc<Semaphore>,
-    /// One permit per admitted check, running or waiting (`workers + queue`).
-    admitted: Arc<Semaphore>,
+    pool: AuthPool,
+    admitted: Arc<Mutex<Admitted>>,
+    /// To the worker threads (started at the first slow check).
+    jobs: Option<SyncSender<Job>>,
+    /// Where the workers answer (weak: they must not keep the core task alive at shutdown).
+    cmds: mpsc::WeakSender<Cmd>,
+    backoff: Backoff,
+    /// Address and user name of every check not answered yet, for the backoff.
+    in_flight: HashMap<AuthId, (IpAddr, Box<str>)>,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier")
-            .field("idle_workers", &self.workers.available_permits())
-            .field("free_slots", &self.admitted.available_permits())
-            .finish_non_exhaustive()
+        f.debug_struct("Verifier").field("pool", &self.pool).field("in_flight", &self.in_flight.len()).finish()
     }
 }
 
 impl Verifier {
-    pub(super) fn new(auth: Arc<dyn Authenticator>, pool: AuthPool) -> Self {
+    pub(super) fn new(
+        auth: Arc<dyn Authenticator>,
+        pool: AuthPool,
+        backoff: LoginBackoff,
+        cmds: mpsc::WeakSender<Cmd>,
+    ) -> Self {
         let workers = pool.workers.clamp(1, MAX_AUTH_WORKERS);
-        let admitted = workers.saturating_add(pool.queue).min(Semaphore::MAX_PERMITS);
-        Self { auth, workers: Arc::new(Semaphore::new(workers)), admitted: Arc::new(Semaphore::new(admitted)) }
+        let pool = AuthPool { workers, queue: pool.queue.min(1 << 20), per_ip: pool.per_ip.max(1) };
+        Self {
+            auth,
+            pool,
+            admitted: Arc::default(),
+            jobs: None,
+            cmds,
+            backoff: Backoff::new(backoff),
+            in_flight: HashMap::new(),
+        }
     }
 
-    /// Checks `request`: the result at once when the check is cheap or the pool is full ([`AuthError::Busy`]);
-    /// `None` when it runs on the pool, whose answer comes back to the core task as [`Cmd::Authenticated`].
+    /// Replaces the authenticator (a configuration reload): checks already running finish with the old one.
+    pub(super) fn set_authenticator(&mut self, auth: Arc<dyn Authenticator>) {
+        self.auth = auth;
+        self.jobs = None; // the workers end once their queue is drained; new ones start with the new authenticator
+    }
+
+    /// Checks `request` from `peer` at `now`: the result at once when the account or address backs off, the check
+    /// is cheap, or the pool is full ([`AuthError::Busy`]); `None` when it runs on the pool, whose answer comes
+    /// back to the core task as [`Cmd::Authenticated`] (then call [`finished`](Self::finished)).
     pub(super) fn check(
-        &self,
+        &mut self,
         request: AuthRequest,
-        cmds: &mpsc::WeakSender<Cmd>,
+        peer: IpAddr,
+        now: Instant,
     ) -> Option<Result<UserInfo, AuthError>> {
-        if self.auth.is_cheap(request.credential()) {
-            return Some(self.auth.authenticate(&request));
+        let ip = ip_key(peer);
+        if self.backoff.blocked(ip, request.user(), now) {
+            return Some(Err(AuthError::Throttled));
         }
-        let Ok(admitted) = Arc::clone(&self.admitted).try_acquire_owned() else {
-            return Some(Err(AuthError::Busy));
-        };
-        let (auth, workers, cmds) = (Arc::clone(&self.auth), Arc::clone(&self.workers), cmds.clone());
-        tokio::spawn(async move {
-            let _admitted = admitted;
-            let Ok(_worker) = workers.acquire_owned().await else { return };
-            let id = request.id();
-            let checked = tokio::task::spawn_blocking(move || auth.authenticate(&request)).await;
-            let result = checked.unwrap_or_else(|e| Err(AuthError::Unavailable(e.to_string())));
-            if let Some(cmds) = cmds.upgrade() {
-                let _ = cmds.send(Cmd::Authenticated { id, result }).await;
+        if self.auth.is_cheap(request.credential()) {
+            let result = self.auth.authenticate(&request);
+            self.backoff.record(ip, request.user(), &result, now);
+            return Some(result);
+        }
+        let Some(slot) = self.admit(ip) else { return Some(Err(AuthError::Busy)) };
+        let (id, user) = (request.id(), Box::<str>::from(request.user()));
+        let jobs = self.jobs.get_or_insert_with(|| spawn_workers(&self.auth, self.pool, &self.cmds));
+        match jobs.try_send(Job { request, _slot: slot }) {
+            Ok(()) => {
+                self.in_flight.insert(id, (ip, user));
+                None
             }
+            // Full cannot happen (admission bounds the queue); Disconnected: the workers could not start.
+            Err(TrySendError::Full(_)) => Some(Err(AuthError::Busy)),
+            Err(TrySendError::Disconnected(_)) => {
+                self.jobs = None;
+                Some(Err(AuthError::Unavailable("verification threads unavailable".into())))
+            }
+        }
+    }
+
+    /// A pool check's answer came back: counted in the backoff.
+    pub(super) fn finished(&mut self, id: AuthId, result: &Result<UserInfo, AuthError>, now: Instant) {
+        if let Some((ip, user)) = self.in_flight.remove(&id) {
+            self.backoff.record(ip, &user, result, now);
+        }
+    }
+
+    /// A slot for a check from `ip`, if the pool, its queue and the address's share have room.
+    fn admit(&self, ip: IpAddr) -> Option<Slot> {
+        let mut a = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = a.per_ip.get(&ip).copied().unwrap_or(0);
+        if a.total >= self.pool.workers + self.pool.queue || mine >= self.pool.per_ip {
+            return None;
+        }
+        a.total += 1;
+        *a.per_ip.entry(ip).or_insert(0) += 1;
+        Some(Slot { admitted: Arc::clone(&self.admitted), ip })
+    }
+}
+
+/// Starts the pool's threads; they end when the returned sender (and every job) is gone.
+fn spawn_workers(auth: &Arc<dyn Authenticator>, pool: AuthPool, cmds: &mpsc::WeakSender<Cmd>) -> SyncSender<Job> {
+    let (tx, rx) = sync_channel(pool.workers + pool.queue);
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..pool.workers {
+        let (auth, rx, cmds) = (Arc::clone(auth), Arc::clone(&rx), cmds.clone());
+        let spawned = std::thread::Builder::new().name(format!("voice-relay-auth{i}")).spawn(move || {
+            worker(&*auth, &rx, &cmds);
         });
-        None
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a verification thread");
+        }
+    }
+    tx
+}
+
+/// One verification thread: checks jobs one at a time; after [`AUTH_IDLE_RELEASE`] without work it asks the
+/// authenticator to release this thread's memory.
+fn worker(auth: &dyn Authenticator, jobs: &Mutex<Receiver<Job>>, cmds: &mpsc::WeakSender<Cmd>) {
+    let mut holding = false;
+    loop {
+        let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv_timeout(AUTH_IDLE_RELEASE);
+        match next {
+            Ok(job) => {
+                holding = true;
+                let id = job.request.id();
+                let result = auth.authenticate(&job.request);
+                drop(job); // the slot frees before the answer is seen: a retry finds room
+                let Some(cmds) = cmds.upgrade() else { return };
+                if cmds.blocking_send(Cmd::Authenticated { id, result }).is_err() {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if holding {
+                    auth.release_memory();
+                    holding = false;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                auth.release_memory();
+                return;
+            }
+        }
     }
 }

@@ -68,7 +68,9 @@ impl Control {
         if buf.is_empty() {
             return;
         }
-        self.conn_entry(conn, now).last_rx = now;
+        // Only whole frames count as activity (`handle_control` and the unknown kinds below): a byte at a time
+        // does not keep a connection alive.
+        self.conn_entry(conn, now);
         loop {
             if self.conns.get(&conn).is_some_and(|c| c.pending.is_some()) {
                 return;
@@ -76,6 +78,10 @@ impl Control {
             let failure = match decode_frame(buf) {
                 Ok(None) => return,
                 Ok(Some(frame)) => match ClientMessage::decode(&frame) {
+                    Ok(None) => {
+                        self.conn_entry(conn, now).last_rx = now;
+                        continue;
+                    }
                     Ok(Some(msg)) => {
                         self.handle_control(now, conn, msg);
                         if !self.conns.contains_key(&conn) {
@@ -85,7 +91,6 @@ impl Control {
                         }
                         continue;
                     }
-                    Ok(None) => continue,
                     Err(e) => e,
                 },
                 Err(e) => e,
@@ -194,6 +199,10 @@ impl Control {
 
     /// A Login on a connection without a session: asks the driver to check the credential.
     fn request_login(&mut self, now: Instant, conn: ConnId, user: String, credential: Credential) -> Reply {
+        if Self::has_control_chars(&user, &[]) {
+            self.counters.control_chars_refused += 1;
+            return Err(RequestError::ControlCharacters);
+        }
         // Refused before any costly check when it could not succeed anyway.
         if self.sessions.len() >= self.s.cfg.max_sessions {
             return Err(RequestError::Capacity);
@@ -230,9 +239,19 @@ impl Control {
                 tracing::debug!(conn = conn.0, user = &*user, "login refused: verification pool full");
                 Err(RequestError::Busy)
             }
+            Err(AuthError::Throttled) => {
+                self.counters.logins_throttled += 1;
+                tracing::debug!(conn = conn.0, user = ?user, "login refused: backing off after failed logins");
+                Err(RequestError::Throttled)
+            }
             Err(e) => {
                 self.counters.login_failures += 1;
-                tracing::warn!(conn = conn.0, user = &*user, reason = %e, "login refused");
+                if let Some(left_out) = self.refusal_log.admit(now) {
+                    if left_out > 0 {
+                        tracing::warn!(left_out, "refused logins not logged (more than 10 in 10 s)");
+                    }
+                    tracing::warn!(conn = conn.0, user = ?user, reason = %e, "login refused");
+                }
                 Err(RequestError::AuthFailed)
             }
         };
@@ -270,7 +289,8 @@ impl Control {
             token: SessionToken(token),
             public_id: PublicId(public_id),
             secret: secret_bytes,
-            name: truncate_name(&info.display_name, MAX_NAME_LEN).into(),
+            // A display name from a token's claims: control characters dropped, never shown to others.
+            name: truncate_name(&info.display_name.replace(char::is_control, ""), MAX_NAME_LEN).into(),
             bound: None,
             hello_counter: None,
             conn: Some(conn),
@@ -300,7 +320,7 @@ impl Control {
         }
         self.counters.sessions += 1;
         self.counters.logins += 1;
-        tracing::info!(conn = conn.0, user, public_id, "logged in");
+        tracing::info!(conn = conn.0, ?user, public_id, "logged in");
         self.send(
             conn,
             ServerMessage::LoginOk {
@@ -359,6 +379,10 @@ impl Control {
     fn join(&mut self, now: Instant, idx: SessionIdx, name: &str, password: Option<&str>) -> Reply {
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return Err(RequestError::RoomNotFound);
+        }
+        if Self::has_control_chars(name, &[]) {
+            self.counters.control_chars_refused += 1;
+            return Err(RequestError::ControlCharacters);
         }
         if password.is_some_and(|p| p.len() > MAX_PASSWORD_LEN) {
             return Err(RequestError::TooLarge);
@@ -492,6 +516,11 @@ impl Control {
     fn chat(&mut self, now: Instant, idx: SessionIdx, text: String) -> Reply {
         if text.len() > MAX_CHAT_LEN {
             return Err(RequestError::TooLarge);
+        }
+        // Line breaks and tabs are text; escape sequences and other controls are not.
+        if Self::has_control_chars(&text, &['\n', '\t']) {
+            self.counters.control_chars_refused += 1;
+            return Err(RequestError::ControlCharacters);
         }
         let s = self.sessions.get(idx).ok_or(RequestError::Internal)?;
         let ridx = s.room.ok_or(RequestError::NotInRoom)?;

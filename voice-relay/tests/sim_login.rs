@@ -1,0 +1,100 @@
+//! Connections before login, on the simulated clock (`harness/mod.rs`): a login deadline that pings do not
+//! extend, only whole frames as activity, and names and chat with control characters refused (`BAD_REQUEST`,
+//! the connection stays open).
+#![allow(clippy::disallowed_methods, reason = "a test harness: the origin of the relay's time")]
+
+mod harness;
+
+/// Shards of the simulated relay (see `harness::Sim::with_config`).
+#[allow(dead_code, reason = "read by the harness when this file is the test crate's root")]
+pub(crate) const SHARDS: usize = 1;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use harness::Sim;
+use voice_proto::control::{ClientMessage, Credential, ErrorCode};
+
+#[test]
+fn pings_do_not_extend_the_login_deadline() {
+    let mut sim = Sim::new();
+    sim.auto_ping = false;
+    let pinger = sim.add_client();
+    let quiet_then_login = sim.add_client();
+    // The pinger pings every second: well within the idle timeout (30 s), but it never logs in.
+    for s in 0..9 {
+        sim.control(pinger, ClientMessage::Ping { nonce: s });
+        sim.advance(Duration::from_secs(1));
+    }
+    sim.login(quiet_then_login);
+    assert!(!sim.clients[pinger].closed, "9 s: before the 10 s login deadline");
+    sim.control(pinger, ClientMessage::Ping { nonce: 99 });
+    sim.advance(Duration::from_secs(2));
+    assert!(sim.clients[pinger].closed, "closed at the login deadline although it pinged");
+    assert!(!sim.clients[quiet_then_login].closed, "a logged-in connection has no login deadline");
+    assert_eq!(sim.relay.counters().login_timeouts, 1);
+    // The logged-in connection lives on with pings, past its idle timeout.
+    for _ in 0..4 {
+        sim.control(quiet_then_login, ClientMessage::Ping { nonce: 1 });
+        sim.advance(Duration::from_secs(20));
+    }
+    assert!(!sim.clients[quiet_then_login].closed);
+}
+
+#[test]
+fn a_byte_at_a_time_is_not_activity() {
+    let config = voice_relay::RelayConfig {
+        control_idle_timeout: Duration::from_secs(30),
+        login_timeout: Duration::from_secs(300),
+        ..harness::default_config()
+    };
+    let mut sim = Sim::with_config(config);
+    sim.auto_ping = false;
+    let slow = sim.add_client();
+    let i = sim.add_client();
+    sim.login(i);
+    // One byte of a Ping frame every 5 s: never a whole frame in 35 s.
+    let mut frame = BytesMut::new();
+    ClientMessage::Ping { nonce: 1 }.encode(&mut frame).expect("encodes");
+    let conn = sim.clients[slow].conn;
+    let mut buf = BytesMut::new();
+    for b in frame.iter().take(7) {
+        buf.extend_from_slice(&[*b]);
+        sim.relay.handle_control_bytes(sim.now, conn, &mut buf);
+        sim.pump();
+        sim.advance(Duration::from_secs(5));
+    }
+    assert!(sim.clients[slow].closed, "idle: partial frames do not reset the idle timer");
+    assert!(sim.clients[i].closed, "the logged-in client sent nothing in 35 s either");
+}
+
+#[test]
+fn control_characters_in_names_and_chat_are_refused_and_the_connection_stays() {
+    let mut sim = Sim::new();
+    let i = sim.add_client();
+    let credential = Credential::Password("pw-alice".into());
+    sim.control(i, ClientMessage::Login { user: "ali\u{1b}[31mce".into(), credential, client: "t".into() });
+    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::BAD_REQUEST));
+    assert!(!sim.clients[i].closed);
+    sim.login(i);
+    sim.join(i, "evil\n\u{1b}[31mroom");
+    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::BAD_REQUEST));
+    sim.join(i, "c1\u{9b}31m");
+    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::BAD_REQUEST));
+    assert_eq!(sim.relay.room_count(), 4, "no ad-hoc room was created");
+    sim.join(i, "lobby");
+    sim.clients[i].take_inbox();
+    sim.control(i, ClientMessage::Chat { text: "red \u{1b}[31malert".into() });
+    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::BAD_REQUEST));
+    sim.control(i, ClientMessage::Chat { text: "two\nlines\tand a tab".into() });
+    assert!(
+        sim.clients[i]
+            .inbox
+            .iter()
+            .any(|m| matches!(m, voice_proto::control::ServerMessage::Chat { text, .. } if text.contains('\n'))),
+        "line breaks and tabs are text: {:?}",
+        sim.clients[i].inbox
+    );
+    assert!(!sim.clients[i].closed);
+    assert_eq!(sim.relay.counters().control_chars_refused, 4);
+}
