@@ -201,3 +201,22 @@ where
     // Harmless when the core closed the connection itself.
     let _ = cmds.send(Cmd::Closed { conn }).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_errors_in_a_row_pause_longer_up_to_a_second() {
+        let mut pause = None;
+        let pauses: Vec<_> = (0..10)
+            .map(|_| {
+                let p = accept_pause(pause);
+                pause = Some(p);
+                p.as_millis()
+            })
+            .collect();
+        assert_eq!(pauses, [20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000]);
+        assert_eq!(accept_pause(None), ACCEPT_ERROR_PAUSE, "a success starts again");
+    }
+}
