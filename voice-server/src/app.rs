@@ -33,9 +33,13 @@ impl Server {
         let relay = Relay::new(config.relay_config(), Box::new(SystemRng::new()), now, unix_ms)?;
         let idle = (l.idle_poll_ms > 0)
             .then(|| IdlePoll { period: Duration::from_millis(l.idle_poll_ms), ..IdlePoll::default() });
+        let limits = &config.limits;
         let mut server = driver::Server::bind(relay, authenticator, l.udp, l.control)
             .and_then(|s| s.with_idle_poll(idle).with_udp_threads(l.udp_threads))
-            .map_err(|e| bind_error(e, config))?;
+            .map_err(|e| bind_error(e, config))?
+            .with_conn_limits(limits.conn_limits())
+            .with_auth_pool(limits.auth_pool())
+            .with_login_backoff(limits.login_backoff());
         if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
             server = server.with_tls(driver::server_config_from_pem(cert, key)?);
             for problem in crate::tls::certificate_problems(cert, unix_ms / 1000) {

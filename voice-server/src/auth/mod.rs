@@ -51,6 +51,12 @@ impl Authenticator for CombinedAuthenticator {
         result
     }
 
+    fn release_memory(&self) {
+        if let Some(p) = &self.passwords {
+            p.release_memory();
+        }
+    }
+
     /// Tokens are (an HMAC); passwords are not (argon2id). A kind refused at once is cheap too.
     fn is_cheap(&self, credential: &Credential) -> bool {
         match (credential, &self.passwords) {
