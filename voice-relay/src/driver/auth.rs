@@ -12,9 +12,9 @@
 //! [`Authenticator::release_memory`]), and gives it back after [`AUTH_IDLE_RELEASE`] without work.
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -104,7 +104,7 @@ pub(super) struct Verifier {
     pool: AuthPool,
     admitted: Arc<Mutex<Admitted>>,
     /// To the worker threads (started at the first slow check).
-    jobs: Option<SyncSender<Job>>,
+    jobs: Option<Jobs>,
     /// Where the workers answer (weak: they must not keep the core task alive at shutdown).
     cmds: mpsc::WeakSender<Cmd>,
     backoff: Backoff,
@@ -165,18 +165,14 @@ impl Verifier {
         let Some(slot) = self.admit(ip) else { return Some(Err(AuthError::Busy)) };
         let (id, user) = (request.id(), Box::<str>::from(request.user()));
         let jobs = self.jobs.get_or_insert_with(|| spawn_workers(&self.auth, self.pool, &self.cmds));
-        match jobs.try_send(Job { request, _slot: slot }) {
-            Ok(()) => {
-                self.in_flight.insert(id, (ip, user));
-                None
-            }
-            // Full cannot happen (admission bounds the queue); Disconnected: the workers could not start.
-            Err(TrySendError::Full(_)) => Some(Err(AuthError::Busy)),
-            Err(TrySendError::Disconnected(_)) => {
-                self.jobs = None;
-                Some(Err(AuthError::Unavailable("verification threads unavailable".into())))
-            }
+        if jobs.started == 0 {
+            self.jobs = None;
+            return Some(Err(AuthError::Unavailable("verification threads unavailable".into())));
         }
+        // Admission bounds the queue: the push always finds room.
+        jobs.queue.push(Job { request, _slot: slot });
+        self.in_flight.insert(id, (ip, user));
+        None
     }
 
     /// A pool check's answer came back: counted in the backoff.
@@ -199,30 +195,89 @@ impl Verifier {
     }
 }
 
-/// Starts the pool's threads; they end when the returned sender (and every job) is gone.
-fn spawn_workers(auth: &Arc<dyn Authenticator>, pool: AuthPool, cmds: &mpsc::WeakSender<Cmd>) -> SyncSender<Job> {
-    let (tx, rx) = sync_channel(pool.workers + pool.queue);
-    let rx = Arc::new(Mutex::new(rx));
-    for i in 0..pool.workers {
-        let (auth, rx, cmds) = (Arc::clone(auth), Arc::clone(&rx), cmds.clone());
-        let spawned = std::thread::Builder::new().name(format!("voice-relay-auth{i}")).spawn(move || {
-            worker(&*auth, &rx, &cmds);
-        });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start a verification thread");
+/// The queue between the core task and the worker threads: each worker waits on it with its own idle timeout.
+#[derive(Default)]
+struct JobQueue {
+    /// Waiting jobs, and whether the core side is gone.
+    state: Mutex<(VecDeque<Job>, bool)>,
+    ready: Condvar,
+}
+
+/// What a worker gets from [`JobQueue::pop`].
+enum Next {
+    Job(Job),
+    /// Nothing came within the timeout.
+    Idle,
+    /// The core side is gone: end.
+    Closed,
+}
+
+impl JobQueue {
+    fn push(&self, job: Job) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).0.push_back(job);
+        self.ready.notify_one();
+    }
+
+    fn pop(&self, timeout: Duration) -> Next {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(job) = state.0.pop_front() {
+                return Next::Job(job);
+            }
+            if state.1 {
+                return Next::Closed;
+            }
+            let (s, waited) = self.ready.wait_timeout(state, timeout).unwrap_or_else(PoisonError::into_inner);
+            state = s;
+            if waited.timed_out() && state.0.is_empty() {
+                return if state.1 { Next::Closed } else { Next::Idle };
+            }
         }
     }
-    tx
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).1 = true;
+        self.ready.notify_all();
+    }
+}
+
+/// The core side of the pool: closing it (dropped) ends the workers once the queue is drained.
+struct Jobs {
+    queue: Arc<JobQueue>,
+    /// Worker threads that started.
+    started: usize,
+}
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}
+
+/// Starts the pool's threads; they end when the returned [`Jobs`] is dropped and the queue is drained.
+fn spawn_workers(auth: &Arc<dyn Authenticator>, pool: AuthPool, cmds: &mpsc::WeakSender<Cmd>) -> Jobs {
+    let queue = Arc::new(JobQueue::default());
+    let mut started = 0;
+    for i in 0..pool.workers {
+        let (auth, queue, cmds) = (Arc::clone(auth), Arc::clone(&queue), cmds.clone());
+        let spawned = std::thread::Builder::new().name(format!("voice-relay-auth{i}")).spawn(move || {
+            worker(&*auth, &queue, &cmds);
+        });
+        match spawned {
+            Ok(_) => started += 1,
+            Err(e) => tracing::error!(error = %e, "cannot start a verification thread"),
+        }
+    }
+    Jobs { queue, started }
 }
 
 /// One verification thread: checks jobs one at a time; after [`AUTH_IDLE_RELEASE`] without work it asks the
 /// authenticator to release this thread's memory.
-fn worker(auth: &dyn Authenticator, jobs: &Mutex<Receiver<Job>>, cmds: &mpsc::WeakSender<Cmd>) {
+fn worker(auth: &dyn Authenticator, jobs: &JobQueue, cmds: &mpsc::WeakSender<Cmd>) {
     let mut holding = false;
     loop {
-        let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv_timeout(AUTH_IDLE_RELEASE);
-        match next {
-            Ok(job) => {
+        match jobs.pop(AUTH_IDLE_RELEASE) {
+            Next::Job(job) => {
                 holding = true;
                 let id = job.request.id();
                 let result = auth.authenticate(&job.request);
@@ -232,13 +287,13 @@ fn worker(auth: &dyn Authenticator, jobs: &Mutex<Receiver<Job>>, cmds: &mpsc::We
                     return;
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {
+            Next::Idle => {
                 if holding {
                     auth.release_memory();
                     holding = false;
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => {
+            Next::Closed => {
                 auth.release_memory();
                 return;
             }
