@@ -146,6 +146,10 @@ impl PasswordFileAuthenticator {
     }
 }
 
+/// Least capacity of the reused argon2 memory (see [`verify_reusing_memory`]): above glibc's largest dynamic mmap
+/// threshold (32 MiB on 64-bit).
+const MIN_RESERVE_BYTES: usize = 33 << 20;
+
 thread_local! {
     /// The argon2 memory of this thread's last verification, reused by the next one (see
     /// [`verify_reusing_memory`]); given back by [`Authenticator::release_memory`].
@@ -169,7 +173,15 @@ fn verify_reusing_memory(hash: &PasswordHash<'_>, password: &[u8]) -> bool {
     let argon = Argon2::new(algorithm, version, params);
     BLOCKS.with_borrow_mut(|blocks| {
         if blocks.len() < blocks_needed {
-            *blocks = vec![Block::default(); blocks_needed];
+            if blocks.capacity() < blocks_needed {
+                // Reserve more than glibc's largest dynamic mmap threshold: the buffer is then always a mapping
+                // of its own, and freeing it gives its pages back at once. (A smaller one, once freed, raises the
+                // threshold, and the next one comes from an arena that keeps its pages.) Untouched capacity costs
+                // address space, not memory.
+                let reserve = blocks_needed.max(MIN_RESERVE_BYTES / std::mem::size_of::<Block>());
+                *blocks = Vec::with_capacity(reserve);
+            }
+            blocks.resize(blocks_needed, Block::default());
         }
         argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..blocks_needed]).is_ok()
             && argon2::password_hash::Output::new(out).is_ok_and(|o| o == expected)
