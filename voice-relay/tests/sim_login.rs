@@ -98,3 +98,35 @@ fn control_characters_in_names_and_chat_are_refused_and_the_connection_stays() {
     assert!(!sim.clients[i].closed);
     assert_eq!(sim.relay.counters().control_chars_refused, 4);
 }
+
+#[test]
+fn a_reload_changes_rooms_and_limits_and_no_session_ends() {
+    let mut sim = Sim::room_of(2, "lobby");
+    let (alice, bob) = (sim.clients[0].id(), sim.clients[1].id());
+    let bad = voice_relay::RelayConfig { packets_per_s: 0, ..harness::default_config() };
+    assert!(sim.relay.reconfigure(sim.now, bad).is_err(), "a bad configuration changes nothing");
+    let config = voice_relay::RelayConfig {
+        rooms: vec![voice_relay::RoomConfig::new("ops").with_password("x")],
+        login_timeout: Duration::from_secs(3),
+        ..harness::default_config()
+    };
+    sim.relay.reconfigure(sim.now, config).expect("a valid configuration");
+    sim.pump();
+    assert_eq!(sim.relay.session_count(), 2);
+    assert!(sim.clients.iter().all(|c| !c.closed), "no connection closed");
+    sim.audio(0, 0, b"still forwarding", false);
+    assert_eq!(sim.clients[1].heard_from(alice), 1);
+    // The new room, with its password.
+    sim.control(1, ClientMessage::Join { room: "ops".into(), password: None });
+    assert_eq!(sim.clients[1].last_error(), Some(ErrorCode::WRONG_ROOM_PASSWORD));
+    sim.control(1, ClientMessage::Join { room: "ops".into(), password: Some("x".into()) });
+    sim.control(0, ClientMessage::Join { room: "ops".into(), password: Some("x".into()) });
+    sim.audio(1, 0, b"in ops", false);
+    assert_eq!(sim.clients[0].heard_from(bob), 1);
+    // Rooms no longer configured linger as ad-hoc rooms once empty, then go; the new login timeout applies.
+    let late = sim.add_client();
+    sim.advance(Duration::from_secs(301));
+    assert!(sim.relay.has_room("ops") && !sim.relay.has_room("lobby") && !sim.relay.has_room("staff"));
+    assert!(sim.clients[late].closed, "the reloaded 3 s login timeout");
+    assert_eq!(sim.relay.session_count(), 2);
+}

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use voice_relay::driver::{self, IdlePoll, MetricsHandle, ShutdownHandle};
+use voice_relay::driver::{self, IdlePoll, MetricsHandle, ReloadHandle, ShutdownHandle};
 use voice_relay::{DriverError, Relay, SystemRng};
 
 use crate::config::Config;
@@ -84,6 +84,13 @@ impl Server {
     #[must_use]
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.driver.shutdown_handle()
+    }
+
+    /// A handle that applies a new configuration to the running server without dropping a session (what
+    /// `voice-server` does on SIGHUP: [`Config::reload`]).
+    #[must_use]
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.driver.reload_handle()
     }
 
     /// A handle that takes snapshots of the running relay's counters (what `GET /metrics` serves).

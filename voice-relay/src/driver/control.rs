@@ -50,6 +50,8 @@ pub(crate) enum Cmd {
     Metrics { reply: tokio::sync::oneshot::Sender<Box<super::MetricsSnapshot>> },
     /// Replace the authenticator (a configuration reload: [`super::ReloadHandle`]).
     SetAuthenticator(NewAuthenticator),
+    /// Apply a new relay configuration ([`super::ReloadHandle::reconfigure`]).
+    Reconfigure { config: Box<crate::RelayConfig>, reply: tokio::sync::oneshot::Sender<Result<(), crate::Error>> },
 }
 
 /// An authenticator on its way to the core task.

@@ -175,6 +175,13 @@ impl Core {
                 self.control.connection_opened(now, conn);
                 self.conns.insert(conn, ConnState { tx, peer, prelogin: Some(slot), buf: BytesMut::new() });
             }
+            Cmd::Reconfigure { config, reply } => {
+                let result = crate::relay::settings(*config).map(|s| self.control.reconfigure(now, s));
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, "configuration not applied");
+                }
+                let _ = reply.send(result);
+            }
             Cmd::SetAuthenticator(auth) => {
                 tracing::info!("authenticator replaced");
                 self.verifier.set_authenticator(auth.0);

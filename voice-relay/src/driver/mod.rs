@@ -256,6 +256,17 @@ impl ReloadHandle {
         let Some(cmds) = self.0.upgrade() else { return false };
         cmds.send(Cmd::SetAuthenticator(control::NewAuthenticator(authenticator))).await.is_ok()
     }
+
+    /// Applies `config` to the running relay without ending a session ([`Relay::reconfigure`]: the control
+    /// plane's limits, timeouts and rooms). `None` if the server is not running; `Some(Err)` (nothing changed) for
+    /// a configuration [`Relay::new`] would refuse.
+    pub async fn reconfigure(&self, config: crate::RelayConfig) -> Option<Result<(), crate::Error>> {
+        let cmds = self.0.upgrade()?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        cmds.send(Cmd::Reconfigure { config: Box::new(config), reply }).await.ok()?;
+        drop(cmds);
+        rx.await.ok()
+    }
 }
 
 impl Server {

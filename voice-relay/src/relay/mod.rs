@@ -497,6 +497,15 @@ impl Relay {
         self.control.s.cfg.udp_port = port;
     }
 
+    /// Applies a new configuration without ending a session: limits, timeouts and rooms of the control plane (the
+    /// UDP side's settings, a room's `allow_voice` and the UDP port stay; see the driver's `ReloadHandle`).
+    /// Fails, changing nothing, on a configuration [`Relay::new`] would refuse.
+    pub fn reconfigure(&mut self, now: Instant, config: RelayConfig) -> Result<(), Error> {
+        self.control.reconfigure(now, settings(config)?);
+        self.settle();
+        Ok(())
+    }
+
     /// The relay's counters (the control plane's and every shard's, added up).
     #[must_use]
     pub fn counters(&self) -> &Counters {
@@ -543,7 +552,7 @@ impl Relay {
 }
 
 /// Checks a configuration and derives the settings.
-fn settings(config: RelayConfig) -> Result<Settings, Error> {
+pub(crate) fn settings(config: RelayConfig) -> Result<Settings, Error> {
     use voice_proto::control::{MAX_NAME_LEN, MAX_PASSWORD_LEN};
     if config.server_name.len() > MAX_NAME_LEN {
         return Err(Error::ServerNameTooLong);

@@ -458,6 +458,25 @@ impl Config {
         }
     }
 
+    /// Applies this configuration to a running server (`voice-server` does it on SIGHUP): users and tokens (the
+    /// authenticator, for later logins), rooms, and the relay's control-plane limits and timeouts, without ending a
+    /// session (see `voice_relay::Relay::reconfigure` for what stays: the audio rate limits, a room's
+    /// `allow_voice`, the listen addresses and TLS, the verification pool and pre-login limits). Fails, changing
+    /// nothing, if the server is not running or refuses the relay settings.
+    pub async fn reload(&self, handle: &voice_relay::driver::ReloadHandle) -> Result<(), ConfigError> {
+        let refused = |reason: String| ConfigError::Invalid { key: "(reload)".into(), line: 0, column: 0, reason };
+        let auth = std::sync::Arc::new(self.authenticator()?);
+        match handle.reconfigure(self.relay_config()).await {
+            None => return Err(refused("the server is not running".into())),
+            Some(Err(e)) => return Err(refused(e.to_string())),
+            Some(Ok(())) => {}
+        }
+        if !handle.set_authenticator(auth).await {
+            return Err(refused("the server is not running".into()));
+        }
+        Ok(())
+    }
+
     /// The authenticator these settings describe: password users from `[[users]]` (if any) and JWTs if
     /// `[auth.jwt]` is set. With neither, every login is refused.
     ///
