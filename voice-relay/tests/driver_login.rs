@@ -229,3 +229,47 @@ async fn accounts_back_off_alike_whether_or_not_they_exist() {
     assert_eq!(relay.counters().logins_throttled, 2);
     assert_eq!(relay.counters().login_failures, 7);
 }
+
+#[tokio::test]
+async fn a_full_pool_makes_room_for_a_client_without_failures() {
+    let (entered_tx, entered) = sync_channel(8);
+    let (release, release_rx) = sync_channel(8);
+    let (released_tx, _released) = sync_channel(8);
+    let inner = MemoryAuthenticator::new().with_user("alice", "pw");
+    let auth = Gated { inner, entered: entered_tx, release: Mutex::new(release_rx), released_memory: released_tx };
+    let server = Server::bind(relay(), auth, lo(), lo()).expect("binds").with_auth_pool(AuthPool {
+        workers: 1,
+        queue: 1,
+        per_ip: 4,
+    });
+    let (addr, shutdown) = (server.tcp_addr(), server.shutdown_handle());
+    let running = server.spawn().expect("driver thread");
+
+    // The attacker's address fails once.
+    let mut a1 = connect_from(2, addr).await;
+    login(&mut a1, "mallory", "guess").await;
+    let (_, entered) = recv_bounded(entered).await;
+    release.send(()).expect("releases");
+    let m = next(&mut a1, &mut BytesMut::new()).await;
+    assert!(matches!(m, Some(ServerMessage::Error { code: ErrorCode::AUTH_FAILED, .. })), "{m:?}");
+    // Then fills the pool: one check running, one waiting.
+    login(&mut a1, "mallory", "guess2").await;
+    let (_, entered) = recv_bounded(entered).await;
+    let mut a2 = connect_from(2, addr).await;
+    login(&mut a2, "mallory", "guess3").await;
+    // Wait until the relay has queued it (a Ping behind the Login is held until the check ends: use another
+    // connection's Ping as a barrier on the core task).
+    let mut barrier = connect_from(3, addr).await;
+    assert!(served(&mut barrier).await);
+    // Alice's address has no failures: her login takes the attacker's waiting place.
+    let mut alice = connect_from(1, addr).await;
+    login(&mut alice, "alice", "pw").await;
+    let m = next(&mut a2, &mut BytesMut::new()).await;
+    assert!(matches!(m, Some(ServerMessage::Error { code: ErrorCode::RATE_LIMITED, .. })), "{m:?}");
+    release.send(()).expect("releases the attacker's running check");
+    let (_, _entered) = recv_bounded(entered).await;
+    release.send(()).expect("releases alice's");
+    assert!(matches!(next(&mut alice, &mut BytesMut::new()).await, Some(ServerMessage::LoginOk { .. })));
+    let relay = stop(running, shutdown).await;
+    assert_eq!((relay.counters().logins, relay.counters().logins_busy, relay.counters().login_failures), (1, 1, 2));
+}

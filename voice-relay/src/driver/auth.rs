@@ -73,6 +73,15 @@ struct Admitted {
     per_ip: HashMap<IpAddr, usize>,
 }
 
+/// Whether a check may enter the pool.
+enum Admit {
+    Yes(Slot),
+    /// The client's address has [`AuthPool::per_ip`] checks in already.
+    OwnShareFull,
+    /// The pool and its queue are full.
+    PoolFull,
+}
+
 /// One admitted check: released (its counts given back) when dropped.
 struct Slot {
     admitted: Arc<Mutex<Admitted>>,
@@ -95,6 +104,8 @@ impl Drop for Slot {
 /// A check for a worker thread.
 struct Job {
     request: AuthRequest,
+    /// The client's address (keyed).
+    ip: IpAddr,
     _slot: Slot,
 }
 
@@ -110,6 +121,8 @@ pub(super) struct Verifier {
     backoff: Backoff,
     /// Address and user name of every check not answered yet, for the backoff.
     in_flight: HashMap<AuthId, (IpAddr, Box<str>)>,
+    /// Waiting checks taken off the queue for a client with fewer failed logins: to be answered busy.
+    evicted: Vec<AuthId>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -135,6 +148,7 @@ impl Verifier {
             cmds,
             backoff: Backoff::new(backoff),
             in_flight: HashMap::new(),
+            evicted: Vec::new(),
         }
     }
 
@@ -162,17 +176,43 @@ impl Verifier {
             self.backoff.record(ip, request.user(), &result, now);
             return Some(result);
         }
-        let Some(slot) = self.admit(ip) else { return Some(Err(AuthError::Busy)) };
-        let (id, user) = (request.id(), Box::<str>::from(request.user()));
         let jobs = self.jobs.get_or_insert_with(|| spawn_workers(&self.auth, self.pool, &self.cmds));
         if jobs.started == 0 {
             self.jobs = None;
             return Some(Err(AuthError::Unavailable("verification threads unavailable".into())));
         }
+        let queue = Arc::clone(&jobs.queue);
+        let slot = match self.admit(ip) {
+            Admit::Yes(slot) => slot,
+            Admit::OwnShareFull => return Some(Err(AuthError::Busy)),
+            Admit::PoolFull => {
+                // The pool is full: a client with fewer failed logins than the worst one waiting takes the place
+                // of that one's newest waiting check (answered busy). A legitimate user's first try thus gets in
+                // ahead of addresses that keep failing, whatever their number.
+                let mine = self.backoff.ip_failures(ip, now);
+                let backoff = &self.backoff;
+                let evicted = queue.evict_worst(|job| backoff.ip_failures(job.ip, now), mine);
+                let Some(evicted) = evicted else { return Some(Err(AuthError::Busy)) };
+                let evicted_id = evicted.request.id();
+                drop(evicted); // its slot comes back
+                self.in_flight.remove(&evicted_id);
+                self.evicted.push(evicted_id);
+                match self.admit(ip) {
+                    Admit::Yes(slot) => slot,
+                    _ => return Some(Err(AuthError::Busy)),
+                }
+            }
+        };
+        let (id, user) = (request.id(), Box::<str>::from(request.user()));
         // Admission bounds the queue: the push always finds room.
-        jobs.queue.push(Job { request, _slot: slot });
+        queue.push(Job { request, ip, _slot: slot });
         self.in_flight.insert(id, (ip, user));
         None
+    }
+
+    /// Checks taken off the queue since the last call (see [`check`](Self::check)): answer each busy.
+    pub(super) fn take_evicted(&mut self) -> Vec<AuthId> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// A pool check's answer came back: counted in the backoff.
@@ -183,15 +223,18 @@ impl Verifier {
     }
 
     /// A slot for a check from `ip`, if the pool, its queue and the address's share have room.
-    fn admit(&self, ip: IpAddr) -> Option<Slot> {
+    fn admit(&self, ip: IpAddr) -> Admit {
         let mut a = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
         let mine = a.per_ip.get(&ip).copied().unwrap_or(0);
-        if a.total >= self.pool.workers + self.pool.queue || mine >= self.pool.per_ip {
-            return None;
+        if mine >= self.pool.per_ip {
+            return Admit::OwnShareFull;
+        }
+        if a.total >= self.pool.workers + self.pool.queue {
+            return Admit::PoolFull;
         }
         a.total += 1;
         *a.per_ip.entry(ip).or_insert(0) += 1;
-        Some(Slot { admitted: Arc::clone(&self.admitted), ip })
+        Admit::Yes(Slot { admitted: Arc::clone(&self.admitted), ip })
     }
 }
 
@@ -233,6 +276,20 @@ impl JobQueue {
                 return if state.1 { Next::Closed } else { Next::Idle };
             }
         }
+    }
+
+    /// Takes off the queue the newest waiting job among those whose `failures` is largest, if that is above
+    /// `than`.
+    fn evict_worst(&self, failures: impl Fn(&Job) -> u32, than: u32) -> Option<Job> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut worst: Option<(usize, u32)> = None;
+        for (i, job) in state.0.iter().enumerate() {
+            let f = failures(job);
+            if f > than && worst.is_none_or(|(_, w)| f >= w) {
+                worst = Some((i, f));
+            }
+        }
+        state.0.remove(worst?.0)
     }
 
     fn close(&self) {

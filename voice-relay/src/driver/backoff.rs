@@ -81,6 +81,14 @@ impl Backoff {
             || self.blocks(self.ips.get(&ip), self.cfg.ip_free, now)
     }
 
+    /// Failures counted for address `ip` (already keyed) that are not forgotten at `now`.
+    pub(crate) fn ip_failures(&self, ip: IpAddr, now: Instant) -> u32 {
+        self.ips
+            .get(&ip)
+            .filter(|r| now.saturating_duration_since(r.last) < self.cfg.forget_after)
+            .map_or(0, |r| r.failures)
+    }
+
     /// Counts the outcome of a checked login.
     pub(crate) fn record(&mut self, ip: IpAddr, user: &str, result: &Result<UserInfo, AuthError>, now: Instant) {
         match result {

@@ -299,7 +299,11 @@ impl Core {
                     let Some(peer) = self.conns.get(&id.conn).map(|c| c.peer.ip()) else { continue };
                     // Checked off the relay; slow checks come back later as `Cmd::Authenticated`.
                     let now = Instant::now();
-                    if let Some(result) = self.verifier.check(request, peer, now) {
+                    let result = self.verifier.check(request, peer, now);
+                    for evicted in self.verifier.take_evicted() {
+                        self.authenticated(now, evicted, Err(AuthError::Busy));
+                    }
+                    if let Some(result) = result {
                         self.authenticated(now, id, result);
                     }
                 }
