@@ -7,7 +7,9 @@
 //! users) run at once on the core task, without the relay's lock. Slow ones (argon2id: tens of milliseconds by
 //! design) run on a fixed set of [`AuthPool::workers`] long-lived threads (`voice-relay-auth0`…), with at most
 //! [`AuthPool::queue`] more waiting and at most [`AuthPool::per_ip`] running or waiting for one address; beyond
-//! that a login is refused at once with [`AuthError::Busy`]. So a flood of password logins costs a bounded amount
+//! that a login is refused at once with [`AuthError::Busy`]. Waiting checks go by their address's failed logins,
+//! fewest first, and a full pool makes room for an address with fewer failures than the worst one waiting: a
+//! legitimate first try waits only for the checks running. So a flood of password logins costs a bounded amount
 //! of CPU, threads and memory: each worker thread keeps its own hashing memory (see
 //! [`Authenticator::release_memory`]), and gives it back after [`AUTH_IDLE_RELEASE`] without work.
 
@@ -104,8 +106,8 @@ impl Drop for Slot {
 /// A check for a worker thread.
 struct Job {
     request: AuthRequest,
-    /// The client's address (keyed).
-    ip: IpAddr,
+    /// The client's address's failed logins when the check was queued: fewer go first.
+    failures: u32,
     _slot: Slot,
 }
 
@@ -189,9 +191,7 @@ impl Verifier {
                 // The pool is full: a client with fewer failed logins than the worst one waiting takes the place
                 // of that one's newest waiting check (answered busy). A legitimate user's first try thus gets in
                 // ahead of addresses that keep failing, whatever their number.
-                let mine = self.backoff.ip_failures(ip, now);
-                let backoff = &self.backoff;
-                let evicted = queue.evict_worst(|job| backoff.ip_failures(job.ip, now), mine);
+                let evicted = queue.evict_worst(self.backoff.ip_failures(ip, now));
                 let Some(evicted) = evicted else { return Some(Err(AuthError::Busy)) };
                 let evicted_id = evicted.request.id();
                 drop(evicted); // its slot comes back
@@ -205,7 +205,7 @@ impl Verifier {
         };
         let (id, user) = (request.id(), Box::<str>::from(request.user()));
         // Admission bounds the queue: the push always finds room.
-        queue.push(Job { request, ip, _slot: slot });
+        queue.push(Job { request, failures: self.backoff.ip_failures(ip, now), _slot: slot });
         self.in_flight.insert(id, (ip, user));
         None
     }
@@ -264,7 +264,10 @@ impl JobQueue {
     fn pop(&self, timeout: Duration) -> Next {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if let Some(job) = state.0.pop_front() {
+            // The check from the address with the fewest failed logins first (the oldest of those): a client
+            // that has not failed waits only for the checks running, not for a failing address's queue.
+            let best = state.0.iter().enumerate().min_by_key(|(_, j)| j.failures).map(|(i, _)| i);
+            if let Some(job) = best.and_then(|i| state.0.remove(i)) {
                 return Next::Job(job);
             }
             if state.1 {
@@ -278,15 +281,13 @@ impl JobQueue {
         }
     }
 
-    /// Takes off the queue the newest waiting job among those whose `failures` is largest, if that is above
-    /// `than`.
-    fn evict_worst(&self, failures: impl Fn(&Job) -> u32, than: u32) -> Option<Job> {
+    /// Takes off the queue the newest waiting job among those with the most failures, if that is above `than`.
+    fn evict_worst(&self, than: u32) -> Option<Job> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut worst: Option<(usize, u32)> = None;
         for (i, job) in state.0.iter().enumerate() {
-            let f = failures(job);
-            if f > than && worst.is_none_or(|(_, w)| f >= w) {
-                worst = Some((i, f));
+            if job.failures > than && worst.is_none_or(|(_, w)| job.failures >= w) {
+                worst = Some((i, job.failures));
             }
         }
         state.0.remove(worst?.0)
@@ -355,5 +356,39 @@ fn worker(auth: &dyn Authenticator, jobs: &JobQueue, cmds: &mpsc::WeakSender<Cmd
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use voice_proto::control::Credential;
+
+    use super::*;
+    use crate::relay::ConnId;
+
+    fn job(n: u64, failures: u32, admitted: &Arc<Mutex<Admitted>>) -> Job {
+        let request = AuthRequest::new(AuthId::new(ConnId(n), n), "u", Credential::Password("p".into()), 0);
+        Job { request, failures, _slot: Slot { admitted: Arc::clone(admitted), ip: IpAddr::from([10, 0, 0, 1]) } }
+    }
+
+    fn next_id(q: &JobQueue) -> Option<u64> {
+        match q.pop(Duration::ZERO) {
+            Next::Job(j) => Some(j.request.id().n),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn waiting_checks_go_fewest_failures_first_and_the_worst_newest_is_evicted() {
+        let (q, a) = (JobQueue::default(), Arc::default());
+        for (n, failures) in [(1, 5), (2, 0), (3, 9), (4, 9), (5, 0)] {
+            q.push(job(n, failures, &a));
+        }
+        assert!(q.evict_worst(9).is_none(), "nothing worse than 9 failures waits");
+        assert_eq!(q.evict_worst(0).map(|j| j.request.id().n), Some(4), "the newest of the worst");
+        let order: Vec<_> = std::iter::from_fn(|| next_id(&q)).collect();
+        assert_eq!(order, [2, 5, 1, 3]);
+        q.close();
+        assert!(matches!(q.pop(Duration::ZERO), Next::Closed));
     }
 }
