@@ -116,7 +116,7 @@ pub trait Authenticator: Send + Sync {
 
     /// Whether checking `credential` takes microseconds (a map lookup, an HMAC): the tokio driver then checks it
     /// on its own task. Otherwise (the default; e.g. argon2id, tens of milliseconds by design) the check runs on
-    /// the driver's bounded blocking pool.
+    /// the driver's bounded verification pool.
     fn is_cheap(&self, credential: &Credential) -> bool {
         let _ = credential;
         false

@@ -14,7 +14,7 @@ use crate::http;
 
 /// The whole server, bound and ready to [`run`](Self::run): the relay ([`Config::relay_config`]) on the tokio
 /// driver with the configuration's authenticator ([`Config::authenticator`]; password checks on the driver's
-/// bounded blocking pool, tokens inline), the system random source, the idle poll and UDP threads of `[listen]`,
+/// bounded verification pool, tokens inline), the system random source, the idle poll and UDP threads of `[listen]`,
 /// TLS if `[tls]` names a certificate, and the HTTP endpoint ([`crate::http`]) if `metrics_enabled`.
 #[derive(Debug)]
 pub struct Server {

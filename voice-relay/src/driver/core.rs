@@ -65,7 +65,7 @@ pub(super) struct Core {
     /// Encoding buffer for control frames.
     frame: BytesMut,
     stats: Arc<DriverStats>,
-    /// Credential checks (inline or on the blocking pool).
+    /// Credential checks (inline or on the verification pool).
     verifier: Verifier,
 }
 

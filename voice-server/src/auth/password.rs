@@ -84,9 +84,10 @@ struct User {
 ///
 /// An unknown user name costs the same time as a wrong password: the password is verified against a dummy hash
 /// with the parameters of the most expensive configured hash, so response time does not reveal which names exist.
-/// Each call costs one argon2id verification (tens of ms with the default parameters), on the caller's thread:
-/// the relay's tokio driver runs it on its bounded blocking pool (`voice_relay::driver::AuthPool`), never on the
-/// task that owns the relay.
+/// Each call costs one argon2id verification (tens of ms with the default parameters), on the caller's thread, in
+/// that thread's reused argon2 memory (given back by [`Authenticator::release_memory`]): the relay's tokio driver
+/// runs it on its bounded verification pool (`voice_relay::driver::AuthPool`), never on the task that owns the
+/// relay.
 #[derive(Clone)]
 pub struct PasswordFileAuthenticator {
     users: HashMap<String, User>,
