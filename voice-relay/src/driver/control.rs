@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-use super::prelogin::{PreLogin, PreLoginSlot};
+use super::prelogin::{PreLogin, PreLoginSlot, Taken};
 use crate::loglimit::LogLimiter;
 use crate::relay::ConnId;
 
@@ -120,13 +120,20 @@ pub(crate) async fn accept_loop(listener: TcpListener, a: Accept) {
             }
         };
         pause = None;
-        let Some(slot) = prelogin.take(peer.ip()) else {
-            stats.prelogin_refused.fetch_add(1, Ordering::Relaxed);
-            if let Some(left_out) = refused_log.admit(now()) {
-                tracing::warn!(%peer, left_out, "too many connections not logged in (in total or from this address): closed");
+        let slot = match prelogin.take(peer.ip()) {
+            Taken::Slot(slot) => slot,
+            Taken::Evicted(slot) => {
+                stats.prelogin_evicted.fetch_add(1, Ordering::Relaxed);
+                slot
             }
-            drop(stream);
-            continue;
+            Taken::Refused => {
+                stats.prelogin_refused.fetch_add(1, Ordering::Relaxed);
+                if let Some(left_out) = refused_log.admit(now()) {
+                    tracing::warn!(%peer, left_out, "too many connections not logged in from this address: closed");
+                }
+                drop(stream);
+                continue;
+            }
         };
         tracing::debug!(%peer, "control connection accepted");
         let _ = stream.set_nodelay(true);
@@ -144,7 +151,13 @@ pub(crate) async fn accept_loop(listener: TcpListener, a: Accept) {
                 let handshake = acceptor.accept(stream);
                 let (tls_log, stats) = (Arc::clone(&tls_log), Arc::clone(&stats));
                 tokio::spawn(async move {
-                    let failed = match tokio::time::timeout(super::TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                    let evicted = slot.evicted();
+                    let handshake = tokio::time::timeout(super::TLS_HANDSHAKE_TIMEOUT, handshake);
+                    let done = tokio::select! {
+                        done = handshake => done,
+                        () = evicted => return, // a newcomer took its place
+                    };
+                    let failed = match done {
                         Ok(Ok(stream)) => return connection(conn, stream, cmds, peer, slot).await,
                         Ok(Err(e)) => e.to_string(),
                         Err(_) => "timed out".to_owned(),
@@ -167,6 +180,8 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (tx, mut rx) = mpsc::channel(CONN_QUEUE);
+    let evicted = slot.evicted();
+    tokio::pin!(evicted);
     if cmds.send(Cmd::Opened { conn, tx, peer, slot }).await.is_err() {
         return; // the core task is gone
     }
@@ -175,6 +190,8 @@ where
     loop {
         tokio::select! {
             biased;
+            // Not logged in yet, and a newcomer took its place (see `super::prelogin`).
+            () = &mut evicted => break,
             out = rx.recv() => match out {
                 Some(Out::Frame(frame)) => {
                     if writer.write_all(&frame).await.is_err() {

@@ -231,6 +231,7 @@ impl Core {
                     datagrams_sent: totals.datagrams_sent.load(Ordering::Relaxed),
                     send_errors: totals.send_errors.load(Ordering::Relaxed),
                     prelogin_refused: totals.prelogin_refused.load(Ordering::Relaxed),
+                    prelogin_evicted: totals.prelogin_evicted.load(Ordering::Relaxed),
                     accept_errors: totals.accept_errors.load(Ordering::Relaxed),
                     tls_handshake_failures: totals.tls_handshake_failures.load(Ordering::Relaxed),
                 }));

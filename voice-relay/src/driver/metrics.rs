@@ -27,6 +27,8 @@ pub struct MetricsSnapshot {
     pub send_errors: u64,
     /// Control connections closed at once because too many were not logged in ([`super::ConnLimits`]).
     pub prelogin_refused: u64,
+    /// Connections not logged in that were closed to make room for a newcomer ([`super::ConnLimits`]).
+    pub prelogin_evicted: u64,
     /// Failed accepts on the control listener (e.g. out of file descriptors).
     pub accept_errors: u64,
     /// TLS handshakes that failed or timed out.
@@ -36,7 +38,7 @@ pub struct MetricsSnapshot {
 impl MetricsSnapshot {
     /// The snapshot in the Prometheus text format: [`render_prometheus`] plus what only the driver knows, each
     /// once: `voice_relay_udp_send_errors_total` (datagrams received and sent are the relay's
-    /// `voice_relay_packets_total`), `voice_relay_prelogin_refused_total`, `voice_relay_accept_errors_total` and
+    /// `voice_relay_packets_total`), `voice_relay_prelogin_refused_total`, `voice_relay_prelogin_evicted_total`, `voice_relay_accept_errors_total` and
     /// `voice_relay_tls_handshake_failures_total`.
     #[must_use]
     pub fn render_prometheus(&self) -> String {
@@ -47,6 +49,11 @@ impl MetricsSnapshot {
                 "prelogin_refused_total",
                 "Control connections closed at once: too many not logged in, in total or from their address.",
                 self.prelogin_refused,
+            ),
+            (
+                "prelogin_evicted_total",
+                "Connections not logged in closed to make room for a client from a less busy address.",
+                self.prelogin_evicted,
             ),
             ("accept_errors_total", "Failed accepts on the control listener.", self.accept_errors),
             ("tls_handshake_failures_total", "TLS handshakes that failed or timed out.", self.tls_handshake_failures),

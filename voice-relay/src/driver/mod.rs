@@ -43,7 +43,8 @@
 //!   connection's frames behind the Login wait in its buffer meanwhile (order kept; bounded: a client that keeps
 //!   sending is closed).
 //! * **Before login** ([`ConnLimits`]): connections that have not logged in are bounded in total and per address
-//!   (beyond, a new one is closed at once, before any TLS handshake), and the relay closes one that has no session
+//!   (beyond its address's limit, a new one is closed at once, before any TLS handshake; beyond the total, it
+//!   takes the place of the oldest connection of the busiest address if that holds more), and the relay closes one that has no session
 //!   `login_timeout` after it opened, whatever it sends; only whole frames count as activity. Failed accepts (out
 //!   of file descriptors) pause the accept loop, longer each time in a row (up to 1 s); repeated warnings are
 //!   rate-limited (a few lines per 10 s, then how many were left out).
@@ -150,8 +151,10 @@ pub struct DriverStats {
     pub datagrams_sent: AtomicU64,
     /// Datagrams the kernel refused to send (dropped).
     pub send_errors: AtomicU64,
-    /// Control connections closed at once because too many were not logged in ([`ConnLimits`]).
+    /// Control connections closed at once because their address had too many not logged in ([`ConnLimits`]).
     pub prelogin_refused: AtomicU64,
+    /// Connections not logged in that were closed to make room for a newcomer ([`ConnLimits`]).
+    pub prelogin_evicted: AtomicU64,
     /// Failed accepts on the control listener.
     pub accept_errors: AtomicU64,
     /// TLS handshakes that failed or timed out.
