@@ -85,9 +85,11 @@ async fn stop(
 #[tokio::test]
 async fn connections_not_logged_in_are_bounded_per_address_and_in_total() {
     let auth = MemoryAuthenticator::new().with_user("alice", "pw");
-    let server = Server::bind(relay(), auth, lo(), lo())
-        .expect("binds")
-        .with_conn_limits(ConnLimits { prelogin_total: 3, prelogin_per_ip: 2 });
+    let server = Server::bind(relay(), auth, lo(), lo()).expect("binds").with_conn_limits(ConnLimits {
+        prelogin_total: 3,
+        prelogin_per_ip: 2,
+        ..ConnLimits::default()
+    });
     let (addr, metrics, shutdown) = (server.tcp_addr(), server.metrics_handle(), server.shutdown_handle());
     let running = server.spawn().expect("driver thread");
 

@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use nix::sys::resource::{UsageWho, getrusage};
 use voice_proto::control::ChannelConfig;
-use voice_relay::driver::{IdlePoll, Server};
+use voice_relay::driver::{ConnLimits, IdlePoll, Server};
 use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
 
 mod load;
@@ -280,7 +280,15 @@ fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
     let lo: SocketAddr = "127.0.0.1:0".parse()?;
     let idle_poll = (args.idle_poll_ms > 0)
         .then(|| IdlePoll { period: Duration::from_millis(args.idle_poll_ms), ..IdlePoll::default() });
+    // Every member logs in from 127.0.0.1, one after the other as fast as it can: no pre-login limits here.
+    let unlimited = ConnLimits {
+        prelogin_total: usize::MAX,
+        prelogin_per_ip: usize::MAX,
+        accepts_per_s_per_ip: u32::MAX,
+        accept_burst_per_ip: u32::MAX,
+    };
     let server = Server::bind(relay, auth, lo, lo)?
+        .with_conn_limits(unlimited)
         .with_idle_poll(idle_poll)
         .with_udp_threads(args.udp_threads)?
         .with_udp_chunk(args.chunk);

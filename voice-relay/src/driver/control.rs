@@ -120,16 +120,21 @@ pub(crate) async fn accept_loop(listener: TcpListener, a: Accept) {
             }
         };
         pause = None;
-        let slot = match prelogin.take(peer.ip()) {
+        let slot = match prelogin.take(peer.ip(), now()) {
             Taken::Slot(slot) => slot,
             Taken::Evicted(slot) => {
                 stats.prelogin_evicted.fetch_add(1, Ordering::Relaxed);
                 slot
             }
-            Taken::Refused => {
+            refused @ (Taken::Refused | Taken::RateLimited) => {
                 stats.prelogin_refused.fetch_add(1, Ordering::Relaxed);
                 if let Some(left_out) = refused_log.admit(now()) {
-                    tracing::warn!(%peer, left_out, "too many connections not logged in from this address: closed");
+                    let why = if matches!(refused, Taken::RateLimited) {
+                        "new connections from this address too fast"
+                    } else {
+                        "too many connections not logged in from this address"
+                    };
+                    tracing::warn!(%peer, left_out, "{why}: closed");
                 }
                 drop(stream);
                 continue;

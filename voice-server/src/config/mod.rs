@@ -182,6 +182,10 @@ pub struct LimitsSection {
     pub prelogin_connections: usize,
     /// Connections not logged in yet from one address (IPv6: one /64; default 8).
     pub prelogin_per_ip: usize,
+    /// New connections per second from one address (default 5; burst `accept_burst_per_ip`); beyond, closed at once.
+    pub accepts_per_s_per_ip: u32,
+    /// Burst of new connections from one address (default 20).
+    pub accept_burst_per_ip: u32,
     /// Password checks (argon2id) running at once, each on its own thread (default 0: one per core). See
     /// `voice_relay::driver::AuthPool`.
     pub auth_workers: usize,
@@ -223,6 +227,8 @@ impl Default for LimitsSection {
             login_timeout_s: d.login_timeout.as_secs(),
             prelogin_connections: ConnLimits::default().prelogin_total,
             prelogin_per_ip: ConnLimits::default().prelogin_per_ip,
+            accepts_per_s_per_ip: ConnLimits::default().accepts_per_s_per_ip,
+            accept_burst_per_ip: ConnLimits::default().accept_burst_per_ip,
             auth_workers: 0,
             auth_queue_per_worker: 4,
             auth_per_ip: AuthPool::default().per_ip,
@@ -237,7 +243,12 @@ impl LimitsSection {
     /// The driver's limits on connections not logged in.
     #[must_use]
     pub fn conn_limits(&self) -> ConnLimits {
-        ConnLimits { prelogin_total: self.prelogin_connections, prelogin_per_ip: self.prelogin_per_ip }
+        ConnLimits {
+            prelogin_total: self.prelogin_connections,
+            prelogin_per_ip: self.prelogin_per_ip,
+            accepts_per_s_per_ip: self.accepts_per_s_per_ip,
+            accept_burst_per_ip: self.accept_burst_per_ip,
+        }
     }
 
     /// The driver's password-check pool (`auth_workers` 0: one per core).

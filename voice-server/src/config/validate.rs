@@ -82,6 +82,8 @@ pub(super) fn check(c: &Config) -> Result<(), Violation> {
     at_least("prelogin_connections", l.prelogin_connections as u64, 1)?;
     at_least("prelogin_per_ip", l.prelogin_per_ip as u64, 1)?;
     at_least("auth_per_ip", l.auth_per_ip as u64, 1)?;
+    at_least("accepts_per_s_per_ip", l.accepts_per_s_per_ip.into(), 1)?;
+    at_least("accept_burst_per_ip", l.accept_burst_per_ip.into(), 1)?;
     at_least("login_backoff_max_s", l.login_backoff_max_s, 1)?;
     let at_most = |path: &[Seg], v: u64, max: u64| {
         if v > max { Err(violation(path, format!("must be at most {max}"))) } else { Ok(()) }
