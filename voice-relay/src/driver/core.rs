@@ -248,6 +248,9 @@ impl Core {
 
     /// Hands a credential check's answer to the relay, then feeds the frames that waited behind the Login.
     fn authenticated(&mut self, now: Instant, id: AuthId, result: Result<UserInfo, AuthError>) {
+        if let Some(slot) = self.conns.get(&id.conn).and_then(|c| c.prelogin.as_ref()) {
+            slot.set_checking(false);
+        }
         self.control.handle_auth_result(now, id, result);
         self.feed(id.conn, now);
     }
@@ -300,6 +303,10 @@ impl Core {
                     let Some(peer) = self.conns.get(&id.conn).map(|c| c.peer.ip()) else { continue };
                     // Checked off the relay; slow checks come back later as `Cmd::Authenticated`.
                     let now = Instant::now();
+                    // Checked: not closed to make room for newcomers meanwhile (see `super::prelogin`).
+                    if let Some(slot) = self.conns.get(&id.conn).and_then(|c| c.prelogin.as_ref()) {
+                        slot.set_checking(true);
+                    }
                     let result = self.verifier.check(request, peer, now);
                     for evicted in self.verifier.take_evicted() {
                         self.authenticated(now, evicted, Err(AuthError::Busy));

@@ -48,8 +48,9 @@ const MAX_RATE_TRACKED: usize = 16_384;
 struct Counts {
     total: usize,
     per_ip: HashMap<IpAddr, usize>,
-    /// Every slot held, oldest first: its address and how to close its connection.
-    held: BTreeMap<u64, (IpAddr, Arc<Notify>)>,
+    /// Every slot held, oldest first: its address, how to close its connection, and whether its login is being
+    /// checked (then it is not closed to make room).
+    held: BTreeMap<u64, (IpAddr, Arc<Notify>, bool)>,
     next: u64,
     /// New connections per address: a bucket, and when it was last used.
     rates: HashMap<IpAddr, (TokenBucket, Instant)>,
@@ -57,7 +58,7 @@ struct Counts {
 
 impl Counts {
     fn release(&mut self, seq: u64) {
-        let Some((ip, _)) = self.held.remove(&seq) else { return }; // evicted: counted out already
+        let Some((ip, ..)) = self.held.remove(&seq) else { return }; // evicted: counted out already
         self.total = self.total.saturating_sub(1);
         if let Some(n) = self.per_ip.get_mut(&ip) {
             *n -= 1;
@@ -84,6 +85,14 @@ pub(crate) struct PreLoginSlot {
 }
 
 impl PreLoginSlot {
+    /// Marks the connection's login as being checked (`true`: it is not closed to make room) or not.
+    pub(crate) fn set_checking(&self, checking: bool) {
+        let mut c = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = c.held.get_mut(&self.seq) {
+            entry.2 = checking;
+        }
+    }
+
     /// Resolves when a newcomer took this connection's place: close it then.
     pub(crate) fn evicted(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let evict = Arc::clone(&self.evict);
@@ -136,14 +145,17 @@ impl PreLogin {
         }
         let mut evicted = false;
         if c.total >= self.limits.prelogin_total {
-            // The oldest connection among those of the busiest addresses, if they hold more than this one.
-            let most = c.per_ip.values().copied().max().unwrap_or(0);
+            // The oldest connection among those of the busiest addresses, if they hold more than this one; a
+            // connection whose login is being checked is spared (those are bounded by the verification pool).
+            let count = |ip: &IpAddr| c.per_ip.get(ip).copied().unwrap_or(0);
+            let open = || c.held.iter().filter(|(_, (.., checking))| !checking);
+            let most = open().map(|(_, (ip, ..))| count(ip)).max().unwrap_or(0);
             if most <= mine {
                 return Taken::Refused;
             }
-            let victim = c.held.iter().find(|(_, (ip, _))| c.per_ip.get(ip) == Some(&most)).map(|(s, _)| *s);
+            let victim = open().find(|(_, (ip, ..))| count(ip) == most).map(|(s, _)| *s);
             let Some(seq) = victim else { return Taken::Refused };
-            if let Some((_, evict)) = c.held.get(&seq) {
+            if let Some((_, evict, _)) = c.held.get(&seq) {
                 evict.notify_one();
             }
             c.release(seq);
@@ -154,7 +166,7 @@ impl PreLogin {
         let seq = c.next;
         c.next += 1;
         let evict = Arc::new(Notify::new());
-        c.held.insert(seq, (ip, Arc::clone(&evict)));
+        c.held.insert(seq, (ip, Arc::clone(&evict), false));
         let slot = PreLoginSlot { counts: Arc::clone(&self.counts), seq, evict };
         if evicted { Taken::Evicted(slot) } else { Taken::Slot(slot) }
     }
@@ -227,6 +239,26 @@ mod tests {
         assert!(matches!(p.take_now(ip("10.0.0.3")), Taken::Refused), "10.0.0.3 holds as many as any other");
         drop((busy, other, newcomer));
         assert!(p.total() <= 4);
+    }
+
+    #[test]
+    fn a_connection_whose_login_is_checked_is_not_closed_to_make_room() {
+        let p = PreLogin::new(ConnLimits { prelogin_total: 2, prelogin_per_ip: 2, ..ConnLimits::default() });
+        let checking = slot(p.take_now(ip("10.0.0.1"))).expect("a slot");
+        checking.set_checking(true);
+        let idle = slot(p.take_now(ip("10.0.0.2"))).expect("a slot");
+        let third = p.take_now(ip("10.0.0.3"));
+        assert!(matches!(third, Taken::Evicted(_)), "10.0.0.2's idle one made room");
+        let fourth = p.take_now(ip("10.0.0.4"));
+        assert!(matches!(fourth, Taken::Evicted(_)), "then 10.0.0.3's");
+        checking.set_checking(false);
+        let checking_gone = checking.evicted();
+        let fifth = p.take_now(ip("10.0.0.5"));
+        assert!(matches!(fifth, Taken::Evicted(_)), "no longer checked: the oldest goes");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+        let told = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), checking_gone).await });
+        assert!(told.is_ok(), "told to close");
+        drop((checking, idle, third, fourth, fifth));
     }
 }
 
