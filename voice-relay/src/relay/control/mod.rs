@@ -3,6 +3,7 @@
 //! order), and what the shards see comes back as [`ShardEvent`]s (`events.rs`).
 
 mod events;
+mod login;
 mod reload;
 mod requests;
 mod timers;
