@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -16,11 +16,11 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 use voice_proto::control::{ClientMessage, Credential, ErrorCode, ServerMessage, decode_frame};
 use voice_relay::driver::{AuthPool, ConnLimits, LoginBackoff, Server};
-use voice_relay::{
-    AuthError, AuthRequest, Authenticator, MemoryAuthenticator, Relay, RelayConfig, SeededRng, UserInfo,
-};
+use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, SeededRng};
 
-const BOUND: Duration = Duration::from_secs(10);
+mod gated;
+
+use gated::{BOUND, Gated};
 
 fn relay() -> Relay {
     Relay::new(RelayConfig::default(), Box::new(SeededRng::new(6)), Instant::now(), 0).expect("config")
@@ -122,29 +122,6 @@ async fn connections_not_logged_in_are_bounded_per_address_and_in_total() {
     stop(running, shutdown).await;
 }
 
-/// A slow authenticator: each check says where it runs, then waits until the test lets it go; it reports each
-/// `release_memory` call.
-struct Gated {
-    inner: MemoryAuthenticator,
-    entered: SyncSender<String>,
-    release: Mutex<Receiver<()>>,
-    released_memory: SyncSender<String>,
-}
-
-impl Authenticator for Gated {
-    fn authenticate(&self, request: &AuthRequest) -> Result<UserInfo, AuthError> {
-        let thread = std::thread::current().name().unwrap_or("unnamed").to_owned();
-        let _ = self.entered.send(thread);
-        let released = self.release.lock().expect("lock").recv_timeout(BOUND);
-        released.map_err(|_| AuthError::Unavailable("never released".into()))?;
-        self.inner.authenticate(request)
-    }
-
-    fn release_memory(&self) {
-        let _ = self.released_memory.try_send(std::thread::current().name().unwrap_or("unnamed").to_owned());
-    }
-}
-
 async fn recv_bounded<T: Send + 'static>(rx: Receiver<T>) -> (T, Receiver<T>) {
     let got = tokio::task::spawn_blocking(move || (rx.recv_timeout(BOUND).expect("in time"), rx));
     timeout(BOUND, got).await.expect("in time").expect("joins")
@@ -156,7 +133,8 @@ async fn one_address_cannot_take_the_whole_verification_queue() {
     let (release, release_rx) = sync_channel(8);
     let (released_tx, released) = sync_channel(8);
     let inner = MemoryAuthenticator::new().with_user("alice", "pw").with_user("bob", "pw").with_user("carol", "pw");
-    let auth = Gated { inner, entered: entered_tx, release: Mutex::new(release_rx), released_memory: released_tx };
+    let auth =
+        Gated { inner, entered: entered_tx, release: Mutex::new(release_rx), released_memory: Some(released_tx) };
     let pool = AuthPool { workers: 1, queue: 4, per_ip: 1 };
     let server = Server::bind(relay(), auth, lo(), lo()).expect("binds").with_auth_pool(pool);
     let (addr, shutdown) = (server.tcp_addr(), server.shutdown_handle());
@@ -236,7 +214,8 @@ async fn a_full_pool_makes_room_for_a_client_without_failures() {
     let (release, release_rx) = sync_channel(8);
     let (released_tx, _released) = sync_channel(8);
     let inner = MemoryAuthenticator::new().with_user("alice", "pw");
-    let auth = Gated { inner, entered: entered_tx, release: Mutex::new(release_rx), released_memory: released_tx };
+    let auth =
+        Gated { inner, entered: entered_tx, release: Mutex::new(release_rx), released_memory: Some(released_tx) };
     let server = Server::bind(relay(), auth, lo(), lo()).expect("binds").with_auth_pool(AuthPool {
         workers: 1,
         queue: 1,
