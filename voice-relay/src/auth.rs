@@ -116,11 +116,16 @@ pub trait Authenticator: Send + Sync {
 
     /// Whether checking `credential` takes microseconds (a map lookup, an HMAC): the tokio driver then checks it
     /// on its own task. Otherwise (the default; e.g. argon2id, tens of milliseconds by design) the check runs on
-    /// the driver's bounded blocking pool.
+    /// the driver's bounded verification pool.
     fn is_cheap(&self, credential: &Credential) -> bool {
         let _ = credential;
         false
     }
+
+    /// Called by one of the tokio driver's verification threads after it had no work for a while
+    /// (`driver::AUTH_IDLE_RELEASE`), on that thread: give back memory kept for this thread's checks (e.g. an
+    /// argon2 buffer reused from one check to the next). Default: nothing.
+    fn release_memory(&self) {}
 }
 
 impl<A: Authenticator + ?Sized> Authenticator for std::sync::Arc<A> {
@@ -130,6 +135,10 @@ impl<A: Authenticator + ?Sized> Authenticator for std::sync::Arc<A> {
 
     fn is_cheap(&self, credential: &Credential) -> bool {
         (**self).is_cheap(credential)
+    }
+
+    fn release_memory(&self) {
+        (**self).release_memory();
     }
 }
 

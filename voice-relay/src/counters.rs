@@ -92,6 +92,13 @@ pub struct Counters {
     pub login_failures: u64,
     /// Logins refused at once because the driver's verification pool was full ([`crate::AuthError::Busy`]).
     pub logins_busy: u64,
+    /// Logins refused at once because the account or the address is backing off after wrong credentials
+    /// ([`crate::AuthError::Throttled`]).
+    pub logins_throttled: u64,
+    /// Control connections closed because they did not log in within `login_timeout`.
+    pub login_timeouts: u64,
+    /// Requests refused because a user name, room name or chat text holds control characters.
+    pub control_chars_refused: u64,
     /// Sessions that ended since start.
     pub sessions_ended: u64,
     /// Datagrams received.
@@ -143,6 +150,9 @@ impl Counters {
             logins,
             login_failures,
             logins_busy,
+            logins_throttled,
+            login_timeouts,
+            control_chars_refused,
             sessions_ended,
             packets_in,
             bytes_in,
@@ -158,6 +168,9 @@ impl Counters {
         self.logins += logins;
         self.login_failures += login_failures;
         self.logins_busy += logins_busy;
+        self.logins_throttled += logins_throttled;
+        self.login_timeouts += login_timeouts;
+        self.control_chars_refused += control_chars_refused;
         self.sessions_ended += sessions_ended;
         self.packets_in += packets_in;
         self.bytes_in += bytes_in;

@@ -74,6 +74,10 @@ pub enum AuthError {
     /// client may try again later.
     #[error("verification pool busy")]
     Busy,
+    /// The account or the client's address is backing off after wrong credentials: the login is refused at once,
+    /// without a check (`RATE_LIMITED`). Applied alike to existing and unknown user names.
+    #[error("too many failed logins, backing off")]
+    Throttled,
 }
 
 /// Why a control request was refused. Each variant maps to one stable [`ErrorCode`] ([`RequestError::code`]) and
@@ -93,6 +97,12 @@ pub enum RequestError {
     /// The credential could not be checked now: the server's verification pool is full (`RATE_LIMITED`).
     #[error("server busy, try again later")]
     Busy,
+    /// Too many failed logins for this account or from this address: try again later (`RATE_LIMITED`).
+    #[error("too many failed logins, try again later")]
+    Throttled,
+    /// A user name, room name or chat text holds control characters (`BAD_REQUEST`; the connection stays open).
+    #[error("control characters are not allowed in names or chat")]
+    ControlCharacters,
     /// The authenticator refused the credential (`AUTH_FAILED`).
     #[error("authentication failed")]
     AuthFailed,
@@ -150,7 +160,8 @@ impl RequestError {
             Self::NotInRoom => ErrorCode::NOT_IN_ROOM,
             Self::InvalidWhisper => ErrorCode::INVALID_WHISPER,
             Self::TooLarge => ErrorCode::TOO_LARGE,
-            Self::RateLimited | Self::Capacity | Self::Busy => ErrorCode::RATE_LIMITED,
+            Self::RateLimited | Self::Capacity | Self::Busy | Self::Throttled => ErrorCode::RATE_LIMITED,
+            Self::ControlCharacters => ErrorCode::BAD_REQUEST,
             Self::ShuttingDown => ErrorCode::SHUTTING_DOWN,
             Self::Internal => ErrorCode::INTERNAL,
         }

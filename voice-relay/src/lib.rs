@@ -12,8 +12,8 @@
 //!
 //! Beside the core, the [`driver`] module (feature `tokio`, on by default) runs it on real sockets: batched UDP
 //! on Linux (optionally on several threads with `SO_REUSEPORT`, each owning a shard of the forwarding state: no
-//! lock), one task per TCP control connection (optionally TLS), credential checks on a bounded blocking pool, and
-//! snapshots of the counters and the forward-latency histogram ([`driver::MetricsHandle`]).
+//! lock), one task per TCP control connection (optionally TLS), credential checks on a bounded verification pool,
+//! and snapshots of the counters and the forward-latency histogram ([`driver::MetricsHandle`]).
 //!
 //! # A data plane without a lock
 //!
@@ -107,6 +107,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;
+mod loglimit;
 pub mod metrics;
 mod ratelimit;
 mod relay;

@@ -175,6 +175,24 @@ pub fn render_prometheus(counters: &Counters, forward_latency: &LatencyHistogram
         "Logins refused at once: the verification pool was full.",
         &[("", c.logins_busy)],
     );
+    metric(
+        "logins_throttled_total",
+        "counter",
+        "Logins refused at once: the account or the address backs off after wrong credentials.",
+        &[("", c.logins_throttled)],
+    );
+    metric(
+        "login_timeouts_total",
+        "counter",
+        "Control connections closed for not logging in in time.",
+        &[("", c.login_timeouts)],
+    );
+    metric(
+        "control_chars_refused_total",
+        "counter",
+        "Names or chat refused for control characters.",
+        &[("", c.control_chars_refused)],
+    );
     metric("sessions_ended_total", "counter", "Sessions that ended.", &[("", c.sessions_ended)]);
     let io = |i, o| [("{direction=\"in\"}", i), ("{direction=\"out\"}", o)];
     metric(

@@ -313,7 +313,10 @@ async fn metrics_handle_snapshots_counters_and_forward_latency() {
     let count = sample(body, "voice_relay_forward_latency_seconds_count");
     assert_eq!(count, expected, "buckets are cumulative, nothing counted twice");
     assert_eq!(sample(body, "voice_relay_forward_latency_seconds_bucket{le=\"+Inf\"}"), count);
-    assert!(sample(body, "voice_relay_udp_datagrams_total{op=\"send\"}") >= count);
+    // Each quantity once: datagrams are the relay's packets_total; the driver adds only its own counters.
+    assert!(sample(body, "voice_relay_packets_total{direction=\"out\"}") >= count);
+    assert_eq!(sample(body, "voice_relay_udp_send_errors_total"), 0.0);
+    assert!(!body.contains("op=\""), "no duplicated op= family: {body}");
 
     shutdown.shutdown();
     finish(task).await;

@@ -7,8 +7,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,28 +16,11 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use voice_proto::control::{ClientMessage, Credential, ErrorCode, Message, ServerMessage, decode_frame};
 use voice_relay::driver::{AuthPool, Server};
-use voice_relay::{
-    AuthError, AuthRequest, Authenticator, MemoryAuthenticator, Relay, RelayConfig, SeededRng, UserInfo,
-};
+use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, SeededRng};
 
-const BOUND: Duration = Duration::from_secs(10);
+mod gated;
 
-/// A slow authenticator: each check says where it runs, then waits until the test lets it go.
-struct Gated {
-    inner: MemoryAuthenticator,
-    entered: SyncSender<String>,
-    release: Mutex<Receiver<()>>,
-}
-
-impl Authenticator for Gated {
-    fn authenticate(&self, request: &AuthRequest) -> Result<UserInfo, AuthError> {
-        let thread = std::thread::current().name().unwrap_or("unnamed").to_owned();
-        let _ = self.entered.send(thread);
-        let released = self.release.lock().expect("lock").recv_timeout(BOUND);
-        released.map_err(|_| AuthError::Unavailable("never released".into()))?;
-        self.inner.authenticate(request)
-    }
-}
+use gated::{BOUND, Gated};
 
 async fn login(tcp: &mut TcpStream, user: &str) {
     let mut out = BytesMut::new();
@@ -63,10 +46,11 @@ async fn a_full_pool_answers_busy_at_once() {
     let (entered_tx, entered) = sync_channel(4);
     let (release, release_rx) = sync_channel(4);
     let inner = MemoryAuthenticator::new().with_user("alice", "pw").with_user("bob", "pw");
-    let auth = Gated { inner, entered: entered_tx, release: Mutex::new(release_rx) };
+    let auth = Gated { inner, entered: entered_tx, release: Mutex::new(release_rx), released_memory: None };
     let relay = Relay::new(RelayConfig::default(), Box::new(SeededRng::new(6)), Instant::now(), 0).expect("config");
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let server = Server::bind(relay, auth, lo, lo).expect("binds").with_auth_pool(AuthPool { workers: 1, queue: 0 });
+    let server =
+        Server::bind(relay, auth, lo, lo).expect("binds").with_auth_pool(AuthPool { workers: 1, queue: 0, per_ip: 4 });
     let (tcp_addr, shutdown) = (server.tcp_addr(), server.shutdown_handle());
     let running = server.spawn().expect("driver thread");
 

@@ -22,6 +22,8 @@ fn idle_relay(n: usize, now: Instant, binding_idle_timeout: Duration) -> Relay {
         control_burst: 1_000_000,
         control_per_s: 1_000_000,
         control_idle_timeout: long,
+        // Logged in at once: the login deadline's one timer visit per connection is not what this measures.
+        login_timeout: long,
         binding_idle_timeout,
         max_sessions: n,
         ..RelayConfig::default()

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use voice_relay::driver::{self, IdlePoll, MetricsHandle, ShutdownHandle};
+use voice_relay::driver::{self, IdlePoll, MetricsHandle, ReloadHandle, ShutdownHandle};
 use voice_relay::{DriverError, Relay, SystemRng};
 
 use crate::config::Config;
@@ -14,7 +14,7 @@ use crate::http;
 
 /// The whole server, bound and ready to [`run`](Self::run): the relay ([`Config::relay_config`]) on the tokio
 /// driver with the configuration's authenticator ([`Config::authenticator`]; password checks on the driver's
-/// bounded blocking pool, tokens inline), the system random source, the idle poll and UDP threads of `[listen]`,
+/// bounded verification pool, tokens inline), the system random source, the idle poll and UDP threads of `[listen]`,
 /// TLS if `[tls]` names a certificate, and the HTTP endpoint ([`crate::http`]) if `metrics_enabled`.
 #[derive(Debug)]
 pub struct Server {
@@ -33,9 +33,13 @@ impl Server {
         let relay = Relay::new(config.relay_config(), Box::new(SystemRng::new()), now, unix_ms)?;
         let idle = (l.idle_poll_ms > 0)
             .then(|| IdlePoll { period: Duration::from_millis(l.idle_poll_ms), ..IdlePoll::default() });
+        let limits = &config.limits;
         let mut server = driver::Server::bind(relay, authenticator, l.udp, l.control)
             .and_then(|s| s.with_idle_poll(idle).with_udp_threads(l.udp_threads))
-            .map_err(|e| bind_error(e, config))?;
+            .map_err(|e| bind_error(e, config))?
+            .with_conn_limits(limits.conn_limits())
+            .with_auth_pool(limits.auth_pool())
+            .with_login_backoff(limits.login_backoff());
         if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
             server = server.with_tls(driver::server_config_from_pem(cert, key)?);
             for problem in crate::tls::certificate_problems(cert, unix_ms / 1000) {
@@ -80,6 +84,13 @@ impl Server {
     #[must_use]
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.driver.shutdown_handle()
+    }
+
+    /// A handle that applies a new configuration to the running server without dropping a session (what
+    /// `voice-server` does on SIGHUP: [`Config::reload`]).
+    #[must_use]
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.driver.reload_handle()
     }
 
     /// A handle that takes snapshots of the running relay's counters (what `GET /metrics` serves).

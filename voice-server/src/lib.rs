@@ -10,7 +10,7 @@
 //! * [`auth`] — the authenticators: argon2id password users ([`PasswordFileAuthenticator`], hashes made with
 //!   [`hash_password`]) and HS256 JWTs from the app's backend ([`JwtAuthenticator`]), both at once
 //!   ([`CombinedAuthenticator`]). The relay core never checks a credential: it asks its driver, which runs these
-//!   (argon2id on a bounded blocking pool; tokens inline, their expiry checked against the login's time);
+//!   (argon2id on a bounded verification pool; tokens inline, their expiry checked against the login's time);
 //! * [`http`] — metrics (Prometheus text) and health over HTTP, on axum, bounded in connections, bytes and time;
 //! * [`tls`] — what clients will think of the configured certificate (logged at start), and self-signed
 //!   certificates for development (`voice-server gen-cert`);

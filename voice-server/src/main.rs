@@ -9,7 +9,7 @@
 //!
 //! It prints where it listens, serves Prometheus metrics and health over HTTP when the config names a metrics
 //! address, and shuts down gracefully on Ctrl-C or SIGTERM: every client gets a Goodbye (`SHUTTING_DOWN`) before
-//! the sockets close. Logs go to stderr (`RUST_LOG` filters them; default `info`). Errors are printed as sentences
+//! the sockets close. SIGHUP reloads the config file (users, rooms, limits) without dropping a session. Logs go to stderr (`RUST_LOG` filters them; default `info`). Errors are printed as sentences
 //! and the exit status is 1.
 
 use std::path::PathBuf;
@@ -133,11 +133,11 @@ fn run(args: Args) -> Result<()> {
     if let Some(m) = server.metrics_addr() {
         println!("  metrics (HTTP) http://{m}/metrics  (health: http://{m}/healthz)");
     }
-    let signals = Signals::install().context("listening for Ctrl-C and SIGTERM")?;
-    println!("ready (Ctrl-C or SIGTERM stops)");
-    let stop = server.shutdown_handle();
+    let signals = Signals::install().context("listening for Ctrl-C, SIGTERM and SIGHUP")?;
+    println!("ready (Ctrl-C or SIGTERM stops; SIGHUP reloads the config file)");
+    let (stop, reload) = (server.shutdown_handle(), server.reload_handle());
     let running = server.spawn().context("starting the relay thread")?;
-    signals.wait(&stop, &running)?;
+    signals.wait(&stop, &running, &|| reload_config(path.as_deref(), &reload))?;
     tracing::info!("shutting down: telling clients");
     let relay = running.join().map_err(|_| anyhow::anyhow!("relay thread panicked"))?.context("relay")?;
     let c = relay.counters();
@@ -149,8 +149,30 @@ fn run(args: Args) -> Result<()> {
 /// it gracefully instead of killing it.
 struct Signals {
     rt: tokio::runtime::Runtime,
+    /// SIGINT, SIGTERM and SIGHUP.
     #[cfg(unix)]
-    unix: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+    unix: (tokio::signal::unix::Signal, tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+/// SIGHUP: reads the config file again and applies it without dropping a session ([`Config::reload`]); a file
+/// that does not load or apply changes nothing and is reported.
+async fn reload_config(path: Option<&std::path::Path>, reload: &voice_relay::driver::ReloadHandle) {
+    let Some(path) = path else {
+        tracing::warn!("SIGHUP: no config file to reload (--config or {CONFIG_PATH_ENV})");
+        return;
+    };
+    let loaded = Config::from_path(path);
+    let applied = match loaded {
+        Ok(config) => config.reload(reload).await.map(|()| config),
+        Err(e) => Err(e),
+    };
+    match applied {
+        Ok(config) => {
+            tracing::info!("SIGHUP: {} reloaded", path.display());
+            println!("reloaded {}: {} users, {} rooms", path.display(), config.users.len(), config.rooms.len());
+        }
+        Err(e) => tracing::error!("SIGHUP: {} not reloaded, the running configuration stays: {e}", path.display()),
+    }
 }
 
 impl Signals {
@@ -160,7 +182,7 @@ impl Signals {
         let unix = {
             use tokio::signal::unix::{SignalKind, signal};
             let _runtime = rt.enter();
-            (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+            (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?, signal(SignalKind::hangup())?)
         };
         Ok(Self {
             rt,
@@ -169,27 +191,33 @@ impl Signals {
         })
     }
 
-    /// Blocks until Ctrl-C / SIGTERM (then asks the relay to shut down) or until the relay thread ends by itself.
-    fn wait(
+    /// Blocks until Ctrl-C / SIGTERM (then asks the relay to shut down) or until the relay thread ends by itself;
+    /// runs `reload` on each SIGHUP.
+    fn wait<F: std::future::Future<Output = ()>>(
         self,
         stop: &ShutdownHandle,
         running: &std::thread::JoinHandle<Result<Relay, voice_server::Error>>,
+        reload: &dyn Fn() -> F,
     ) -> Result<()> {
         #[cfg(unix)]
-        let (rt, (mut int, mut term)) = (self.rt, self.unix);
+        let (rt, (mut int, mut term, mut hup)) = (self.rt, self.unix);
         #[cfg(not(unix))]
         let rt = self.rt;
         rt.block_on(async {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
             loop {
                 #[cfg(unix)]
-                let (int_recv, term_recv) = (int.recv(), term.recv());
+                let (int_recv, term_recv, hup_recv) = (int.recv(), term.recv(), hup.recv());
                 #[cfg(not(unix))]
-                let (int_recv, term_recv) =
-                    (async { tokio::signal::ctrl_c().await.ok() }, std::future::pending::<Option<()>>());
+                let (int_recv, term_recv, hup_recv) = (
+                    async { tokio::signal::ctrl_c().await.ok() },
+                    std::future::pending::<Option<()>>(),
+                    std::future::pending::<Option<()>>(),
+                );
                 tokio::select! {
                     _ = int_recv => { tracing::info!("Ctrl-C"); break; }
                     _ = term_recv => { tracing::info!("SIGTERM"); break; }
+                    Some(()) = hup_recv => reload().await,
                     _ = tick.tick() => if running.is_finished() { break; },
                 }
             }

@@ -247,3 +247,98 @@ fn a_ca_certificate_is_explained_when_the_server_starts() {
     assert!(err.contains("CaUsedAsEndEntity") && err.contains("voice-server gen-cert"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One control message over a blocking connection, and the next answer (bounded).
+fn ask(tcp: &mut std::net::TcpStream, msg: voice_proto::control::ClientMessage) -> voice_proto::control::ServerMessage {
+    use voice_proto::control::{Message, ServerMessage, decode_frame};
+    let mut out = bytes::BytesMut::new();
+    msg.encode(&mut out).expect("encodes");
+    tcp.write_all(&out).expect("writes");
+    tcp.set_read_timeout(Some(BOUND)).expect("timeout");
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        if let Some(frame) = decode_frame(&mut buf).expect("framing")
+            && let Some(m) = ServerMessage::decode(&frame).expect("message")
+        {
+            return m;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tcp.read(&mut chunk).expect("an answer in time");
+        assert!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A Ping, and the messages that come until its Pong (bounded).
+fn ask_until_pong(tcp: &mut std::net::TcpStream, nonce: u64) -> voice_proto::control::ServerMessage {
+    use voice_proto::control::{Message, ServerMessage, decode_frame};
+    let mut out = bytes::BytesMut::new();
+    voice_proto::control::ClientMessage::Ping { nonce }.encode(&mut out).expect("encodes");
+    tcp.write_all(&out).expect("writes");
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        while let Some(frame) = decode_frame(&mut buf).expect("framing") {
+            if let Some(m @ ServerMessage::Pong { .. }) = ServerMessage::decode(&frame).expect("message") {
+                return m;
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tcp.read(&mut chunk).expect("an answer in time");
+        assert!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn login_msg(user: &str) -> voice_proto::control::ClientMessage {
+    let credential = voice_proto::control::Credential::Password("pw".into());
+    voice_proto::control::ClientMessage::Login { user: user.into(), credential, client: "cli-test".into() }
+}
+
+#[test]
+fn sighup_reloads_users_and_rooms_and_keeps_sessions() {
+    use voice_proto::control::{ClientMessage, ServerMessage};
+    let dir = temp_dir("sighup");
+    let hash = voice_server::hash_password_with_params("pw", 64, 1, &mut voice_relay::SeededRng::new(1)).expect("hash");
+    let config = dir.join("server.toml");
+    let text = |users: &[&str], rooms: &[&str]| {
+        let mut t = "[listen]\nudp = \"127.0.0.1:0\"\ncontrol = \"127.0.0.1:0\"\nmetrics_enabled = false\n".to_string();
+        for u in users {
+            t += &format!("\n[[users]]\nname = \"{u}\"\npassword_hash = \"{hash}\"\n");
+        }
+        for r in rooms {
+            t += &format!("\n[[rooms]]\nname = \"{r}\"\n");
+        }
+        t
+    };
+    std::fs::write(&config, text(&["alice"], &["lobby"])).expect("write config");
+    let mut server = Proc::start(&["--config", config.to_str().expect("utf-8 path")]);
+    let control = server.line("control (TCP)");
+    let addr: std::net::SocketAddr = control.split_whitespace().last().expect("address").parse().expect("address");
+    server.line("ready");
+    let mut alice = std::net::TcpStream::connect(addr).expect("connects");
+    assert!(matches!(ask(&mut alice, login_msg("alice")), ServerMessage::LoginOk { .. }));
+    let mut bob = std::net::TcpStream::connect(addr).expect("connects");
+    assert!(matches!(ask(&mut bob, login_msg("bob")), ServerMessage::Error { .. }), "bob is not a user yet");
+
+    std::fs::write(&config, text(&["alice", "bob"], &["lobby", "ops"])).expect("rewrite config");
+    let hup = Command::new("kill").arg("-HUP").arg(server.child.id().to_string()).status().expect("kill runs");
+    assert!(hup.success());
+    let reloaded = server.line("reloaded");
+    assert!(reloaded.contains("2 users, 2 rooms"), "{reloaded}");
+    assert!(matches!(ask(&mut bob, login_msg("bob")), ServerMessage::LoginOk { .. }), "bob after the reload");
+    assert_eq!(ask(&mut alice, ClientMessage::Ping { nonce: 9 }), ServerMessage::Pong { nonce: 9 }, "alice stays");
+    let joined = ask(&mut alice, ClientMessage::Join { room: "ops".into(), password: None });
+    assert!(matches!(joined, ServerMessage::RoomState { ref room, .. } if room == "ops"), "{joined:?}");
+
+    // A broken file changes nothing and the server goes on.
+    std::fs::write(&config, "[limits]\npackets_per_s = 0\n").expect("break config");
+    let hup = Command::new("kill").arg("-HUP").arg(server.child.id().to_string()).status().expect("kill runs");
+    assert!(hup.success());
+    // (What the join sent before comes first.)
+    assert_eq!(ask_until_pong(&mut alice, 10), ServerMessage::Pong { nonce: 10 });
+    let killed = Command::new("kill").arg("-TERM").arg(server.child.id().to_string()).status().expect("kill runs");
+    assert!(killed.success());
+    assert!(server.wait().success(), "still a graceful shutdown");
+    assert!(server.stderr().contains("not reloaded"), "the broken file is reported");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use nix::sys::resource::{UsageWho, getrusage};
 use voice_proto::control::ChannelConfig;
-use voice_relay::driver::{IdlePoll, Server};
+use voice_relay::driver::{ConnLimits, IdlePoll, Server};
 use voice_relay::{MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
 
 mod load;
@@ -106,7 +106,7 @@ pub(crate) struct Args {
 }
 
 /// Placement of the talkers' packets in each 20 ms period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Pacing {
     /// The old sender: evenly spaced deadlines, but sleeping only when the next is ≥ 1 ms away, so everything due
     /// within 1 ms leaves at once (≈ talkers / 20 packets per burst).
@@ -117,51 +117,66 @@ pub(crate) enum Pacing {
     Random,
 }
 
+/// The command line (see the module docs).
+#[derive(Debug, clap::Parser)]
+#[command(name = "relay-bench", about = "The relay under synthetic load on loopback, against a plain fan-out loop")]
+struct Cli {
+    /// Rooms.
+    #[arg(long, default_value_t = 10)]
+    rooms: usize,
+    /// Members per room (≥ 2).
+    #[arg(long, default_value_t = 10)]
+    members: usize,
+    /// Talkers per room (0: idle sessions only).
+    #[arg(long, default_value_t = 2)]
+    talkers: usize,
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Audio payload bytes per packet.
+    #[arg(long, default_value_t = 80)]
+    payload: usize,
+    /// Idle mode: keepalive period per member, seconds (0: none).
+    #[arg(long, default_value_t = 10.0)]
+    keepalive_s: f64,
+    /// The driver's idle poll period, ms (0: always wake per datagram).
+    #[arg(long, default_value_t = 20)]
+    idle_poll_ms: u64,
+    /// UDP threads of the driver, one run per listed count (e.g. `1,2,1,2`).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    udp_threads: Vec<usize>,
+    /// How the talkers' packets are placed in each 20 ms period.
+    #[arg(long, value_enum, default_value = "spread")]
+    pacing: Pacing,
+    /// Last part of the wait before each send spent spinning, µs (spread / random only).
+    #[arg(long, default_value_t = 0)]
+    spin_us: u64,
+    /// The driver's UDP chunk (`Server::with_udp_chunk`).
+    #[arg(long, default_value_t = voice_relay::driver::DEFAULT_UDP_CHUNK)]
+    chunk: usize,
+    /// Whether the receivers read the members' sockets (0: they do not; loss and latency then mean nothing).
+    #[arg(long, default_value_t = 1)]
+    receive: u8,
+}
+
 pub(crate) fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        rooms: 10,
-        members: 10,
-        talkers: 2,
-        seconds: 5.0,
-        payload: 80,
-        keepalive_s: 10.0,
-        idle_poll_ms: 20,
-        udp_threads: 1,
-        thread_runs: vec![1],
-        pacing: Pacing::Spread,
-        spin_us: 0,
-        chunk: voice_relay::driver::DEFAULT_UDP_CHUNK,
-        receive: true,
+    let c = <Cli as clap::Parser>::parse();
+    let udp_threads = *c.udp_threads.first().context("--udp-threads needs a value")?;
+    let a = Args {
+        rooms: c.rooms,
+        members: c.members,
+        talkers: c.talkers,
+        seconds: c.seconds,
+        payload: c.payload,
+        keepalive_s: c.keepalive_s,
+        idle_poll_ms: c.idle_poll_ms,
+        udp_threads,
+        thread_runs: c.udp_threads,
+        pacing: c.pacing,
+        spin_us: c.spin_us,
+        chunk: c.chunk,
+        receive: c.receive != 0,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let v = it.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--rooms" => a.rooms = v.parse()?,
-            "--members" => a.members = v.parse()?,
-            "--talkers" => a.talkers = v.parse()?,
-            "--seconds" => a.seconds = v.parse()?,
-            "--payload" => a.payload = v.parse()?,
-            "--keepalive-s" => a.keepalive_s = v.parse()?,
-            "--idle-poll-ms" => a.idle_poll_ms = v.parse()?,
-            "--udp-threads" => {
-                a.thread_runs = v.split(',').map(str::parse).collect::<Result<_, _>>()?;
-                a.udp_threads = *a.thread_runs.first().context("--udp-threads needs a value")?;
-            }
-            "--pacing" => {
-                a.pacing = match v.as_str() {
-                    "burst" => Pacing::Burst,
-                    "spread" => Pacing::Spread,
-                    "random" => Pacing::Random,
-                    _ => bail!("--pacing is burst, spread or random"),
-                }
-            }
-            "--spin-us" => a.spin_us = v.parse()?,
-            "--chunk" => a.chunk = v.parse()?,
-            "--receive" => a.receive = v.parse::<u8>()? != 0,
-            _ => bail!("unknown flag {flag}"),
-        }
-    }
     if a.members < 2 || a.talkers > a.members || a.rooms == 0 {
         bail!("need members >= 2 and talkers <= members (0 talkers: idle sessions only)");
     }
@@ -265,7 +280,15 @@ fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
     let lo: SocketAddr = "127.0.0.1:0".parse()?;
     let idle_poll = (args.idle_poll_ms > 0)
         .then(|| IdlePoll { period: Duration::from_millis(args.idle_poll_ms), ..IdlePoll::default() });
+    // Every member logs in from 127.0.0.1, one after the other as fast as it can: no pre-login limits here.
+    let unlimited = ConnLimits {
+        prelogin_total: usize::MAX,
+        prelogin_per_ip: usize::MAX,
+        accepts_per_s_per_ip: u32::MAX,
+        accept_burst_per_ip: u32::MAX,
+    };
     let server = Server::bind(relay, auth, lo, lo)?
+        .with_conn_limits(unlimited)
         .with_idle_poll(idle_poll)
         .with_udp_threads(args.udp_threads)?
         .with_udp_chunk(args.chunk);

@@ -23,6 +23,7 @@ use crate::error::{AuthError, DriverError};
 use crate::relay::control::Control;
 use crate::relay::msg::ShardCmd;
 use crate::relay::{ConnId, Event};
+use voice_proto::control::ServerMessage;
 
 /// The core task's ends of the queues to and from the shards.
 #[derive(Debug)]
@@ -47,6 +48,10 @@ const BUFFERED_BYTES_MAX: usize = 2 * voice_proto::control::MAX_FRAME_LEN;
 struct ConnState {
     /// Its output queue.
     tx: mpsc::Sender<Out>,
+    /// The client's address.
+    peer: std::net::SocketAddr,
+    /// Counts the connection among those not logged in, until it logs in (or closes).
+    prelogin: Option<super::prelogin::PreLoginSlot>,
     /// Bytes read but not yet taken by the relay (an incomplete frame, or frames behind a Login being checked).
     buf: BytesMut,
 }
@@ -61,10 +66,8 @@ pub(super) struct Core {
     /// Encoding buffer for control frames.
     frame: BytesMut,
     stats: Arc<DriverStats>,
-    /// Credential checks (inline or on the blocking pool).
+    /// Credential checks (inline or on the verification pool).
     verifier: Verifier,
-    /// For verification tasks to report back (weak: they must not keep the task alive at shutdown).
-    cmds: mpsc::WeakSender<Cmd>,
 }
 
 impl Core {
@@ -74,10 +77,9 @@ impl Core {
         shared: Arc<Shared>,
         stats: Arc<DriverStats>,
         verifier: Verifier,
-        cmds: mpsc::WeakSender<Cmd>,
     ) -> Self {
         let frame = BytesMut::with_capacity(64 * 1024);
-        Self { control, links, shared, conns: HashMap::new(), frame, stats, verifier, cmds }
+        Self { control, links, shared, conns: HashMap::new(), frame, stats, verifier }
     }
 
     /// The control plane and the retired shards' counters, when the server stops.
@@ -166,13 +168,24 @@ impl Core {
     fn command(&mut self, cmd: Cmd, stopping: bool) {
         let now = Instant::now();
         match cmd {
-            Cmd::Opened { conn, tx } => {
+            Cmd::Opened { conn, tx, peer, slot } => {
                 if stopping {
                     // Dropping `tx` closes the new connection at once.
                     return;
                 }
                 self.control.connection_opened(now, conn);
-                self.conns.insert(conn, ConnState { tx, buf: BytesMut::new() });
+                self.conns.insert(conn, ConnState { tx, peer, prelogin: Some(slot), buf: BytesMut::new() });
+            }
+            Cmd::Reconfigure { config, reply } => {
+                let result = crate::relay::settings(*config).map(|s| self.control.reconfigure(now, s));
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, "configuration not applied");
+                }
+                let _ = reply.send(result);
+            }
+            Cmd::SetAuthenticator(auth) => {
+                tracing::info!("authenticator replaced");
+                self.verifier.set_authenticator(auth.0);
             }
             Cmd::Bytes { conn, bytes } => {
                 // Bytes of a connection the core already closed are not fed to the relay (see `Event::Close`).
@@ -192,7 +205,10 @@ impl Core {
                 }
                 self.feed(conn, now);
             }
-            Cmd::Authenticated { id, result } => self.authenticated(now, id, result),
+            Cmd::Authenticated { id, result } => {
+                self.verifier.finished(id, &result, now);
+                self.authenticated(now, id, result);
+            }
             Cmd::Closed { conn } => {
                 if self.conns.remove(&conn).is_some() {
                     self.control.connection_closed(now, conn);
@@ -215,6 +231,10 @@ impl Core {
                     datagrams_received: totals.datagrams_received.load(Ordering::Relaxed),
                     datagrams_sent: totals.datagrams_sent.load(Ordering::Relaxed),
                     send_errors: totals.send_errors.load(Ordering::Relaxed),
+                    prelogin_refused: totals.prelogin_refused.load(Ordering::Relaxed),
+                    prelogin_evicted: totals.prelogin_evicted.load(Ordering::Relaxed),
+                    accept_errors: totals.accept_errors.load(Ordering::Relaxed),
+                    tls_handshake_failures: totals.tls_handshake_failures.load(Ordering::Relaxed),
                 }));
             }
         }
@@ -229,6 +249,9 @@ impl Core {
 
     /// Hands a credential check's answer to the relay, then feeds the frames that waited behind the Login.
     fn authenticated(&mut self, now: Instant, id: AuthId, result: Result<UserInfo, AuthError>) {
+        if let Some(slot) = self.conns.get(&id.conn).and_then(|c| c.prelogin.as_ref()) {
+            slot.set_checking(false);
+        }
         self.control.handle_auth_result(now, id, result);
         self.feed(id.conn, now);
     }
@@ -244,7 +267,13 @@ impl Core {
             self.send_commands();
             match event {
                 Event::Send { conn, msg } => {
-                    let Some(c) = self.conns.get(&conn) else { continue };
+                    let Some(c) = self.conns.get_mut(&conn) else { continue };
+                    if matches!(msg, ServerMessage::LoginOk { .. } | ServerMessage::ResumeOk { .. })
+                        && c.prelogin.take().is_some()
+                    {
+                        // Logged in: no longer counted among the connections that have not.
+                        tracing::info!(conn = conn.0, peer = %c.peer, "control connection logged in");
+                    }
                     if self.frame.capacity() < 8 * 1024 {
                         self.frame.reserve(64 * 1024);
                     }
@@ -272,9 +301,19 @@ impl Core {
                 }
                 Event::Authenticate(request) => {
                     let id = request.id();
-                    // Checked without the relay's lock; slow checks come back later as `Cmd::Authenticated`.
-                    if let Some(result) = self.verifier.check(request, &self.cmds) {
-                        self.authenticated(Instant::now(), id, result);
+                    let Some(peer) = self.conns.get(&id.conn).map(|c| c.peer.ip()) else { continue };
+                    // Checked off the relay; slow checks come back later as `Cmd::Authenticated`.
+                    let now = Instant::now();
+                    // Checked: not closed to make room for newcomers meanwhile (see `super::prelogin`).
+                    if let Some(slot) = self.conns.get(&id.conn).and_then(|c| c.prelogin.as_ref()) {
+                        slot.set_checking(true);
+                    }
+                    let result = self.verifier.check(request, peer, now);
+                    for evicted in self.verifier.take_evicted() {
+                        self.authenticated(now, evicted, Err(AuthError::Busy));
+                    }
+                    if let Some(result) = result {
+                        self.authenticated(now, id, result);
                     }
                 }
             }

@@ -3,6 +3,8 @@
 //! small copy; [`MetricsSnapshot::render_prometheus`] renders one in the Prometheus text format on the caller's
 //! task. Serving them over HTTP is the server application's business (the `voice-server` crate).
 
+use std::fmt::Write as _;
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::control::Cmd;
@@ -23,22 +25,41 @@ pub struct MetricsSnapshot {
     pub datagrams_sent: u64,
     /// Datagrams the kernel refused to send.
     pub send_errors: u64,
+    /// Control connections closed at once because too many were not logged in ([`super::ConnLimits`]).
+    pub prelogin_refused: u64,
+    /// Connections not logged in that were closed to make room for a newcomer ([`super::ConnLimits`]).
+    pub prelogin_evicted: u64,
+    /// Failed accepts on the control listener (e.g. out of file descriptors).
+    pub accept_errors: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: u64,
 }
 
 impl MetricsSnapshot {
-    /// The snapshot in the Prometheus text format: [`render_prometheus`] plus the driver's UDP totals
-    /// (`voice_relay_udp_datagrams_total{op="recv|send|send_error"}`).
+    /// The snapshot in the Prometheus text format: [`render_prometheus`] plus what only the driver knows, each
+    /// once: `voice_relay_udp_send_errors_total` (datagrams received and sent are the relay's
+    /// `voice_relay_packets_total`), `voice_relay_prelogin_refused_total`, `voice_relay_prelogin_evicted_total`, `voice_relay_accept_errors_total` and
+    /// `voice_relay_tls_handshake_failures_total`.
     #[must_use]
     pub fn render_prometheus(&self) -> String {
         let mut out = render_prometheus(&self.counters, &self.forward_latency);
-        out.push_str(
-            "# HELP voice_relay_udp_datagrams_total Datagrams through the driver's UDP socket.\n\
-             # TYPE voice_relay_udp_datagrams_total counter\n",
-        );
-        for (op, v) in
-            [("recv", self.datagrams_received), ("send", self.datagrams_sent), ("send_error", self.send_errors)]
-        {
-            out.push_str(&format!("voice_relay_udp_datagrams_total{{op=\"{op}\"}} {v}\n"));
+        for (name, help, v) in [
+            ("udp_send_errors_total", "UDP datagrams the kernel refused to send (dropped).", self.send_errors),
+            (
+                "prelogin_refused_total",
+                "Control connections closed at once: too many not logged in, in total or from their address.",
+                self.prelogin_refused,
+            ),
+            (
+                "prelogin_evicted_total",
+                "Connections not logged in closed to make room for a client from a less busy address.",
+                self.prelogin_evicted,
+            ),
+            ("accept_errors_total", "Failed accepts on the control listener.", self.accept_errors),
+            ("tls_handshake_failures_total", "TLS handshakes that failed or timed out.", self.tls_handshake_failures),
+        ] {
+            let _ = writeln!(out, "# HELP voice_relay_{name} {help}\n# TYPE voice_relay_{name} counter");
+            let _ = writeln!(out, "voice_relay_{name} {v}");
         }
         out
     }

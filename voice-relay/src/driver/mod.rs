@@ -36,11 +36,18 @@
 //!   in it: a shard sends one only when the control plane's command confirming the binding comes back (so that an
 //!   acknowledged client is known to every thread), not as an answer to a batch.
 //! * **Logins** ([`auth`](crate::auth)): the control plane emits [`Event::Authenticate`](crate::Event::Authenticate); the
-//!   core task checks it with the [`Authenticator`] given to [`Server::bind`] — at once when
-//!   [`Authenticator::is_cheap`] (tokens), otherwise on tokio's blocking pool, bounded by [`AuthPool`] (busy
-//!   beyond: refused at once) — and feeds the answer back with [`Relay::handle_auth_result`]. The connection's
-//!   frames behind the Login wait in its buffer meanwhile (order kept; bounded: a client that keeps sending is
-//!   closed).
+//!   core task checks it with the [`Authenticator`] given to [`Server::bind`] — refused at once while the account
+//!   or the address backs off after failed logins ([`LoginBackoff`]), at once when [`Authenticator::is_cheap`]
+//!   (tokens), otherwise on the pool's own long-lived threads, bounded in total and per address by [`AuthPool`]
+//!   (busy beyond: refused at once) — and feeds the answer back with [`Relay::handle_auth_result`]. The
+//!   connection's frames behind the Login wait in its buffer meanwhile (order kept; bounded: a client that keeps
+//!   sending is closed).
+//! * **Before login** ([`ConnLimits`]): connections that have not logged in are bounded in total and per address
+//!   (beyond its address's limit, a new one is closed at once, before any TLS handshake; beyond the total, it
+//!   takes the place of the oldest connection of the busiest address if that holds more), and the relay closes one that has no session
+//!   `login_timeout` after it opened, whatever it sends; only whole frames count as activity. Failed accepts (out
+//!   of file descriptors) pause the accept loop, longer each time in a row (up to 1 s); repeated warnings are
+//!   rate-limited (a few lines per 10 s, then how many were left out).
 //! * **Idle poll** ([`IdlePoll`], on by default): after 1 s without accepted audio a UDP thread stops sleeping in
 //!   `recvmmsg` and instead takes what queued every 20 ms, so idle sessions' keepalives stop waking it one by one;
 //!   the first audio packet puts it back. Price: while idle, a HELLO, a PING or the first audio packet waits up to
@@ -67,15 +74,19 @@
 //! UDP thread.
 
 mod auth;
+mod backoff;
 mod control;
 mod core;
 mod metrics;
+mod prelogin;
 mod tls;
 mod udp;
 mod workers;
 
-pub use auth::{AuthPool, MAX_AUTH_WORKERS};
+pub use auth::{AUTH_IDLE_RELEASE, AuthPool, MAX_AUTH_WORKERS};
+pub use backoff::LoginBackoff;
 pub use metrics::{MetricsHandle, MetricsSnapshot};
+pub use prelogin::ConnLimits;
 /// The rustls version [`Server::with_tls`] takes (for building a `ServerConfig` by hand).
 pub use rustls;
 pub use tls::{TLS_HANDSHAKE_TIMEOUT, server_config_from_pem};
@@ -140,6 +151,14 @@ pub struct DriverStats {
     pub datagrams_sent: AtomicU64,
     /// Datagrams the kernel refused to send (dropped).
     pub send_errors: AtomicU64,
+    /// Control connections closed at once because their address had too many not logged in ([`ConnLimits`]).
+    pub prelogin_refused: AtomicU64,
+    /// Connections not logged in that were closed to make room for a newcomer ([`ConnLimits`]).
+    pub prelogin_evicted: AtomicU64,
+    /// Failed accepts on the control listener.
+    pub accept_errors: AtomicU64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: AtomicU64,
 }
 
 impl DriverStats {
@@ -196,6 +215,8 @@ pub struct Server {
     idle_poll: Option<IdlePoll>,
     auth: Arc<dyn Authenticator>,
     auth_pool: AuthPool,
+    conn_limits: ConnLimits,
+    login_backoff: LoginBackoff,
     udp_chunk: usize,
     /// TLS on the control connections.
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -224,6 +245,30 @@ impl ShutdownHandle {
     /// ended, does nothing.
     pub fn shutdown(&self) {
         self.0.send_replace(true);
+    }
+}
+
+/// Changes a running [`Server`]'s settings without dropping a session ([`Server::reload_handle`]). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ReloadHandle(mpsc::WeakSender<Cmd>);
+
+impl ReloadHandle {
+    /// Checks later logins with `authenticator` (checks already running finish with the old one). Returns whether
+    /// the server was running to take it.
+    pub async fn set_authenticator(&self, authenticator: Arc<dyn Authenticator>) -> bool {
+        let Some(cmds) = self.0.upgrade() else { return false };
+        cmds.send(Cmd::SetAuthenticator(control::NewAuthenticator(authenticator))).await.is_ok()
+    }
+
+    /// Applies `config` to the running relay without ending a session ([`Relay::reconfigure`]: the control
+    /// plane's limits, timeouts and rooms). `None` if the server is not running; `Some(Err)` (nothing changed) for
+    /// a configuration [`Relay::new`] would refuse.
+    pub async fn reconfigure(&self, config: crate::RelayConfig) -> Option<Result<(), crate::Error>> {
+        let cmds = self.0.upgrade()?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        cmds.send(Cmd::Reconfigure { config: Box::new(config), reply }).await.ok()?;
+        drop(cmds);
+        rx.await.ok()
     }
 }
 
@@ -271,6 +316,8 @@ impl Server {
             idle_poll: Some(IdlePoll::default()),
             auth,
             auth_pool: AuthPool::default(),
+            conn_limits: ConnLimits::default(),
+            login_backoff: LoginBackoff::default(),
             udp_chunk: DEFAULT_UDP_CHUNK,
             tls: None,
         })
@@ -335,12 +382,34 @@ impl Server {
         self
     }
 
-    /// Sizes the blocking pool that checks slow credentials (default [`AuthPool::default`]: one worker per core,
-    /// 64 waiting; beyond, logins are refused at once with Error `RATE_LIMITED`).
+    /// Sizes the pool that checks slow credentials (default [`AuthPool::default`]: one thread per core, 4 waiting
+    /// per thread, 4 per client address; beyond, logins are refused at once with Error `RATE_LIMITED`).
     #[must_use]
     pub fn with_auth_pool(mut self, pool: AuthPool) -> Self {
         self.auth_pool = pool;
         self
+    }
+
+    /// Bounds the control connections that have not logged in (default [`ConnLimits::default`]: 128 in total, 8
+    /// per address); beyond, a new connection is closed at once. See also `RelayConfig::login_timeout`.
+    #[must_use]
+    pub fn with_conn_limits(mut self, limits: ConnLimits) -> Self {
+        self.conn_limits = limits;
+        self
+    }
+
+    /// How logins back off after failures, per account and per address (default [`LoginBackoff::default`]).
+    #[must_use]
+    pub fn with_login_backoff(mut self, backoff: LoginBackoff) -> Self {
+        self.login_backoff = backoff;
+        self
+    }
+
+    /// A handle that changes the running server's authenticator (e.g. on a configuration reload). It does not
+    /// keep the server alive.
+    #[must_use]
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle(self.cmd_tx.downgrade())
     }
 
     /// A handle that takes snapshots of the running relay's counters and forward-latency histogram. It does not keep
@@ -393,8 +462,23 @@ impl Server {
     /// The future is `Send`: it can run on any tokio runtime, with `tokio::spawn` or `block_on`. It spawns the
     /// control tasks with `tokio::spawn` on that runtime; the UDP threads are its own plain threads.
     pub async fn run(self) -> Result<Relay, DriverError> {
-        let Self { relay, udp, tcp, stop, stats, cmd_tx, cmd_rx, idle_poll, auth, auth_pool, udp_chunk, tls, .. } =
-            self;
+        let Self {
+            relay,
+            udp,
+            tcp,
+            stop,
+            stats,
+            cmd_tx,
+            cmd_rx,
+            idle_poll,
+            auth,
+            auth_pool,
+            conn_limits,
+            login_backoff,
+            udp_chunk,
+            tls,
+            ..
+        } = self;
         let weak_cmds = cmd_tx.downgrade();
         let udp_stop = Arc::new(AtomicBool::new(false));
         // However this future ends — returned, failed, dropped unfinished (an aborted task) or by a panic — the UDP
@@ -402,7 +486,9 @@ impl Server {
         let _stop_all = StopOnDrop { udp: Arc::clone(&udp_stop), tasks: Arc::clone(&stop) };
         let tcp = TcpListener::from_std(tcp).map_err(|source| DriverError::Bind { what: "tcp", source })?;
         let tls = tls.map(tokio_rustls::TlsAcceptor::from);
-        tokio::spawn(control::accept_loop(tcp, tls, cmd_tx, stop.subscribe()));
+        let prelogin = prelogin::PreLogin::new(conn_limits);
+        let accept = control::Accept { tls, cmds: cmd_tx, stop: stop.subscribe(), prelogin, stats: Arc::clone(&stats) };
+        tokio::spawn(control::accept_loop(tcp, accept));
         // One shard per UDP thread, each brought to the relay's current state; they flush receiver-report totals
         // to the core task once per hint interval.
         let mut relay = relay;
@@ -441,9 +527,9 @@ impl Server {
             }
         }
         drop(events_tx);
-        let verifier = auth::Verifier::new(auth, auth_pool);
+        let verifier = auth::Verifier::new(auth, auth_pool, login_backoff, weak_cmds);
         let links = core::ShardLinks { cmds: shard_cmds, events: events_rx, retired };
-        let mut core = core::Core::new(control, links, Arc::clone(&shared), stats, verifier, weak_cmds);
+        let mut core = core::Core::new(control, links, Arc::clone(&shared), stats, verifier);
         let result = core.run(cmd_rx, stop.subscribe()).await;
         udp_stop.store(true, Ordering::Relaxed);
         let shards = workers::join(threads).await;

@@ -46,6 +46,10 @@ pub struct RelayConfig {
     pub binding_idle_timeout: Duration,
     /// A control connection that sends nothing for this long is closed (`PROTOCOL.md` §5.3; default 30 s).
     pub control_idle_timeout: Duration,
+    /// A control connection must log in (or resume) within this long after it opened, or it is closed; Ping and
+    /// other traffic do not extend it (default 10 s; at most [`control_idle_timeout`](Self::control_idle_timeout)
+    /// matters if that is shorter).
+    pub login_timeout: Duration,
     /// A talker whose audio stops without END_OF_TALKSPURT stops "speaking" after this long (default 400 ms).
     pub speaking_timeout: Duration,
     /// AUDIO_UP packets per second one session may send (token bucket rate; default 150).
@@ -96,6 +100,7 @@ impl Default for RelayConfig {
             resume_grace: Duration::from_secs(60),
             binding_idle_timeout: Duration::from_secs(30),
             control_idle_timeout: Duration::from_secs(30),
+            login_timeout: Duration::from_secs(10),
             speaking_timeout: Duration::from_millis(400),
             packets_per_s: 150,
             packet_burst: 50,
@@ -176,7 +181,8 @@ pub enum Event {
 /// * **Lifetime.** A session ends when its control connection has been gone for `resume_grace` (§6.3), whether or
 ///   not it still has a UDP binding; a binding is dropped after `binding_idle_timeout` without any datagram from the
 ///   bound address (§6.4). Both are deadlines on the housekeeping grid, so they are precise to
-///   `housekeeping_interval`. A control connection silent for `control_idle_timeout` is closed (no Goodbye).
+///   `housekeeping_interval`. A control connection silent for `control_idle_timeout` is closed (no Goodbye); only
+///   whole frames count as activity. One without a session `login_timeout` after it opened is closed too.
 /// * **Addresses.** An address is bound to at most one session: a HELLO that proves another session's secret from
 ///   an already-bound address takes the address over.
 /// * **Speaking** starts with the first accepted audio packet, ends with END_OF_TALKSPURT or `speaking_timeout`
@@ -491,6 +497,15 @@ impl Relay {
         self.control.s.cfg.udp_port = port;
     }
 
+    /// Applies a new configuration without ending a session: limits, timeouts and rooms of the control plane (the
+    /// UDP side's settings, a room's `allow_voice` and the UDP port stay; see the driver's `ReloadHandle`).
+    /// Fails, changing nothing, on a configuration [`Relay::new`] would refuse.
+    pub fn reconfigure(&mut self, now: Instant, config: RelayConfig) -> Result<(), Error> {
+        self.control.reconfigure(now, settings(config)?);
+        self.settle();
+        Ok(())
+    }
+
     /// The relay's counters (the control plane's and every shard's, added up).
     #[must_use]
     pub fn counters(&self) -> &Counters {
@@ -537,7 +552,7 @@ impl Relay {
 }
 
 /// Checks a configuration and derives the settings.
-fn settings(config: RelayConfig) -> Result<Settings, Error> {
+pub(crate) fn settings(config: RelayConfig) -> Result<Settings, Error> {
     use voice_proto::control::{MAX_NAME_LEN, MAX_PASSWORD_LEN};
     if config.server_name.len() > MAX_NAME_LEN {
         return Err(Error::ServerNameTooLong);
@@ -556,6 +571,7 @@ fn settings(config: RelayConfig) -> Result<Settings, Error> {
         ("resume_grace", config.resume_grace > MAX_DURATION),
         ("binding_idle_timeout", config.binding_idle_timeout > MAX_DURATION),
         ("control_idle_timeout", config.control_idle_timeout > MAX_DURATION),
+        ("login_timeout", config.login_timeout > MAX_DURATION),
         ("speaking_timeout", config.speaking_timeout > MAX_DURATION),
         ("adhoc_linger", config.adhoc_linger > MAX_DURATION),
         ("hint_interval", config.hint_interval > MAX_DURATION),

@@ -3,9 +3,10 @@
 //!
 //! * [`PasswordFileAuthenticator`] — users from the configuration file with argon2id-hashed passwords. Slow by
 //!   design (tens of ms per check with the parameters of [`hash_password`]: m = 19 MiB, t = 2, p = 1), so the
-//!   driver runs it on its bounded blocking pool (`voice_relay::driver::AuthPool`: one worker per core, a bounded
-//!   queue, refused as busy beyond it): a flood of password logins costs bounded CPU and memory and never stalls
-//!   forwarding;
+//!   driver runs it on its bounded verification pool (`voice_relay::driver::AuthPool`: one long-lived thread per
+//!   core, a bounded queue in total and per address, refused as busy beyond it; accounts and addresses back off
+//!   after failures): a flood of password logins costs bounded CPU and memory and never stalls forwarding. Each
+//!   verification thread reuses its argon2 memory and gives it back when idle ([`Authenticator::release_memory`]);
 //! * [`JwtAuthenticator`] — HS256 JWTs signed by the app's backend with a shared secret; microseconds, checked
 //!   inline, expiry against the login's time (no clock read);
 //! * [`CombinedAuthenticator`] — both, chosen by the credential's kind (what [`crate::Config::authenticator`]
@@ -49,6 +50,12 @@ impl Authenticator for CombinedAuthenticator {
         };
         log::log_login(&self.refusals, request, &result);
         result
+    }
+
+    fn release_memory(&self) {
+        if let Some(p) = &self.passwords {
+            p.release_memory();
+        }
     }
 
     /// Tokens are (an HMAC); passwords are not (argon2id). A kind refused at once is cheap too.

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use voice_proto::control::Credential;
 use voice_relay::{AuthError, AuthRequest, Authenticator, RandomSource, UserInfo};
 
@@ -84,9 +84,10 @@ struct User {
 ///
 /// An unknown user name costs the same time as a wrong password: the password is verified against a dummy hash
 /// with the parameters of the most expensive configured hash, so response time does not reveal which names exist.
-/// Each call costs one argon2id verification (tens of ms with the default parameters), on the caller's thread:
-/// the relay's tokio driver runs it on its bounded blocking pool (`voice_relay::driver::AuthPool`), never on the
-/// task that owns the relay.
+/// Each call costs one argon2id verification (tens of ms with the default parameters), on the caller's thread, in
+/// that thread's reused argon2 memory (given back by [`Authenticator::release_memory`]): the relay's tokio driver
+/// runs it on its bounded verification pool (`voice_relay::driver::AuthPool`), never on the task that owns the
+/// relay.
 #[derive(Clone)]
 pub struct PasswordFileAuthenticator {
     users: HashMap<String, User>,
@@ -142,8 +143,55 @@ impl PasswordFileAuthenticator {
 
     fn verify(phc: &str, password: &str) -> bool {
         // Hashes were checked when added; one that no longer parses refuses the login.
-        PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        PasswordHash::new(phc).is_ok_and(|h| verify_reusing_memory(&h, password.as_bytes()))
     }
+}
+
+/// Least capacity of the reused argon2 memory (see [`verify_reusing_memory`]): above glibc's largest dynamic mmap
+/// threshold (32 MiB on 64-bit).
+const MIN_RESERVE_BYTES: usize = 33 << 20;
+
+thread_local! {
+    /// The argon2 memory of this thread's last verification, reused by the next one (see
+    /// [`verify_reusing_memory`]); given back by [`Authenticator::release_memory`].
+    static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Verifies `password` against `hash` like `Argon2::verify_password`, but in this thread's reused memory: a
+/// verification thread allocates its argon2 memory (19 MiB for the default costs) once instead of once per
+/// login, so a login flood does not churn the allocator (whose per-thread arenas would keep the peak).
+fn verify_reusing_memory(hash: &PasswordHash<'_>, password: &[u8]) -> bool {
+    let (Some(expected), Some(salt)) = (hash.hash, hash.salt) else { return false };
+    let Ok(params) = Params::try_from(hash) else { return false };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else { return false };
+    let version = hash.version.map_or(Ok(Version::V0x13), Version::try_from);
+    let Ok(version) = version else { return false };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else { return false };
+    let mut out = [0u8; 64];
+    let Some(out) = out.get_mut(..expected.len()) else { return false };
+    let blocks_needed = params.block_count();
+    let argon = Argon2::new(algorithm, version, params);
+    BLOCKS.with_borrow_mut(|blocks| {
+        if blocks.len() < blocks_needed {
+            if blocks.capacity() < blocks_needed {
+                // Reserve more than glibc's largest dynamic mmap threshold: the buffer is then always a mapping
+                // of its own, and freeing it gives its pages back at once. (A smaller one, once freed, raises the
+                // threshold, and the next one comes from an arena that keeps its pages.) Untouched capacity costs
+                // address space, not memory.
+                let reserve = blocks_needed.max(MIN_RESERVE_BYTES / std::mem::size_of::<Block>());
+                *blocks = Vec::with_capacity(reserve);
+            }
+            blocks.resize(blocks_needed, Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..blocks_needed]).is_ok()
+            && argon2::password_hash::Output::new(out).is_ok_and(|o| o == expected)
+    })
+}
+
+/// Gives back this thread's argon2 memory (see [`verify_reusing_memory`]).
+fn release_blocks() {
+    BLOCKS.with_borrow_mut(|blocks| *blocks = Vec::new());
 }
 
 impl Authenticator for PasswordFileAuthenticator {
@@ -160,5 +208,35 @@ impl Authenticator for PasswordFileAuthenticator {
                 Err(AuthError::UnknownUser)
             }
         }
+    }
+
+    /// Drops this thread's reused argon2 memory (the driver calls it on an idle verification thread).
+    fn release_memory(&self) {
+        release_blocks();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use argon2::password_hash::PasswordVerifier;
+
+    use super::*;
+
+    #[test]
+    fn verifying_in_reused_memory_agrees_with_argon2_and_gives_the_memory_back() {
+        let mut rng = voice_relay::SeededRng::new(3);
+        // Two costs, the larger second and the smaller third: the buffer grows once, then is reused.
+        for (m, t) in [(64, 1), (256, 2), (64, 3)] {
+            let phc = hash_password_with_params("hunter2", m, t, &mut rng).expect("hashes");
+            let h = PasswordHash::new(&phc).expect("parses");
+            for (pw, want) in [("hunter2", true), ("hunter3", false), ("", false)] {
+                assert_eq!(verify_reusing_memory(&h, pw.as_bytes()), want, "{pw} against m={m} t={t}");
+                let reference = Argon2::default().verify_password(pw.as_bytes(), &h).is_ok();
+                assert_eq!(reference, want);
+            }
+        }
+        assert_eq!(BLOCKS.with_borrow(Vec::len), 256, "kept for the next check");
+        release_blocks();
+        assert_eq!(BLOCKS.with_borrow(Vec::capacity), 0, "given back");
     }
 }

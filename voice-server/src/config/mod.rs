@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use voice_proto::control::ChannelConfig;
+use voice_relay::driver::{AuthPool, ConnLimits, LoginBackoff};
 use voice_relay::{RelayConfig, RoomConfig};
 
 use crate::auth::{CombinedAuthenticator, JwtAuthenticator, PasswordFileAuthenticator};
@@ -174,6 +175,31 @@ pub struct LimitsSection {
     pub hint_interval_ms: u64,
     /// Housekeeping period in milliseconds ([`RelayConfig::housekeeping_interval`]).
     pub housekeeping_interval_ms: u64,
+    /// Seconds a connection has to log in, whatever it sends meanwhile ([`RelayConfig::login_timeout`]; default 10).
+    pub login_timeout_s: u64,
+    /// Connections not logged in yet, in total; beyond, new ones are closed at once (default 128; keep it well
+    /// under the file descriptor limit). See `voice_relay::driver::ConnLimits`.
+    pub prelogin_connections: usize,
+    /// Connections not logged in yet from one address (IPv6: one /64; default 8).
+    pub prelogin_per_ip: usize,
+    /// New connections per second from one address (default 5; burst `accept_burst_per_ip`); beyond, closed at once.
+    pub accepts_per_s_per_ip: u32,
+    /// Burst of new connections from one address (default 20).
+    pub accept_burst_per_ip: u32,
+    /// Password checks (argon2id) running at once, each on its own thread (default 0: one per core). See
+    /// `voice_relay::driver::AuthPool`.
+    pub auth_workers: usize,
+    /// Password checks waiting, per worker (default 4); beyond, a login is refused at once (`RATE_LIMITED`).
+    pub auth_queue_per_worker: usize,
+    /// Password checks running or waiting for one address (IPv6: one /64; default 4).
+    pub auth_per_ip: usize,
+    /// Failed logins in a row one account may have before it backs off (default 5). See
+    /// `voice_relay::driver::LoginBackoff`.
+    pub login_backoff_account_free: u32,
+    /// Failed logins one address may have before it backs off (default 20).
+    pub login_backoff_ip_free: u32,
+    /// The longest backoff wait, seconds (default 60; the first is 1 s, doubling with each failure).
+    pub login_backoff_max_s: u64,
 }
 
 impl Default for LimitsSection {
@@ -198,6 +224,48 @@ impl Default for LimitsSection {
             speaking_timeout_ms: ms(d.speaking_timeout),
             hint_interval_ms: ms(d.hint_interval),
             housekeeping_interval_ms: ms(d.housekeeping_interval),
+            login_timeout_s: d.login_timeout.as_secs(),
+            prelogin_connections: ConnLimits::default().prelogin_total,
+            prelogin_per_ip: ConnLimits::default().prelogin_per_ip,
+            accepts_per_s_per_ip: ConnLimits::default().accepts_per_s_per_ip,
+            accept_burst_per_ip: ConnLimits::default().accept_burst_per_ip,
+            auth_workers: 0,
+            auth_queue_per_worker: 4,
+            auth_per_ip: AuthPool::default().per_ip,
+            login_backoff_account_free: LoginBackoff::default().account_free,
+            login_backoff_ip_free: LoginBackoff::default().ip_free,
+            login_backoff_max_s: LoginBackoff::default().max.as_secs(),
+        }
+    }
+}
+
+impl LimitsSection {
+    /// The driver's limits on connections not logged in.
+    #[must_use]
+    pub fn conn_limits(&self) -> ConnLimits {
+        ConnLimits {
+            prelogin_total: self.prelogin_connections,
+            prelogin_per_ip: self.prelogin_per_ip,
+            accepts_per_s_per_ip: self.accepts_per_s_per_ip,
+            accept_burst_per_ip: self.accept_burst_per_ip,
+        }
+    }
+
+    /// The driver's password-check pool (`auth_workers` 0: one per core).
+    #[must_use]
+    pub fn auth_pool(&self) -> AuthPool {
+        let workers = if self.auth_workers == 0 { AuthPool::default().workers } else { self.auth_workers };
+        AuthPool { workers, queue: workers.saturating_mul(self.auth_queue_per_worker), per_ip: self.auth_per_ip }
+    }
+
+    /// The driver's login backoff.
+    #[must_use]
+    pub fn login_backoff(&self) -> LoginBackoff {
+        LoginBackoff {
+            account_free: self.login_backoff_account_free,
+            ip_free: self.login_backoff_ip_free,
+            max: Duration::from_secs(self.login_backoff_max_s),
+            ..LoginBackoff::default()
         }
     }
 }
@@ -379,6 +447,7 @@ impl Config {
             resume_grace: Duration::from_secs(l.resume_grace_s),
             binding_idle_timeout: Duration::from_secs(l.binding_idle_timeout_s),
             control_idle_timeout: Duration::from_secs(l.control_idle_timeout_s),
+            login_timeout: Duration::from_secs(l.login_timeout_s),
             speaking_timeout: Duration::from_millis(l.speaking_timeout_ms),
             packets_per_s: l.packets_per_s,
             packet_burst: l.packet_burst,
@@ -398,6 +467,25 @@ impl Config {
             hint_interval: Duration::from_millis(l.hint_interval_ms),
             housekeeping_interval: Duration::from_millis(l.housekeeping_interval_ms),
         }
+    }
+
+    /// Applies this configuration to a running server (`voice-server` does it on SIGHUP): users and tokens (the
+    /// authenticator, for later logins), rooms, and the relay's control-plane limits and timeouts, without ending a
+    /// session (see `voice_relay::Relay::reconfigure` for what stays: the audio rate limits, a room's
+    /// `allow_voice`, the listen addresses and TLS, the verification pool and pre-login limits). Fails, changing
+    /// nothing, if the server is not running or refuses the relay settings.
+    pub async fn reload(&self, handle: &voice_relay::driver::ReloadHandle) -> Result<(), ConfigError> {
+        let refused = |reason: String| ConfigError::Invalid { key: "(reload)".into(), line: 0, column: 0, reason };
+        let auth = std::sync::Arc::new(self.authenticator()?);
+        match handle.reconfigure(self.relay_config()).await {
+            None => return Err(refused("the server is not running".into())),
+            Some(Err(e)) => return Err(refused(e.to_string())),
+            Some(Ok(())) => {}
+        }
+        if !handle.set_authenticator(auth).await {
+            return Err(refused("the server is not running".into()));
+        }
+        Ok(())
     }
 
     /// The authenticator these settings describe: password users from `[[users]]` (if any) and JWTs if

@@ -78,13 +78,24 @@ pub(super) fn check(c: &Config) -> Result<(), Violation> {
     at_least("control_burst", l.control_burst.into(), 1)?;
     at_least("hint_interval_ms", l.hint_interval_ms, 1)?;
     at_least("housekeeping_interval_ms", l.housekeeping_interval_ms, 1)?;
+    at_least("login_timeout_s", l.login_timeout_s, 1)?;
+    at_least("prelogin_connections", l.prelogin_connections as u64, 1)?;
+    at_least("prelogin_per_ip", l.prelogin_per_ip as u64, 1)?;
+    at_least("auth_per_ip", l.auth_per_ip as u64, 1)?;
+    at_least("accepts_per_s_per_ip", l.accepts_per_s_per_ip.into(), 1)?;
+    at_least("accept_burst_per_ip", l.accept_burst_per_ip.into(), 1)?;
+    at_least("login_backoff_max_s", l.login_backoff_max_s, 1)?;
     let at_most = |path: &[Seg], v: u64, max: u64| {
         if v > max { Err(violation(path, format!("must be at most {max}"))) } else { Ok(()) }
     };
     at_most(&[Key("limits"), Key("resume_grace_s")], l.resume_grace_s, u64::from(u16::MAX))?;
+    at_most(&[Key("limits"), Key("auth_workers")], l.auth_workers as u64, 64)?;
+    at_most(&[Key("limits"), Key("auth_queue_per_worker")], l.auth_queue_per_worker as u64, 1024)?;
     for (key, secs) in [
         ("binding_idle_timeout_s", l.binding_idle_timeout_s),
         ("control_idle_timeout_s", l.control_idle_timeout_s),
+        ("login_timeout_s", l.login_timeout_s),
+        ("login_backoff_max_s", l.login_backoff_max_s),
         ("speaking_timeout_ms", l.speaking_timeout_ms / 1000),
         ("hint_interval_ms", l.hint_interval_ms / 1000),
         ("housekeeping_interval_ms", l.housekeeping_interval_ms / 1000),

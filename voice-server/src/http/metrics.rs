@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | `voice_relay_…` | | the relay core's counters and the forward-latency histogram (`voice_relay::metrics`) |
 //! | `voice_relay_udp_send_errors_total` | counter | datagrams the kernel refused to send (dropped) |
+//! | `voice_relay_prelogin_refused_total`, `voice_relay_accept_errors_total`, `voice_relay_tls_handshake_failures_total` | counter | the driver's control listener |
 //! | `voice_server_build_info` | gauge (1) | labels `version`, `protocol` |
 //! | `process_cpu_seconds_total` | counter | user + system CPU time (Unix) |
 //! | `process_resident_memory_bytes`, `process_virtual_memory_bytes` | gauge | (Linux, `/proc/self/status`) |
@@ -21,7 +22,9 @@ use voice_relay::driver::MetricsSnapshot;
 /// The whole `/metrics` text for `snapshot`, with `process` (see [`ProcessStats::read`]).
 #[must_use]
 pub fn render(snapshot: &MetricsSnapshot, process: &ProcessStats) -> String {
-    let mut out = voice_relay::metrics::render_prometheus(&snapshot.counters, &snapshot.forward_latency);
+    // The relay's series and the driver's own counters (send errors, refused pre-login connections, accept
+    // errors, TLS handshake failures), each once.
+    let mut out = snapshot.render_prometheus();
     let _ = writeln!(
         out,
         "# HELP voice_server_build_info The running voice-server's version and protocol version (value 1).\n\
@@ -33,12 +36,6 @@ pub fn render(snapshot: &MetricsSnapshot, process: &ProcessStats) -> String {
     let mut series = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     };
-    series(
-        "voice_relay_udp_send_errors_total",
-        "counter",
-        "UDP datagrams the kernel refused to send (dropped).",
-        &snapshot.send_errors,
-    );
     let p = process;
     if let Some(cpu) = p.cpu_seconds {
         series("process_cpu_seconds_total", "counter", "User and system CPU time spent, seconds.", &cpu);

@@ -3,6 +3,8 @@
 //! order), and what the shards see comes back as [`ShardEvent`]s (`events.rs`).
 
 mod events;
+mod login;
+mod reload;
 mod requests;
 mod timers;
 
@@ -33,7 +35,10 @@ pub(crate) struct Conn {
     pub(crate) session: Option<SessionIdx>,
     /// A Login waiting for its credential check ([`Event::Authenticate`]): its id and user name.
     pub(crate) pending: Option<(AuthId, Box<str>)>,
+    /// When the last whole frame arrived.
     pub(crate) last_rx: Instant,
+    /// When the connection opened: it must have a session by `opened + login_timeout`.
+    pub(crate) opened: Instant,
     /// Control message rate limit.
     pub(crate) bucket: TokenBucket,
     /// The idle deadline armed in the timers.
@@ -88,6 +93,8 @@ pub(crate) struct Control {
     /// origin of the housekeeping grid.
     pub(crate) epoch: (Instant, u64),
     pub(crate) shutting_down: bool,
+    /// Limits the log lines of refused logins (a flood writes a few per 10 s).
+    pub(crate) refusal_log: crate::loglimit::LogLimiter,
     /// Timer entries looked at by `handle_timeout` (due ones, live or stale), for tests and benches.
     pub(crate) timer_visits: u64,
 }
@@ -141,6 +148,7 @@ impl Control {
             next_auth: 1,
             epoch: (now, unix_time_ms),
             shutting_down: false,
+            refusal_log: crate::loglimit::LogLimiter::default(),
             timer_visits: 0,
         };
         for (rc, key) in c.s.cfg.rooms.clone().into_iter().zip(keys) {
@@ -241,7 +249,7 @@ impl Control {
     /// The state of connection `conn`, created (and its idle deadline armed) if the driver did not announce it.
     pub(crate) fn conn_entry(&mut self, conn: ConnId, now: Instant) -> &mut Conn {
         let control = self.s.control;
-        let at = self.on_grid(now + self.s.cfg.control_idle_timeout);
+        let at = self.on_grid(now + self.s.cfg.control_idle_timeout.min(self.s.cfg.login_timeout));
         let timers = &mut self.timers;
         self.conns.entry(conn).or_insert_with(|| {
             timers.arm(at, ControlTimer::ConnIdle(conn));
@@ -249,10 +257,17 @@ impl Control {
                 session: None,
                 pending: None,
                 last_rx: now,
+                opened: now,
                 bucket: TokenBucket::full(control, now),
                 idle_timer: Some(at),
             }
         })
+    }
+
+    /// Whether `text` holds a control character (C0, DEL, C1) other than those in `allowed`: such text is refused
+    /// in names and chat, so that it never reaches another client's terminal.
+    pub(crate) fn has_control_chars(text: &str, allowed: &[char]) -> bool {
+        text.chars().any(|c| c.is_control() && !allowed.contains(&c))
     }
 
     pub(crate) fn random_key(&mut self) -> Result<[u8; KEY_LEN], RngError> {

@@ -6,19 +6,18 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use voice_proto::control::{
-    ClientMessage, Credential, ErrorCode, MAX_CHAT_LEN, MAX_NAME_LEN, MAX_PASSWORD_LEN, MAX_ROOMS, MAX_WHISPER_MEMBERS,
-    Message, SecretBytes, ServerMessage, decode_frame,
+    ClientMessage, ErrorCode, MAX_CHAT_LEN, MAX_NAME_LEN, MAX_PASSWORD_LEN, MAX_ROOMS, MAX_WHISPER_MEMBERS, Message,
+    SecretBytes, ServerMessage, decode_frame,
 };
 use voice_proto::{ControlError, KEY_LEN, PublicId, SessionToken, WhisperTarget};
 
 use super::Control;
-use crate::auth::{AuthId, AuthRequest, UserInfo};
-use crate::error::{AuthError, RequestError};
-use crate::ids::{RoomIdx, SessionIdx, SessionRef};
+use crate::error::RequestError;
+use crate::ids::{RoomIdx, SessionIdx};
 use crate::relay::msg::ShardCmd;
 use crate::relay::{ConnId, Event};
 use crate::room::{ChatEntry, Room, RoomConfig, ct_eq};
-use crate::session::{LossState, Session, Whisper, truncate_name};
+use crate::session::{Session, Whisper};
 
 type Reply = Result<(), RequestError>;
 
@@ -68,7 +67,9 @@ impl Control {
         if buf.is_empty() {
             return;
         }
-        self.conn_entry(conn, now).last_rx = now;
+        // Only whole frames count as activity (`handle_control` and the unknown kinds below): a byte at a time
+        // does not keep a connection alive.
+        self.conn_entry(conn, now);
         loop {
             if self.conns.get(&conn).is_some_and(|c| c.pending.is_some()) {
                 return;
@@ -76,6 +77,10 @@ impl Control {
             let failure = match decode_frame(buf) {
                 Ok(None) => return,
                 Ok(Some(frame)) => match ClientMessage::decode(&frame) {
+                    Ok(None) => {
+                        self.conn_entry(conn, now).last_rx = now;
+                        continue;
+                    }
                     Ok(Some(msg)) => {
                         self.handle_control(now, conn, msg);
                         if !self.conns.contains_key(&conn) {
@@ -85,7 +90,6 @@ impl Control {
                         }
                         continue;
                     }
-                    Ok(None) => continue,
                     Err(e) => e,
                 },
                 Err(e) => e,
@@ -186,133 +190,10 @@ impl Control {
         }
     }
 
-    fn random_u32(&mut self) -> Result<u32, RequestError> {
+    pub(crate) fn random_u32(&mut self) -> Result<u32, RequestError> {
         let mut b = [0u8; 4];
         self.rng.fill(&mut b)?;
         Ok(u32::from_be_bytes(b))
-    }
-
-    /// A Login on a connection without a session: asks the driver to check the credential.
-    fn request_login(&mut self, now: Instant, conn: ConnId, user: String, credential: Credential) -> Reply {
-        // Refused before any costly check when it could not succeed anyway.
-        if self.sessions.len() >= self.s.cfg.max_sessions {
-            return Err(RequestError::Capacity);
-        }
-        let id = AuthId { conn, n: self.next_auth };
-        self.next_auth += 1;
-        let unix_time_ms = self.unix_ms(now);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.pending = Some((id, user.as_str().into()));
-        }
-        self.events.push_back(Event::Authenticate(AuthRequest { id, user, credential, unix_time_ms }));
-        Ok(())
-    }
-
-    /// The answer to the [`Event::Authenticate`] with `id`: on success a session is created and the client gets
-    /// LoginOk; otherwise it gets Error `AUTH_FAILED` (whatever the reason, so it learns nothing about which user
-    /// names exist), or `RATE_LIMITED` for [`AuthError::Busy`]. An answer for a connection that closed meanwhile,
-    /// or given twice, is ignored. Then feed the connection's buffered bytes again
-    /// ([`handle_control_bytes`](Self::handle_control_bytes)): the frames behind the Login were held.
-    pub(crate) fn handle_auth_result(&mut self, now: Instant, id: AuthId, result: Result<UserInfo, AuthError>) {
-        let conn = id.conn;
-        let Some(c) = self.conns.get_mut(&conn) else { return };
-        let Some((_, user)) = c.pending.take_if(|(pending, _)| *pending == id) else { return };
-        let outcome = match result {
-            _ if self.shutting_down => {
-                let message = RequestError::ShuttingDown.to_string();
-                self.send(conn, ServerMessage::Goodbye { code: ErrorCode::SHUTTING_DOWN, message });
-                self.close_conn(now, conn);
-                return;
-            }
-            Ok(info) => self.login(now, conn, &user, &info),
-            Err(AuthError::Busy) => {
-                self.counters.logins_busy += 1;
-                tracing::debug!(conn = conn.0, user = &*user, "login refused: verification pool full");
-                Err(RequestError::Busy)
-            }
-            Err(e) => {
-                self.counters.login_failures += 1;
-                tracing::warn!(conn = conn.0, user = &*user, reason = %e, "login refused");
-                Err(RequestError::AuthFailed)
-            }
-        };
-        if let Err(e) = outcome {
-            self.send(conn, ServerMessage::Error { code: e.code(), message: e.to_string() });
-        }
-    }
-
-    /// Creates the session of a login the driver accepted.
-    fn login(&mut self, now: Instant, conn: ConnId, user: &str, info: &UserInfo) -> Reply {
-        if self.sessions.len() >= self.s.cfg.max_sessions {
-            return Err(RequestError::Capacity);
-        }
-        // Tokens: uniformly random, never 0, unique among live sessions. With ≤ 100k live sessions a draw collides
-        // with probability < 3e-5; eight draws all colliding means the random source is broken.
-        let mut token = None;
-        for _ in 0..8 {
-            let t = self.random_u32()?;
-            if t != 0 && !self.by_token.contains_key(&SessionToken(t)) {
-                token = Some(t);
-                break;
-            }
-        }
-        let token = token.ok_or(RequestError::Internal)?;
-        let mut public_id = self.next_public_id;
-        while public_id == 0 || self.by_public.contains_key(&PublicId(public_id)) {
-            public_id = public_id.wrapping_add(1);
-        }
-        self.next_public_id = public_id.wrapping_add(1);
-        let secret_bytes = self.random_key()?;
-        let generation = self.next_generation;
-        self.next_generation = generation.wrapping_add(1);
-        let session = Session {
-            generation,
-            token: SessionToken(token),
-            public_id: PublicId(public_id),
-            secret: secret_bytes,
-            name: truncate_name(&info.display_name, MAX_NAME_LEN).into(),
-            bound: None,
-            hello_counter: None,
-            conn: Some(conn),
-            detached_at: now,
-            room: None,
-            muted: false,
-            deafened: false,
-            speaking: false,
-            speaking_shard: 0,
-            whispers: Vec::new(),
-            loss: LossState::default(),
-            hint_dirty: false,
-            grace_timer: None,
-        };
-        let idx = self.sessions.insert(session).ok_or(RequestError::Capacity)?;
-        self.by_token.insert(SessionToken(token), idx);
-        self.by_public.insert(PublicId(public_id), idx);
-        self.cmds.push_back(ShardCmd::AddSession {
-            session: SessionRef { idx, generation },
-            token: SessionToken(token),
-            public_id: PublicId(public_id),
-            secret: secret_bytes,
-            at: now,
-        });
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.session = Some(idx);
-        }
-        self.counters.sessions += 1;
-        self.counters.logins += 1;
-        tracing::info!(conn = conn.0, user, public_id, "logged in");
-        self.send(
-            conn,
-            ServerMessage::LoginOk {
-                token: SessionToken(token),
-                public_id: PublicId(public_id),
-                secret: SecretBytes(secret_bytes),
-                udp_port: self.s.cfg.udp_port,
-                resume_grace_s: self.s.resume_grace_s,
-                server_name: self.s.cfg.server_name.clone(),
-            },
-        );
-        Ok(())
     }
 
     fn resume(&mut self, conn: ConnId, token: SessionToken, secret: SecretBytes) -> Reply {
@@ -359,6 +240,10 @@ impl Control {
     fn join(&mut self, now: Instant, idx: SessionIdx, name: &str, password: Option<&str>) -> Reply {
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return Err(RequestError::RoomNotFound);
+        }
+        if Self::has_control_chars(name, &[]) {
+            self.counters.control_chars_refused += 1;
+            return Err(RequestError::ControlCharacters);
         }
         if password.is_some_and(|p| p.len() > MAX_PASSWORD_LEN) {
             return Err(RequestError::TooLarge);
@@ -492,6 +377,11 @@ impl Control {
     fn chat(&mut self, now: Instant, idx: SessionIdx, text: String) -> Reply {
         if text.len() > MAX_CHAT_LEN {
             return Err(RequestError::TooLarge);
+        }
+        // Line breaks and tabs are text; escape sequences and other controls are not.
+        if Self::has_control_chars(&text, &['\n', '\t']) {
+            self.counters.control_chars_refused += 1;
+            return Err(RequestError::ControlCharacters);
         }
         let s = self.sessions.get(idx).ok_or(RequestError::Internal)?;
         let ridx = s.room.ok_or(RequestError::NotInRoom)?;

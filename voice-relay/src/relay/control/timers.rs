@@ -18,16 +18,23 @@ impl Control {
             match timer {
                 ControlTimer::Grace(idx) => self.grace_due(idx, at, now),
                 ControlTimer::ConnIdle(conn) => {
-                    let idle = self.s.cfg.control_idle_timeout;
+                    let (idle, login) = (self.s.cfg.control_idle_timeout, self.s.cfg.login_timeout);
                     let Some(c) = self.conns.get_mut(&conn) else { continue };
                     if c.idle_timer != Some(at) {
                         continue; // stale
                     }
                     c.idle_timer = None;
-                    if c.last_rx + idle <= now {
+                    // Without a session, the login deadline counts from the opening: traffic does not move it.
+                    let login_due = c.session.is_none().then(|| c.opened + login);
+                    let idle_due = c.last_rx + idle;
+                    if login_due.is_some_and(|t| t <= now) {
+                        self.counters.login_timeouts += 1;
+                        tracing::debug!(conn = conn.0, "no login within the login timeout: closed");
+                        self.close_conn(now, conn);
+                    } else if idle_due <= now {
                         self.close_conn(now, conn);
                     } else {
-                        let next = c.last_rx + idle;
+                        let next = login_due.map_or(idle_due, |t| t.min(idle_due));
                         self.arm_conn(conn, next);
                     }
                 }
