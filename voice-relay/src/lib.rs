@@ -98,10 +98,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
 mod counters;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod driver;
 mod error;
 #[doc(hidden)]
@@ -120,6 +122,7 @@ mod timers;
 pub use auth::{AuthId, AuthRequest, Authenticator, MemoryAuthenticator, UserInfo};
 pub use counters::{Counters, DropReason};
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use error::DriverError;
 pub use error::{AuthError, Error, RequestError, RngError};
 pub use relay::{BitrateController, ConnId, Event, Hint, LinkReport, MIN_HINT_BITRATE_BPS, Relay, RelayConfig};
