@@ -17,13 +17,14 @@ use crate::{Error, Session, TalkMode};
 #[derive(Clone, Debug)]
 pub struct MediaConfig {
     /// Capture pipeline settings (device rate and channels, Opus settings, noise suppression, …). Its
-    /// `push_to_talk` and `vad` fields are driven by the session's [`TalkMode`] and need not be set.
+    /// `push_to_talk` and `vad` fields are driven by the session's [`TalkMode`] and need not be set. Default
+    /// [`CaptureConfig::default`]: 48 kHz mono in, Opus at 32 kb/s in 20 ms frames, no processing.
     pub capture: CaptureConfig,
-    /// Voice activity settings used in [`TalkMode::VoiceActivation`].
+    /// Voice activity settings used in [`TalkMode::VoiceActivation`]. Default [`VadConfig::default`].
     pub vad: VadConfig,
-    /// Output device rate, Hz.
+    /// Output device rate, Hz. Default 48 000.
     pub output_rate_hz: u32,
-    /// Output device channels.
+    /// Output device channels. Default 1.
     pub output_channels: u16,
     /// Ask the OS for real-time scheduling of the [`Client`](crate::Client)'s media and network threads (falls back
     /// to a raised, then to normal priority when that is not allowed; see

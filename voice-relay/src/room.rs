@@ -14,8 +14,9 @@ pub struct RoomConfig {
     /// Room name, 1–64 bytes.
     pub name: String,
     /// Voice settings, including `max_users` (0 = unlimited, capped at 512 by the protocol) and `allow_voice`.
+    /// Default ([`RoomConfig::new`]) [`ChannelConfig::default`].
     pub config: ChannelConfig,
-    /// Password needed to join, if any.
+    /// Password needed to join, if any. Default `None`.
     pub password: Option<String>,
 }
 

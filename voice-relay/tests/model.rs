@@ -1,5 +1,6 @@
-//! Model-based property test of the fan-out: random sequences of joins, leaves, mutes, deafens, roams, spoofs and
-//! talk by four clients, checked after every packet against a tiny model of who must hear it. The harness checks
+//! Model-based property test of the fan-out: random sequences of joins, leaves, mutes, deafens, roams, spoofs,
+//! whisper lists, talk and whispers by four clients, checked after every packet against a tiny model of who must
+//! hear it. The harness checks
 //! its usual invariants too (nothing to unauthenticated addresses, no reply larger than its trigger).
 
 mod harness;
@@ -12,6 +13,7 @@ use std::net::SocketAddr;
 
 use harness::{Sim, default_config};
 use proptest::prelude::*;
+use voice_proto::WhisperTarget;
 use voice_proto::control::ClientMessage;
 use voice_relay::RelayConfig;
 
@@ -26,6 +28,10 @@ enum Op {
     Leave(usize),
     Roam(usize),
     Spoof(usize),
+    /// Client `i` sets its whisper list 1 to the clients whose bits are set (no bit: the list is cleared).
+    SetWhisper(usize, u8),
+    /// Client `i` talks to its whisper list 1.
+    Whisper(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -37,7 +43,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => i.clone().prop_map(Op::Join),
         1 => i.clone().prop_map(Op::Leave),
         1 => i.clone().prop_map(Op::Roam),
-        1 => i.prop_map(Op::Spoof),
+        1 => i.clone().prop_map(Op::Spoof),
+        1 => (i.clone(), 0u8..16).prop_map(|(i, mask)| Op::SetWhisper(i, mask)),
+        2 => i.prop_map(Op::Whisper),
     ]
 }
 
@@ -46,6 +54,8 @@ struct Model {
     in_room: bool,
     muted: bool,
     deafened: bool,
+    /// Whisper list 1: the clients it names (bit j = client j); 0 = no list.
+    whisper: u8,
 }
 
 proptest! {
@@ -69,7 +79,7 @@ proptest! {
         let mut roams = 0u16;
         for op in ops {
             match op {
-                Op::Talk(i) | Op::Spoof(i) if sim.clients[i].keys.is_empty() => {}
+                Op::Talk(i) | Op::Spoof(i) | Op::Whisper(i) if sim.clients[i].keys.is_empty() => {}
                 Op::Talk(i) => {
                     let id = sim.clients[i].id();
                     let before: Vec<usize> = sim.clients.iter().map(|c| c.heard_from(id)).collect();
@@ -79,6 +89,28 @@ proptest! {
                         let got = sim.clients[j].heard_from(id) - before[j];
                         prop_assert_eq!(got, usize::from(expect), "{} -> {}", i, j);
                     }
+                }
+                Op::Whisper(i) => {
+                    let id = sim.clients[i].id();
+                    let before: Vec<usize> = sim.clients.iter().map(|c| c.heard_from(id)).collect();
+                    sim.audio(i, 1, b"whisper", false);
+                    for j in 0..N {
+                        // Only the members of the list still in the sender's room and not deafened (§2.4, §5.4).
+                        let listed = model[i].whisper & (1 << j) != 0;
+                        let expect = model[i].in_room
+                            && !model[i].muted
+                            && j != i
+                            && listed
+                            && model[j].in_room
+                            && !model[j].deafened;
+                        let got = sim.clients[j].heard_from(id) - before[j];
+                        prop_assert_eq!(got, usize::from(expect), "whisper {} -> {}", i, j);
+                    }
+                }
+                Op::SetWhisper(i, mask) => {
+                    let members = (0..N).filter(|j| mask & (1 << j) != 0).map(|j| sim.clients[j].id()).collect();
+                    sim.control(i, ClientMessage::SetWhisper { target: WhisperTarget(1), members });
+                    model[i].whisper = mask;
                 }
                 Op::Spoof(i) => {
                     let id = sim.clients[i].id();

@@ -24,16 +24,17 @@ pub enum TalkMode {
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
     /// Address of the server's control (TCP) port. The relay's UDP port comes from `LoginOk`, on the same IP.
+    /// Given to [`SessionConfig::new`].
     pub server: SocketAddr,
-    /// User name.
+    /// User name. Given to [`SessionConfig::new`].
     pub user: String,
-    /// Password or token.
+    /// Password or token. Given to [`SessionConfig::new`].
     pub credential: Credential,
-    /// Free-form client software name sent at login.
+    /// Free-form client software name sent at login. Default `voice-client/<version>`.
     pub client_name: String,
-    /// Room joined automatically after login (after the room list arrived); `None` joins nothing.
+    /// Room joined automatically after login (after the room list arrived); `None` joins nothing. Default `None`.
     pub room: Option<String>,
-    /// Password of `room`, if it has one.
+    /// Password of `room`, if it has one. Default `None`.
     pub room_password: Option<String>,
     /// Talk mode at start. Default push-to-talk.
     pub talk_mode: TalkMode,

@@ -36,11 +36,12 @@ pub struct ConnId(pub u64);
 /// Settings of a relay. Build with `RelayConfig { udp_port: 7001, ..RelayConfig::default() }`.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
-    /// Server name sent in LoginOk (≤ 64 bytes).
+    /// Server name sent in LoginOk (≤ 64 bytes). Default `voice-relay`.
     pub server_name: String,
-    /// The relay's UDP port, sent in LoginOk.
+    /// The relay's UDP port, sent in LoginOk (the driver sets the port it bound). Default 7001.
     pub udp_port: u16,
     /// How long a session survives without a control connection (`resume_grace_s`; whole seconds, ≤ 65535 s).
+    /// Default 60 s.
     pub resume_grace: Duration,
     /// A bound address that sends nothing for this long loses its binding (`PROTOCOL.md` §6.4; default 30 s).
     pub binding_idle_timeout: Duration,
@@ -60,11 +61,11 @@ pub struct RelayConfig {
     pub bytes_per_s: u32,
     /// AUDIO_UP byte burst (default 16 000).
     pub byte_burst: u32,
-    /// Rooms that exist from the start and are never removed.
+    /// Rooms that exist from the start and are never removed. Default: one, `lobby`.
     pub rooms: Vec<RoomConfig>,
-    /// Whether joining an unknown room name creates it.
+    /// Whether joining an unknown room name creates it. Default `true`.
     pub allow_adhoc_rooms: bool,
-    /// Voice settings of ad-hoc rooms.
+    /// Voice settings of ad-hoc rooms. Default [`ChannelConfig::default`].
     pub adhoc_config: ChannelConfig,
     /// An empty ad-hoc room is removed after this long (default 5 minutes).
     pub adhoc_linger: Duration,
