@@ -465,3 +465,54 @@ fn set_whisper_target_zero_on_the_wire_is_refused_and_keeps_the_connection() {
     assert_eq!(sim.clients[0].last_error(), Some(ErrorCode::INVALID_WHISPER));
     assert!(!sim.clients[0].closed);
 }
+
+/// PROTOCOL.md §5.3: a second Login of the same user is a second, independent session (another device); the first
+/// is not replaced, not told, and both are heard in the room.
+#[test]
+fn a_second_login_of_the_same_user_is_a_second_session() {
+    let mut sim = Sim::room_of(2, "lobby");
+    let first = sim.clients[0].id();
+    let again = sim.add_client();
+    sim.clients[again].name = sim.clients[0].name.clone();
+    sim.ready(again, "lobby");
+    let second = sim.clients[again].id();
+    assert_ne!(first, second, "its own public id");
+    assert_eq!(sim.relay.session_count(), 3);
+    assert!(
+        !sim.clients[0].inbox.iter().any(|m| matches!(m, ServerMessage::Goodbye { .. })),
+        "the first session is not replaced: {:?}",
+        sim.clients[0].inbox
+    );
+    assert!(
+        sim.clients[0].inbox.iter().any(|m| matches!(m, ServerMessage::MemberJoined { member } if member.id == second))
+    );
+    sim.audio(0, 0, b"from the desk", false);
+    sim.audio(again, 0, b"from the phone", false);
+    assert_eq!(sim.clients[1].heard_from(first), 1);
+    assert_eq!(sim.clients[1].heard_from(second), 1);
+}
+
+/// PROTOCOL.md §5.3: moving to another room sends the mover no RoomLeft — the new room's RoomState says where it
+/// is — and Chat comes back to its sender too.
+#[test]
+fn moving_rooms_sends_no_room_left_and_chat_comes_back_to_its_sender() {
+    let mut sim = Sim::room_of(2, "lobby");
+    sim.clients[0].inbox.clear();
+    sim.join(0, "other");
+    let inbox = &sim.clients[0].inbox;
+    assert!(!inbox.contains(&ServerMessage::RoomLeft), "{inbox:?}");
+    assert!(matches!(inbox.first(), Some(ServerMessage::RoomState { room, .. }) if room == "other"), "{inbox:?}");
+    sim.clients[0].inbox.clear();
+    sim.control(0, ClientMessage::Chat { text: "anyone here?".into() });
+    assert!(
+        sim.clients[0]
+            .inbox
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Chat { text, history: false, .. } if text == "anyone here?")),
+        "the sender gets its own chat: {:?}",
+        sim.clients[0].inbox
+    );
+    assert!(
+        !sim.clients[1].inbox.iter().any(|m| matches!(m, ServerMessage::Chat { text, .. } if text == "anyone here?"))
+    );
+}
