@@ -46,7 +46,7 @@ pub fn ended(code: ErrorCode, message: &str) -> String {
         ErrorCode::RATE_LIMITED => "the server is busy: try again in a moment".to_string(),
         ErrorCode::SHUTTING_DOWN => "the server shut down".to_string(),
         ErrorCode::KICKED => "an operator removed this session from the server".to_string(),
-        ErrorCode::REPLACED => "the same user logged in elsewhere".to_string(),
+        ErrorCode::REPLACED => "the session was taken over by another connection".to_string(),
         ErrorCode::UNSUPPORTED_VERSION => "the server speaks another protocol version: update the client".to_string(),
         code => match meaning(code) {
             Some(m) => format!("the server ended the session: {m}"),
@@ -89,7 +89,8 @@ fn meaning(code: ErrorCode) -> Option<&'static str> {
         ErrorCode::KICKED => "removed by an operator",
         ErrorCode::INTERNAL => "the server failed",
         ErrorCode::INVALID_WHISPER => "an invalid whisper list",
-        ErrorCode::REPLACED => "the same user logged in elsewhere",
+        ErrorCode::REPLACED => "the session was taken over by another connection",
+        ErrorCode::INVALID_NAME => "a name or message holding control characters",
         _ => return None,
     })
 }

@@ -100,7 +100,7 @@ pub enum RequestError {
     /// Too many failed logins for this account or from this address: try again later (`RATE_LIMITED`).
     #[error("too many failed logins, try again later")]
     Throttled,
-    /// A user name, room name or chat text holds control characters (`BAD_REQUEST`; the connection stays open).
+    /// A user name, room name or chat text holds control characters (`INVALID_NAME`; the connection stays open).
     #[error("control characters are not allowed in names or chat")]
     ControlCharacters,
     /// The authenticator refused the credential (`AUTH_FAILED`).
@@ -161,7 +161,7 @@ impl RequestError {
             Self::InvalidWhisper => ErrorCode::INVALID_WHISPER,
             Self::TooLarge => ErrorCode::TOO_LARGE,
             Self::RateLimited | Self::Capacity | Self::Busy | Self::Throttled => ErrorCode::RATE_LIMITED,
-            Self::ControlCharacters => ErrorCode::BAD_REQUEST,
+            Self::ControlCharacters => ErrorCode::INVALID_NAME,
             Self::ShuttingDown => ErrorCode::SHUTTING_DOWN,
             Self::Internal => ErrorCode::INTERNAL,
         }

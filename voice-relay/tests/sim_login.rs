@@ -1,5 +1,5 @@
 //! Connections before login, on the simulated clock (`harness/mod.rs`): a login deadline that pings do not
-//! extend, only whole frames as activity, and names and chat with control characters refused (`BAD_REQUEST`,
+//! extend, only whole frames as activity, and names and chat with control characters refused (`INVALID_NAME`,
 //! the connection stays open).
 #![allow(clippy::disallowed_methods, reason = "a test harness: the origin of the relay's time")]
 
@@ -74,18 +74,18 @@ fn control_characters_in_names_and_chat_are_refused_and_the_connection_stays() {
     let i = sim.add_client();
     let credential = Credential::Password("pw-alice".into());
     sim.control(i, ClientMessage::Login { user: "ali\u{1b}[31mce".into(), credential, client: "t".into() });
-    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::BAD_REQUEST));
+    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::INVALID_NAME));
     assert!(!sim.clients[i].closed);
     sim.login(i);
     sim.join(i, "evil\n\u{1b}[31mroom");
-    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::BAD_REQUEST));
+    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::INVALID_NAME));
     sim.join(i, "c1\u{9b}31m");
-    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::BAD_REQUEST));
+    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::INVALID_NAME));
     assert_eq!(sim.relay.room_count(), 4, "no ad-hoc room was created");
     sim.join(i, "lobby");
     sim.clients[i].take_inbox();
     sim.control(i, ClientMessage::Chat { text: "red \u{1b}[31malert".into() });
-    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::BAD_REQUEST));
+    assert_eq!(sim.clients[i].last_error(), Some(ErrorCode::INVALID_NAME));
     sim.control(i, ClientMessage::Chat { text: "two\nlines\tand a tab".into() });
     assert!(
         sim.clients[i]

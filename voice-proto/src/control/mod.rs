@@ -91,8 +91,10 @@ impl ErrorCode {
     pub const INTERNAL: Self = Self(16);
     /// A whisper list names no member of the room, or target 0.
     pub const INVALID_WHISPER: Self = Self(17);
-    /// The same user logged in elsewhere and this session was replaced.
+    /// The session was resumed on another connection: this one is closed (PROTOCOL.md §5.3, Resume).
     pub const REPLACED: Self = Self(18);
+    /// A user name, room name or chat text holds control characters (line breaks and tabs are allowed in chat).
+    pub const INVALID_NAME: Self = Self(19);
 }
 
 /// Voice settings of a room, chosen by the server and applied by every member's encoder.
