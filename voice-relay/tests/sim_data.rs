@@ -409,10 +409,31 @@ fn forged_pings_and_reports_are_not_charged() {
     let ping = sim.ping_bytes(0, 6);
     sim.datagram(a, &ping);
     assert_eq!(sim.clients[0].pongs, vec![6]);
-    // Alice's whole burst (50 packets) is still there, less the genuine ping's token.
-    for _ in 0..49 {
+    // Alice's whole audio burst (50 packets) is still there: pings and reports have a bucket of their own.
+    for _ in 0..50 {
         sim.audio(0, 0, &[8; 60], false);
     }
-    assert_eq!(sim.clients[1].heard_from(alice), 49);
+    assert_eq!(sim.clients[1].heard_from(alice), 50);
     assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 0);
+}
+
+/// A copied genuine PING (its tag is valid; it has no sequence number) replayed from the member's address is
+/// limited by the bucket of pings and reports, and leaves the member's audio budget alone.
+#[test]
+fn replayed_pings_do_not_touch_the_audio_budget() {
+    let mut sim = Sim::room_of(2, "lobby");
+    let alice = sim.clients[0].id();
+    let a = sim.clients[0].addr;
+    let ping = sim.ping_bytes(0, 5);
+    for _ in 0..200 {
+        sim.datagram(a, &ping);
+    }
+    // The default burst is 50: 50 answered, 150 refused.
+    assert_eq!(sim.clients[0].pongs.len(), 50);
+    assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 150);
+    for _ in 0..50 {
+        sim.audio(0, 0, &[8; 60], false);
+    }
+    assert_eq!(sim.clients[1].heard_from(alice), 50, "alice's audio burst is untouched");
+    assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 150);
 }

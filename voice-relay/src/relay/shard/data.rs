@@ -100,9 +100,10 @@ impl Shard {
         if s.hello_counter.is_some_and(|c| h.counter <= c) {
             return Err(DropReason::StaleHello);
         }
-        // Every accepted HELLO goes to the control plane and back to every shard: a repeat or a roam is charged like
-        // a ping, so a session cannot make the relay work harder than its packet limit allows (binding an unbound
-        // session is free: its audio starts with a full burst).
+        // Every accepted HELLO goes to the control plane and back to every shard: a repeat or a roam is charged to the
+        // packet bucket, so a session cannot make the relay work harder than its packet limit allows (binding an
+        // unbound session is free: its audio starts with a full burst). Only the member can spend it: a HELLO needs
+        // the secret and a fresh counter.
         if s.bound.is_some() && !s.packet_bucket.take(params, now, 1) {
             return Err(DropReason::RateLimited);
         }
@@ -135,12 +136,13 @@ impl Shard {
         self.push_reply(to, payload);
     }
 
-    /// Takes one token from the session's packet bucket (pings and reports share the audio budget, so a member
-    /// cannot make the relay work harder than its audio limits allow).
+    /// Takes one token from the session's bucket for pings and reports: the packet rate, but apart from the audio
+    /// budget, so that a copy of a genuine PING or report (which has no sequence number the relay could refuse it
+    /// by, `PROTOCOL.md` §2.8) replayed from the member's address cannot silence the member's audio.
     fn charge(&mut self, idx: SessionIdx, now: Instant) -> Result<(), DropReason> {
         let params = self.s.packets;
         let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
-        if s.packet_bucket.take(params, now, 1) { Ok(()) } else { Err(DropReason::RateLimited) }
+        if s.probe_bucket.take(params, now, 1) { Ok(()) } else { Err(DropReason::RateLimited) }
     }
 
     fn ping(

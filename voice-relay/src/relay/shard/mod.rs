@@ -84,6 +84,9 @@ pub(crate) struct FwdSession {
     pub(crate) last_audio: Instant,
     pub(crate) speaking: bool,
     pub(crate) packet_bucket: TokenBucket,
+    /// PINGs and RECEIVER_REPORTs: the packet rate again, in a bucket of their own. They carry no sequence number,
+    /// so a copied genuine one passes the tag; here it cannot eat into the audio budget.
+    pub(crate) probe_bucket: TokenBucket,
     pub(crate) byte_bucket: TokenBucket,
     pub(crate) loss: LossAcc,
     /// Deadlines armed in the shard's timer heap (the entry that matches is the live one).
@@ -208,6 +211,7 @@ impl Shard {
                     last_audio: at,
                     speaking: false,
                     packet_bucket: TokenBucket::full(self.s.packets, at),
+                    probe_bucket: TokenBucket::full(self.s.packets, at),
                     byte_bucket: TokenBucket::full(self.s.bytes, at),
                     loss: LossAcc::default(),
                     binding_timer: None,
