@@ -70,12 +70,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key = MediaKey::new(KeyId(1), &[0x42; 32]);
     let mut packet = [0u8; MAX_DATAGRAM_LEN];
     let header = AudioHeader { seq: Seq(1), timestamp: Timestamp(960), ..AudioHeader::default() };
-    let n = key.seal_audio_up(token, alice, &header, b"20 ms of Opus", &mut packet)?;
+    // Every AUDIO_UP (and PING, RECEIVER_REPORT) ends with an 8-byte tag under a key derived from the session secret.
+    let uplink = secret.uplink_key();
+    let n = key.seal_audio_up(&uplink, token, alice, &header, b"20 ms of Opus", &mut packet)?;
     println!("alice → relay: {n} bytes of AUDIO_UP");
 
-    // The relay checks the packet's shape, then rewrites the sender's token into its public id, in place.
+    // The relay checks the packet's shape and its uplink tag (before it charges anything to the session), then
+    // rewrites the sender's token into its public id, in place, and cuts the tag off.
     Datagram::decode_from_client(&packet[..n])?;
-    rewrite_up_to_down(&mut packet[..n], alice)?;
+    uplink.verify(&packet[..n])?;
+    let n = rewrite_up_to_down(&mut packet[..n], alice)?;
 
     let mut window = ReplayWindow::new();
     let (sender, header, start) = match Datagram::decode_from_relay(&packet[..n])? {

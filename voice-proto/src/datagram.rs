@@ -7,23 +7,34 @@ use bytes::BufMut;
 use crate::error::DecodeError;
 use crate::types::{KeyId, PublicId, Seq, SessionToken, Timestamp, WhisperTarget};
 
-/// Protocol version carried in byte 0 of every datagram (and every control frame).
-pub const VERSION: u8 = 1;
+/// Protocol version carried in byte 0 of every datagram. Version 2 added the uplink tag (`PROTOCOL.md` §2.8);
+/// datagrams of version 1 are refused ([`DecodeError::UnsupportedVersion`]).
+pub const VERSION: u8 = 2;
+/// Version byte of every control frame (`PROTOCOL.md` §5.1). The control frame format did not change in protocol
+/// version 2, so it is still 1.
+pub const CONTROL_VERSION: u8 = 1;
 /// Largest datagram a peer may send; larger ones are dropped unread.
 pub const MAX_DATAGRAM_LEN: usize = 1200;
 /// Length of the audio header (both directions).
 pub const AUDIO_HEADER_LEN: usize = 22;
 /// Length of the AEAD tag that ends every audio payload.
 pub const TAG_LEN: usize = 16;
-/// Smallest valid audio datagram: a header and a sealed empty payload.
+/// Length of the uplink tag that ends every tagged client → relay datagram (AUDIO_UP, PING, RECEIVER_REPORT;
+/// `PROTOCOL.md` §2.8).
+pub const UPLINK_TAG_LEN: usize = 8;
+/// Smallest valid AUDIO_DOWN: a header and a sealed empty payload (also: an audio datagram without its uplink tag).
 pub const MIN_AUDIO_LEN: usize = AUDIO_HEADER_LEN + TAG_LEN;
+/// Smallest valid AUDIO_UP: a header, a sealed empty payload and the uplink tag.
+pub const MIN_AUDIO_UP_LEN: usize = MIN_AUDIO_LEN + UPLINK_TAG_LEN;
+/// Largest AUDIO_DOWN: the largest AUDIO_UP without its uplink tag.
+pub const MAX_AUDIO_DOWN_LEN: usize = MAX_DATAGRAM_LEN - UPLINK_TAG_LEN;
 /// Largest plaintext (Opus bytes) one audio datagram can carry.
-pub const MAX_AUDIO_PLAINTEXT: usize = MAX_DATAGRAM_LEN - MIN_AUDIO_LEN;
+pub const MAX_AUDIO_PLAINTEXT: usize = MAX_DATAGRAM_LEN - MIN_AUDIO_UP_LEN;
 /// Length of a hello and of a hello-ack.
 pub const HELLO_LEN: usize = 32;
 /// Length of the MAC in a hello and a hello-ack.
 pub const MAC_LEN: usize = 16;
-/// Length of a ping and of a pong.
+/// Length of a pong, and of a ping without its uplink tag.
 pub const PING_LEN: usize = 16;
 /// Length of the fixed part of a receiver report.
 pub const REPORT_HEADER_LEN: usize = 12;
@@ -164,15 +175,18 @@ impl AudioHeader {
     }
 }
 
-/// Client → relay audio: header with the sender's token, then the sealed Opus payload (ciphertext + tag).
+/// Client → relay audio: header with the sender's token, the sealed Opus payload (ciphertext + AEAD tag), then
+/// the uplink tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AudioUp<'a> {
     /// The sender's session token.
     pub token: SessionToken,
     /// The rest of the header.
     pub header: AudioHeader,
-    /// Sealed payload: ciphertext followed by the 16-byte tag.
+    /// Sealed payload: ciphertext followed by the 16-byte AEAD tag (the uplink tag is not part of it).
     pub payload: &'a [u8],
+    /// The uplink tag over every byte before it ([`crate::UplinkKey`]); zero until computed.
+    pub tag: [u8; UPLINK_TAG_LEN],
 }
 
 /// Relay → client audio: the same bytes as [`AudioUp`], with kind 0x02 and the sender's public id in place of the
@@ -209,13 +223,16 @@ pub struct HelloAck {
     pub mac: [u8; MAC_LEN],
 }
 
-/// Client → relay round-trip probe. Answered only from the session's bound address.
+/// Client → relay round-trip probe. Answered only from the session's bound address, and only if its uplink tag
+/// verifies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Ping {
     /// The sender's session token.
     pub token: SessionToken,
     /// Opaque value echoed in the pong (typically the send time in microseconds).
     pub echo: u64,
+    /// The uplink tag over bytes 0..16 ([`crate::UplinkKey`]); zero until computed.
+    pub tag: [u8; UPLINK_TAG_LEN],
 }
 
 /// Relay → client probe answer.
@@ -248,6 +265,8 @@ pub struct ReceiverReport<'a> {
     /// Round-trip time to the relay in milliseconds, if measured (wire value 0xFFFF = unknown).
     pub rtt_ms: Option<u16>,
     blocks: Blocks<'a>,
+    /// The uplink tag over every byte before it ([`crate::UplinkKey`]); zero until computed.
+    pub tag: [u8; UPLINK_TAG_LEN],
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -259,10 +278,16 @@ enum Blocks<'a> {
 }
 
 impl<'a> ReceiverReport<'a> {
-    /// A report to send; `None` if there are more than [`MAX_REPORT_BLOCKS`] blocks (send several reports).
+    /// A report to send, its tag zero (compute it with [`crate::UplinkKey::tagged`]); `None` if there are more
+    /// than [`MAX_REPORT_BLOCKS`] blocks (send several reports).
     #[must_use]
     pub fn new(token: SessionToken, rtt_ms: Option<u16>, blocks: &'a [ReportBlock]) -> Option<Self> {
-        (blocks.len() <= MAX_REPORT_BLOCKS).then_some(Self { token, rtt_ms, blocks: Blocks::Slice(blocks) })
+        (blocks.len() <= MAX_REPORT_BLOCKS).then_some(Self {
+            token,
+            rtt_ms,
+            blocks: Blocks::Slice(blocks),
+            tag: [0; UPLINK_TAG_LEN],
+        })
     }
 
     /// Number of blocks.
@@ -318,7 +343,10 @@ impl<I: Iterator<Item = ReportBlock>> ExactSizeIterator for BlockIter<I> {}
 
 impl PartialEq for ReceiverReport<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.token == other.token && self.rtt_ms == other.rtt_ms && self.blocks().eq(other.blocks())
+        self.token == other.token
+            && self.rtt_ms == other.rtt_ms
+            && self.tag == other.tag
+            && self.blocks().eq(other.blocks())
     }
 }
 
@@ -359,6 +387,16 @@ fn be64(b: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&b[at..at + 8]);
     u64::from_be_bytes(w)
+}
+
+/// The last [`UPLINK_TAG_LEN`] bytes of `buf` (callers checked that it is long enough).
+#[inline]
+fn trailing_tag(buf: &[u8]) -> [u8; UPLINK_TAG_LEN] {
+    let mut tag = [0u8; UPLINK_TAG_LEN];
+    if let Some(t) = buf.len().checked_sub(UPLINK_TAG_LEN).and_then(|at| buf.get(at..)) {
+        tag.copy_from_slice(t);
+    }
+    tag
 }
 
 #[inline]
@@ -420,20 +458,25 @@ impl<'a> Datagram<'a> {
         }
         match kind {
             PacketKind::AudioUp | PacketKind::AudioDown => {
-                let Some((head, payload)) = buf.split_first_chunk::<AUDIO_HEADER_LEN>() else {
-                    return Err(DecodeError::TooShort { len, needed: MIN_AUDIO_LEN });
-                };
-                if payload.len() < TAG_LEN {
-                    return Err(DecodeError::TooShort { len, needed: MIN_AUDIO_LEN });
+                let up = kind == PacketKind::AudioUp;
+                let (min, tag_len) = if up { (MIN_AUDIO_UP_LEN, UPLINK_TAG_LEN) } else { (MIN_AUDIO_LEN, 0) };
+                if len < min {
+                    return Err(DecodeError::TooShort { len, needed: min });
                 }
+                if !up && len > MAX_AUDIO_DOWN_LEN {
+                    return Err(DecodeError::Oversize { len });
+                }
+                let Some((head, payload)) = buf[..len - tag_len].split_first_chunk::<AUDIO_HEADER_LEN>() else {
+                    return Err(DecodeError::TooShort { len, needed: min });
+                };
                 let flags = head[2];
                 if flags & !AudioFlags::DEFINED.0 != 0 {
                     let field = "flags bits 1–7";
                     return Err(DecodeError::ReservedNotZero { kind: kind_byte, field, offset: 2, value: flags });
                 }
                 let (id, header) = AudioHeader::read(head);
-                Ok(if kind == PacketKind::AudioUp {
-                    Self::AudioUp(AudioUp { token: SessionToken(id), header, payload })
+                Ok(if up {
+                    Self::AudioUp(AudioUp { token: SessionToken(id), header, payload, tag: trailing_tag(buf) })
                 } else {
                     Self::AudioDown(AudioDown { sender: PublicId(id), header, payload })
                 })
@@ -453,9 +496,9 @@ impl<'a> Datagram<'a> {
                 })
             }
             PacketKind::Ping => {
-                fixed_len(kind_byte, buf, PING_LEN)?;
+                fixed_len(kind_byte, buf, PING_LEN + UPLINK_TAG_LEN)?;
                 reserved(kind_byte, buf, 2, 2, "bytes 2–3")?;
-                Ok(Self::Ping(Ping { token: SessionToken(be32(buf, 4)), echo: be64(buf, 8) }))
+                Ok(Self::Ping(Ping { token: SessionToken(be32(buf, 4)), echo: be64(buf, 8), tag: trailing_tag(buf) }))
             }
             PacketKind::Pong => {
                 fixed_len(kind_byte, buf, PING_LEN)?;
@@ -463,14 +506,15 @@ impl<'a> Datagram<'a> {
                 Ok(Self::Pong(Pong { echo: be64(buf, 8) }))
             }
             PacketKind::ReceiverReport => {
-                if len < REPORT_HEADER_LEN {
-                    return Err(DecodeError::TooShort { len, needed: REPORT_HEADER_LEN });
+                if len < REPORT_HEADER_LEN + UPLINK_TAG_LEN {
+                    return Err(DecodeError::TooShort { len, needed: REPORT_HEADER_LEN + UPLINK_TAG_LEN });
                 }
                 let count = usize::from(buf[3]);
                 if count > MAX_REPORT_BLOCKS {
                     return Err(DecodeError::InvalidField("report block count"));
                 }
-                fixed_len(kind_byte, buf, REPORT_HEADER_LEN + count * REPORT_BLOCK_LEN)?;
+                let blocks_end = REPORT_HEADER_LEN + count * REPORT_BLOCK_LEN;
+                fixed_len(kind_byte, buf, blocks_end + UPLINK_TAG_LEN)?;
                 reserved(kind_byte, buf, 2, 1, "byte 2")?;
                 reserved(kind_byte, buf, 10, 2, "bytes 10–11")?;
                 for block in 0..count {
@@ -486,7 +530,8 @@ impl<'a> Datagram<'a> {
                 Ok(Self::ReceiverReport(ReceiverReport {
                     token: SessionToken(be32(buf, 4)),
                     rtt_ms: (rtt != u16::MAX).then_some(rtt),
-                    blocks: Blocks::Wire(&buf[REPORT_HEADER_LEN..]),
+                    blocks: Blocks::Wire(&buf[REPORT_HEADER_LEN..blocks_end]),
+                    tag: trailing_tag(buf),
                 }))
             }
         }
@@ -514,11 +559,12 @@ impl<'a> Datagram<'a> {
     pub fn encoded_len(&self) -> usize {
         match self {
             Self::Keepalive => 0,
-            Self::AudioUp(a) => AUDIO_HEADER_LEN + a.payload.len(),
+            Self::AudioUp(a) => AUDIO_HEADER_LEN + a.payload.len() + UPLINK_TAG_LEN,
             Self::AudioDown(a) => AUDIO_HEADER_LEN + a.payload.len(),
             Self::Hello(_) | Self::HelloAck(_) => HELLO_LEN,
-            Self::Ping(_) | Self::Pong(_) => PING_LEN,
-            Self::ReceiverReport(r) => REPORT_HEADER_LEN + r.len() * REPORT_BLOCK_LEN,
+            Self::Ping(_) => PING_LEN + UPLINK_TAG_LEN,
+            Self::Pong(_) => PING_LEN,
+            Self::ReceiverReport(r) => REPORT_HEADER_LEN + r.len() * REPORT_BLOCK_LEN + UPLINK_TAG_LEN,
         }
     }
 
@@ -533,6 +579,7 @@ impl<'a> Datagram<'a> {
                 a.header.write(PacketKind::AudioUp, a.token.0, &mut h);
                 out.put_slice(&h);
                 out.put_slice(a.payload);
+                out.put_slice(&a.tag);
             }
             Self::AudioDown(a) => {
                 let mut h = [0u8; AUDIO_HEADER_LEN];
@@ -548,6 +595,7 @@ impl<'a> Datagram<'a> {
                 out.put_slice(&[VERSION, PacketKind::Ping as u8, 0, 0]);
                 out.put_u32(p.token.0);
                 out.put_u64(p.echo);
+                out.put_slice(&p.tag);
             }
             Self::Pong(p) => {
                 out.put_slice(&[VERSION, PacketKind::Pong as u8, 0, 0]);
@@ -566,6 +614,7 @@ impl<'a> Datagram<'a> {
                     out.put_u32(b.jitter_samples);
                     out.put_slice(&[b.fraction_lost, 0, 0, 0]);
                 }
+                out.put_slice(&r.tag);
             }
         }
     }
@@ -589,19 +638,22 @@ pub(crate) fn hello_mac_input(kind: PacketKind, id: u32, counter: u64) -> [u8; 1
     b
 }
 
-/// Turns a client → relay audio datagram into the relay → client form **in place**: sets the kind byte to 0x02 and
-/// overwrites the token with the sender's public id. Nothing else changes, so the payload's AAD still verifies.
+/// Turns a client → relay audio datagram into the relay → client form **in place**: sets the kind byte to 0x02,
+/// overwrites the token with the sender's public id, and returns the length of the AUDIO_DOWN — the AUDIO_UP's
+/// length less the uplink tag, which the caller cuts off (e.g. [`bytes::BytesMut::truncate`]: no copy). Nothing
+/// else changes, so the payload's AAD still verifies.
 ///
-/// The relay calls this once per packet on its receive buffer, then shares the same bytes (e.g. a frozen
+/// It does **not** check the uplink tag: the relay verifies it first ([`crate::UplinkKey::verify`]). The relay
+/// calls this once per packet on its receive buffer, then shares the same bytes (e.g. a frozen
 /// [`bytes::BytesMut`]) with every recipient. Fails, leaving `buf` untouched, if `buf` is not a valid
 /// client → relay audio datagram.
 #[inline]
-pub fn rewrite_up_to_down(buf: &mut [u8], sender: PublicId) -> Result<(), DecodeError> {
+pub fn rewrite_up_to_down(buf: &mut [u8], sender: PublicId) -> Result<usize, DecodeError> {
     match Datagram::decode(buf)? {
         Datagram::AudioUp(_) => {
             buf[1] = PacketKind::AudioDown as u8;
             buf[4..8].copy_from_slice(&sender.0.to_be_bytes());
-            Ok(())
+            Ok(buf.len() - UPLINK_TAG_LEN)
         }
         other => Err(DecodeError::WrongDirection(other.kind().map_or(0, |k| k as u8))),
     }

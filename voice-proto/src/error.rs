@@ -18,8 +18,9 @@ pub enum DecodeError {
         /// Bytes received.
         len: usize,
     },
-    /// The version byte is not one this implementation speaks.
-    #[error("unsupported protocol version {0}")]
+    /// The version byte is not one this implementation speaks (version 1, which had no uplink tag, included: see
+    /// `PROTOCOL.md` §2.1).
+    #[error("unsupported protocol version {0} (this implementation speaks version {v} only)", v = crate::VERSION)]
     UnsupportedVersion(u8),
     /// The kind byte names no packet kind of this version.
     #[error("unknown packet kind {0:#04x}")]
@@ -88,6 +89,10 @@ pub enum CryptoError {
     /// The hello / hello-ack MAC does not verify.
     #[error("hello MAC does not verify")]
     BadMac,
+    /// The uplink tag of an AUDIO_UP, PING or RECEIVER_REPORT does not verify under the session's key (or the
+    /// datagram is too short to carry one).
+    #[error("uplink tag does not verify")]
+    BadTag,
 }
 
 /// Why the replay window refused a sequence number.

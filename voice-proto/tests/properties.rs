@@ -160,7 +160,7 @@ fn datagram_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         (any::<u32>(), header(), prop::collection::vec(any::<u8>(), TAG_LEN..200), any::<bool>()).prop_map(
             move |(id, header, payload, up)| if up {
-                encode(Datagram::AudioUp(AudioUp { token: SessionToken(id), header, payload: &payload }))
+                encode(Datagram::AudioUp(AudioUp { token: SessionToken(id), header, payload: &payload, tag: [0; 8] }))
             } else {
                 encode(Datagram::AudioDown(AudioDown { sender: PublicId(id), header, payload: &payload }))
             }
@@ -173,8 +173,11 @@ fn datagram_bytes() -> impl Strategy<Value = Vec<u8>> {
                 encode(Datagram::Hello(s.hello(SessionToken(id), counter)))
             }
         }),
-        (any::<u32>(), any::<u64>())
-            .prop_map(move |(t, echo)| encode(Datagram::Ping(Ping { token: SessionToken(t), echo }))),
+        (any::<u32>(), any::<u64>()).prop_map(move |(t, echo)| encode(Datagram::Ping(Ping {
+            token: SessionToken(t),
+            echo,
+            tag: [0; 8]
+        }))),
         any::<u64>().prop_map(move |echo| encode(Datagram::Pong(Pong { echo }))),
         report,
         Just(Vec::new()),
@@ -270,7 +273,7 @@ fn roundtrip_datagram(d: Datagram<'_>) {
 proptest! {
     #[test]
     fn audio_roundtrips(token in any::<u32>(), h in header(), payload in prop::collection::vec(any::<u8>(), TAG_LEN..600)) {
-        roundtrip_datagram(Datagram::AudioUp(AudioUp { token: SessionToken(token), header: h, payload: &payload }));
+        roundtrip_datagram(Datagram::AudioUp(AudioUp { token: SessionToken(token), header: h, payload: &payload, tag: [0; 8] }));
         roundtrip_datagram(Datagram::AudioDown(AudioDown { sender: PublicId(token), header: h, payload: &payload }));
     }
 
@@ -285,7 +288,7 @@ proptest! {
         let ack = s.hello_ack(PublicId(token), counter);
         prop_assert_eq!(s.verify_hello_ack(&ack), Ok(()));
         roundtrip_datagram(Datagram::HelloAck(ack));
-        roundtrip_datagram(Datagram::Ping(Ping { token: SessionToken(token), echo: counter }));
+        roundtrip_datagram(Datagram::Ping(Ping { token: SessionToken(token), echo: counter, tag: [0; 8] }));
         roundtrip_datagram(Datagram::Pong(Pong { echo: counter }));
         let blocks: Vec<_> = blocks.into_iter().map(report_block).collect();
         let r = ReceiverReport::new(SessionToken(token), rtt, &blocks).unwrap();
@@ -339,14 +342,14 @@ proptest! {
 
     #[test]
     fn datagram_prefixes_never_panic(h in header(), cut in 0usize..64) {
-        // Every truncation below the minimum audio length is refused (never read past its end); longer ones are valid
-        // packets with a shorter payload.
+        // Every truncation below the minimum AUDIO_UP length is refused (never read past its end); longer ones
+        // decode as packets with a shorter payload (whose uplink tag then fails: it is checked separately).
         let payload = [0u8; 20];
         let mut wire = Vec::new();
-        Datagram::AudioUp(AudioUp { token: SessionToken(1), header: h, payload: &payload }).encode(&mut wire);
+        Datagram::AudioUp(AudioUp { token: SessionToken(1), header: h, payload: &payload, tag: [0; 8] }).encode(&mut wire);
         let cut = cut.min(wire.len());
         let r = Datagram::decode(&wire[..cut]);
-        prop_assert_eq!(r.is_ok(), cut == 0 || cut >= voice_proto::MIN_AUDIO_LEN);
+        prop_assert_eq!(r.is_ok(), cut == 0 || cut >= voice_proto::MIN_AUDIO_UP_LEN);
     }
 
     #[test]
@@ -396,8 +399,14 @@ proptest! {
                                       sender in any::<u32>(), flip in any::<prop::sample::Index>(), bit in 0u8..8) {
         let key = MediaKey::new(h.key_id, &[5; 32]);
         let mut buf = [0u8; MAX_DATAGRAM_LEN];
-        let n = key.seal_audio_up(SessionToken(1), PublicId(sender), &h, &plain, &mut buf).unwrap();
-        rewrite_up_to_down(&mut buf[..n], PublicId(sender)).unwrap();
+        let uplink = SessionSecret::new([6; 32]).uplink_key();
+        let n = key.seal_audio_up(&uplink, SessionToken(1), PublicId(sender), &h, &plain, &mut buf).unwrap();
+        prop_assert_eq!(uplink.verify(&buf[..n]), Ok(()));
+        // Tampering with any single bit of the AUDIO_UP makes its uplink tag fail.
+        let mut bad_up = buf;
+        bad_up[flip.index(n)] ^= 1 << bit;
+        prop_assert!(uplink.verify(&bad_up[..n]).is_err());
+        let n = rewrite_up_to_down(&mut buf[..n], PublicId(sender)).unwrap();
         // Tampering with any single bit of the relayed packet makes it fail to open (or to decode).
         let mut bad = buf;
         bad[flip.index(n)] ^= 1 << bit;
@@ -446,11 +455,12 @@ fn forged_packets_do_not_move_the_window() {
     let mut w = ReplayWindow::new();
     let mut buf = [0u8; MAX_DATAGRAM_LEN];
     let h = AudioHeader { seq: Seq(500), key_id: KeyId(1), ..AudioHeader::default() };
-    let n = other.seal_audio_up(SessionToken(1), PublicId(3), &h, b"x", &mut buf).unwrap();
+    let uplink = SessionSecret::new([3; 32]).uplink_key();
+    let n = other.seal_audio_up(&uplink, SessionToken(1), PublicId(3), &h, b"x", &mut buf).unwrap() - 8;
     assert!(w.open(&key, PublicId(3), &h, &mut buf[22..n]).is_err());
     assert_eq!(w.newest(), None);
     // The genuine packet with that number is still accepted afterwards.
-    let n = key.seal_audio_up(SessionToken(1), PublicId(3), &h, b"x", &mut buf).unwrap();
+    let n = key.seal_audio_up(&uplink, SessionToken(1), PublicId(3), &h, b"x", &mut buf).unwrap() - 8;
     assert_eq!(&*w.open(&key, PublicId(3), &h, &mut buf[22..n]).unwrap(), b"x");
 }
 

@@ -38,6 +38,8 @@ fn secret() -> SessionSecret {
 }
 
 enum Expect {
+    /// Bytes that are not a datagram or frame (the derived uplink key): compared, not decoded.
+    Raw(Vec<u8>),
     Datagram(Vec<u8>),
     Client(ClientMessage),
     Server(ServerMessage),
@@ -45,7 +47,7 @@ enum Expect {
 
 fn sealed(header: AudioHeader, plain: &[u8]) -> Vec<u8> {
     let mut buf = [0u8; MAX_DATAGRAM_LEN];
-    let n = media_key().seal_audio_up(TOKEN, ME, &header, plain, &mut buf).expect("fits");
+    let n = media_key().seal_audio_up(&secret().uplink_key(), TOKEN, ME, &header, plain, &mut buf).expect("fits");
     buf[..n].to_vec()
 }
 
@@ -69,7 +71,8 @@ fn vectors() -> Vec<(&'static str, Expect)> {
     };
     let up = sealed(h, b"opus-frame");
     let mut down = up.clone();
-    rewrite_up_to_down(&mut down, ME).expect("valid audio up");
+    let n = rewrite_up_to_down(&mut down, ME).expect("valid audio up");
+    down.truncate(n);
     let whisper = sealed(
         AudioHeader { flags: AudioFlags::END_OF_TALKSPURT, target: WhisperTarget(3), seq: Seq(1001), ..h },
         &[0xF8, 0xFF, 0xFE],
@@ -89,16 +92,20 @@ fn vectors() -> Vec<(&'static str, Expect)> {
         max_users: 25,
     };
     let s = secret();
+    let uplink = s.uplink_key();
+    let ping = uplink.tagged(Datagram::Ping(Ping { token: TOKEN, echo: 0x0001_0203_0405_0607, tag: [0; 8] }));
+    let report = uplink.tagged(Datagram::ReceiverReport(report));
     let key32 = SecretBytes(std::array::from_fn(|i| i as u8));
     vec![
+        ("uplink_key", Expect::Raw(uplink_key_bytes(&s))),
         ("audio_up", Expect::Datagram(up)),
         ("audio_down", Expect::Datagram(down)),
         ("audio_up_whisper_end", Expect::Datagram(whisper)),
         ("hello", Expect::Datagram(datagram(Datagram::Hello(s.hello(TOKEN, 1))))),
         ("hello_ack", Expect::Datagram(datagram(Datagram::HelloAck(s.hello_ack(ME, 1))))),
-        ("ping", Expect::Datagram(datagram(Datagram::Ping(Ping { token: TOKEN, echo: 0x0001_0203_0405_0607 })))),
+        ("ping", Expect::Datagram(datagram(ping))),
         ("pong", Expect::Datagram(datagram(Datagram::Pong(Pong { echo: 0x0001_0203_0405_0607 })))),
-        ("receiver_report", Expect::Datagram(datagram(Datagram::ReceiverReport(report)))),
+        ("receiver_report", Expect::Datagram(datagram(report))),
         (
             "c_login_password",
             Expect::Client(ClientMessage::Login {
@@ -217,9 +224,21 @@ fn vectors() -> Vec<(&'static str, Expect)> {
     ]
 }
 
+/// The uplink key as `PROTOCOL.md` §2.8 derives it, computed here independently of `SessionSecret::uplink_key`:
+/// HMAC-SHA-256(secret, "voice uplink tag v2"), first 16 bytes.
+fn uplink_key_bytes(s: &SessionSecret) -> Vec<u8> {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s.as_bytes());
+    let full = ring::hmac::sign(&key, b"voice uplink tag v2");
+    let bytes = full.as_ref()[..16].to_vec();
+    // The crate's derivation gives the same key: its tags match tags made from these bytes.
+    let mine = voice_proto::UplinkKey::from_bytes(&bytes.clone().try_into().expect("16 bytes"));
+    assert_eq!(mine.tag(b"x"), s.uplink_key().tag(b"x"), "uplink key derivation differs from the spec");
+    bytes
+}
+
 fn encode(e: &Expect) -> Vec<u8> {
     match e {
-        Expect::Datagram(b) => b.clone(),
+        Expect::Raw(b) | Expect::Datagram(b) => b.clone(),
         Expect::Client(m) => {
             let mut out = BytesMut::new();
             m.encode(&mut out).expect("vector encodes");
@@ -235,6 +254,7 @@ fn encode(e: &Expect) -> Vec<u8> {
 
 fn check_decode(name: &str, e: &Expect, bytes: &[u8]) {
     match e {
+        Expect::Raw(_) => {}
         Expect::Datagram(_) => {
             let d = Datagram::decode(bytes).unwrap_or_else(|err| panic!("{name}: {err}"));
             let mut again = Vec::new();
@@ -328,6 +348,7 @@ fn every_kind_has_a_vector() {
     let (mut client, mut server) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
     for (_, e) in &code {
         match e {
+            Expect::Raw(_) => {}
             Expect::Datagram(b) => {
                 datagram_kinds.insert(b[1]);
             }
@@ -368,4 +389,21 @@ fn sealed_vector_opens_with_the_documented_inputs() {
     };
     let plain = media_key().open_in_place(sender, &header, &mut bytes[start..]).expect("opens");
     assert_eq!(plain, b"opus-frame");
+}
+
+#[test]
+fn tagged_vectors_verify_with_the_documented_key() {
+    // Every client → relay vector but the hello ends with a tag over the bytes before it, under the documented key;
+    // the same bytes with any bit of the tag flipped do not verify.
+    let key = secret().uplink_key();
+    for (name, e) in vectors() {
+        let Expect::Datagram(bytes) = e else { continue };
+        if !matches!(bytes[1], 0x01 | 0x05 | 0x07) {
+            continue;
+        }
+        assert_eq!(key.verify(&bytes), Ok(()), "{name}");
+        let mut bad = bytes.clone();
+        *bad.last_mut().expect("not empty") ^= 1;
+        assert_eq!(key.verify(&bad), Err(voice_proto::CryptoError::BadTag), "{name}");
+    }
 }

@@ -31,11 +31,17 @@ pub enum DropReason {
     RateLimited,
     /// AUDIO_UP to a whisper target the sender never set up.
     UnknownWhisperTarget,
+    /// AUDIO_UP, PING or RECEIVER_REPORT from the bound address whose uplink tag does not verify under the named
+    /// session's key (`PROTOCOL.md` §2.8): forged with a sniffed token. Nothing was charged to the session.
+    BadTag,
+    /// AUDIO_UP whose sequence number the relay already forwarded for that session (a copied genuine packet), or
+    /// one too old for its window (`PROTOCOL.md` §2.3). Nothing was charged to the session.
+    Replayed,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`Counters::drops`].
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::Oversize,
         Self::Malformed,
         Self::WrongDirection,
@@ -49,6 +55,8 @@ impl DropReason {
         Self::VoiceNotAllowed,
         Self::RateLimited,
         Self::UnknownWhisperTarget,
+        Self::BadTag,
+        Self::Replayed,
     ];
 
     /// A stable snake_case name, e.g. for a metrics label.
@@ -68,6 +76,8 @@ impl DropReason {
             Self::VoiceNotAllowed => "voice_not_allowed",
             Self::RateLimited => "rate_limited",
             Self::UnknownWhisperTarget => "unknown_whisper_target",
+            Self::BadTag => "bad_tag",
+            Self::Replayed => "replayed",
         }
     }
 

@@ -61,6 +61,8 @@ struct Fuzz {
     authenticated: HashSet<SocketAddr>,
     control: Vec<BytesMut>,
     pool: BytesMut,
+    /// Sequence number of the next AUDIO_UP (the relay refuses one it already forwarded for the session).
+    seq: u64,
 }
 
 fn addr(i: u8) -> SocketAddr {
@@ -91,6 +93,7 @@ impl Fuzz {
             now,
             known: Vec::new(),
             authenticated: HashSet::new(),
+            seq: 0,
             control: (0..CONNS).map(|_| BytesMut::new()).collect(),
             pool: BytesMut::with_capacity(8192),
         }
@@ -120,7 +123,8 @@ impl Fuzz {
             assert!(self.authenticated.contains(&t.destination), "sent to unauthenticated {}", t.destination);
             let Some((from, len)) = trigger else { panic!("a datagram was sent without a datagram input") };
             if t.payload.get(1) == Some(&(PacketKind::AudioDown as u8)) {
-                assert_eq!(t.payload.len(), len, "forwarded audio changed size");
+                // The AUDIO_UP without its uplink tag (`PROTOCOL.md` §2.4).
+                assert_eq!(t.payload.len() + voice_proto::UPLINK_TAG_LEN, len, "forwarded audio changed size");
             } else {
                 assert!(t.payload.len() <= len, "answer larger than its trigger");
                 assert_eq!(t.destination, from, "answer sent elsewhere");
@@ -205,29 +209,38 @@ impl Fuzz {
             }
             6 => {
                 let from = addr(r.u8()?);
-                let token = self.session(r.u8()?).map_or(SessionToken(1), |s| s.token);
+                let known = self.session(r.u8()?);
+                let token = known.map_or(SessionToken(1), |s| s.token);
+                let uplink = known.map(|s| s.secret.uplink_key());
                 let b = r.u8()?;
-                let len = 38 + usize::from(r.u8()?) * 4;
+                let len = voice_proto::MIN_AUDIO_UP_LEN + usize::from(r.u8()?) * 4;
                 let mut v = vec![0u8; len];
-                v[0] = 1;
+                v[0] = voice_proto::VERSION;
                 v[1] = PacketKind::AudioUp as u8;
                 v[2] = b & 1;
                 v[4..8].copy_from_slice(&token.0.to_be_bytes());
+                self.seq += 1;
+                v[8..16].copy_from_slice(&self.seq.to_be_bytes());
                 v[21] = (b >> 1) % 3;
+                // Tagged with the session's key (so it gets past the tag check) unless bit 7 asks for a forgery.
+                if let Some(uplink) = uplink.filter(|_| b & 0x80 == 0) {
+                    uplink.sign_in_place(&mut v).ok();
+                }
                 self.datagram(from, &v);
             }
             7 => {
                 let from = addr(r.u8()?);
-                let (token, id) =
-                    self.session(r.u8()?).map_or((SessionToken(1), PublicId(1)), |s| (s.token, s.public_id));
+                let known = self.session(r.u8()?);
+                let (token, id) = known.map_or((SessionToken(1), PublicId(1)), |s| (s.token, s.public_id));
+                let uplink = known.map_or_else(|| SessionSecret::new([0; 32]).uplink_key(), |s| s.secret.uplink_key());
                 let mut v = Vec::new();
                 match r.u8()? % 3 {
-                    0 => Datagram::Ping(Ping { token, echo: 7 }).encode(&mut v),
+                    0 => uplink.tagged(Datagram::Ping(Ping { token, echo: 7, tag: [0; 8] })).encode(&mut v),
                     1 => {
                         let blocks = [ReportBlock { source: id, fraction_lost: r.u8()?, ..ReportBlock::default() }];
                         // One block is within the 16-block cap.
                         let report = ReceiverReport::new(token, None, &blocks).expect("one block");
-                        Datagram::ReceiverReport(report).encode(&mut v);
+                        uplink.tagged(Datagram::ReceiverReport(report)).encode(&mut v);
                     }
                     _ => {}
                 }

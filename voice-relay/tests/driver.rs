@@ -174,7 +174,7 @@ impl Client {
         };
         let mut buf = [0u8; MAX_DATAGRAM_LEN];
         let n = MediaKey::new(kid, &key)
-            .seal_audio_up(self.token, self.public_id, &header, plain, &mut buf)
+            .seal_audio_up(&self.secret.uplink_key(), self.token, self.public_id, &header, plain, &mut buf)
             .expect("seals");
         buf[..n].to_vec()
     }
@@ -288,7 +288,8 @@ async fn metrics_handle_snapshots_counters_and_forward_latency() {
     // Their drops are counted by the time a later datagram to the same socket (one UDP thread, handled in order)
     // has its answer: a UDP PING from alice, answered with a PONG.
     let mut ping = Vec::new();
-    Datagram::Ping(voice_proto::Ping { token: alice.token, echo: 7 }).encode(&mut ping);
+    let p = voice_proto::Ping { token: alice.token, echo: 7, tag: [0; 8] };
+    alice.secret.uplink_key().tagged(Datagram::Ping(p)).encode(&mut ping);
     alice.udp.send_to(&ping, udp).await.expect("sends ping");
     let (n, _) = timeout(BOUND, alice.udp.recv_from(&mut buf)).await.expect("pong arrives").expect("recv");
     assert!(matches!(Datagram::decode_from_relay(&buf[..n]), Ok(Datagram::Pong(_))), "a PONG");

@@ -110,16 +110,24 @@ fn forward_without_allocating(chunk: usize) {
     let media = MediaKey::new(kid, &kbytes);
     let packets: Vec<Vec<u8>> = sessions
         .iter()
-        .map(|(token, id, _)| {
+        .map(|(token, id, secret)| {
             let h = AudioHeader { key_id: KeyId(kid.0), seq: Seq(1), timestamp: Timestamp(960), ..Default::default() };
             let mut buf = [0u8; MAX_DATAGRAM_LEN];
-            let n = media.seal_audio_up(*token, *id, &h, &[0x55; 80], &mut buf).expect("seals");
+            let n = media.seal_audio_up(&secret.uplink_key(), *token, *id, &h, &[0x55; 80], &mut buf).expect("seals");
             buf[..n].to_vec()
         })
         .collect();
+    let uplinks: Vec<_> = sessions.iter().map(|(_, _, secret)| secret.uplink_key()).collect();
+    // Each round sends every packet with the next sequence number, tagged again (the relay refuses a seq it already
+    // forwarded for the session, as a copied packet).
+    let seq = std::cell::Cell::new(1u64);
     let round = |members: &[StdUdp]| {
-        for (m, p) in members.iter().zip(&packets) {
-            m.send_to(p, relay_addr).expect("sends audio");
+        seq.set(seq.get() + 1);
+        for ((m, p), uplink) in members.iter().zip(&packets).zip(&uplinks) {
+            let mut p = p.clone();
+            p[8..16].copy_from_slice(&seq.get().to_be_bytes());
+            uplink.sign_in_place(&mut p).expect("tagged");
+            m.send_to(&p, relay_addr).expect("sends audio");
         }
     };
     // Warm-up: buffers and queues reach their working size.

@@ -13,10 +13,20 @@ use bytes::{BufMut, BytesMut};
 use voice_proto::control::{ClientMessage, Credential, ServerMessage};
 use voice_proto::{
     AudioHeader, Datagram, KeyId, MAX_DATAGRAM_LEN, MediaKey, PublicId, Seq, SessionSecret, SessionToken, Timestamp,
+    UplinkKey,
 };
 use voice_relay::{Authenticator, ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, SeededRng};
 
 const MEMBERS: usize = 8;
+
+/// Gives an AUDIO_UP in `buf` the sequence number `seq` and tags it again (the relay refuses a seq it already
+/// forwarded, as a real sender never repeats one). Allocation-free, in place.
+fn resequence(buf: &mut [u8], seq: u64, uplink: &UplinkKey) {
+    if buf.get(1) == Some(&0x01) {
+        buf[8..16].copy_from_slice(&seq.to_be_bytes());
+        uplink.sign_in_place(buf).expect("tagged datagram");
+    }
+}
 
 struct Member {
     addr: SocketAddr,
@@ -91,14 +101,19 @@ fn forwarding_allocates_nothing(shards: usize) {
     }
     let (kid, kbytes) = key.unwrap();
     let key = MediaKey::new(kid, &kbytes);
-    // Pre-sealed packets, one per member (the relay never looks at the payload; seq does not matter to it).
+    let uplinks: Vec<UplinkKey> = secrets.iter().map(SessionSecret::uplink_key).collect();
+    let t0 = now;
+    // Each round's sequence number (the relay refuses a repeated one): rounds are 20 ms apart.
+    let round_seq = move |now: Instant| u64::try_from(now.duration_since(t0).as_millis()).unwrap_or(0) / 20;
+    // Pre-sealed packets, one per member (the relay never looks at the payload; each round gives them a new seq).
     let packets: Vec<Vec<u8>> = members
         .iter()
         .map(|m| {
             let h =
                 AudioHeader { key_id: KeyId(kid.0), seq: Seq(1), timestamp: Timestamp(960), ..AudioHeader::default() };
             let mut buf = [0u8; MAX_DATAGRAM_LEN];
-            let n = key.seal_audio_up(m.token, m.id, &h, &[0x55; 80], &mut buf).unwrap();
+            let uplink = &uplinks[members.iter().position(|o| o.addr == m.addr).expect("member")];
+            let n = key.seal_audio_up(uplink, m.token, m.id, &h, &[0x55; 80], &mut buf).unwrap();
             buf[..n].to_vec()
         })
         .collect();
@@ -107,10 +122,11 @@ fn forwarding_allocates_nothing(shards: usize) {
         let mut forwarded = 0usize;
         for _ in 0..rounds {
             *now += Duration::from_millis(20);
-            for (m, p) in members.iter().zip(&packets) {
+            for ((m, p), uplink) in members.iter().zip(&packets).zip(&uplinks) {
                 pool.reserve(MAX_DATAGRAM_LEN);
                 pool.put_slice(p);
-                let buf = pool.split();
+                let mut buf = pool.split();
+                resequence(&mut buf, round_seq(*now), uplink);
                 relay.handle_datagram(*now, m.addr, buf);
                 while let Some(t) = relay.poll_transmit() {
                     forwarded += 1;
@@ -147,15 +163,16 @@ fn forwarding_allocates_nothing(shards: usize) {
             ..AudioHeader::default()
         };
         let mut buf = [0u8; MAX_DATAGRAM_LEN];
-        let n = key.seal_audio_up(members[0].token, members[0].id, &h, &[0x66; 60], &mut buf).unwrap();
+        let n = key.seal_audio_up(&uplinks[0], members[0].token, members[0].id, &h, &[0x66; 60], &mut buf).unwrap();
         buf[..n].to_vec()
     };
     let mut ping = Vec::new();
-    Datagram::Ping(voice_proto::Ping { token: members[1].token, echo: 1 }).encode(&mut ping);
+    let p = voice_proto::Ping { token: members[1].token, echo: 1, tag: [0; 8] };
+    uplinks[1].tagged(Datagram::Ping(p)).encode(&mut ping);
     let blocks = [voice_proto::ReportBlock { source: members[0].id, fraction_lost: 3, ..Default::default() }];
     let mut report = Vec::new();
-    Datagram::ReceiverReport(voice_proto::ReceiverReport::new(members[2].token, Some(30), &blocks).unwrap())
-        .encode(&mut report);
+    let r = voice_proto::ReceiverReport::new(members[2].token, Some(30), &blocks).unwrap();
+    uplinks[2].tagged(Datagram::ReceiverReport(r)).encode(&mut report);
     let mut hellos: Vec<Vec<u8>> = Vec::new();
     for counter in 2..700u64 {
         let mut v = Vec::new();
@@ -171,7 +188,9 @@ fn forwarding_allocates_nothing(shards: usize) {
             for &(addr, bytes) in inputs.iter().chain(std::iter::once(&(members[3].addr, hellos[r].as_slice()))) {
                 pool.reserve(MAX_DATAGRAM_LEN);
                 pool.put_slice(bytes);
-                let buf = pool.split();
+                let mut buf = pool.split();
+                // Only members[0] sends audio here (the whisper).
+                resequence(&mut buf, round_seq(*now) + 1_000_000, &uplinks[0]);
                 relay.handle_datagram(*now, addr, buf);
                 while relay.poll_transmit().is_some() {
                     out += 1;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use harness::{Sim, default_config};
 use voice_proto::control::{ClientMessage, ErrorCode, ServerMessage};
-use voice_proto::{Datagram, Ping, ReceiverReport, ReportBlock, SessionToken, WhisperTarget};
+use voice_proto::{Datagram, Ping, ReportBlock, SessionToken, WhisperTarget};
 use voice_relay::{DropReason, RelayConfig};
 
 #[test]
@@ -164,16 +164,13 @@ fn byte_rate_limit_drops_large_packets() {
 fn spoofed_packets_from_wrong_address_are_dropped_and_nothing_reaches_the_attacker() {
     let mut sim = Sim::room_of(2, "lobby");
     let evil = sim.attacker(66);
-    let alice_token = sim.clients[0].token.unwrap();
     // Right token, wrong address: audio, ping, report.
     let audio = sim.audio_bytes(0, 0, b"spoof", false);
     sim.datagram(evil, &audio);
-    let mut ping = Vec::new();
-    Datagram::Ping(Ping { token: alice_token, echo: 1 }).encode(&mut ping);
+    let ping = sim.ping_bytes(0, 1);
     sim.datagram(evil, &ping);
     let blocks = [ReportBlock { source: sim.clients[1].id(), fraction_lost: 255, ..Default::default() }];
-    let mut report = Vec::new();
-    Datagram::ReceiverReport(ReceiverReport::new(alice_token, None, &blocks).unwrap()).encode(&mut report);
+    let report = sim.report_bytes(0, None, &blocks);
     sim.datagram(evil, &report);
     assert_eq!(sim.relay.counters().dropped(DropReason::Unbound), 3);
     assert_eq!(sim.clients[1].heard.len(), 0);
@@ -182,12 +179,12 @@ fn spoofed_packets_from_wrong_address_are_dropped_and_nothing_reaches_the_attack
     forged[31] ^= 1;
     sim.datagram(evil, &forged);
     let mut unknown = Vec::new();
-    Datagram::Ping(Ping { token: SessionToken(0x1234_5678), echo: 1 }).encode(&mut unknown);
+    Datagram::Ping(Ping { token: SessionToken(0x1234_5678), echo: 1, tag: [0; 8] }).encode(&mut unknown);
     sim.datagram(evil, &unknown);
     sim.datagram(evil, &[1]);
     sim.datagram(evil, &[9, 9, 9]);
     sim.datagram(evil, &[0u8; 1300]);
-    sim.datagram(evil, &[1, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    sim.datagram(evil, &[2, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     sim.datagram(evil, &[]);
     let c = sim.relay.counters();
     assert_eq!(c.dropped(DropReason::BadMac), 1);
@@ -224,9 +221,7 @@ fn replayed_hello_is_ignored_and_binding_kept() {
 #[test]
 fn ping_is_answered_only_from_the_bound_address_with_equal_size() {
     let mut sim = Sim::room_of(1, "lobby");
-    let token = sim.clients[0].token.unwrap();
-    let mut ping = Vec::new();
-    Datagram::Ping(Ping { token, echo: 0xABCD }).encode(&mut ping);
+    let ping = sim.ping_bytes(0, 0xABCD);
     let a = sim.clients[0].addr;
     sim.datagram(a, &ping);
     assert_eq!(sim.clients[0].pongs, vec![0xABCD]);
@@ -238,9 +233,7 @@ fn receiver_reports_become_bitrate_hints_for_the_sender() {
     let alice = sim.clients[0].id();
     let report = |sim: &mut Sim, i: usize, fraction: u8, rtt_ms: u16| {
         let blocks = [ReportBlock { source: alice, fraction_lost: fraction, ..Default::default() }];
-        let mut v = Vec::new();
-        let token = sim.clients[i].token.unwrap();
-        Datagram::ReceiverReport(ReceiverReport::new(token, Some(rtt_ms), &blocks).unwrap()).encode(&mut v);
+        let v = sim.report_bytes(i, Some(rtt_ms), &blocks);
         let a = sim.clients[i].addr;
         sim.datagram(a, &v);
     };
@@ -292,4 +285,155 @@ fn receiver_reports_become_bitrate_hints_for_the_sender() {
         panic!("no hint")
     };
     assert_eq!((bitrate_bps, fec), (voice_relay::MIN_HINT_BITRATE_BPS, true), "{:?}", hints(&sim, 0));
+}
+
+/// A flood from an attacker who saw one of alice's AUDIO_UPs: for 5 s, alice sends one real packet every 20 ms
+/// while the attacker sends junk from alice's own (spoofed) address with alice's token, one packet every 2 ms (500
+/// packets/s, over the default 150 packets/s limit). `valid_tags`: the junk carries alice's genuine uplink tag —
+/// what version 1 accepted, since it had none (the control experiment; only someone with alice's secret can do it
+/// in version 2). Returns (real packets sent, real packets bob heard).
+fn flood_from_spoofed_address(valid_tags: bool) -> (usize, usize, Sim) {
+    let mut sim = Sim::room_of(2, "lobby");
+    let alice = sim.clients[0].id();
+    let alice_addr = sim.clients[0].addr;
+    // The one packet the attacker observed (it was sent and forwarded like any other).
+    let observed = sim.audio_bytes(0, 0, &[7; 120], false);
+    sim.datagram(alice_addr, &observed);
+    let heard_before = sim.clients[1].heard_from(alice);
+    let base = sim.clients[0].seq;
+    let uplink = sim.uplink(0);
+    let (mut sent, mut junk) = (0, 0u64);
+    for round in 1..=250u64 {
+        for step in 0..10u64 {
+            sim.advance(Duration::from_millis(2));
+            // Junk: the observed packet with other payload bytes and another seq; its tag is the observed one, which
+            // does not match the new bytes (or, in the control, a genuine tag over them).
+            let mut forged = observed.clone();
+            junk += 1;
+            // Alice's seqs are multiples of 16; the junk takes the numbers between (all fresh, none of alice's).
+            forged[8..16].copy_from_slice(&(base + round * 16 + 1 + step).to_be_bytes());
+            forged[30] ^= junk as u8;
+            if valid_tags {
+                uplink.sign_in_place(&mut forged).expect("tagged");
+            }
+            sim.datagram(alice_addr, &forged);
+            // Alice's real packet, once per round, at a step that moves through the round.
+            if step == round % 10 {
+                sim.clients[0].seq = base + round * 16 - 1;
+                sim.audio(0, 0, &[round as u8; 120], false);
+                sent += 1;
+            }
+        }
+    }
+    let heard = sim.clients[1].heard_from(alice) - heard_before;
+    (sent, heard, sim)
+}
+
+/// Hardening issue, item 2 ("one observed packet silences a member"): forged AUDIO_UPs with a member's token from
+/// the member's bound address fail the uplink tag before the relay charges the member's rate limit, so all of the
+/// member's real audio is forwarded while the flood goes on. The same flood with junk the relay accepts as the
+/// member's (version 1's situation: no tag to check) silences most of it.
+#[test]
+fn forged_audio_from_the_members_address_does_not_use_up_its_rate_limit() {
+    let (sent, heard, sim) = flood_from_spoofed_address(false);
+    let c = sim.relay.counters();
+    println!(
+        "forged tags: alice sent {sent}, bob heard {heard}; bad_tag {}, rate_limited {}",
+        c.dropped(DropReason::BadTag),
+        c.dropped(DropReason::RateLimited)
+    );
+    assert_eq!(sent, 250);
+    assert_eq!(heard, sent, "every real packet of alice's is forwarded during the flood");
+    assert_eq!(c.dropped(DropReason::BadTag), 2500, "every forged packet is dropped at the tag");
+    assert_eq!(c.dropped(DropReason::RateLimited), 0, "nothing was charged to alice");
+    assert_eq!(c.dropped(DropReason::Replayed), 0);
+    assert_eq!(sim.clients[1].undecryptable, 0, "no junk reached bob");
+
+    // Control: the same flood with junk that passes (as every well-formed packet did in version 1).
+    let (sent, heard, sim) = flood_from_spoofed_address(true);
+    let c = sim.relay.counters();
+    let lost_pct = 100 * (sent - heard) / sent;
+    println!(
+        "valid tags (version 1's situation): alice sent {sent}, bob heard {heard} ({lost_pct} % lost); rate_limited \
+         {}, junk forwarded and undecryptable at bob: {}",
+        c.dropped(DropReason::RateLimited),
+        sim.clients[1].undecryptable
+    );
+    assert!(lost_pct >= 50, "the control flood silences most of alice's audio ({lost_pct} % lost)");
+    assert!(c.dropped(DropReason::RateLimited) > 0);
+}
+
+/// A copy of one of the member's genuine AUDIO_UPs (valid tag) replayed from its address is refused by its seq
+/// before it is charged: it neither reaches the room again nor uses up the member's rate limit.
+#[test]
+fn replayed_audio_is_refused_before_the_rate_limit() {
+    let mut sim = Sim::room_of(2, "lobby");
+    let alice = sim.clients[0].id();
+    let alice_addr = sim.clients[0].addr;
+    let observed = sim.audio_bytes(0, 0, &[7; 60], false);
+    sim.datagram(alice_addr, &observed);
+    for _ in 0..200 {
+        sim.datagram(alice_addr, &observed);
+    }
+    assert_eq!(sim.relay.counters().dropped(DropReason::Replayed), 200);
+    assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 0);
+    // Alice's burst (50 packets, one used by the original) is untouched: 49 more real packets at the same instant
+    // all pass.
+    for _ in 0..49 {
+        sim.audio(0, 0, &[8; 60], false);
+    }
+    assert_eq!(sim.clients[1].heard_from(alice), 50);
+    assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 0);
+}
+
+/// PINGs and RECEIVER_REPORTs with a bad uplink tag from the bound address are dropped before they are charged or
+/// answered.
+#[test]
+fn forged_pings_and_reports_are_not_charged() {
+    let mut sim = Sim::room_of(2, "lobby");
+    let alice = sim.clients[0].id();
+    let a = sim.clients[0].addr;
+    let mut ping = sim.ping_bytes(0, 5);
+    ping[23] ^= 1;
+    let blocks = [ReportBlock { source: sim.clients[1].id(), fraction_lost: 255, ..Default::default() }];
+    let mut report = sim.report_bytes(0, Some(10), &blocks);
+    report[10] = 0; // bytes 10–11 are reserved; change a covered byte elsewhere instead
+    report[9] ^= 1;
+    for _ in 0..100 {
+        sim.datagram(a, &ping);
+        sim.datagram(a, &report);
+    }
+    assert_eq!(sim.relay.counters().dropped(DropReason::BadTag), 200);
+    assert!(sim.clients[0].pongs.is_empty(), "no PONG for a forged PING");
+    // A genuine ping is answered with a 16-byte PONG (the tag is not echoed; the harness checks the size).
+    let ping = sim.ping_bytes(0, 6);
+    sim.datagram(a, &ping);
+    assert_eq!(sim.clients[0].pongs, vec![6]);
+    // Alice's whole audio burst (50 packets) is still there: pings and reports have a bucket of their own.
+    for _ in 0..50 {
+        sim.audio(0, 0, &[8; 60], false);
+    }
+    assert_eq!(sim.clients[1].heard_from(alice), 50);
+    assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 0);
+}
+
+/// A copied genuine PING (its tag is valid; it has no sequence number) replayed from the member's address is
+/// limited by the bucket of pings and reports, and leaves the member's audio budget alone.
+#[test]
+fn replayed_pings_do_not_touch_the_audio_budget() {
+    let mut sim = Sim::room_of(2, "lobby");
+    let alice = sim.clients[0].id();
+    let a = sim.clients[0].addr;
+    let ping = sim.ping_bytes(0, 5);
+    for _ in 0..200 {
+        sim.datagram(a, &ping);
+    }
+    // The default burst is 50: 50 answered, 150 refused.
+    assert_eq!(sim.clients[0].pongs.len(), 50);
+    assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 150);
+    for _ in 0..50 {
+        sim.audio(0, 0, &[8; 60], false);
+    }
+    assert_eq!(sim.clients[1].heard_from(alice), 50, "alice's audio burst is untouched");
+    assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 150);
 }

@@ -121,7 +121,7 @@ async fn metrics_tell_the_build_and_the_process_and_nothing_twice() {
     let running = server.spawn().expect("server thread");
     let response = http(metrics, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").await;
     let (_, body) = response.split_once("\r\n\r\n").expect("head and body");
-    let build = format!("voice_server_build_info{{version=\"{}\",protocol=\"1\"}}", env!("CARGO_PKG_VERSION"));
+    let build = format!("voice_server_build_info{{version=\"{}\",protocol=\"2\"}}", env!("CARGO_PKG_VERSION"));
     assert_eq!(sample(body, &build), Some(1.0), "{body}");
     assert_eq!(sample(body, "voice_relay_udp_send_errors_total"), Some(0.0), "{body}");
     assert!(!body.contains("op=\""), "send errors are their own counter: {body}");

@@ -210,7 +210,8 @@ impl Session {
                 let relay = SocketAddr::new(self.config.server.ip(), udp_port);
                 let grace = Duration::from_secs(u64::from(resume_grace_s));
                 let secret = SessionSecret::new(secret.0);
-                self.login = Some(Login { token, public_id, secret, relay, grace });
+                let uplink = secret.uplink_key();
+                self.login = Some(Login { token, public_id, secret, uplink, relay, grace });
                 self.up(now);
                 self.events.push_back(Event::LoggedIn { public_id, server_name });
                 self.send_control(&ClientMessage::ListRooms);

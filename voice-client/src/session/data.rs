@@ -276,7 +276,7 @@ impl Session {
             self.tx_buf.reserve(TX_BUFFER);
         }
         self.tx_buf.resize(voice_proto::MAX_DATAGRAM_LEN, 0);
-        let n = key.seal_audio_up(login.token, login.public_id, &header, opus, &mut self.tx_buf[..])?;
+        let n = key.seal_audio_up(&login.uplink, login.token, login.public_id, &header, opus, &mut self.tx_buf[..])?;
         self.tx_buf.truncate(n);
         let relay = login.relay;
         self.transmits.push_back(Transmit { destination: relay, payload: self.tx_buf.split().freeze() });
@@ -307,9 +307,9 @@ impl Session {
 
     pub(super) fn send_ping(&mut self, now: Instant) {
         let Some(login) = &self.login else { return };
-        let ping = Ping { token: login.token, echo: self.micros(now) };
-        let mut out = Vec::with_capacity(voice_proto::PING_LEN);
-        Datagram::Ping(ping).encode(&mut out);
+        let ping = Ping { token: login.token, echo: self.micros(now), tag: [0; voice_proto::UPLINK_TAG_LEN] };
+        let mut out = Vec::with_capacity(voice_proto::PING_LEN + voice_proto::UPLINK_TAG_LEN);
+        login.uplink.tagged(Datagram::Ping(ping)).encode(&mut out);
         self.transmits.push_back(Transmit { destination: login.relay, payload: out.into() });
         self.next_ping = Some(now + self.config.ping_interval);
     }
@@ -323,7 +323,7 @@ impl Session {
         self.bytes_since_report = 0;
         self.last_report_at = now;
         let Some(login) = &self.login else { return };
-        let (token, relay) = (login.token, login.relay);
+        let (token, relay, uplink) = (login.token, login.relay, login.uplink.clone());
         let rtt_ms = self.udp_rtt.map(|d| u16::try_from(d.as_millis()).unwrap_or(u16::MAX - 1));
         let blocks: Vec<ReportBlock> = self.speakers.iter_mut().map(|(id, sp)| sp.report_block(*id)).collect();
         // With nobody to report on, one report without blocks still carries this client's RTT, which the relay's
@@ -334,7 +334,7 @@ impl Session {
         for chunk in chunks {
             if let Some(report) = ReceiverReport::new(token, rtt_ms, chunk) {
                 let mut out = Vec::new();
-                Datagram::ReceiverReport(report).encode(&mut out);
+                uplink.tagged(Datagram::ReceiverReport(report)).encode(&mut out);
                 self.transmits.push_back(Transmit { destination: relay, payload: out.into() });
                 self.stats.reports_sent += 1;
             }

@@ -38,6 +38,8 @@ struct Login {
     token: SessionToken,
     public_id: PublicId,
     secret: SessionSecret,
+    /// Tags every AUDIO_UP, PING and RECEIVER_REPORT (`PROTOCOL.md` §2.8); derived from `secret` once.
+    uplink: voice_proto::UplinkKey,
     relay: SocketAddr,
     grace: Duration,
 }

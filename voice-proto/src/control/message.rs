@@ -4,7 +4,7 @@ use bytes::BufMut;
 
 use super::wire::{Count, Fields, Put, Reader, Writer};
 use super::{FRAME_HEADER_LEN, Frame, MAX_FRAME_LEN};
-use crate::datagram::VERSION;
+use crate::datagram::CONTROL_VERSION;
 use crate::error::ControlError;
 
 /// Every control message kind of this protocol version, with its value on the wire.
@@ -161,7 +161,7 @@ pub trait Message: Fields {
         }
         // len ≤ MAX_FRAME_LEN < u32::MAX.
         out.put_u32(len as u32);
-        out.put_slice(&[VERSION, 0]);
+        out.put_slice(&[CONTROL_VERSION, 0]);
         out.put_u16(self.kind().to_u16());
         self.write(&mut Writer(&mut Put(out)))
     }

@@ -3,7 +3,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::Kind;
-use crate::datagram::VERSION;
+use crate::datagram::CONTROL_VERSION;
 use crate::error::ControlError;
 
 /// Largest value of a frame's length prefix (bytes after the prefix). A larger prefix closes the connection.
@@ -36,7 +36,7 @@ pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, ControlError> {
     if len < FRAME_HEADER_LEN {
         return Err(ControlError::FrameTooShort { len });
     }
-    if buf.len() > LEN_PREFIX && buf[LEN_PREFIX] != VERSION {
+    if buf.len() > LEN_PREFIX && buf[LEN_PREFIX] != CONTROL_VERSION {
         return Err(ControlError::UnsupportedVersion(buf[LEN_PREFIX]));
     }
     match buf.get(LEN_PREFIX + 1) {

@@ -51,7 +51,11 @@ fn reencodes<M: Message + PartialEq + std::fmt::Debug>(frame: &Frame) {
         m.encode(&mut out).expect("a decoded message re-encodes");
         // `decode_frame` refused any version but 1 and any non-zero flags byte, so this was the frame's header.
         let [k0, k1] = frame.kind.to_be_bytes();
-        assert_eq!(out.get(4..8), Some(&[voice_proto::VERSION, 0, k0, k1][..]), "frame header re-encodes differently");
+        assert_eq!(
+            out.get(4..8),
+            Some(&[voice_proto::CONTROL_VERSION, 0, k0, k1][..]),
+            "frame header re-encodes differently"
+        );
         let payload = &out[8..];
         assert!(
             frame.payload.starts_with(payload),

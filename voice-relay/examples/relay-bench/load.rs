@@ -248,7 +248,9 @@ pub(crate) fn sender(
                 timestamp: Timestamp((seq as u32).wrapping_mul(960)),
                 target: WhisperTarget(0),
             };
-            let Ok(n) = keys[ti].seal_audio_up(member.token, member.public_id, &header, &plain, &mut buf) else {
+            let Ok(n) =
+                keys[ti].seal_audio_up(&member.uplink, member.token, member.public_id, &header, &plain, &mut buf)
+            else {
                 continue;
             };
             let sent_at = Instant::now();

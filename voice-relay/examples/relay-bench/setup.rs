@@ -15,6 +15,8 @@ pub(crate) struct Member {
     pub(crate) token: SessionToken,
     pub(crate) public_id: PublicId,
     pub(crate) key: (KeyId, [u8; 32]),
+    /// Tags the member's AUDIO_UPs (protocol version 2).
+    pub(crate) uplink: voice_proto::UplinkKey,
     pub(crate) _tcp: Option<TcpStream>,
 }
 
@@ -84,7 +86,8 @@ pub(crate) fn join_member(
             && matches!(Datagram::decode_from_relay(&ack[..n]), Ok(Datagram::HelloAck(_)))
         {
             udp.set_nonblocking(true)?;
-            return Ok(Member { udp, token, public_id, key, _tcp: keep_tcp.then_some(tcp) });
+            let uplink = secret.uplink_key();
+            return Ok(Member { udp, token, public_id, key, uplink, _tcp: keep_tcp.then_some(tcp) });
         }
     }
     bail!("no HELLO_ACK for {user}")

@@ -256,8 +256,31 @@ impl Sim {
             target: WhisperTarget(target),
         };
         let mut buf = [0u8; MAX_DATAGRAM_LEN];
-        let n = key.seal_audio_up(c.token.expect("token"), c.id(), &header, plain, &mut buf).expect("seals");
+        let uplink = c.secret.as_ref().expect("logged in").uplink_key();
+        let n = key.seal_audio_up(&uplink, c.token.expect("token"), c.id(), &header, plain, &mut buf).expect("seals");
         buf[..n].to_vec()
+    }
+
+    /// Client `i`'s uplink tag key (protocol version 2, `PROTOCOL.md` §2.8).
+    pub fn uplink(&self, i: usize) -> voice_proto::UplinkKey {
+        self.clients[i].secret.as_ref().expect("logged in").uplink_key()
+    }
+
+    /// A PING of client `i`, tagged.
+    pub fn ping_bytes(&self, i: usize, echo: u64) -> Vec<u8> {
+        let ping = voice_proto::Ping { token: self.clients[i].token.expect("token"), echo, tag: [0; 8] };
+        let mut v = Vec::new();
+        self.uplink(i).tagged(Datagram::Ping(ping)).encode(&mut v);
+        v
+    }
+
+    /// A RECEIVER_REPORT of client `i`, tagged.
+    pub fn report_bytes(&self, i: usize, rtt_ms: Option<u16>, blocks: &[voice_proto::ReportBlock]) -> Vec<u8> {
+        let token = self.clients[i].token.expect("token");
+        let report = voice_proto::ReceiverReport::new(token, rtt_ms, blocks).expect("at most 16 blocks");
+        let mut v = Vec::new();
+        self.uplink(i).tagged(Datagram::ReceiverReport(report)).encode(&mut v);
+        v
     }
 
     /// Delivers a datagram to the relay from `from` and checks the amplification rules on what it triggers.
@@ -277,7 +300,8 @@ impl Sim {
         let mut out = Vec::new();
         while let Some(t) = self.relay.poll_transmit() {
             if t.payload.get(1) == Some(&(PacketKind::AudioDown as u8)) {
-                assert_eq!(t.payload.len(), bytes.len(), "forwarded audio keeps its size");
+                // Protocol version 2: the relay cuts the uplink tag off (and nothing else changes size).
+                assert_eq!(t.payload.len() + voice_proto::UPLINK_TAG_LEN, bytes.len(), "forwarded audio = up − tag");
             } else {
                 assert!(
                     t.payload.len() <= bytes.len(),

@@ -76,10 +76,12 @@ pub fn session(data: &[u8]) {
                     target: WhisperTarget(u16::from(flags >> 4)),
                     ..AudioHeader::default()
                 };
-                if let Ok(len) = key.seal_audio_up(SessionToken(1), OTHER, &header, payload, &mut buf) {
-                    if rewrite_up_to_down(&mut buf[..len], OTHER).is_ok() {
-                        s.handle_datagram(now, RELAY, BytesMut::from(&buf[..len]));
-                    }
+                // The other member's AUDIO_UP as the relay forwards it: rewritten, its uplink tag cut off.
+                let uplink = SessionSecret::new([8; 32]).uplink_key();
+                if let Ok(len) = key.seal_audio_up(&uplink, SessionToken(1), OTHER, &header, payload, &mut buf)
+                    && let Ok(len) = rewrite_up_to_down(&mut buf[..len], OTHER)
+                {
+                    s.handle_datagram(now, RELAY, BytesMut::from(&buf[..len]));
                 }
             }
             4 => {

@@ -1,7 +1,12 @@
 //! The data plane (`PROTOCOL.md` §2) on a shard: validation, address binding, and zero-copy fan-out.
 //!
-//! Steady-state audio costs one token lookup, two token buckets, one in-place rewrite, one `freeze`, and one
-//! refcount bump plus one queue push per recipient: no allocation, no lock, no message.
+//! Steady-state audio costs one token lookup, one uplink tag check (SipHash-2-4 over the datagram), one replay
+//! window check, two token buckets, one in-place rewrite and truncation, one `freeze`, and one refcount bump plus
+//! one queue push per recipient: no allocation, no lock, no message, no copy.
+//!
+//! Order matters (`PROTOCOL.md` §2.3, §2.8): token → bound address → uplink tag, and only then anything that reads
+//! or writes the session's per-packet state (binding refresh, replay window, buckets). A datagram forged with a
+//! sniffed token from the member's own address stops at the tag and is counted relay-wide only.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -9,7 +14,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use voice_proto::{
-    AudioFlags, Datagram, DecodeError, Hello, PacketKind, PublicId, ReceiverReport, SessionToken, Transmit,
+    AudioFlags, Datagram, DecodeError, Hello, PacketKind, PublicId, ReceiverReport, Seq, SessionToken, Transmit,
     WhisperTarget, rewrite_up_to_down,
 };
 
@@ -42,11 +47,11 @@ impl Shard {
             Datagram::Keepalive => self.keepalive(now, from),
             Datagram::Hello(h) => self.hello(now, from, h),
             Datagram::Ping(p) => self.ping(now, from, p.token, datagram),
-            Datagram::ReceiverReport(r) => self.report(now, from, &r),
+            Datagram::ReceiverReport(r) => self.report(now, from, &r, &datagram),
             Datagram::AudioUp(a) => {
-                let (token, target) = (a.token, a.header.target);
+                let (token, target, seq) = (a.token, a.header.target, a.header.seq);
                 let end = a.header.flags.contains(AudioFlags::END_OF_TALKSPURT);
-                self.audio(now, from, token, target, end, datagram)
+                self.audio(now, from, (token, seq), target, end, datagram)
             }
             // `decode_from_client` refuses relay → client kinds.
             Datagram::AudioDown(_) | Datagram::HelloAck(_) | Datagram::Pong(_) => Err(DropReason::WrongDirection),
@@ -56,14 +61,23 @@ impl Shard {
         }
     }
 
-    /// The session named by `token` if `from` is its bound address; refreshes the binding.
+    /// The session named by `token` if `from` is its bound address and `datagram` (a whole AUDIO_UP, PING or
+    /// RECEIVER_REPORT) ends with a valid uplink tag under its key; only then refreshes the binding. A failure here
+    /// has touched nothing of the session.
     #[inline]
-    fn bound_session(&mut self, now: Instant, from: SocketAddr, token: SessionToken) -> Result<SessionIdx, DropReason> {
+    fn bound_session(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        token: SessionToken,
+        datagram: &[u8],
+    ) -> Result<SessionIdx, DropReason> {
         let &idx = self.by_token.get(&token).ok_or(DropReason::UnknownToken)?;
         let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
         if s.bound != Some(from) {
             return Err(DropReason::Unbound);
         }
+        s.uplink.verify(datagram).map_err(|_| DropReason::BadTag)?;
         s.last_rx = now;
         Ok(idx)
     }
@@ -86,9 +100,10 @@ impl Shard {
         if s.hello_counter.is_some_and(|c| h.counter <= c) {
             return Err(DropReason::StaleHello);
         }
-        // Every accepted HELLO goes to the control plane and back to every shard: a repeat or a roam is charged like
-        // a ping, so a session cannot make the relay work harder than its packet limit allows (binding an unbound
-        // session is free: its audio starts with a full burst).
+        // Every accepted HELLO goes to the control plane and back to every shard: a repeat or a roam is charged to the
+        // packet bucket, so a session cannot make the relay work harder than its packet limit allows (binding an
+        // unbound session is free: its audio starts with a full burst). Only the member can spend it: a HELLO needs
+        // the secret and a fresh counter.
         if s.bound.is_some() && !s.packet_bucket.take(params, now, 1) {
             return Err(DropReason::RateLimited);
         }
@@ -121,12 +136,13 @@ impl Shard {
         self.push_reply(to, payload);
     }
 
-    /// Takes one token from the session's packet bucket (pings and reports share the audio budget, so a member
-    /// cannot make the relay work harder than its audio limits allow).
+    /// Takes one token from the session's bucket for pings and reports: the packet rate, but apart from the audio
+    /// budget, so that a copy of a genuine PING or report (which has no sequence number the relay could refuse it
+    /// by, `PROTOCOL.md` §2.8) replayed from the member's address cannot silence the member's audio.
     fn charge(&mut self, idx: SessionIdx, now: Instant) -> Result<(), DropReason> {
         let params = self.s.packets;
         let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
-        if s.packet_bucket.take(params, now, 1) { Ok(()) } else { Err(DropReason::RateLimited) }
+        if s.probe_bucket.take(params, now, 1) { Ok(()) } else { Err(DropReason::RateLimited) }
     }
 
     fn ping(
@@ -136,12 +152,13 @@ impl Shard {
         token: SessionToken,
         mut buf: BytesMut,
     ) -> Result<(), DropReason> {
-        let idx = self.bound_session(now, from, token)?;
+        let idx = self.bound_session(now, from, token, &buf)?;
         self.charge(idx, now)?;
-        // PONG has the PING's layout with kind 0x06 and bytes 4..8 zero (`PROTOCOL.md` §2.6); `decode` checked the
-        // length is exactly 16.
+        // PONG has the PING's layout with kind 0x06, bytes 4..8 zero and no uplink tag (`PROTOCOL.md` §2.6); `decode`
+        // checked the length is exactly 24.
         buf[1] = PacketKind::Pong as u8;
         buf[4..8].fill(0);
+        buf.truncate(voice_proto::PING_LEN);
         self.push_reply(from, buf.freeze());
         Ok(())
     }
@@ -152,8 +169,14 @@ impl Shard {
         self.transmits.push_back(Transmit { destination: to, payload });
     }
 
-    fn report(&mut self, now: Instant, from: SocketAddr, r: &ReceiverReport<'_>) -> Result<(), DropReason> {
-        let idx = self.bound_session(now, from, r.token)?;
+    fn report(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        r: &ReceiverReport<'_>,
+        datagram: &[u8],
+    ) -> Result<(), DropReason> {
+        let idx = self.bound_session(now, from, r.token, datagram)?;
         self.charge(idx, now)?;
         let Some(room) = self.sessions.get(idx).and_then(|s| s.room) else { return Err(DropReason::NotInRoom) };
         if let Some(rtt) = r.rtt_ms
@@ -188,12 +211,12 @@ impl Shard {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        token: SessionToken,
+        (token, seq): (SessionToken, Seq),
         target: WhisperTarget,
         end_of_talkspurt: bool,
         mut buf: BytesMut,
     ) -> Result<(), DropReason> {
-        let idx = self.bound_session(now, from, token)?;
+        let idx = self.bound_session(now, from, token, &buf)?;
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
         let (packets, bytes) = (self.s.packets, self.s.bytes);
         let s = self.sessions.get_mut(idx).ok_or(DropReason::UnknownToken)?;
@@ -208,14 +231,19 @@ impl Shard {
         if !target.is_room() && s.whisper(target).is_none() {
             return Err(DropReason::UnknownWhisperTarget);
         }
+        // A copy of a packet already forwarded (its tag is genuine) costs the member nothing either.
+        s.seen.check(seq).map_err(|_| DropReason::Replayed)?;
         if !take_both((&mut s.packet_bucket, packets, 1), (&mut s.byte_bucket, bytes, len), now) {
             return Err(DropReason::RateLimited);
         }
+        s.seen.commit(seq);
         let public_id = s.public_id;
         let was_speaking = s.speaking;
         s.last_audio = now;
-        // The datagram decoded as AUDIO_UP above, so the rewrite cannot fail; stay panic-free anyway.
-        rewrite_up_to_down(&mut buf, public_id).map_err(|_| DropReason::Malformed)?;
+        // The datagram decoded as AUDIO_UP above, so the rewrite cannot fail; stay panic-free anyway. The uplink tag
+        // is cut off by truncation: the bytes stay where they are.
+        let down_len = rewrite_up_to_down(&mut buf, public_id).map_err(|_| DropReason::Malformed)?;
+        buf.truncate(down_len);
         let payload = buf.freeze();
         self.counters.audio_accepted += 1;
         if target.is_room() {

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use voice_proto::{PublicId, SessionSecret, SessionToken, Transmit};
+use voice_proto::{PublicId, ReplayWindow, SessionSecret, SessionToken, Transmit, UplinkKey};
 
 use super::msg::{ShardCmd, ShardEvent};
 use crate::counters::Counters;
@@ -60,6 +60,11 @@ pub(crate) struct FwdSession {
     pub(crate) token: SessionToken,
     pub(crate) public_id: PublicId,
     pub(crate) secret: SessionSecret,
+    /// Checks the uplink tag of the session's AUDIO_UPs, PINGs and reports (derived from `secret` once).
+    pub(crate) uplink: UplinkKey,
+    /// Sequence numbers of the AUDIO_UPs forwarded for this session (received here): a copied packet is refused
+    /// before it is charged.
+    pub(crate) seen: ReplayWindow,
     pub(crate) room: Option<RoomIdx>,
     pub(crate) muted: bool,
     pub(crate) deafened: bool,
@@ -79,6 +84,9 @@ pub(crate) struct FwdSession {
     pub(crate) last_audio: Instant,
     pub(crate) speaking: bool,
     pub(crate) packet_bucket: TokenBucket,
+    /// PINGs and RECEIVER_REPORTs: the packet rate again, in a bucket of their own. They carry no sequence number,
+    /// so a copied genuine one passes the tag; here it cannot eat into the audio budget.
+    pub(crate) probe_bucket: TokenBucket,
     pub(crate) byte_bucket: TokenBucket,
     pub(crate) loss: LossAcc,
     /// Deadlines armed in the shard's timer heap (the entry that matches is the live one).
@@ -183,11 +191,14 @@ impl Shard {
                 self.rooms.remove(room);
             }
             ShardCmd::AddSession { session, token, public_id, secret, at } => {
+                let secret = SessionSecret::new(secret);
                 let record = FwdSession {
                     generation: session.generation,
                     token,
                     public_id,
-                    secret: SessionSecret::new(secret),
+                    uplink: secret.uplink_key(),
+                    seen: ReplayWindow::new(),
+                    secret,
                     room: None,
                     muted: false,
                     deafened: false,
@@ -200,6 +211,7 @@ impl Shard {
                     last_audio: at,
                     speaking: false,
                     packet_bucket: TokenBucket::full(self.s.packets, at),
+                    probe_bucket: TokenBucket::full(self.s.packets, at),
                     byte_bucket: TokenBucket::full(self.s.bytes, at),
                     loss: LossAcc::default(),
                     binding_timer: None,
