@@ -180,3 +180,23 @@ fn garbage_never_panics_and_a_broken_frame_reconnects() {
         while s.poll_event().is_some() {}
     }
 }
+
+/// Closing the session sends Quit (the server ends the session at once instead of keeping it for the resume grace)
+/// before the connection is closed, and never reconnects.
+#[test]
+fn close_sends_quit_then_closes_for_good() {
+    let t0 = Instant::now();
+    let mut s = joined(t0);
+    let _ = sent(&mut s);
+    s.close();
+    assert_eq!(sent(&mut s), vec![ClientMessage::Quit]);
+    assert_eq!(s.poll_connection(), Some(ConnectionCommand::Close));
+    assert_eq!(s.state(), State::Closed);
+    assert!(
+        s.poll_timeout().is_none_or(|t| {
+            s.handle_timeout(t);
+            s.poll_connection().is_none()
+        }),
+        "no reconnect after a close"
+    );
+}

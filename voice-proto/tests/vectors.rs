@@ -148,6 +148,7 @@ fn vectors() -> Vec<(&'static str, Expect)> {
                 playout_delay_ms: 60,
             }),
         ),
+        ("c_quit", Expect::Client(ClientMessage::Quit)),
         ("c_ping", Expect::Client(ClientMessage::Ping { nonce: 99 })),
         ("c_pong", Expect::Client(ClientMessage::Pong { nonce: 99 })),
         (
@@ -361,7 +362,7 @@ fn every_kind_has_a_vector() {
         }
     }
     assert_eq!(datagram_kinds.into_iter().collect::<Vec<_>>(), (1..=7).collect::<Vec<u8>>());
-    assert_eq!(client.len(), 11, "every client message kind");
+    assert_eq!(client.len(), 12, "every client message kind");
     assert_eq!(server.len(), 17, "every server message kind");
     let covered: std::collections::BTreeSet<Kind> = client.union(&server).copied().collect();
     assert_eq!(covered.into_iter().collect::<Vec<_>>(), Kind::ALL, "every kind of `Kind` has a vector");

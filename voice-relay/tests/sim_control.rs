@@ -516,3 +516,37 @@ fn moving_rooms_sends_no_room_left_and_chat_comes_back_to_its_sender() {
         !sim.clients[1].inbox.iter().any(|m| matches!(m, ServerMessage::Chat { text, .. } if text == "anyone here?"))
     );
 }
+
+/// PROTOCOL.md §5.3 Quit: the session ends at once — out of the room (MemberLeft, a new key for the others), its
+/// token no longer valid — and the connection is closed; nothing waits for the resume grace.
+#[test]
+fn quit_ends_the_session_at_once() {
+    let mut sim = Sim::room_of(3, "lobby");
+    let (alice, old_key) = (sim.clients[0].id(), *sim.clients[1].keys.last().unwrap());
+    let (token, secret) =
+        (sim.clients[0].token.unwrap(), SecretBytes(*sim.clients[0].secret.as_ref().unwrap().as_bytes()));
+    let sessions = sim.relay.session_count();
+    sim.control(0, ClientMessage::Quit);
+    assert_eq!(sim.relay.session_count(), sessions - 1, "ended without waiting for the grace");
+    assert!(sim.clients[0].closed, "the connection is closed");
+    assert!(sim.clients[1].inbox.contains(&ServerMessage::MemberLeft { id: alice }));
+    assert_ne!(*sim.clients[1].keys.last().unwrap(), old_key, "the room's key rotated");
+    // The token is gone: a resume with it fails.
+    sim.relay.connection_opened(sim.now, ConnId(60));
+    sim.relay.handle_control(sim.now, ConnId(60), ClientMessage::Resume { token, secret });
+    let mut refused = false;
+    while let Some(e) = sim.relay.poll_event() {
+        refused |= matches!(
+            e,
+            voice_relay::Event::Send {
+                conn: ConnId(60),
+                msg: ServerMessage::Error { code: ErrorCode::RESUME_FAILED, .. }
+            }
+        );
+    }
+    assert!(refused, "the token died with the session");
+    // Before login, Quit just closes.
+    let d = sim.add_client();
+    sim.control(d, ClientMessage::Quit);
+    assert!(sim.clients[d].closed);
+}

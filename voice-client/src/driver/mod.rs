@@ -742,7 +742,7 @@ impl MediaLoop {
         while let Some(cmd) = self.session.poll_connection() {
             match cmd {
                 ConnectionCommand::Connect => self.conn_gen += 1,
-                // Bytes queued before a close belong to the closing connection (the Leave of `close`): write them
+                // Bytes queued before a close belong to the closing connection (the Quit of `close`): write them
                 // first. A new connection's bytes (Login, Resume) are only queued once it is up.
                 ConnectionCommand::Close => {
                     while let Some(b) = self.session.poll_control_bytes() {

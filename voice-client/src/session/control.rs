@@ -81,14 +81,13 @@ impl Session {
         self.handle_disconnected(now);
     }
 
-    /// Ends the session: leaves the room, closes the connection, never reconnects.
+    /// Ends the session: sends Quit (the server ends the session at once: out of the room, the media key
+    /// rotated for the others, the token no longer valid), closes the connection, never reconnects.
     pub fn close(&mut self) {
         // The last audio packet ends the talkspurt, so listeners stop at once instead of concealing.
         let _ = self.end_talkspurt();
         if self.conn == Conn::Up {
-            if self.room.is_some() {
-                self.send_control(&ClientMessage::Leave);
-            }
+            self.send_control(&ClientMessage::Quit);
             self.commands.push_back(ConnectionCommand::Close);
         }
         self.conn = Conn::Down { retry_at: None };

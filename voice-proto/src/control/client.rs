@@ -88,6 +88,9 @@ pub enum ClientMessage {
         /// Jitter-buffer playout delay, ms.
         playout_delay_ms: u16,
     },
+    /// 0x000A: the client quits: the session ends at once (out of its room, token no longer valid) and the server
+    /// closes the connection. Without it, a closed connection keeps the session for the resume grace.
+    Quit,
     /// 0x0040: liveness / RTT probe; answered with `Pong`.
     Ping {
         /// Echoed value.
@@ -112,6 +115,7 @@ impl Message for ClientMessage {
             Self::Chat { .. } => Kind::ClientChat,
             Self::SetWhisper { .. } => Kind::SetWhisper,
             Self::QualityReport { .. } => Kind::QualityReport,
+            Self::Quit => Kind::Quit,
             Self::Ping { .. } => Kind::Ping,
             Self::Pong { .. } => Kind::Pong,
         }
@@ -139,7 +143,7 @@ impl Fields for ClientMessage {
                 w.u32(token.0);
                 w.raw(&secret.0);
             }
-            Self::ListRooms | Self::Leave => {}
+            Self::ListRooms | Self::Leave | Self::Quit => {}
             Self::Join { room, password } => {
                 w.str("room", room, MAX_NAME_LEN)?;
                 w.bool(password.is_some());
@@ -192,6 +196,7 @@ impl Fields for ClientMessage {
                 Self::Join { room, password }
             }
             Kind::Leave => Self::Leave,
+            Kind::Quit => Self::Quit,
             Kind::SetState => Self::SetState { muted: r.bool("muted")?, deafened: r.bool("deafened")? },
             Kind::ClientChat => Self::Chat { text: r.str("text", MAX_CHAT_LEN)? },
             Kind::SetWhisper => {

@@ -34,6 +34,8 @@ pub enum Kind {
     SetWhisper = 0x0008,
     /// [`ClientMessage::QualityReport`](super::ClientMessage::QualityReport).
     QualityReport = 0x0009,
+    /// [`ClientMessage::Quit`](super::ClientMessage::Quit).
+    Quit = 0x000A,
     /// `Ping` of either direction.
     Ping = 0x0040,
     /// `Pong` of either direction.
@@ -82,6 +84,7 @@ impl Kind {
         Self::ClientChat,
         Self::SetWhisper,
         Self::QualityReport,
+        Self::Quit,
         Self::Ping,
         Self::Pong,
         Self::LoginOk,

@@ -146,6 +146,14 @@ impl Control {
             }
             (ClientMessage::Login { user, credential, .. }, None) => self.request_login(now, conn, user, credential),
             (ClientMessage::Resume { token, secret }, None) => self.resume(conn, token, secret),
+            // Quit (PROTOCOL.md §5.3): the session, if any, ends at once; the connection is closed either way.
+            (ClientMessage::Quit, session) => {
+                if let Some(idx) = session {
+                    self.end_session(idx, now);
+                }
+                self.close_conn(now, conn);
+                Ok(())
+            }
             (_, None) => Err(RequestError::NotLoggedIn),
             (ClientMessage::ListRooms, Some(_)) => {
                 let rooms = self.rooms.values().take(MAX_ROOMS).map(Room::info).collect();
