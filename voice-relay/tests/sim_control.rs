@@ -550,3 +550,24 @@ fn quit_ends_the_session_at_once() {
     sim.control(d, ClientMessage::Quit);
     assert!(sim.clients[d].closed);
 }
+
+/// PROTOCOL.md §6.4: a session whose control connection closed ends at the resume grace even while its address
+/// stays bound and keeps sending keepalives — datagrams never keep a session without a control connection alive.
+#[test]
+fn a_bound_address_sending_keepalives_does_not_outlive_the_grace() {
+    let mut sim = Sim::room_of(2, "lobby");
+    let bob = sim.clients[1].id();
+    sim.disconnect(1);
+    for _ in 0..11 {
+        sim.advance(Duration::from_secs(5));
+        for i in 0..2 {
+            let a = sim.clients[i].addr;
+            sim.datagram(a, &[]);
+        }
+    }
+    assert_eq!(sim.relay.counters().bindings_expired, 0, "bob's keepalives keep his binding");
+    assert_eq!(sim.relay.session_count(), 2, "55 s: inside the grace");
+    sim.advance(Duration::from_secs(6));
+    assert_eq!(sim.relay.session_count(), 1, "61 s: bob's session ended, keepalives or not");
+    assert!(sim.clients[0].inbox.contains(&ServerMessage::MemberLeft { id: bob }));
+}
