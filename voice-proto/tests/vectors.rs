@@ -74,7 +74,14 @@ fn vectors() -> Vec<(&'static str, Expect)> {
     let n = rewrite_up_to_down(&mut down, ME).expect("valid audio up");
     down.truncate(n);
     let whisper = sealed(
-        AudioHeader { flags: AudioFlags::END_OF_TALKSPURT, target: WhisperTarget(3), seq: Seq(1001), ..h },
+        // The next frame: seq and timestamp both move on (20 ms = 960 samples).
+        AudioHeader {
+            flags: AudioFlags::END_OF_TALKSPURT,
+            target: WhisperTarget(3),
+            seq: Seq(1001),
+            timestamp: Timestamp(960_960),
+            ..h
+        },
         &[0xF8, 0xFF, 0xFE],
     );
     let blocks = [
