@@ -106,8 +106,6 @@ mod counters;
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod driver;
 mod error;
-#[doc(hidden)]
-pub mod fuzzing;
 mod ids;
 mod loglimit;
 pub mod metrics;

@@ -8,10 +8,12 @@ mod mixer;
 // One copy of the wire-format oracles: voice-proto's own tests run the same file.
 #[path = "../../../voice-proto/tests/support/roundtrip.rs"]
 mod proto;
+mod relay;
 mod session;
 
 pub use codec::codec_decode;
 pub use jitter::jitter;
 pub use mixer::mixer;
 pub use proto::{audio_open, control_stream, datagram};
+pub use relay::{relay_inputs, relay_inputs_counters};
 pub use session::session;

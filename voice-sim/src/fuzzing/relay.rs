@@ -1,5 +1,5 @@
-//! Body of the relay fuzz target, shared with the corpus-replay test (`tests/corpus.rs`) so that stable Rust replays
-//! exactly what the fuzzer runs. Not part of the API.
+//! Body of the `relay` fuzz target, shared with the corpus-replay test (`voice-sim/tests/corpus_relay.rs`) so that
+//! stable Rust replays exactly what the fuzzer runs.
 //!
 //! [`relay_inputs`] reads its input as a program: a sequence of operations — a raw datagram from one of a few
 //! addresses, raw control bytes on one of a few connections, a time advance, or a *well-formed* action built from
@@ -20,7 +20,7 @@ use bytes::{BufMut, BytesMut};
 use voice_proto::control::{ChannelConfig, ClientMessage, Credential, Message, SecretBytes, ServerMessage};
 use voice_proto::{Datagram, PacketKind, Ping, PublicId, ReceiverReport, ReportBlock, SessionSecret, SessionToken};
 
-use crate::{Authenticator, ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
+use voice_relay::{Authenticator, ConnId, Event, MemoryAuthenticator, Relay, RelayConfig, RoomConfig, SeededRng};
 
 const ADDRS: usize = 4;
 const CONNS: u64 = 3;
@@ -297,7 +297,7 @@ pub fn relay_inputs(data: &[u8]) {
 
 /// [`relay_inputs`], returning the relay's counters at the end (lets the corpus test check that its seeds reach
 /// deep states).
-pub fn relay_inputs_counters(data: &[u8]) -> crate::Counters {
+pub fn relay_inputs_counters(data: &[u8]) -> voice_relay::Counters {
     let mut f = Fuzz::new();
     let mut r = Input(data);
     while let Some(op) = r.u8() {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use voice_relay::fuzzing::relay_inputs;
+use voice_sim::fuzzing::relay_inputs;
 
 #[test]
 fn relay_corpus() {
@@ -22,7 +22,7 @@ fn relay_corpus() {
 #[test]
 fn seeds_reach_deep_states() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/relay");
-    let run = |name: &str| voice_relay::fuzzing::relay_inputs_counters(&std::fs::read(dir.join(name)).unwrap());
+    let run = |name: &str| voice_sim::fuzzing::relay_inputs_counters(&std::fs::read(dir.join(name)).unwrap());
     let talk = run("talk");
     assert!(talk.audio_forwarded >= 4, "{talk:?}");
     assert_eq!(talk.hellos_accepted, 2);
@@ -39,7 +39,7 @@ fn seeds_reach_deep_states() {
     assert_eq!(adhoc.rooms, 5, "ad-hoc room recreated after removal: {adhoc:?}");
 }
 
-/// One well-formed operation of the fuzz program (ops 2–9 build valid actions; see `voice_relay::fuzzing`).
+/// One well-formed operation of the fuzz program (ops 2–9 build valid actions; see `voice_sim::fuzzing`).
 fn op() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         (0u8..3, 0u8..3).prop_map(|(c, u)| vec![3, c, u]),
