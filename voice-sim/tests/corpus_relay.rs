@@ -8,14 +8,7 @@ use voice_sim::fuzzing::relay_inputs;
 
 #[test]
 fn relay_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/relay");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.expect("directory entry").path();
-        let data = std::fs::read(&path).expect("corpus file");
-        relay_inputs(&data);
-        n += 1;
-    }
+    let n = voice_sim::fuzzing::replay_corpus("relay", relay_inputs);
     assert!(n >= 10, "corpus has {n} files");
 }
 

@@ -13,16 +13,23 @@ use voice_proto::{PublicId, Seq, Timestamp};
 ///
 /// Each op is one byte (`op % 4`) and its operands: 0 a packet (talker byte, seq delta, timestamp delta, a length
 /// byte and that many payload bytes), 1 add a listener (one byte: its id), 2 remove a listener or a talker (one
-/// byte), 3 time passes (one byte, × 2 ms) and the due frames are mixed.
+/// byte), 3 time passes (one byte: 0–126 ms, in 2 ms steps) and the due frames are mixed. At most 4 talkers and 4
+/// listeners, and 64 ops per input: every mixed frame is a decode per talker and an encode per mix, and what more
+/// of them could reach, fewer reach too.
 pub fn mixer(data: &[u8]) {
     #[allow(clippy::disallowed_methods, reason = "the simulated clock needs an origin; only offsets from it matter")]
     let t0 = Instant::now();
-    let config = MixerConfig::default().with_limits(4, 8);
+    let config = MixerConfig::default().with_limits(4, 4);
     let Ok(mut mixer) = Mixer::new(config, t0) else { return };
     let (mut now, mut seq, mut ts) = (t0, 0u64, 0u32);
     let mut rest = data;
+    let mut ops = 0;
     while let Some((&op, tail)) = rest.split_first() {
         rest = tail;
+        ops += 1;
+        if ops > 64 {
+            return;
+        }
         match op % 4 {
             0 => {
                 let [talker, dseq, dts, len, tail @ ..] = rest else { return };
@@ -44,7 +51,7 @@ pub fn mixer(data: &[u8]) {
             1 | 2 => {
                 let Some((&b, tail)) = rest.split_first() else { return };
                 rest = tail;
-                let id = PublicId(u32::from(b % 8) + 1);
+                let id = PublicId(u32::from(b % 6) + 1);
                 if op % 4 == 1 {
                     let _ = mixer.add_listener(id);
                 } else if b & 0x80 != 0 {
@@ -56,7 +63,7 @@ pub fn mixer(data: &[u8]) {
             _ => {
                 let Some((&ms, tail)) = rest.split_first() else { return };
                 rest = tail;
-                now += Duration::from_millis(u64::from(ms) * 2);
+                now += Duration::from_millis(u64::from(ms % 64) * 2);
                 // Corrupt packets are concealed, never an error: a failing mix is a bug.
                 mixer.handle_timeout(now).expect("mixing never fails on packet content");
                 while let Some(out) = mixer.poll_output() {
