@@ -250,7 +250,7 @@ impl Downlink {
     /// Impairs one datagram from the relay; returns its log entry if it is audio.
     fn offer(&mut self, now: Instant, bytes: &[u8]) -> Option<AudioLog> {
         let imp = self.impairment;
-        let audio = bytes.len() >= 22 && bytes[0] == 1 && bytes[1] == 0x02;
+        let audio = bytes.len() >= 22 && bytes[0] == voice_proto::VERSION && bytes[1] == 0x02;
         let mut delay = imp.latency;
         let mut entry = None;
         if audio {
@@ -293,5 +293,36 @@ impl Downlink {
                 self.bad
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use voice_proto::{AudioHeader, KeyId, MediaKey, PublicId, Seq, SessionSecret, SessionToken, Timestamp};
+
+    use super::*;
+
+    /// The proxy must recognise the relay's AUDIO_DOWN of the protocol version in use (it impairs and logs only
+    /// those): a real one, built as a client and the relay build it, is logged with its sequence number.
+    #[test]
+    fn a_real_audio_down_is_recognised_and_logged() {
+        let key = MediaKey::new(KeyId(1), &[7; 32]);
+        let uplink = SessionSecret::new([9; 32]).uplink_key();
+        let header = AudioHeader { seq: Seq(42), timestamp: Timestamp(960), ..AudioHeader::default() };
+        let mut buf = [0u8; voice_proto::MAX_DATAGRAM_LEN];
+        let n = key.seal_audio_up(&uplink, SessionToken(5), PublicId(3), &header, b"opus", &mut buf).expect("seals");
+        let n = voice_proto::rewrite_up_to_down(&mut buf[..n], PublicId(3)).expect("rewrites");
+        let mut down = Downlink {
+            impairment: Impairment::default(),
+            rng: Rng::new(1),
+            bad: false,
+            queue: BinaryHeap::new(),
+            order: 0,
+        };
+        #[allow(clippy::disallowed_methods, reason = "a unit test: any instant will do")]
+        let now = Instant::now();
+        let entry = down.offer(now, &buf[..n]).expect("recognised as audio");
+        assert_eq!((entry.seq, entry.timestamp, entry.delivered), (42, 960, true));
+        assert_eq!(entry.payload_len, 4, "the Opus bytes, without header and AEAD tag");
     }
 }
