@@ -483,7 +483,7 @@ impl Server {
         let udp_stop = Arc::new(AtomicBool::new(false));
         // However this future ends — returned, failed, dropped unfinished (an aborted task) or by a panic — the UDP
         // threads and the accept loop stop.
-        let _stop_all = StopOnDrop { udp: Arc::clone(&udp_stop), tasks: Arc::clone(&stop) };
+        let mut stop_all = StopOnDrop { udp: Arc::clone(&udp_stop), tasks: Arc::clone(&stop), threads: Vec::new() };
         let tcp = TcpListener::from_std(tcp).map_err(|source| DriverError::Bind { what: "tcp", source })?;
         let tls = tls.map(tokio_rustls::TlsAcceptor::from);
         let prelogin = prelogin::PreLogin::new(conn_limits);
@@ -527,12 +527,13 @@ impl Server {
             }
         }
         drop(events_tx);
+        stop_all.threads = threads;
         let verifier = auth::Verifier::new(auth, auth_pool, login_backoff, weak_cmds);
         let links = core::ShardLinks { cmds: shard_cmds, events: events_rx, retired };
         let mut core = core::Core::new(control, links, Arc::clone(&shared), stats, verifier);
         let result = core.run(cmd_rx, stop.subscribe()).await;
         udp_stop.store(true, Ordering::Relaxed);
-        let shards = workers::join(threads).await;
+        let shards = workers::join(std::mem::take(&mut stop_all.threads)).await;
         let (control, retired) = core.into_parts();
         result?;
         Ok(Relay::from_parts(control, shards, retired))
@@ -540,16 +541,22 @@ impl Server {
 }
 
 /// Stops the UDP threads (they see the flag within their 20 ms read timeout) and the control tasks when
-/// [`Server::run`] ends in any way.
+/// [`Server::run`] ends in any way. The threads `run` has not joined itself — it was dropped unfinished, as an
+/// aborted task is — are joined here, so their sockets are closed when the drop returns (a wait of at most one
+/// read timeout, on whatever thread drops the future).
 struct StopOnDrop {
     udp: Arc<AtomicBool>,
     tasks: Arc<watch::Sender<bool>>,
+    threads: Vec<workers::Worker>,
 }
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.udp.store(true, Ordering::Relaxed);
         self.tasks.send_replace(true);
+        for (handle, _) in self.threads.drain(..) {
+            let _ = handle.join();
+        }
     }
 }
 
