@@ -48,6 +48,8 @@ pub(crate) enum Cmd {
     Authenticated { id: crate::AuthId, result: Result<crate::UserInfo, crate::AuthError> },
     /// A snapshot of the counters, for the metrics endpoint or a [`super::MetricsHandle`].
     Metrics { reply: tokio::sync::oneshot::Sender<Box<super::MetricsSnapshot>> },
+    /// What the UDP threads share with the core task, for a snapshot that asks them for fresh copies first.
+    Shared { reply: tokio::sync::oneshot::Sender<std::sync::Arc<super::Shared>> },
     /// Replace the authenticator (a configuration reload: [`super::ReloadHandle`]).
     SetAuthenticator(NewAuthenticator),
     /// Apply a new relay configuration ([`super::ReloadHandle::reconfigure`]).

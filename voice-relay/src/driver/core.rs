@@ -214,6 +214,9 @@ impl Core {
                     self.control.connection_closed(now, conn);
                 }
             }
+            Cmd::Shared { reply } => {
+                let _ = reply.send(Arc::clone(&self.shared));
+            }
             Cmd::Metrics { reply } => {
                 let mut forward_latency = crate::metrics::LatencyHistogram::new();
                 for worker in &self.shared.latency {

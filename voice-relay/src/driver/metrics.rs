@@ -4,6 +4,8 @@
 //! task. Serving them over HTTP is the server application's business (the `voice-server` crate).
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -65,6 +67,10 @@ impl MetricsSnapshot {
     }
 }
 
+/// Longest a snapshot waits for the UDP threads' fresh copies (a thread stuck in a system call must not hold up
+/// a scrape): then it shows what they copied last.
+const COPY_WAIT: Duration = Duration::from_millis(200);
+
 /// Takes [`MetricsSnapshot`]s of a running [`super::Server`] ([`super::Server::metrics_handle`]). Cheap to clone;
 /// does not keep the server alive.
 #[derive(Clone, Debug)]
@@ -77,8 +83,30 @@ impl MetricsHandle {
 
     /// A snapshot, answered by the core task between two turns of its loop; `None` once the server has ended (or
     /// before it runs, the request then waits for it to start).
+    ///
+    /// The UDP threads copy their counters and latency histograms for the core task at most every few
+    /// milliseconds while audio flows; a snapshot first asks each of them for a fresh copy and waits for the
+    /// answers — at most one read timeout of an idle thread (20 ms), never more than 200 ms — so it shows
+    /// everything the threads had done when it was asked.
     pub async fn snapshot(&self) -> Option<MetricsSnapshot> {
         let cmds = self.0.upgrade()?;
+        let (reply, rx) = oneshot::channel();
+        cmds.send(Cmd::Shared { reply }).await.ok()?;
+        let shared = rx.await.ok()?;
+        let request = shared.copy_request.fetch_add(1, Ordering::AcqRel) + 1;
+        let answered = || shared.copied.iter().all(|c| c.0.load(Ordering::Acquire) >= request);
+        let _ = tokio::time::timeout(COPY_WAIT, async {
+            loop {
+                let woken = shared.copies.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
+                if answered() {
+                    return;
+                }
+                woken.await;
+            }
+        })
+        .await;
         let (reply, rx) = oneshot::channel();
         cmds.send(Cmd::Metrics { reply }).await.ok()?;
         drop(cmds);

@@ -182,6 +182,13 @@ struct Shared {
     latency: Vec<Padded<Mutex<LatencyHistogram>>>,
     /// Counters of each UDP thread's shard (likewise).
     counters: Vec<Padded<Mutex<Counters>>>,
+    /// A metrics snapshot's request for fresh copies: the threads copy at once when this is above what they last
+    /// answered, record the request they answered in `copied`, and wake `copies` ([`MetricsHandle::snapshot`]).
+    copy_request: AtomicU64,
+    /// The copy request each UDP thread last answered.
+    copied: Vec<Padded<AtomicU64>>,
+    /// Woken whenever a UDP thread answered a copy request.
+    copies: tokio::sync::Notify,
     /// Datagrams of a receive batch handled before their copies are sent ([`Server::with_udp_chunk`]).
     udp_chunk: usize,
 }
@@ -499,6 +506,9 @@ impl Server {
         let shared = Arc::new(Shared {
             latency: udp.iter().map(|_| Padded::default()).collect(),
             counters: udp.iter().map(|_| Padded::default()).collect(),
+            copy_request: AtomicU64::new(0),
+            copied: udp.iter().map(|_| Padded::default()).collect(),
+            copies: tokio::sync::Notify::new(),
             udp_chunk,
         });
         let (events_tx, events_rx) = mpsc::unbounded_channel();

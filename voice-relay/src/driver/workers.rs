@@ -151,6 +151,8 @@ fn run(index: usize, sock: &UdpSocket, shard: &mut Shard, cx: &Context) -> Resul
     // `send.latency`'s count and the shard's datagram count when they were last copied to `shared`.
     let (mut latency_published, mut counters_published) = (0u64, u64::MAX);
     let mut last_publish: Option<Instant> = None;
+    // The last copy request of a metrics snapshot this thread answered.
+    let mut answered = 0u64;
     let mut next_tick: Option<Instant> = None;
     while !cx.stop.load(Ordering::Relaxed) {
         if send.is_blocked() {
@@ -224,7 +226,12 @@ fn run(index: usize, sock: &UdpSocket, shard: &mut Shard, cx: &Context) -> Resul
         if after_turn(index, shard, now, cx) {
             await_confirmation(shard, cx, sock, &mut send, &mut out)?;
         }
-        if at.is_some() && last_publish.is_some_and(|t| now.saturating_duration_since(t) < PUBLISH_EVERY) {
+        // A snapshot waiting for fresh copies is answered now, whatever the throttle says.
+        let request = cx.shared.copy_request.load(Ordering::Acquire);
+        if request == answered
+            && at.is_some()
+            && last_publish.is_some_and(|t| now.saturating_duration_since(t) < PUBLISH_EVERY)
+        {
             continue;
         }
         last_publish = Some(now);
@@ -241,6 +248,13 @@ fn run(index: usize, sock: &UdpSocket, shard: &mut Shard, cx: &Context) -> Resul
             if let Some(c) = cx.shared.counters.get(index) {
                 udp::lock(&c.0).clone_from(shard.counters());
             }
+        }
+        if request != answered {
+            answered = request;
+            if let Some(a) = cx.shared.copied.get(index) {
+                a.0.store(request, Ordering::Release);
+            }
+            cx.shared.copies.notify_waiters();
         }
     }
     // Stopping: what is still queued goes out if the socket takes it now, and the totals are brought up to date.
