@@ -133,7 +133,8 @@ struct Listener {
 /// What one frame produced, in order: the talking listeners' mix-minus outputs, then the shared one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Out {
-    Own(usize),
+    /// Listener index, and where its member list starts in `own_members` (it is `members.len() - 1` long).
+    Own(usize, usize),
     Shared,
 }
 
@@ -151,7 +152,7 @@ pub struct Mixer {
     mix: Vec<f32>,
     minus: Vec<f32>,
     members: Vec<PublicId>,
-    /// Per talking listener in this frame: the talkers in its mix-minus (`members` without itself), by index.
+    /// The talkers in each talking listener's mix-minus (`members` without itself), one list after the other.
     own_members: Vec<PublicId>,
     shared_to: Vec<PublicId>,
     outputs: Vec<Out>,
@@ -303,15 +304,12 @@ impl Mixer {
         let out = *self.outputs.get(self.cursor)?;
         self.cursor += 1;
         Some(match out {
-            Out::Own(l) => {
+            Out::Own(l, start) => {
                 let listener = &self.listeners[l];
-                // The talking listeners' member lists are stored one after another, each `members.len() - 1`
-                // long, in the order of their outputs.
                 let n = self.members.len().saturating_sub(1);
-                let k = self.outputs[..self.cursor - 1].iter().filter(|o| matches!(o, Out::Own(_))).count();
                 MixOutput {
                     recipients: Recipients::One(listener.id),
-                    members: &self.own_members[k * n..(k + 1) * n],
+                    members: &self.own_members[start..start + n],
                     payload: &listener.encoder.packet[..listener.encoder.len],
                 }
             }
@@ -377,8 +375,9 @@ impl Mixer {
             }
             listener.encoder.encode(&self.minus)?;
             self.stats.encodes += 1;
+            let start = self.own_members.len();
             self.own_members.extend(self.members.iter().filter(|&&id| id != listener.id));
-            self.outputs.push(Out::Own(l));
+            self.outputs.push(Out::Own(l, start));
         }
         if !self.shared_to.is_empty() {
             for m in &mut self.mix {

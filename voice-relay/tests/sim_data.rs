@@ -368,7 +368,6 @@ fn forged_audio_from_the_members_address_does_not_use_up_its_rate_limit() {
 #[test]
 fn replayed_audio_is_refused_before_the_rate_limit() {
     let mut sim = Sim::room_of(2, "lobby");
-    let alice = sim.clients[0].id();
     let alice_addr = sim.clients[0].addr;
     let observed = sim.audio_bytes(0, 0, &[7; 60], false);
     sim.datagram(alice_addr, &observed);
@@ -379,11 +378,7 @@ fn replayed_audio_is_refused_before_the_rate_limit() {
     assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 0);
     // Alice's burst (50 packets, one used by the original) is untouched: 49 more real packets at the same instant
     // all pass.
-    for _ in 0..49 {
-        sim.audio(0, 0, &[8; 60], false);
-    }
-    assert_eq!(sim.clients[1].heard_from(alice), 50);
-    assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 0);
+    alice_burst_is_heard(&mut sim, 49, 0);
 }
 
 /// PINGs and RECEIVER_REPORTs with a bad uplink tag from the bound address are dropped before they are charged or
@@ -391,7 +386,6 @@ fn replayed_audio_is_refused_before_the_rate_limit() {
 #[test]
 fn forged_pings_and_reports_are_not_charged() {
     let mut sim = Sim::room_of(2, "lobby");
-    let alice = sim.clients[0].id();
     let a = sim.clients[0].addr;
     let mut ping = sim.ping_bytes(0, 5);
     ping[23] ^= 1;
@@ -410,11 +404,7 @@ fn forged_pings_and_reports_are_not_charged() {
     sim.datagram(a, &ping);
     assert_eq!(sim.clients[0].pongs, vec![6]);
     // Alice's whole audio burst (50 packets) is still there: pings and reports have a bucket of their own.
-    for _ in 0..50 {
-        sim.audio(0, 0, &[8; 60], false);
-    }
-    assert_eq!(sim.clients[1].heard_from(alice), 50);
-    assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 0);
+    alice_burst_is_heard(&mut sim, 50, 0);
 }
 
 /// A copied genuine PING (its tag is valid; it has no sequence number) replayed from the member's address is
@@ -422,7 +412,6 @@ fn forged_pings_and_reports_are_not_charged() {
 #[test]
 fn replayed_pings_do_not_touch_the_audio_budget() {
     let mut sim = Sim::room_of(2, "lobby");
-    let alice = sim.clients[0].id();
     let a = sim.clients[0].addr;
     let ping = sim.ping_bytes(0, 5);
     for _ in 0..200 {
@@ -431,9 +420,16 @@ fn replayed_pings_do_not_touch_the_audio_budget() {
     // The default burst is 50: 50 answered, 150 refused.
     assert_eq!(sim.clients[0].pongs.len(), 50);
     assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 150);
-    for _ in 0..50 {
+    alice_burst_is_heard(&mut sim, 50, 150);
+}
+
+/// Alice (client 0) sends `n` more audio packets at once: bob has then heard 50 of hers — her whole burst was left
+/// to her — and no more packets were rate-limited than `rate_limited` already were.
+fn alice_burst_is_heard(sim: &mut Sim, n: usize, rate_limited: u64) {
+    for _ in 0..n {
         sim.audio(0, 0, &[8; 60], false);
     }
+    let alice = sim.clients[0].id();
     assert_eq!(sim.clients[1].heard_from(alice), 50, "alice's audio burst is untouched");
-    assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), 150);
+    assert_eq!(sim.relay.counters().dropped(DropReason::RateLimited), rate_limited);
 }
